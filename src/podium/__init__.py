@@ -1,0 +1,1 @@
+"""Podium: durable multi-agent workflows."""

@@ -1,0 +1,142 @@
+"""Every state change of a run, as a frozen, kind-tagged value; one TypeAdapter (de)serialises them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+SkipReason = Literal["condition", "manual", "upstream_skipped", "upstream_failed"]
+CancelReason = Literal["run_cancelled", "fail_fast", "lost_race"]
+RunOutcome = Literal["succeeded", "failed", "cancelled"]
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    at: datetime
+
+
+class RunCreated(_Event):
+    """The run's whole definition: replay needs nothing else."""
+
+    kind: Literal["run.created"] = "run.created"
+    run_id: str
+    workflow: dict[str, Any]
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    workspace: str
+
+
+class RunResumed(_Event):
+    """A new driver took the run over; in-flight steps were requeued (idempotent) or interrupted."""
+
+    kind: Literal["run.resumed"] = "run.resumed"
+    requeued: list[str] = Field(default_factory=list)
+    interrupted: list[str] = Field(default_factory=list)
+
+
+class RunCancelRequested(_Event):
+    kind: Literal["run.cancel_requested"] = "run.cancel_requested"
+    reason: str = ""
+
+
+class RunCompleted(_Event):
+    kind: Literal["run.completed"] = "run.completed"
+    outcome: RunOutcome
+    error: str | None = None
+
+
+class StepStarted(_Event):
+    kind: Literal["step.started"] = "step.started"
+    step_id: str
+    attempt: int
+    generation: int = 0
+
+
+class StepSucceeded(_Event):
+    kind: Literal["step.succeeded"] = "step.succeeded"
+    step_id: str
+    output: Any = None
+    truncated: bool = False
+    meta: dict[str, Any] | None = None
+
+
+class StepRetrying(_Event):
+    """An attempt failed and another is parked until `retry_at`."""
+
+    kind: Literal["step.retrying"] = "step.retrying"
+    step_id: str
+    attempt: int
+    error: str
+    error_type: str = "error"
+    retry_at: datetime
+
+
+class StepFailed(_Event):
+    """An attempt failed and no retry is left (or the error is not retryable)."""
+
+    kind: Literal["step.failed"] = "step.failed"
+    step_id: str
+    attempt: int
+    error: str
+    error_type: str = "error"
+
+
+class StepSkipped(_Event):
+    kind: Literal["step.skipped"] = "step.skipped"
+    step_id: str
+    reason: SkipReason
+    message: str = ""
+
+
+class StepCancelled(_Event):
+    kind: Literal["step.cancelled"] = "step.cancelled"
+    step_id: str
+    reason: CancelReason
+
+
+class StepRetryRequested(_Event):
+    """A person asked for a failed, interrupted or cancelled step to run again."""
+
+    kind: Literal["step.retry_requested"] = "step.retry_requested"
+    step_id: str
+
+
+Event = Annotated[
+    RunCreated
+    | RunResumed
+    | RunCancelRequested
+    | RunCompleted
+    | StepStarted
+    | StepSucceeded
+    | StepRetrying
+    | StepFailed
+    | StepSkipped
+    | StepCancelled
+    | StepRetryRequested,
+    Field(discriminator="kind"),
+]
+
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+EVENT_LIST_ADAPTER: TypeAdapter[list[Event]] = TypeAdapter(list[Event])
+
+
+def encode(event: Event) -> bytes:
+    """Compact JSON without the `kind` tag (stored beside it) and without default-valued fields."""
+    return event.__pydantic_serializer__.to_json(event, exclude_defaults=True)
+
+
+def _tagged(kind: str, data: bytes | str) -> str:
+    text = data.decode() if isinstance(data, bytes) else data
+    return f'{{"kind":"{kind}",{text[1:]}' if len(text) > 2 else f'{{"kind":"{kind}"}}'
+
+
+def decode(kind: str, data: bytes | str) -> Event:
+    return EVENT_ADAPTER.validate_json(_tagged(kind, data))
+
+
+def decode_many(rows: list[tuple[str, bytes | str]]) -> list[Event]:
+    """Decode many (kind, data) rows in one call: much faster than one by one."""
+    if not rows:
+        return []
+    return EVENT_LIST_ADAPTER.validate_json("[" + ",".join(_tagged(k, d) for k, d in rows) + "]")

@@ -1,0 +1,130 @@
+"""Podium's one exception tree. Every message says what went wrong and what to do next.
+
+    PodiumError
+    ├── UsageError                 misuse of the API or CLI, raised before anything changes
+    │   └── InputError             a bad --input / submit input value
+    ├── SpecError                  an invalid workflow or plan; carries every problem with its path
+    ├── StoreError                 the event store cannot be used
+    │   ├── StoreUnavailableError  cannot open / connect (bad path, permissions, newer schema)
+    │   ├── ConcurrencyError       an append lost a race (stale sequence number or lease epoch)
+    │   └── LeaseHeldError         another live process drives this run
+    ├── RunError                   about one run; carries run_id (and step_id where it applies)
+    │   ├── RunNotFoundError
+    │   ├── RunExistsError
+    │   ├── StepNotFoundError
+    │   └── InvalidTransitionError a control command that does not fit the run's state
+    └── StepExecutionError         raised by executors; becomes a StepFailed event, never escapes a run
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+class PodiumError(Exception):
+    """Base class of every error Podium raises on purpose."""
+
+
+class UsageError(PodiumError):
+    """The API or CLI was called wrongly; nothing was changed."""
+
+
+class InputError(UsageError):
+    """A run input is malformed or missing."""
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One validation problem: where it is (a dotted/indexed path) and what is wrong."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class SpecError(PodiumError):
+    """A workflow (or plan) is invalid. `problems` lists every problem found, each with its path."""
+
+    def __init__(self, problems: Sequence[Problem], *, source: str | None = None) -> None:
+        self.problems = list(problems)
+        self.source = source
+        where = f"{source}: " if source else ""
+        count = len(self.problems)
+        head = f"{where}{count} problem{'s' if count != 1 else ''} in workflow"
+        super().__init__(head + "\n" + "\n".join(f"  {p}" for p in self.problems))
+
+
+class StoreError(PodiumError):
+    """The event store failed."""
+
+
+class StoreUnavailableError(StoreError):
+    """The store cannot be opened: bad location, permissions, corruption or a newer schema."""
+
+
+class ConcurrencyError(StoreError):
+    """An append was refused: the expected sequence number or the lease epoch is stale."""
+
+
+class LeaseHeldError(StoreError):
+    """Another live process holds this run's lease."""
+
+    def __init__(self, run_id: str, owner: str) -> None:
+        self.run_id = run_id
+        self.owner = owner
+        super().__init__(
+            f"run {run_id} is being driven by {owner}; wait for it to finish or stop that "
+            "process, then try again"
+        )
+
+
+class RunError(PodiumError):
+    """An error about one run."""
+
+    def __init__(self, message: str, *, run_id: str, step_id: str | None = None) -> None:
+        self.run_id = run_id
+        self.step_id = step_id
+        super().__init__(message)
+
+
+class RunNotFoundError(RunError):
+    def __init__(self, run_id: str) -> None:
+        super().__init__(
+            f"no run with id {run_id!r}; `podium runs` lists the runs in this store",
+            run_id=run_id,
+        )
+
+
+class RunExistsError(RunError):
+    def __init__(self, run_id: str) -> None:
+        super().__init__(
+            f"a run with id {run_id!r} already exists; choose another --run-id or resume it "
+            f"with `podium resume {run_id}`",
+            run_id=run_id,
+        )
+
+
+class StepNotFoundError(RunError):
+    def __init__(self, run_id: str, step_id: str, known: Sequence[str]) -> None:
+        shown = ", ".join(sorted(known)[:20]) or "none"
+        super().__init__(
+            f"run {run_id} has no step {step_id!r}; its steps are: {shown}",
+            run_id=run_id,
+            step_id=step_id,
+        )
+
+
+class InvalidTransitionError(RunError):
+    """A control command (retry, skip, cancel, resume) does not fit the state of the run or step."""
+
+
+class StepExecutionError(PodiumError):
+    """Raised by an executor. `retryable` says whether the step's retry policy may try again."""
+
+    def __init__(self, message: str, *, retryable: bool = True, error_type: str = "error") -> None:
+        self.retryable = retryable
+        self.error_type = error_type
+        super().__init__(message)

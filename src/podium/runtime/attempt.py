@@ -1,0 +1,103 @@
+"""One attempt of one step: render its templates, run its executor under its timeout, and report
+the outcome. Failures become values here; only cancellation propagates."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from podium.core.state import RunState, StepState
+from podium.errors import StepExecutionError
+from podium.ids import idempotency_key
+from podium.spec.model import StepBase
+from podium.spec.template import TemplateError, render_value
+from podium.steps import StepContext, executor_for
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    step_id: str
+    attempt: int
+    output: Any = None
+    meta: dict[str, Any] | None = None
+    error: str | None = None
+    retryable: bool = False
+    error_type: str = "error"
+
+
+def prepare(state: RunState, step: StepState) -> tuple[StepBase, StepContext]:
+    """Render the step against committed outputs; build its context. Raises StepExecutionError."""
+    spec = step.spec
+    if spec.templated:
+        spec = _render(state, spec)
+    ctx = StepContext(
+        run_id=state.run_id,
+        step_id=step.id,
+        attempt=step.attempts,
+        idempotency_key=idempotency_key(state.run_id, step.id, step.generation),
+        workspace=Path(state.workspace),
+        output_limit_bytes=state.workflow.output_limit_bytes,
+    )
+    return spec, ctx
+
+
+def _render(state: RunState, spec: StepBase) -> StepBase:
+    changes: dict[str, Any] = {}
+    context: dict[str, Any] | None = None
+    for name in spec.templated:
+        value = getattr(spec, name)
+        if not _has_template(value):
+            continue
+        context = context or state.template_context()
+        try:
+            changes[name] = render_value(value, context)
+        except (TemplateError, ValueError) as exc:
+            raise StepExecutionError(f"{name}: {exc}", retryable=False, error_type="template") from exc
+    if not changes:
+        return spec
+    try:
+        return type(spec).model_validate({**spec.model_dump(exclude_unset=True), **changes})
+    except ValueError as exc:
+        raise StepExecutionError(
+            f"rendered step is invalid: {exc}", retryable=False, error_type="template"
+        ) from exc
+
+
+def _has_template(value: Any) -> bool:
+    if isinstance(value, str):
+        return "${{" in value
+    if isinstance(value, dict):
+        return any(_has_template(k) or _has_template(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_template(v) for v in value)
+    return False
+
+
+async def run_attempt(state: RunState, step: StepState) -> Outcome:
+    """Run one attempt; every failure is returned as an Outcome, cancellation propagates."""
+    attempt = step.attempts
+    try:
+        spec, ctx = prepare(state, step)
+        executor = executor_for(spec.kind)  # type: ignore[attr-defined]
+        if spec.timeout is None:
+            result = await executor.execute(spec, ctx)
+        else:
+            async with asyncio.timeout(spec.timeout):
+                result = await executor.execute(spec, ctx)
+    except TimeoutError:
+        return Outcome(
+            step.id, attempt, error=f"timed out after {step.spec.timeout:g}s",
+            retryable=True, error_type="timeout",
+        )
+    except StepExecutionError as exc:
+        return Outcome(
+            step.id, attempt, error=str(exc), retryable=exc.retryable, error_type=exc.error_type
+        )
+    except Exception as exc:  # an executor bug must not kill the run's driver
+        return Outcome(
+            step.id, attempt, error=f"{type(exc).__name__}: {exc}", retryable=False,
+            error_type="internal",
+        )
+    return Outcome(step.id, attempt, output=result.output, meta=result.meta)

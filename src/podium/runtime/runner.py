@@ -1,0 +1,240 @@
+"""Drives one run: fold outcomes into the state, decide, commit the turn's events in one append,
+then launch what was started. Exactly one driver per run, holding the run's lease."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from collections.abc import Callable
+from datetime import datetime
+
+from podium.clock import Clock
+from podium.core import events as ev
+from podium.core.control import cancel_event, retry_event, skip_event
+from podium.core.outputs import cap_output
+from podium.core.scheduler import Decision, decide, failure_event, recover
+from podium.core.state import RunState, StepStatus, apply
+from podium.errors import InvalidTransitionError, PodiumError
+from podium.runtime.attempt import Outcome, run_attempt
+from podium.runtime.bus import EventBus
+from podium.store.base import EventStore, Lease, Signal, StoredEvent
+
+SIGNAL_POLL_SECONDS = 0.25
+LEASE_TTL_SECONDS = 15.0
+
+
+class RunDriver:
+    """The turn loop of one run. `drive()` returns when the run completes or parks."""
+
+    def __init__(
+        self,
+        *,
+        state: RunState,
+        store: EventStore,
+        lease: Lease,
+        bus: EventBus,
+        clock: Clock,
+        slots: Callable[[], int | None] = lambda: None,
+    ) -> None:
+        self.state = state
+        self._store = store
+        self.lease = lease
+        self._bus = bus
+        self._clock = clock
+        self._slots = slots
+        self._committed_seq = state.seq
+        self._buffer: list[ev.Event] = []
+        self._consumed: list[int] = []
+        self._inbox: asyncio.Queue[Outcome | tuple[str, str] | None] = asyncio.Queue()
+        self._tasks: dict[str, asyncio.Task[Outcome]] = {}
+        self._cancelling: dict[str, ev.CancelReason] = {}
+        self._signals_at = 0.0
+        self._lost: PodiumError | None = None
+
+    # -------------------------------------------------------------------------- public
+
+    def poke(self) -> None:
+        """Wake the loop now (a control signal was posted for this run)."""
+        self._inbox.put_nowait(None)
+
+    async def drive(self, *, resumed: bool = False) -> RunState:
+        heartbeat = asyncio.create_task(self._heartbeat())
+        try:
+            if resumed:
+                self._record(recover(self.state, self._clock.now()))
+            await self._loop()
+        finally:
+            heartbeat.cancel()
+            await self._abandon_tasks()
+            self._bus.close_run(self.state.run_id)
+        return self.state
+
+    # ---------------------------------------------------------------------------- loop
+
+    async def _loop(self) -> None:
+        await self._take_signals()
+        while True:
+            decision = self._decide_until_stable()
+            await self._commit()
+            self._launch(decision)
+            if self._finished():
+                return
+            await self._wait(decision.wake_at)
+
+    def _finished(self) -> bool:
+        if self._tasks:
+            return False
+        state = self.state
+        return state.outcome is not None or (not state.retrying and state.status == "waiting")
+
+    def _decide_until_stable(self) -> Decision:
+        """Apply decisions until the core has nothing more to say this turn."""
+        starts: list[str] = []
+        while True:
+            decision = decide(self.state, self._clock.now(), slots=self._slots())
+            for event in decision.events:
+                self._record(event)
+            starts += decision.start
+            if not decision.events:
+                return Decision(start=starts, cancel=decision.cancel, wake_at=decision.wake_at)
+
+    def _record(self, event: ev.Event) -> None:
+        apply(self.state, event)
+        self._buffer.append(event)
+
+    async def _commit(self) -> None:
+        if not self._buffer:
+            return
+        events, self._buffer = self._buffer, []
+        consumed, self._consumed = self._consumed, []
+        first = self._committed_seq + 1
+        self._committed_seq = await self._store.append(
+            self.state.run_id,
+            events,
+            expected_seq=self._committed_seq,
+            epoch=self.lease.epoch,
+            status=self.state.status,  # type: ignore[arg-type]
+            consumed_signals=consumed,
+        )
+        stored = [StoredEvent(self.state.run_id, first + i, e) for i, e in enumerate(events)]
+        self._bus.publish(self.state.run_id, stored)
+
+    def _launch(self, decision: Decision) -> None:
+        state = self.state
+        for step_id in decision.start:
+            task = asyncio.create_task(run_attempt(state, state.steps[step_id]))
+            task.add_done_callback(functools.partial(self._on_done, step_id))
+            self._tasks[step_id] = task
+        for step_id in decision.cancel:
+            task = self._tasks.get(step_id)
+            if task is not None and step_id not in self._cancelling:
+                self._cancelling[step_id] = self._cancel_reason()
+                task.cancel()
+
+    def _cancel_reason(self) -> ev.CancelReason:
+        stopping = self.state.stopping
+        if stopping == "fail_fast":
+            return "fail_fast"
+        return "run_cancelled" if stopping == "cancel" else "lost_race"
+
+    def _on_done(self, step_id: str, task: asyncio.Task[Outcome]) -> None:
+        if self._tasks.get(step_id) is not task:
+            return
+        if task.cancelled():
+            self._inbox.put_nowait(("cancelled", step_id))
+        else:
+            self._inbox.put_nowait(task.result())
+
+    async def _wait(self, wake_at: datetime | None) -> None:
+        """Sleep until an outcome or a poke arrives, a parked timer is due, or signals are due."""
+        poked = False
+        if self._inbox.empty():
+            timeout = SIGNAL_POLL_SECONDS
+            if wake_at is not None:
+                timeout = min(timeout, max((wake_at - self._clock.now()).total_seconds(), 0.0))
+            with contextlib.suppress(TimeoutError):
+                item = await asyncio.wait_for(self._inbox.get(), timeout)
+                poked = item is None
+                self._absorb(item)
+        while not self._inbox.empty():
+            item = self._inbox.get_nowait()
+            poked = poked or item is None
+            self._absorb(item)
+        if self._lost is not None:
+            raise self._lost
+        if poked or self._clock.monotonic() - self._signals_at >= SIGNAL_POLL_SECONDS:
+            await self._take_signals()
+
+    def _absorb(self, item: Outcome | tuple[str, str] | None) -> None:
+        if item is None:
+            return
+        if isinstance(item, tuple):
+            step_id = item[1]
+            self._tasks.pop(step_id, None)
+            reason = self._cancelling.pop(step_id, "run_cancelled")
+            self._record(ev.StepCancelled(at=self._clock.now(), step_id=step_id, reason=reason))
+            return
+        self._tasks.pop(item.step_id, None)
+        self._cancelling.pop(item.step_id, None)
+        if self.state.steps[item.step_id].status is not StepStatus.RUNNING:
+            return
+        self._record(self._outcome_event(item))
+
+    def _outcome_event(self, outcome: Outcome) -> ev.Event:
+        now = self._clock.now()
+        if outcome.error is None:
+            output, truncated = cap_output(outcome.output, self.state.workflow.output_limit_bytes)
+            return ev.StepSucceeded(
+                at=now, step_id=outcome.step_id, output=output, truncated=truncated,
+                meta=outcome.meta,
+            )
+        return failure_event(
+            self.state, outcome.step_id, attempt=outcome.attempt, error=outcome.error,
+            retryable=outcome.retryable, error_type=outcome.error_type, now=now,
+        )
+
+    # ------------------------------------------------------------------------- signals
+
+    async def _take_signals(self) -> None:
+        self._signals_at = self._clock.monotonic()
+        for signal in await self._store.pending_signals(self.state.run_id):
+            self._consumed.append(signal.id)
+            with contextlib.suppress(InvalidTransitionError):
+                self._record(self._signal_event(signal))
+
+    def _signal_event(self, signal: Signal) -> ev.Event:
+        now = self._clock.now()
+        step_id = str(signal.payload.get("step_id", ""))
+        if signal.kind == "cancel":
+            return cancel_event(self.state, now, str(signal.payload.get("reason", "")))
+        if signal.kind == "retry":
+            return retry_event(self.state, step_id, now)
+        return skip_event(self.state, step_id, now)
+
+    # ----------------------------------------------------------------------- lifecycle
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(LEASE_TTL_SECONDS / 3)
+            try:
+                self.lease = await self._store.renew_lease(
+                    self.lease, ttl_seconds=LEASE_TTL_SECONDS
+                )
+            except PodiumError as exc:  # taken over: stop driving, commit nothing more
+                self._lost = exc
+                self.poke()
+                return
+
+    async def _abandon_tasks(self) -> None:
+        """On exit (normal or not) cancel leftover attempts without recording anything: a
+        later resume sees them in flight and requeues or interrupts them."""
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
+
+
+__all__ = ["LEASE_TTL_SECONDS", "PodiumError", "RunDriver"]

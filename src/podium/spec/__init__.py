@@ -1,0 +1,1 @@
+"""Workflow specification: models, loading with caps, templating and validation."""

@@ -1,0 +1,236 @@
+"""The workflow model: steps of each kind, retry policy, joins, inputs. Validated by pydantic."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+STEP_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,127}$"
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+MAX_STEPS = 10_000
+DEFAULT_OUTPUT_LIMIT_BYTES = 1024 * 1024
+
+
+def parse_duration(value: object) -> float | None:
+    """`30`, `2.5`, `"500ms"`, `"30s"`, `"5m"`, `"1h"` -> seconds."""
+    if value is None or isinstance(value, bool):
+        return None if value is None else _bad_duration(value)
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str) and (match := _DURATION.match(value)):
+        return float(match.group(1)) * _UNITS[match.group(2)]
+    return _bad_duration(value)
+
+
+def _bad_duration(value: object) -> float:
+    raise ValueError(f"{value!r} is not a duration; write seconds (30) or 500ms, 30s, 5m, 1h")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RetryPolicy(_Frozen):
+    """Exponential backoff with jitter. `retry: 3` is short for `retry: {max_attempts: 3}`."""
+
+    max_attempts: int = Field(1, ge=1, le=100)
+    initial_delay_seconds: float = Field(1.0, ge=0, le=86_400)
+    backoff: float = Field(2.0, ge=1, le=10)
+    max_delay_seconds: float = Field(300.0, ge=0, le=86_400)
+    jitter: float = Field(0.1, ge=0, le=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        if isinstance(data, int) and not isinstance(data, bool):
+            return {"max_attempts": data}
+        return data
+
+    @field_validator("initial_delay_seconds", "max_delay_seconds", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return parse_duration(value)
+
+    def delay_seconds(self, attempt: int, unit_random: float) -> float:
+        """Delay before attempt `attempt + 1`, given a number in [0, 1) for the jitter."""
+        base = self.initial_delay_seconds * self.backoff ** max(attempt - 1, 0)
+        spread = 1.0 + self.jitter * (2.0 * unit_random - 1.0)
+        return min(self.max_delay_seconds, base * spread)
+
+
+class Quorum(_Frozen):
+    quorum: int = Field(ge=1)
+
+
+JoinSpec = Literal["all", "any"] | Quorum
+OnFailure = Literal["fail_fast", "collect"]
+OutputSpec = Literal["text", "json"] | dict[str, Any]
+
+
+class StepBase(_Frozen):
+    """Fields every step kind shares. `templated` names the fields rendered at start time."""
+
+    templated: ClassVar[tuple[str, ...]] = ()
+    default_idempotent: ClassVar[bool] = False
+
+    id: str = Field(pattern=STEP_ID_PATTERN)
+    name: str | None = None
+    needs: list[str] = Field(default_factory=list)
+    join: JoinSpec = "all"
+    on_failure: OnFailure | None = None
+    allow_failure: bool = False
+    allow_skipped: bool = False
+    when: str | None = None
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    timeout: float | None = Field(None, gt=0, le=7 * 86_400)
+    idempotent: bool | None = None
+    expected_seconds: float = Field(1.0, ge=0, le=30 * 86_400)
+    output: OutputSpec = "text"
+
+    @field_validator("needs", mode="before")
+    @classmethod
+    def _needs_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("timeout", "expected_seconds", mode="before")
+    @classmethod
+    def _durations(cls, value: Any) -> Any:
+        return parse_duration(value)
+
+    @property
+    def is_idempotent(self) -> bool:
+        return self.default_idempotent if self.idempotent is None else self.idempotent
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.id
+
+
+class ShellStep(StepBase):
+    """Runs a program. `run` is split into argv (no shell) unless `shell: sh|bash` is given."""
+
+    templated: ClassVar[tuple[str, ...]] = ("run", "env", "cwd", "stdin")
+    kind: Literal["shell"] = "shell"
+    run: str | list[str]
+    shell: Literal["sh", "bash"] | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: str | None = None
+    stdin: str | None = None
+
+    @field_validator("run")
+    @classmethod
+    def _not_empty(cls, value: str | list[str]) -> str | list[str]:
+        if not value or (isinstance(value, str) and not value.strip()):
+            raise ValueError("run must name a command")
+        return value
+
+
+class PythonStep(StepBase):
+    """Calls a registered name or an importable `package.module:function` with keyword `args`."""
+
+    templated: ClassVar[tuple[str, ...]] = ("args",)
+    kind: Literal["python"] = "python"
+    call: str = Field(min_length=1)
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class FileStep(StepBase):
+    """Reads, writes or appends a file inside the run's workspace."""
+
+    templated: ClassVar[tuple[str, ...]] = ("path", "content")
+    kind: Literal["file"] = "file"
+    op: Literal["read", "write", "append"]
+    path: str = Field(min_length=1)
+    content: Any = None
+
+    @property
+    def is_idempotent(self) -> bool:
+        if self.idempotent is not None:
+            return self.idempotent
+        return self.op != "append"
+
+    @model_validator(mode="after")
+    def _content_for_writes(self) -> FileStep:
+        if self.op in ("write", "append") and self.content is None:
+            raise ValueError(f"op {self.op} needs content")
+        if self.op == "read" and self.content is not None:
+            raise ValueError("op read takes no content")
+        return self
+
+
+HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+
+
+class HttpStep(StepBase):
+    """Sends one HTTP request; a 2xx (or a listed `expect_status`) is success."""
+
+    templated: ClassVar[tuple[str, ...]] = ("url", "headers", "body", "query")
+    kind: Literal["http"] = "http"
+    url: str = Field(min_length=1)
+    method: HttpMethod = "GET"
+    headers: dict[str, str] = Field(default_factory=dict)
+    query: dict[str, Any] = Field(default_factory=dict)
+    body: Any = None
+    expect_status: list[int] | None = None
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @property
+    def is_idempotent(self) -> bool:
+        if self.idempotent is not None:
+            return self.idempotent
+        return self.method in ("GET", "HEAD", "PUT", "DELETE")
+
+
+Step = Annotated[ShellStep | PythonStep | FileStep | HttpStep, Field(discriminator="kind")]
+STEP_TYPES: dict[str, type[StepBase]] = {
+    "shell": ShellStep,
+    "python": PythonStep,
+    "file": FileStep,
+    "http": HttpStep,
+}
+PLANNED_KINDS = ("agent", "human", "plan", "workflow", "loop")
+
+InputType = Literal["string", "integer", "number", "boolean", "object", "array"]
+
+
+class InputSpec(_Frozen):
+    type: InputType = "string"
+    default: Any = None
+    required: bool | None = None
+    description: str = ""
+
+    @property
+    def is_required(self) -> bool:
+        return self.default is None if self.required is None else self.required
+
+
+class Workflow(_Frozen):
+    """A named, versioned graph of steps with typed inputs."""
+
+    name: str = Field(min_length=1, max_length=200)
+    version: str = "1"
+    description: str = ""
+    inputs: dict[str, InputSpec] = Field(default_factory=dict)
+    steps: list[Step] = Field(min_length=1, max_length=MAX_STEPS)
+    max_concurrency: int | None = Field(None, ge=1, le=100_000)
+    on_failure: OnFailure = "fail_fast"
+    output_limit_bytes: int = Field(DEFAULT_OUTPUT_LIMIT_BYTES, ge=1024, le=64 * 1024 * 1024)
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+    def step(self, step_id: str) -> StepBase:
+        for step in self.steps:
+            if step.id == step_id:
+                return step
+        raise KeyError(step_id)

@@ -13,7 +13,7 @@
     │   ├── RunExistsError
     │   ├── StepNotFoundError
     │   └── InvalidTransitionError a control command that does not fit the run's state
-    └── StepExecutionError         raised by executors; becomes a StepFailed event, never escapes a run
+    └── StepExecutionError         raised by executors; becomes a StepFailed event
 """
 
 from __future__ import annotations

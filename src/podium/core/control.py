@@ -43,7 +43,9 @@ def retry_event(state: RunState, step_id: str, now: datetime) -> ev.StepRetryReq
 def skip_event(state: RunState, step_id: str, now: datetime) -> ev.StepSkipped:
     step = require_step(state, step_id)
     if step.status not in SKIPPABLE:
-        hint = "cancel the run to stop it" if step.status is StepStatus.RUNNING else "nothing to skip"
+        hint = (
+            "cancel the run to stop it" if step.status is StepStatus.RUNNING else "nothing to skip"
+        )
         raise InvalidTransitionError(
             f"step {step_id} is {step.status}; {hint}", run_id=state.run_id, step_id=step_id
         )

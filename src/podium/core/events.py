@@ -1,4 +1,4 @@
-"""Every state change of a run, as a frozen, kind-tagged value; one TypeAdapter (de)serialises them."""
+"""Every state change of a run as a frozen, kind-tagged value; one TypeAdapter reads them all."""
 
 from __future__ import annotations
 

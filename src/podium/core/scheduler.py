@@ -37,7 +37,9 @@ def decide(state: RunState, now: datetime, *, slots: int | None = None) -> Decis
         return _IDLE
     if state.stopping is not None:
         return _stop(state, now)
-    events: list[ev.Event] = [_doom(state, sid, reason, now) for sid, reason in state.doomed.items()]
+    events: list[ev.Event] = [
+        _doom(state, sid, reason, now) for sid, reason in state.doomed.items()
+    ]
     cancel = [sid for sid in state.losers if sid in state.running]
     events += [
         ev.StepCancelled(at=now, step_id=sid, reason="lost_race")
@@ -180,7 +182,8 @@ def _unit_random(seed: str) -> float:
 
 def recover(state: RunState, now: datetime) -> ev.RunResumed:
     """On take-over: idempotent in-flight steps are requeued, the others are interrupted."""
-    requeued, interrupted = [], []
+    requeued: list[str] = []
+    interrupted: list[str] = []
     for step_id in sorted(state.running, key=lambda s: state.steps[s].index):
         step = state.steps[step_id]
         (requeued if step.spec.is_idempotent else interrupted).append(step_id)

@@ -32,7 +32,9 @@ class StepStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
-TERMINAL = frozenset({StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.SKIPPED, StepStatus.CANCELLED})
+TERMINAL = frozenset(
+    {StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.SKIPPED, StepStatus.CANCELLED}
+)
 
 
 @dataclass(slots=True, eq=False)
@@ -95,7 +97,9 @@ class RunState:
             return self.outcome
         if self.running or self.ready or self.retrying or self.doomed or self.losers:
             return "running"
-        if self.stopping is None and any(s.status is StepStatus.INTERRUPTED for s in self.steps.values()):
+        if self.stopping is None and any(
+            s.status is StepStatus.INTERRUPTED for s in self.steps.values()
+        ):
             return "waiting"
         return "running" if self.seq > 1 else "pending"
 
@@ -117,7 +121,12 @@ class _StepsView(Mapping[str, Any]):
 
     def __getitem__(self, key: str) -> dict[str, Any]:
         s = self._steps[key]
-        return {"output": s.output, "status": str(s.status), "error": s.error, "attempts": s.attempts}
+        return {
+            "output": s.output,
+            "status": str(s.status),
+            "error": s.error,
+            "attempts": s.attempts,
+        }
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._steps)
@@ -343,9 +352,7 @@ def _losing_siblings(state: RunState, winner: StepState) -> list[str]:
         need = state.steps[need_id]
         if need.terminal:
             continue
-        waiting = [
-            state.steps[d] for d in state.graph.dependents[need_id] if d != winner.id
-        ]
+        waiting = [state.steps[d] for d in state.graph.dependents[need_id] if d != winner.id]
         if all(d.status is not StepStatus.PENDING for d in waiting):
             losers.append(need_id)
     return losers

@@ -54,7 +54,9 @@ def _render(state: RunState, spec: StepBase) -> StepBase:
         try:
             changes[name] = render_value(value, context)
         except (TemplateError, ValueError) as exc:
-            raise StepExecutionError(f"{name}: {exc}", retryable=False, error_type="template") from exc
+            raise StepExecutionError(
+                f"{name}: {exc}", retryable=False, error_type="template"
+            ) from exc
     if not changes:
         return spec
     try:
@@ -88,8 +90,11 @@ async def run_attempt(state: RunState, step: StepState) -> Outcome:
                 result = await executor.execute(spec, ctx)
     except TimeoutError:
         return Outcome(
-            step.id, attempt, error=f"timed out after {step.spec.timeout:g}s",
-            retryable=True, error_type="timeout",
+            step.id,
+            attempt,
+            error=f"timed out after {step.spec.timeout:g}s",
+            retryable=True,
+            error_type="timeout",
         )
     except StepExecutionError as exc:
         return Outcome(
@@ -97,7 +102,10 @@ async def run_attempt(state: RunState, step: StepState) -> Outcome:
         )
     except Exception as exc:  # an executor bug must not kill the run's driver
         return Outcome(
-            step.id, attempt, error=f"{type(exc).__name__}: {exc}", retryable=False,
+            step.id,
+            attempt,
+            error=f"{type(exc).__name__}: {exc}",
+            retryable=False,
             error_type="internal",
         )
     return Outcome(step.id, attempt, output=result.output, meta=result.meta)

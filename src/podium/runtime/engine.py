@@ -1,8 +1,8 @@
 """The engine: submit, resume, cancel, retry and skip runs; wait for them; stream their events.
 
-    async with await Engine.open("sqlite:///.podium/podium.db") as engine:
-        run_id = await engine.submit("examples/quickstart.yaml", {"name": "world"})
-        state = await engine.wait(run_id)
+async with await Engine.open("sqlite:///.podium/podium.db") as engine:
+    run_id = await engine.submit("examples/quickstart.yaml", {"name": "world"})
+    state = await engine.wait(run_id)
 """
 
 from __future__ import annotations
@@ -69,7 +69,10 @@ class Engine:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         await self.close()
 
@@ -120,8 +123,10 @@ class Engine:
         """Take over a run that nobody drives and start driving it. LeaseHeldError if somebody
         does. Returns the state as replayed (a finished run is returned as it is)."""
         state = await self.state(run_id)
-        if run_id in self._tasks or state.outcome is not None:
+        if run_id in self._tasks:
             return state
+        if state.outcome is not None and not await self.store.pending_signals(run_id):
+            return state  # finished, and no retry/skip waits to reopen it
         lease = await self.store.acquire_lease(run_id, self._owner, ttl_seconds=LEASE_TTL_SECONDS)
         state = replay(stored.event for stored in await self.store.read(run_id))
         self._spawn(state, lease, resumed=True)
@@ -196,6 +201,9 @@ class Engine:
             while follow and not await self._finished(run_id):
                 async for stored in self._next_events(run_id, last, queue):
                     last = stored.seq
+                    yield stored
+            if follow:  # what was committed together with the final status
+                for stored in await self.store.read(run_id, after_seq=last):
                     yield stored
         finally:
             if queue is not None:

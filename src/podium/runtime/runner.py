@@ -127,10 +127,10 @@ class RunDriver:
             task.add_done_callback(functools.partial(self._on_done, step_id))
             self._tasks[step_id] = task
         for step_id in decision.cancel:
-            task = self._tasks.get(step_id)
-            if task is not None and step_id not in self._cancelling:
+            running = self._tasks.get(step_id)
+            if running is not None and step_id not in self._cancelling:
                 self._cancelling[step_id] = self._cancel_reason()
-                task.cancel()
+                running.cancel()
 
     def _cancel_reason(self) -> ev.CancelReason:
         stopping = self.state.stopping
@@ -186,12 +186,20 @@ class RunDriver:
         if outcome.error is None:
             output, truncated = cap_output(outcome.output, self.state.workflow.output_limit_bytes)
             return ev.StepSucceeded(
-                at=now, step_id=outcome.step_id, output=output, truncated=truncated,
+                at=now,
+                step_id=outcome.step_id,
+                output=output,
+                truncated=truncated,
                 meta=outcome.meta,
             )
         return failure_event(
-            self.state, outcome.step_id, attempt=outcome.attempt, error=outcome.error,
-            retryable=outcome.retryable, error_type=outcome.error_type, now=now,
+            self.state,
+            outcome.step_id,
+            attempt=outcome.attempt,
+            error=outcome.error,
+            retryable=outcome.retryable,
+            error_type=outcome.error_type,
+            now=now,
         )
 
     # ------------------------------------------------------------------------- signals

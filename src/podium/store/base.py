@@ -49,7 +49,7 @@ class Lease:
 
 @dataclass(frozen=True, slots=True)
 class Signal:
-    """A control request (cancel, retry, skip) from another process, consumed by the run's driver."""
+    """A control request (cancel, retry, skip) from another process, consumed by the run driver."""
 
     id: int
     run_id: str

@@ -1,0 +1,266 @@
+"""The `shell` executor: runs a program in its own process group inside the run's workspace, with
+capped output, and kills the whole group when the attempt is cancelled or times out."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import os
+import shlex
+import signal
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from podium.errors import StepExecutionError
+from podium.spec.model import ShellStep, StepBase
+from podium.steps.base import StepContext, StepResult
+from podium.steps.output import shape_output, with_marker
+
+TERMINATE_GRACE_SECONDS = 2.0
+_CHUNK = 64 * 1024
+_SHELLS = {"sh": "/bin/sh", "bash": "bash"}
+
+
+@dataclass(frozen=True, slots=True)
+class _Captured:
+    """One output stream: the bytes kept (head or tail) and how many the program wrote."""
+
+    data: bytes
+    total: int
+
+    @property
+    def truncated(self) -> bool:
+        return self.total > len(self.data)
+
+    def text(self) -> str:
+        return self.data.decode("utf-8", errors="replace")
+
+
+class ShellExecutor:
+    """Runs `ShellStep`s: argv by default, `sh -c` / `bash -c` when the step names a shell."""
+
+    async def execute(self, step: StepBase, ctx: StepContext) -> StepResult:
+        if not isinstance(step, ShellStep):
+            raise TypeError(f"ShellExecutor cannot run a {type(step).__name__}")
+        argv = build_argv(step)
+        cwd = resolve_cwd(ctx.workspace, step.cwd)
+        proc = await _spawn(argv, cwd, build_env(step, ctx), step.stdin is not None)
+        stdout, stderr, code = await _supervise(proc, step.stdin, ctx.output_limit_bytes)
+        if code != 0:
+            raise _exit_error(code, stderr)
+        return _result(step, stdout, stderr)
+
+
+def build_argv(step: ShellStep) -> list[str]:
+    """The program and its arguments; only `shell: sh|bash` gets shell interpretation."""
+    if isinstance(step.run, list):
+        return list(step.run)
+    if step.shell is not None:
+        return [_SHELLS[step.shell], "-c", step.run]
+    try:
+        return shlex.split(step.run)
+    except ValueError as exc:
+        raise StepExecutionError(
+            f"cannot split `run` into arguments ({exc}); fix the quoting, give `run` as a list, "
+            "or set `shell: sh`",
+            retryable=False,
+            error_type="usage",
+        ) from None
+
+
+def build_env(step: ShellStep, ctx: StepContext, *, inherit: bool = True) -> dict[str, str]:
+    """The child's environment: the engine's (unless sandboxed), Podium's facts, then declared."""
+    env: dict[str, str] = dict(os.environ) if inherit else {}
+    env.update(
+        PODIUM_RUN_ID=ctx.run_id,
+        PODIUM_STEP_ID=ctx.step_id,
+        PODIUM_ATTEMPT=str(ctx.attempt),
+        PODIUM_IDEMPOTENCY_KEY=ctx.idempotency_key,
+        PODIUM_WORKSPACE=str(ctx.workspace),
+    )
+    env.update(ctx.env)
+    env.update(step.env)
+    return env
+
+
+def resolve_cwd(workspace: Path, cwd: str | None) -> Path:
+    """The working directory: the workspace or a directory inside it."""
+    root = workspace.resolve()
+    target = (root / cwd).resolve() if cwd else root
+    if not target.is_relative_to(root):
+        raise StepExecutionError(
+            f"cwd {cwd!r} is outside the workspace {root}; use a directory inside the workspace",
+            retryable=False,
+            error_type="usage",
+        )
+    if not target.is_dir():
+        raise StepExecutionError(
+            f"working directory {target} does not exist; create it in an earlier step or fix `cwd`",
+            retryable=False,
+            error_type="usage",
+        )
+    return target
+
+
+async def _spawn(
+    argv: list[str], cwd: Path, env: Mapping[str, str], has_stdin: bool
+) -> asyncio.subprocess.Process:
+    try:
+        return await asyncio.create_subprocess_exec(
+            *argv,
+            cwd=cwd,
+            env=env,
+            stdin=asyncio.subprocess.PIPE if has_stdin else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise _spawn_error(argv[0], exc) from None
+
+
+def _spawn_error(program: str, exc: OSError) -> StepExecutionError:
+    if isinstance(exc, FileNotFoundError):
+        hint = f"command not found: {program!r}; install it, add it to PATH or give its full path"
+    elif isinstance(exc, PermissionError):
+        hint = f"{program!r} is not executable; `chmod +x` it or run it through its interpreter"
+    elif exc.errno == errno.ENOEXEC:
+        hint = f"{program!r} is not a program this system can run (a script without a #! line?)"
+    else:
+        return StepExecutionError(f"cannot start {program!r}: {exc}", error_type="spawn")
+    return StepExecutionError(hint, retryable=False, error_type="spawn")
+
+
+async def _supervise(
+    proc: asyncio.subprocess.Process, stdin: str | None, limit: int
+) -> tuple[_Captured, _Captured, int]:
+    """Feed stdin, drain both pipes and wait; on any abnormal exit kill the process group."""
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    out = asyncio.create_task(_drain(proc.stdout, limit, keep_tail=False))
+    err = asyncio.create_task(_drain(proc.stderr, limit, keep_tail=True))
+    tasks: list[asyncio.Task[Any]] = [out, err]
+    if stdin is not None:
+        tasks.append(asyncio.create_task(_feed(proc, stdin)))
+    try:
+        # asyncio.wait, not gather: a cancellation must not stop the drains (see _reap).
+        await asyncio.wait(tasks)
+        for task in tasks:
+            task.result()
+        code = await proc.wait()
+    except BaseException:
+        await _terminate(proc, tasks)
+        raise
+    return out.result(), err.result(), code
+
+
+async def _drain(stream: asyncio.StreamReader, limit: int, *, keep_tail: bool) -> _Captured:
+    """Read a pipe to its end, keeping at most `limit` bytes (the first, or the last)."""
+    kept = bytearray()
+    total = 0
+    while chunk := await stream.read(_CHUNK):
+        total += len(chunk)
+        if keep_tail:
+            kept += chunk
+            del kept[: max(len(kept) - limit, 0)]
+        elif len(kept) < limit:
+            kept += chunk[: limit - len(kept)]
+    return _Captured(bytes(kept), total)
+
+
+async def _feed(proc: asyncio.subprocess.Process, text: str) -> None:
+    assert proc.stdin is not None
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        proc.stdin.write(text.encode())
+        await proc.stdin.drain()
+        proc.stdin.close()
+        await proc.stdin.wait_closed()
+
+
+async def _terminate(proc: asyncio.subprocess.Process, tasks: list[asyncio.Task[Any]]) -> None:
+    """SIGTERM the group, give it a grace period, SIGKILL what is left, then reap."""
+    pgid = proc.pid  # start_new_session: the child leads a group with its own pid
+    _signal_group(pgid, signal.SIGTERM)
+    try:
+        await _wait_group_exit(proc, pgid, TERMINATE_GRACE_SECONDS)
+    finally:
+        _signal_group(pgid, signal.SIGKILL)
+        await _reap(proc, tasks)
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+async def _wait_group_exit(proc: asyncio.subprocess.Process, pgid: int, grace: float) -> None:
+    """Wait until the child has exited and no member of its group is left (or `grace` is up)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(proc.wait(), grace)
+    while loop.time() < deadline and _group_alive(pgid):
+        await asyncio.sleep(0.02)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+async def _reap(proc: asyncio.subprocess.Process, tasks: list[asyncio.Task[Any]]) -> None:
+    """Wait for the killed child and let the drains reach end-of-file so the pipes close."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(proc.wait(), TERMINATE_GRACE_SECONDS)
+    _, pending = await asyncio.wait(tasks, timeout=TERMINATE_GRACE_SECONDS)
+    for task in pending:
+        task.cancel()
+    for task in tasks:
+        if task.done() and not task.cancelled():
+            task.exception()  # retrieved, so asyncio does not log it
+
+
+def _exit_error(code: int, stderr: _Captured) -> StepExecutionError:
+    if code < 0:
+        head = f"killed by signal {_signal_name(-code)}"
+    else:
+        head = f"exited with code {code}"
+    tail = _last_lines(stderr.text(), 1000)
+    return StepExecutionError(f"{head}: {tail}" if tail else head, error_type="exit")
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)
+
+
+def _last_lines(text: str, max_chars: int) -> str:
+    """The end of `text`, at most `max_chars`, starting at a line boundary when one is near."""
+    text = text.rstrip()
+    if len(text) <= max_chars:
+        return text
+    tail = text[-max_chars:]
+    newline = tail.find("\n")
+    return tail[newline + 1 :] if 0 <= newline < max_chars // 2 else tail
+
+
+def _result(step: ShellStep, stdout: _Captured, stderr: _Captured) -> StepResult:
+    text = stdout.text()
+    if stdout.truncated:
+        text = with_marker(text, len(stdout.data), stdout.total)
+    elif text.endswith("\n"):
+        text = text[:-1]
+    meta: dict[str, object] = {"exit_code": 0}
+    if stderr.total:
+        meta["stderr_tail"] = stderr.text()[-2000:]
+    return StepResult(shape_output(text, step.output, step_id=step.id), meta=meta)

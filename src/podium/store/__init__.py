@@ -1,0 +1,58 @@
+"""Event stores chosen by URL: `open_store("memory:")`, `open_store("sqlite:///abs/podium.db")`."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from podium.errors import UsageError
+from podium.store.base import EventStore
+
+__all__ = ["EventStore", "default_store_path", "open_store"]
+
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):")
+_SUPPORTED = "memory:, sqlite://PATH, or a plain file path"
+
+
+def default_store_path() -> Path:
+    """`$PODIUM_DB` if set, else `.podium/podium.db` under the current directory."""
+    return Path(os.environ.get("PODIUM_DB") or Path(".podium") / "podium.db")
+
+
+async def open_store(url: str | os.PathLike[str]) -> EventStore:
+    """Open the event store that `url` names.
+
+    - `memory:` or `memory://` — a fresh in-process store (nothing survives the process).
+    - `sqlite://PATH` — everything after `sqlite://` is the file path, as written: so
+      `sqlite:///abs/podium.db` is absolute and `sqlite://runs/podium.db` is relative to the
+      current directory; `~` is expanded.
+    - a plain path (`str` without a scheme, or any `os.PathLike`) — a SQLite file there.
+    - `postgres://…`, `postgresql://…` — not yet: a UsageError says so.
+
+    Anything else raises UsageError listing what is supported.
+    """
+    if isinstance(url, os.PathLike):
+        return await _open_sqlite(os.fspath(url))
+    match = _SCHEME.match(url)
+    if match is None:
+        return await _open_sqlite(url)
+    scheme, rest = match[1].lower(), url[match.end() :]
+    if scheme == "memory" and rest in ("", "//"):
+        from podium.store.memory import MemoryEventStore
+
+        return MemoryEventStore()
+    if scheme == "sqlite" and rest.startswith("//") and len(rest) > 2:
+        return await _open_sqlite(rest[2:])
+    if scheme in ("postgres", "postgresql"):
+        raise UsageError(
+            "Postgres support arrives with the [postgres] extra in a later release; use "
+            "sqlite:///path/to/podium.db (the default) for now"
+        )
+    raise UsageError(f"unsupported store URL {url!r}; use {_SUPPORTED}")
+
+
+async def _open_sqlite(path: str) -> EventStore:
+    from podium.store.sqlite import SQLiteEventStore
+
+    return await SQLiteEventStore.open(path)

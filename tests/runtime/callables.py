@@ -1,0 +1,38 @@
+"""Python step callables used by the runtime tests (importable as tests.runtime.callables)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+CALLS: dict[str, int] = {}
+
+
+async def echo(value: Any = None, delay: float = 0.0) -> Any:
+    if delay:
+        await asyncio.sleep(delay)
+    return value
+
+
+async def flaky(name: str, failures: int) -> str:
+    """Fails `failures` times, then succeeds."""
+    CALLS[name] = CALLS.get(name, 0) + 1
+    if CALLS[name] <= failures:
+        raise RuntimeError(f"{name} failure {CALLS[name]}")
+    return f"{name} ok after {CALLS[name]}"
+
+
+async def sleeper(seconds: float, marker: str | None = None) -> str:
+    if marker:
+        await asyncio.to_thread(Path(marker).write_text, "started")
+    await asyncio.sleep(seconds)
+    return "slept"
+
+
+def keyed(idempotency_key: str) -> str:
+    return idempotency_key
+
+
+def big(size: int) -> str:
+    return "x" * size

@@ -1,0 +1,202 @@
+"""The shell executor with real subprocesses: exit codes, env, output caps, process-group kills."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from podium.errors import StepExecutionError
+from podium.spec.model import ShellStep
+from podium.steps.base import StepContext, StepResult
+from podium.steps.shell import ShellExecutor
+
+from .conftest import ContextFactory
+
+
+async def run(ctx: StepContext, run: str | list[str], **fields: Any) -> StepResult:
+    return await ShellExecutor().execute(ShellStep(id="s", run=run, **fields), ctx)
+
+
+def is_gone(pid: int) -> bool:
+    """No such process, or only a zombie left for its (new) parent to reap."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def read_pid(path: Path) -> int | None:
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        return None
+    return int(text) if text else None
+
+
+async def wait_for_pid(path: Path) -> int:
+    for _ in range(200):
+        if (pid := read_pid(path)) is not None:
+            return pid
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{path} never appeared")
+
+
+async def test_stdout_with_one_trailing_newline_removed(ctx: StepContext) -> None:
+    result = await run(ctx, ["printf", "a\\n\\n"])
+    assert result.output == "a\n"
+    assert result.meta == {"exit_code": 0}
+
+
+async def test_argv_has_no_shell_interpretation(ctx: StepContext) -> None:
+    assert (await run(ctx, "echo $HOME 'a  b'")).output == "$HOME a  b"
+
+
+@pytest.mark.parametrize("shell", ["sh", "bash"])
+async def test_a_named_shell_runs_pipes(ctx: StepContext, shell: str) -> None:
+    assert (await run(ctx, "printf 'b\\na\\n' | sort | head -1", shell=shell)).output == "a"
+
+
+async def test_stdin_and_json_output(ctx: StepContext) -> None:
+    result = await run(ctx, ["cat"], stdin='{"x": [1, 2]}', output="json")
+    assert result.output == {"x": [1, 2]}
+
+
+async def test_stderr_tail_in_meta(ctx: StepContext) -> None:
+    result = await run(ctx, "echo out; echo warn >&2", shell="sh")
+    assert result.output == "out"
+    assert result.meta == {"exit_code": 0, "stderr_tail": "warn\n"}
+
+
+async def test_nonzero_exit_is_retryable_with_stderr(ctx: StepContext) -> None:
+    with pytest.raises(StepExecutionError) as info:
+        await run(ctx, "echo first >&2; echo 'it broke' >&2; exit 3", shell="sh")
+    assert str(info.value) == "exited with code 3: first\nit broke"
+    assert info.value.retryable is True
+    assert info.value.error_type == "exit"
+
+
+async def test_long_stderr_is_cut_to_its_last_lines(ctx: StepContext) -> None:
+    script = "for i in $(seq 1 500); do echo line-$i >&2; done; exit 1"
+    with pytest.raises(StepExecutionError) as info:
+        await run(ctx, script, shell="sh")
+    message = str(info.value)
+    assert message.endswith("line-500")
+    assert "line-1\n" not in message
+    assert len(message) < 1100
+
+
+async def test_killed_by_signal_names_it(ctx: StepContext) -> None:
+    with pytest.raises(StepExecutionError, match="killed by signal SIGKILL"):
+        await run(ctx, "kill -9 $$", shell="sh")
+
+
+async def test_environment(make_ctx: ContextFactory, workspace: Path) -> None:
+    ctx = make_ctx(env={"FROM_CTX": "c", "BOTH": "ctx"})
+    script = (
+        "echo $PODIUM_RUN_ID $PODIUM_STEP_ID $PODIUM_ATTEMPT $PODIUM_IDEMPOTENCY_KEY;"
+        "echo $PODIUM_WORKSPACE; echo $FROM_CTX $BOTH $PATH_SEEN"
+    )
+    env = {"BOTH": "step", "PATH_SEEN": "yes"}
+    result = await run(ctx, script, shell="sh", env=env)
+    assert result.output.split("\n") == [
+        "run-1 s 1 run-1:s:1",
+        str(workspace),
+        "c step yes",
+    ]
+
+
+@pytest.fixture
+def root(workspace: Path) -> str:
+    """The workspace's real path, with a `sub` directory in it."""
+    (workspace / "sub").mkdir()
+    return os.path.realpath(workspace)
+
+
+async def test_runs_in_the_workspace_or_a_cwd_inside_it(ctx: StepContext, root: str) -> None:
+    assert (await run(ctx, ["pwd"])).output == root
+    assert (await run(ctx, ["pwd"], cwd="sub")).output == os.path.join(root, "sub")
+
+
+@pytest.mark.parametrize("cwd", ["..", "sub/../..", "/tmp"])
+async def test_cwd_escape_is_refused(ctx: StepContext, cwd: str) -> None:
+    with pytest.raises(StepExecutionError, match="outside the workspace") as info:
+        await run(ctx, ["pwd"], cwd=cwd)
+    assert info.value.retryable is False
+
+
+async def test_missing_cwd_is_a_permanent_error(ctx: StepContext) -> None:
+    with pytest.raises(StepExecutionError, match="does not exist") as info:
+        await run(ctx, ["pwd"], cwd="nope")
+    assert info.value.retryable is False
+
+
+async def test_command_not_found(ctx: StepContext) -> None:
+    with pytest.raises(StepExecutionError, match="command not found: 'no-such-cmd-xyz'") as info:
+        await run(ctx, "no-such-cmd-xyz --flag")
+    assert info.value.retryable is False
+    assert "PATH" in str(info.value)
+
+
+async def test_not_executable(ctx: StepContext, workspace: Path) -> None:
+    (workspace / "script.sh").write_text("#!/bin/sh\necho hi\n")
+    with pytest.raises(StepExecutionError, match="not executable") as info:
+        await run(ctx, "./script.sh")
+    assert info.value.retryable is False
+
+
+async def test_bad_quoting_is_a_permanent_error(ctx: StepContext) -> None:
+    with pytest.raises(StepExecutionError, match="quoting") as info:
+        await run(ctx, "echo 'unclosed")
+    assert info.value.retryable is False
+
+
+async def test_output_is_capped_with_a_marker(make_ctx: ContextFactory) -> None:
+    ctx = make_ctx(output_limit_bytes=64 * 1024)
+    code = "import sys; sys.stdout.write('x' * 5_000_000); sys.stderr.write('e' * 3_000_000)"
+    result = await run(ctx, [sys.executable, "-c", code])
+    body, marker = result.output.rsplit("\n", 1)
+    assert body == "x" * 65536
+    assert marker == "…[truncated: kept 65536 of 5000000 bytes]"
+    assert result.meta == {"exit_code": 0, "stderr_tail": "e" * 2000}
+
+
+async def test_cancellation_kills_the_whole_process_group(
+    ctx: StepContext, workspace: Path
+) -> None:
+    script = "sleep 60 & echo $! > grandchild.pid; echo $$ > child.pid; wait"
+    task = asyncio.create_task(run(ctx, script, shell="sh"))
+    grandchild = await wait_for_pid(workspace / "grandchild.pid")
+    child = await wait_for_pid(workspace / "child.pid")
+    started = time.monotonic()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert time.monotonic() - started < 3
+    assert is_gone(child)
+    assert is_gone(grandchild)
+
+
+async def test_timeout_kills_a_group_that_ignores_sigterm(
+    ctx: StepContext, workspace: Path
+) -> None:
+    script = "trap '' TERM; sleep 60 & echo $! > grandchild.pid; wait; wait"
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.5):
+            await run(ctx, script, shell="sh")
+    grandchild = read_pid(workspace / "grandchild.pid")
+    assert grandchild is not None
+    assert is_gone(grandchild)
+
+
+async def test_the_child_leads_its_own_process_group(ctx: StepContext) -> None:
+    code = "import os; print(os.getpgrp(), os.getpid())"
+    pgrp, pid = (await run(ctx, [sys.executable, "-c", code])).output.split()
+    assert pgrp == pid
+    assert int(pgrp) != os.getpgrp()

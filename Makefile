@@ -15,7 +15,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/podium run examples/quickstart.yaml --db .podium/demo.db
+	$(BIN)/python examples/demo.py --db .podium/demo.db
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

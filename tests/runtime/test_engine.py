@@ -221,8 +221,14 @@ async def test_many_runs_share_the_engine(tmp_path: Path) -> None:
 
 
 def _alive(pid: int) -> bool:
+    """True for a live process; a zombie (exited, not yet reaped by its parent) is not alive."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    return True
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        text = stat.read_text()
+    except OSError:
+        return False
+    return text[text.rfind(")") + 2] != "Z"

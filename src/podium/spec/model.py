@@ -227,7 +227,8 @@ class Workflow(_Frozen):
     @field_validator("version", mode="before")
     @classmethod
     def _version_text(cls, value: Any) -> Any:
-        return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+        is_number = isinstance(value, int | float) and not isinstance(value, bool)
+        return str(value) if is_number else value
 
     def step(self, step_id: str) -> StepBase:
         for step in self.steps:

@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import importlib
 import inspect
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar, overload
 
 from podium.errors import StepExecutionError, UsageError
@@ -198,17 +200,20 @@ class PythonExecutor:
     async def execute(self, step: StepBase, ctx: StepContext) -> StepResult:
         if not isinstance(step, PythonStep):
             raise TypeError(f"PythonExecutor cannot run a {type(step).__name__}")
-        fn = _resolve(step.call)
+        fn = _resolve(step.call, ctx.workspace)
         plan = _plan_for(fn)
         kwargs = _arguments(plan, step.args, ctx)
         value = await _call(fn, plan, kwargs)
         return StepResult(shape_output(json_safe(value), step.output, step_id=step.id))
 
 
-def _resolve(ref: str) -> Callable[..., Any]:
+def _resolve(ref: str, workspace: Path) -> Callable[..., Any]:
+    """Registered names first; import paths are also looked up in the run's workspace."""
     found = _registry.get(ref)
     if found is not None:
         return found
+    if ":" in ref and str(workspace) not in sys.path:
+        sys.path.append(str(workspace))
     try:
         return resolve_callable(ref)
     except UsageError as exc:

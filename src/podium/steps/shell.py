@@ -207,13 +207,32 @@ async def _wait_group_exit(proc: asyncio.subprocess.Process, pgid: int, grace: f
 
 
 def _group_alive(pgid: int) -> bool:
+    """True while a live (not zombie) process is in the group. Zombies count as gone: where no
+    init reaps orphans (containers), they would otherwise hold every cancel for the grace period."""
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    return _live_member(pgid)
+
+
+def _live_member(pgid: int) -> bool:
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return True
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
+            return True
+    return False
 
 
 async def _reap(proc: asyncio.subprocess.Process, tasks: list[asyncio.Task[Any]]) -> None:

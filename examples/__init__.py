@@ -1,0 +1,1 @@
+"""Runnable examples; `examples.steps` holds the Python callables the quickstart uses."""

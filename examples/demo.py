@@ -1,0 +1,38 @@
+"""`make demo`: serve the example issues API on 127.0.0.1, run the quickstart against it, stop."""
+
+from __future__ import annotations
+
+import functools
+import subprocess
+import sys
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def main() -> int:
+    handler = functools.partial(_Quiet, directory=str(HERE / "site"))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    api = f"http://127.0.0.1:{server.server_address[1]}"
+    podium = Path(sys.executable).with_name("podium")
+    argv = [str(podium), "run", str(HERE / "quickstart.yaml"), "--input", f"api={api}"]
+    try:
+        code = subprocess.call([*argv, *sys.argv[1:]], cwd=HERE.parent)
+    finally:
+        server.shutdown()
+    report = HERE.parent / "out" / "report.md"
+    if code == 0 and report.exists():
+        print(f"\n{report.relative_to(HERE.parent)}:\n{report.read_text()}")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

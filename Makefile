@@ -31,7 +31,8 @@ test-fast: $(STAMP)
 	$(BIN)/pytest -q -m "not slow"
 
 bench: $(STAMP)
-	for w in ../shared/bench/*.json; do $(BIN)/python -m benchmarks.dag --workload $$w; done
+	for w in ../shared/bench/*.json; do $(BIN)/python -m benchmarks.dag --workload $$w --repeat 3 || exit 1; done
+	$(BIN)/python -m benchmarks.dag --workload ../shared/bench/layered200.json --k 8 --repeat 3
 
 clean:
 	rm -rf $(VENV) .podium .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,126 @@
+"""`python -m benchmarks.dag`: the JSON line is complete and self-consistent; bad workloads exit 2.
+
+Never asserts on speed: timings depend on the machine.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIELDS = {
+    "workload", "digest", "nodes", "k", "makespan_s", "critical_path_s", "bound_s", "cp_ratio",
+    "k_ratio", "overhead_ms_per_step", "peak_rss_mb", "db_bytes",
+    "db_bytes_per_step_beyond_output", "commits", "disk_commit_ms", "runs",
+}  # fmt: skip
+
+
+def small_workload(n: int = 20, seed: int = 7) -> dict[str, Any]:
+    rng = random.Random(seed)
+    nodes = []
+    for i in range(n):
+        earlier = [f"n{j:02d}" for j in range(i)]
+        deps = sorted(rng.sample(earlier, min(len(earlier), rng.randint(0, 2))))
+        nodes.append({"id": f"n{i:02d}", "deps": deps, "latency_s": round(rng.uniform(0, 0.01), 6)})
+    return {
+        "schema_version": 1,
+        "name": "tiny20",
+        "seed": seed,
+        "description": "test workload",
+        "params": {"n": n},
+        "output_bytes": 32,
+        "latency_model": {"kind": "uniform", "max_s": 0.01},
+        "nodes": nodes,
+    }
+
+
+def bounds(w: dict[str, Any], k: int) -> tuple[float, float]:
+    finish: dict[str, float] = {}
+    for node in w["nodes"]:
+        start = max((finish[d] for d in node["deps"]), default=0.0)
+        finish[node["id"]] = start + node["latency_s"]
+    cp = max(finish.values())
+    return cp, max(cp, sum(x["latency_s"] for x in w["nodes"]) / k)
+
+
+def run_bench(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks.dag", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_figures_are_complete_and_consistent(tmp_path: Path) -> None:
+    workload = small_workload()
+    path = tmp_path / "tiny20.json"
+    path.write_text(json.dumps(workload))
+
+    done = run_bench("--workload", str(path), "--k", "3", "--repeat", "2")
+
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 1
+    fig = json.loads(lines[0])
+    assert set(fig) == FIELDS
+    cp, bound = bounds(workload, 3)
+    n = len(workload["nodes"])
+    assert (fig["workload"], fig["nodes"], fig["k"], fig["runs"]) == ("tiny20", n, 3, 2)
+    assert len(fig["digest"]) == 64
+    assert fig["critical_path_s"] == pytest.approx(cp, abs=1e-6)
+    assert fig["bound_s"] == pytest.approx(bound, abs=1e-6)
+    assert fig["makespan_s"] >= fig["critical_path_s"]
+    assert fig["makespan_s"] >= fig["bound_s"]
+    assert fig["cp_ratio"] == pytest.approx(fig["makespan_s"] / cp, abs=1e-3)
+    assert fig["k_ratio"] == pytest.approx(fig["makespan_s"] / bound, abs=1e-3)
+    overhead = (fig["makespan_s"] - bound) / n * 1000
+    assert fig["overhead_ms_per_step"] == pytest.approx(overhead, abs=1e-3)
+    assert fig["db_bytes"] > 0
+    beyond = (fig["db_bytes"] - n * workload["output_bytes"]) / n
+    assert fig["db_bytes_per_step_beyond_output"] == pytest.approx(beyond, abs=0.1)
+    assert fig["commits"] > 0
+    assert fig["peak_rss_mb"] > 0
+    assert fig["disk_commit_ms"] > 0
+
+
+def _break(workload: dict[str, Any], how: str) -> dict[str, Any]:
+    nodes = workload["nodes"]
+    if how == "missing field":
+        del workload["output_bytes"]
+    elif how == "unknown dep":
+        nodes[5]["deps"] = ["ghost"]
+    elif how == "not topological":
+        nodes[2]["deps"] = [nodes[9]["id"]]
+    elif how == "negative latency":
+        nodes[3]["latency_s"] = -0.5
+    return workload
+
+
+@pytest.mark.parametrize(
+    ("how", "message"),
+    [
+        ("missing field", "missing field(s): output_bytes"),
+        ("unknown dep", "dep 'ghost' is not a node of this workload"),
+        ("not topological", "comes later (a cycle, or nodes not in topological order)"),
+        ("negative latency", "latency_s must be a number >= 0"),
+    ],
+)
+def test_malformed_workload_exits_2(tmp_path: Path, how: str, message: str) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(_break(small_workload(), how)))
+
+    done = run_bench("--workload", str(path))
+
+    assert done.returncode == 2
+    assert "malformed workload" in done.stderr
+    assert message in done.stderr
+    assert done.stdout == ""

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from podium.core import events as ev
@@ -74,6 +75,7 @@ class RunState:
     workflow: Workflow
     inputs: dict[str, Any]
     workspace: str
+    workspace_path: Path
     created_at: datetime
     graph: Graph
     steps: dict[str, StepState]
@@ -148,6 +150,7 @@ def new_state(created: ev.RunCreated, workflow: Workflow | None = None) -> RunSt
         workflow=wf,
         inputs=dict(created.inputs),
         workspace=created.workspace,
+        workspace_path=Path(created.workspace),
         created_at=created.at,
         graph=graph,
         steps=steps,

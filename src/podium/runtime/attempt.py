@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from podium.core.state import RunState, StepState
@@ -37,7 +36,7 @@ def prepare(state: RunState, step: StepState) -> tuple[StepBase, StepContext]:
         step_id=step.id,
         attempt=step.attempts,
         idempotency_key=idempotency_key(state.run_id, step.id, step.generation),
-        workspace=Path(state.workspace),
+        workspace=state.workspace_path,
         output_limit_bytes=state.workflow.output_limit_bytes,
     )
     return spec, ctx

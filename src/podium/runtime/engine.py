@@ -136,8 +136,11 @@ class Engine:
         """Wait until the run completes or parks (waiting for a person); return its state."""
         task = self._tasks.get(run_id)
         if task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.shield(task)
+            try:
+                return await asyncio.shield(task)
+            except asyncio.CancelledError:
+                if not task.cancelled():  # we were cancelled, not the run's driver
+                    raise
         else:
             while (await self.store.get_run(run_id)).status not in (*TERMINAL_STATUSES, "waiting"):
                 await asyncio.sleep(FOLLOW_POLL_SECONDS)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+from collections import deque
 from collections.abc import Callable
 from datetime import datetime
 
@@ -46,7 +47,8 @@ class RunDriver:
         self._committed_seq = state.seq
         self._buffer: list[ev.Event] = []
         self._consumed: list[int] = []
-        self._inbox: asyncio.Queue[Outcome | tuple[str, str] | None] = asyncio.Queue()
+        self._inbox: deque[Outcome | tuple[str, str] | None] = deque()
+        self._waiter: asyncio.Future[None] | None = None
         self._tasks: dict[str, asyncio.Task[Outcome]] = {}
         self._cancelling: dict[str, ev.CancelReason] = {}
         self._signals_at = 0.0
@@ -56,7 +58,7 @@ class RunDriver:
 
     def poke(self) -> None:
         """Wake the loop now (a control signal was posted for this run)."""
-        self._inbox.put_nowait(None)
+        self._post(None)
 
     async def drive(self, *, resumed: bool = False) -> RunState:
         heartbeat = asyncio.create_task(self._heartbeat())
@@ -142,29 +144,43 @@ class RunDriver:
         if self._tasks.get(step_id) is not task:
             return
         if task.cancelled():
-            self._inbox.put_nowait(("cancelled", step_id))
+            self._post(("cancelled", step_id))
         else:
-            self._inbox.put_nowait(task.result())
+            self._post(task.result())
+
+    def _post(self, item: Outcome | tuple[str, str] | None) -> None:
+        self._inbox.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def _wait(self, wake_at: datetime | None) -> None:
         """Sleep until an outcome or a poke arrives, a parked timer is due, or signals are due."""
-        poked = False
-        if self._inbox.empty():
+        if not self._inbox:
             timeout = SIGNAL_POLL_SECONDS
             if wake_at is not None:
                 timeout = min(timeout, max((wake_at - self._clock.now()).total_seconds(), 0.0))
-            with contextlib.suppress(TimeoutError):
-                item = await asyncio.wait_for(self._inbox.get(), timeout)
-                poked = item is None
-                self._absorb(item)
-        while not self._inbox.empty():
-            item = self._inbox.get_nowait()
+            await self._sleep(timeout)
+        poked = False
+        while self._inbox:
+            item = self._inbox.popleft()
             poked = poked or item is None
             self._absorb(item)
         if self._lost is not None:
             raise self._lost
         if poked or self._clock.monotonic() - self._signals_at >= SIGNAL_POLL_SECONDS:
             await self._take_signals()
+
+    async def _sleep(self, seconds: float) -> None:
+        """Wait for `_post` or the timeout, without a task per wait (this is the hot path)."""
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = loop.call_later(seconds, _wake, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
 
     def _absorb(self, item: Outcome | tuple[str, str] | None) -> None:
         if item is None:
@@ -243,6 +259,11 @@ class RunDriver:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 __all__ = ["LEASE_TTL_SECONDS", "PodiumError", "RunDriver"]

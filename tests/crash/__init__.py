@@ -1,0 +1,1 @@
+"""Crash-safety harness: SIGKILL `podium` at random moments and check the durability promise."""

@@ -1,19 +1,19 @@
 """Podium's one exception tree. Every message says what went wrong and what to do next.
 
-    PodiumError
-    ├── UsageError                 misuse of the API or CLI, raised before anything changes
-    │   └── InputError             a bad --input / submit input value
-    ├── SpecError                  an invalid workflow or plan; carries every problem with its path
-    ├── StoreError                 the event store cannot be used
-    │   ├── StoreUnavailableError  cannot open / connect (bad path, permissions, newer schema)
-    │   ├── ConcurrencyError       an append lost a race (stale sequence number or lease epoch)
-    │   └── LeaseHeldError         another live process drives this run
-    ├── RunError                   about one run; carries run_id (and step_id where it applies)
-    │   ├── RunNotFoundError
-    │   ├── RunExistsError
-    │   ├── StepNotFoundError
-    │   └── InvalidTransitionError a control command that does not fit the run's state
-    └── StepExecutionError         raised by executors; becomes a StepFailed event
+PodiumError
+├── UsageError                 misuse of the API or CLI, raised before anything changes
+│   └── InputError             a bad --input / submit input value
+├── SpecError                  an invalid workflow or plan; carries every problem with its path
+├── StoreError                 the event store cannot be used
+│   ├── StoreUnavailableError  cannot open / connect (bad path, permissions, newer schema)
+│   ├── ConcurrencyError       an append lost a race (stale sequence number or lease epoch)
+│   └── LeaseHeldError         another live process drives this run
+├── RunError                   about one run; carries run_id (and step_id where it applies)
+│   ├── RunNotFoundError
+│   ├── RunExistsError
+│   ├── StepNotFoundError
+│   └── InvalidTransitionError a control command that does not fit the run's state
+└── StepExecutionError         raised by executors; becomes a StepFailed event
 """
 
 from __future__ import annotations

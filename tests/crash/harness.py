@@ -329,14 +329,6 @@ def wait_for_step_processes(run_id: str, timeout: float = ORPHAN_WAIT_SECONDS) -
     return len(first)
 
 
-def kill_step_processes(run_id: str) -> int:
-    pids = step_processes(run_id)
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGKILL)
-    return len(pids)
-
-
 # ------------------------------------------------------------------------ reading the store
 
 

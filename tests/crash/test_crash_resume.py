@@ -34,9 +34,9 @@ from .harness import (
     check,
     idempotency_key,
     kill_group,
-    kill_step_processes,
     read_rows,
     run_seeds,
+    step_processes,
     write_case,
 )
 
@@ -174,10 +174,11 @@ def test_sigkill_mid_flight_side_effect_waits_for_retry(tmp_path: Path) -> None:
     )
     podium, trace = Podium(tmp_path / "podium.db"), Trace()
     _kill_when_ready(podium, case, ready, trace)
-    assert kill_step_processes(case.run_id) >= 1  # the orphaned `sleep` of the killed attempt
+    assert step_processes(case.run_id)  # the killed engine's step runs on as an orphan
 
     resumed = _call(podium, trace, case, "resume", case.run_id)
     assert resumed.code == EXIT_WAITING, resumed.stdout + resumed.stderr
+    assert not step_processes(case.run_id)  # resume stopped it before deciding anything
     assert f"podium retry {case.run_id} side" in resumed.stdout
     document = podium.show(case.run_id, case.workdir)
     assert document["status"] == "waiting"
@@ -188,11 +189,13 @@ def test_sigkill_mid_flight_side_effect_waits_for_retry(tmp_path: Path) -> None:
     }
     rows = read_rows(podium.db, case.run_id)
     assert _kinds(rows, "run.resumed")[-1].get("interrupted") == ["side"]
+    assert _kinds(rows, "run.resumed")[-1].get("stopped") == ["side"]
     assert len(_ledger(case, "side")) == 1  # not re-run behind the person's back
 
     again = _call(podium, trace, case, "resume", case.run_id)  # still parked, still not re-run
     assert again.code == EXIT_WAITING
     assert len(_ledger(case, "side")) == 1
+    assert read_rows(podium.db, case.run_id) == rows  # a parked run's resume records nothing
 
     retried = _call(podium, trace, case, "retry", case.run_id, "side")
     assert retried.code == EXIT_OK, retried.stdout + retried.stderr

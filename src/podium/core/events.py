@@ -33,6 +33,7 @@ class RunResumed(_Event):
     kind: Literal["run.resumed"] = "run.resumed"
     requeued: list[str] = Field(default_factory=list)
     interrupted: list[str] = Field(default_factory=list)
+    stopped: list[str] = Field(default_factory=list)  # steps whose leftover processes were killed
 
 
 class RunCancelRequested(_Event):

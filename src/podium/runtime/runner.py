@@ -19,6 +19,7 @@ from podium.core.state import RunState, StepStatus, apply
 from podium.errors import InvalidTransitionError, PodiumError
 from podium.runtime.attempt import Outcome, run_attempt
 from podium.runtime.bus import EventBus
+from podium.steps import procs
 from podium.store.base import EventStore, Lease, Signal, StoredEvent
 
 SIGNAL_POLL_SECONDS = 0.25
@@ -64,7 +65,7 @@ class RunDriver:
         heartbeat = asyncio.create_task(self._heartbeat())
         try:
             if resumed:
-                self._record(recover(self.state, self._clock.now()))
+                await self._take_over()
             await self._loop()
         finally:
             heartbeat.cancel()
@@ -237,6 +238,18 @@ class RunDriver:
         return skip_event(self.state, step_id, now)
 
     # ----------------------------------------------------------------------- lifecycle
+
+    async def _take_over(self) -> None:
+        """Stop process groups a dead driver left running, then requeue or interrupt its steps."""
+        in_flight = sorted(self.state.running)
+        if not in_flight:
+            return
+        state = self.state
+        stopped = await asyncio.to_thread(
+            procs.stop_leftovers, state.workspace_path, state.run_id, in_flight
+        )
+        resumed = recover(state, self._clock.now())
+        self._record(resumed.model_copy(update={"stopped": stopped}))
 
     async def _heartbeat(self) -> None:
         while True:

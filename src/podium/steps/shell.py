@@ -16,6 +16,7 @@ from typing import Any
 
 from podium.errors import StepExecutionError
 from podium.spec.model import ShellStep, StepBase
+from podium.steps import procs
 from podium.steps.base import StepContext, StepResult
 from podium.steps.output import shape_output, with_marker
 
@@ -48,7 +49,11 @@ class ShellExecutor:
         argv = build_argv(step)
         cwd = resolve_cwd(ctx.workspace, step.cwd)
         proc = await _spawn(argv, cwd, build_env(step, ctx), step.stdin is not None)
-        stdout, stderr, code = await _supervise(proc, step.stdin, ctx.output_limit_bytes)
+        procs.record(ctx.workspace, ctx.run_id, ctx.step_id, proc.pid)
+        try:
+            stdout, stderr, code = await _supervise(proc, step.stdin, ctx.output_limit_bytes)
+        finally:
+            procs.forget(ctx.workspace, ctx.run_id, ctx.step_id)
         if code != 0:
             raise _exit_error(code, stderr)
         return _result(step, stdout, stderr)

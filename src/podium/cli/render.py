@@ -1,0 +1,269 @@
+"""Formatting for the CLI: `show`, `runs` and `events` as Rich tables, plain lines and JSON
+documents, plus the end-of-run summary. Pure functions of states, records and events."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from podium.core.state import RunState, StepState, StepStatus
+from podium.store.base import RunRecord, StoredEvent, owner_is_dead
+
+STATUS_STYLES: dict[str, str] = {
+    "pending": "dim",
+    "ready": "cyan",
+    "running": "bold blue",
+    "retrying": "yellow",
+    "interrupted": "bold magenta",
+    "waiting": "bold magenta",
+    "succeeded": "green",
+    "failed": "bold red",
+    "skipped": "dim yellow",
+    "cancelled": "red",
+}
+COUNT_ORDER = (
+    "succeeded",
+    "failed",
+    "skipped",
+    "cancelled",
+    "interrupted",
+    "running",
+    "retrying",
+    "ready",
+    "pending",
+)
+OUTPUT_CELL_CHARS = 60
+DETAIL_CHARS = 120
+
+
+# ------------------------------------------------------------------------------ small formats
+
+
+def clock_time(at: datetime | None) -> str:
+    """`12:00:01` in local time ('' for None)."""
+    return at.astimezone().strftime("%H:%M:%S") if at is not None else ""
+
+
+def stamp(at: datetime | None) -> str:
+    """`2024-05-01 12:00:01` in local time ('' for None)."""
+    return at.astimezone().strftime("%Y-%m-%d %H:%M:%S") if at is not None else ""
+
+
+def iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at is not None else None
+
+
+def duration(seconds: float | None) -> str:
+    """`0.4s`, `12s`, `3m05s`, `2h01m` ('' for None)."""
+    if seconds is None:
+        return ""
+    if seconds < 10:
+        return f"{max(seconds, 0.0):.1f}s"
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def span(start: datetime | None, end: datetime | None) -> float | None:
+    if start is None or end is None:
+        return None
+    return (end - start).total_seconds()
+
+
+def shorten(value: Any, limit: int = OUTPUT_CELL_CHARS) -> str:
+    """A one-line preview of a value: text as is, anything else as compact JSON."""
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def styled(status: str) -> Text:
+    return Text(status, style=STATUS_STYLES.get(status, ""))
+
+
+def counts(state: RunState) -> str:
+    """`3 succeeded, 1 skipped` in a fixed order."""
+    tally = Counter(str(s.status) for s in state.steps.values())
+    return ", ".join(f"{tally[name]} {name}" for name in COUNT_ORDER if tally[name])
+
+
+# ------------------------------------------------------------------------------------ show
+
+
+def step_document(step: StepState) -> dict[str, Any]:
+    return {
+        "id": step.id,
+        "kind": step.spec.kind,  # type: ignore[attr-defined]
+        "status": str(step.status),
+        "attempts": step.attempts,
+        "started_at": iso(step.started_at),
+        "finished_at": iso(step.finished_at),
+        "output": step.output,
+        "truncated": step.truncated,
+        "error": step.error,
+        "reason": step.reason,
+    }
+
+
+def show_document(state: RunState) -> dict[str, Any]:
+    """The `show --json` document."""
+    return {
+        "run_id": state.run_id,
+        "workflow": state.workflow.name,
+        "status": state.status,
+        "error": state.completed_error,
+        "created_at": iso(state.created_at),
+        "updated_at": iso(state.updated_at),
+        "steps": [step_document(step) for step in state.steps.values()],
+    }
+
+
+def show_renderable(state: RunState, record: RunRecord) -> RenderableType:
+    """The human `show`: a header of run facts, then one row per step."""
+    return Group(_run_header(state, record), _steps_table(state.steps.values()))
+
+
+def _run_header(state: RunState, record: RunRecord) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    grid.add_row("run", state.run_id)
+    grid.add_row("workflow", f"{state.workflow.name} (version {state.workflow.version})")
+    grid.add_row("status", _status_cell(state, record))
+    grid.add_row("created", stamp(state.created_at))
+    grid.add_row("updated", stamp(state.updated_at))
+    end = state.updated_at if state.outcome is not None else datetime.now(UTC)
+    grid.add_row("duration", duration(span(state.created_at, end)))
+    grid.add_row("steps", counts(state))
+    if state.completed_error:
+        grid.add_row("error", Text(state.completed_error, style="red"))
+    return grid
+
+
+def _status_cell(state: RunState, record: RunRecord) -> Text:
+    text = styled(state.status)
+    if state.status not in ("running", "pending"):
+        return text
+    if record.owner and not owner_is_dead(record.owner):
+        text.append(f"  (driven by {record.owner})", style="dim")
+    else:
+        text.append(f"  (nobody drives it: `podium resume {state.run_id}`)", style="dim")
+    return text
+
+
+def _steps_table(steps: Iterable[StepState]) -> Table:
+    table = Table(show_edge=False, pad_edge=False, expand=False)
+    for name in ("step", "kind", "status", "tries", "started", "finished", "took"):
+        table.add_column(name, no_wrap=True)
+    table.add_column("output / error", overflow="fold")
+    for step in steps:
+        table.add_row(
+            step.id,
+            step.spec.kind,  # type: ignore[attr-defined]
+            styled(str(step.status)),
+            str(step.attempts) if step.attempts else "",
+            clock_time(step.started_at),
+            clock_time(step.finished_at),
+            duration(span(step.started_at, step.finished_at)),
+            _result_cell(step),
+        )
+    return table
+
+
+def _result_cell(step: StepState) -> Text:
+    if step.status is StepStatus.SUCCEEDED:
+        text = Text(shorten(step.output) if step.output is not None else "")
+        if step.truncated:
+            text.append(" [truncated]", style="yellow")
+        return text
+    parts = [p for p in (step.reason, step.error) if p]
+    return Text(shorten(": ".join(parts)) if parts else "", style="red")
+
+
+# ------------------------------------------------------------------------------------ runs
+
+
+def run_document(record: RunRecord) -> dict[str, Any]:
+    return {
+        "run_id": record.run_id,
+        "workflow": record.workflow_name,
+        "status": record.status,
+        "created_at": iso(record.created_at),
+        "updated_at": iso(record.updated_at),
+    }
+
+
+def runs_table(records: Iterable[RunRecord]) -> Table:
+    table = Table(show_edge=False, pad_edge=False)
+    for name in ("run", "workflow", "status", "created", "updated"):
+        table.add_column(name, no_wrap=True)
+    for r in records:
+        table.add_row(
+            r.run_id, r.workflow_name, styled(r.status), stamp(r.created_at), stamp(r.updated_at)
+        )
+    return table
+
+
+# ---------------------------------------------------------------------------------- events
+
+
+def event_document(stored: StoredEvent) -> dict[str, Any]:
+    """One `events --json` line: run_id, seq, kind, then the event's own fields."""
+    fields = stored.event.model_dump(mode="json")
+    kind = fields.pop("kind")
+    return {"run_id": stored.run_id, "seq": stored.seq, "kind": kind, **fields}
+
+
+def event_line(stored: StoredEvent) -> str:
+    """`seq  time  kind  step  details`."""
+    fields = stored.event.model_dump(mode="json", exclude={"kind", "at"})
+    step = fields.pop("step_id", "")
+    details = "  ".join(f"{k}={shorten(v, DETAIL_CHARS)}" for k, v in fields.items() if v)
+    at = stored.event.at.astimezone().strftime("%H:%M:%S.%f")[:-3]
+    return f"{stored.seq:>5}  {at}  {stored.event.kind:<21}  {step:<16}  {details}".rstrip()
+
+
+# --------------------------------------------------------------------------------- summary
+
+
+def summary_lines(state: RunState) -> list[str]:
+    """The end-of-run report: status, duration and counts, then what to do about it."""
+    took = duration(span(state.created_at, state.updated_at))
+    lines = [f"run {state.run_id} {state.status} after {took}: {counts(state)}"]
+    for step in state.steps.values():
+        if step.status is StepStatus.FAILED and not step.spec.allow_failure:
+            lines.append(f"  step {step.id} failed: {shorten(step.error or '', DETAIL_CHARS)}")
+            lines.append(f"    retry it with: podium retry {state.run_id} {step.id}")
+    if state.status == "waiting":
+        lines += _parked_lines(state)
+    return lines
+
+
+def _parked_lines(state: RunState) -> list[str]:
+    lines = [f"run {state.run_id} is waiting for a person:"]
+    for step_id in state.interrupted:
+        lines += [
+            f"  step {step_id} was interrupted (it has side effects and was in flight when its "
+            "process stopped, so it was not re-run)",
+            f"    run it again:        podium retry {state.run_id} {step_id}",
+            f"    carry on without it: podium skip {state.run_id} {step_id}",
+        ]
+    return lines
+
+
+def exit_code(state: RunState) -> int:
+    """0 succeeded, 1 failed or cancelled, 3 parked waiting for a person."""
+    if state.status == "succeeded":
+        return 0
+    return 3 if state.status == "waiting" else 1

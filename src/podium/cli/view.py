@@ -1,0 +1,236 @@
+"""The live view of a run this process drives: a Rich `Live` table of steps on a terminal, plain
+lines (one per step transition) otherwise. It re-renders at most ~10 times a second and reads
+the driver's live state, so it never slows the engine down."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import time
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Protocol
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from podium.cli.render import clock_time, counts, duration, shorten, span, styled
+from podium.core import events as ev
+from podium.core.state import RunState, StepState, StepStatus
+from podium.runtime.engine import Engine
+from podium.store.base import StoredEvent
+
+MIN_INTERVAL_SECONDS = 0.1
+IDLE_REFRESH_SECONDS = 0.5
+MAX_ROWS = 40
+MAX_ID_WIDTH = 24
+ACTIVE = frozenset({StepStatus.RUNNING, StepStatus.RETRYING, StepStatus.INTERRUPTED})
+UPCOMING = frozenset({StepStatus.READY, StepStatus.PENDING})
+
+
+class _Display(Protocol):
+    ticks: bool
+
+    def __enter__(self) -> object: ...
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+    def update(self, events: list[StoredEvent], state: RunState) -> None: ...
+
+
+async def watch(engine: Engine, run_id: str, console: Console) -> RunState:
+    """Show the run (which this engine drives) until it completes or parks; return its state.
+
+    Call it right after submit/resume/retry/skip, before anything else awaits, so that no event
+    is missed: it subscribes to the engine's bus before the driver takes its first turn.
+    """
+    queue = engine.bus.subscribe(run_id)
+    waiter = asyncio.ensure_future(engine.wait(run_id))
+    display: _Display = LiveTable(console) if is_tty(console) else PlainLines(console)
+    try:
+        with display:
+            return await _pump(engine, run_id, queue, display, waiter)
+    finally:
+        engine.bus.unsubscribe(run_id, queue)
+        waiter.cancel()
+
+
+async def _pump(
+    engine: Engine,
+    run_id: str,
+    queue: asyncio.Queue[StoredEvent | None],
+    display: _Display,
+    waiter: asyncio.Future[RunState],
+) -> RunState:
+    display.update([], await engine.state(run_id))
+    events: list[StoredEvent] = []
+    rendered_at = time.monotonic()
+    while not waiter.done():
+        await asyncio.wait({waiter}, timeout=MIN_INTERVAL_SECONDS)
+        events += _drain(queue)
+        idle = time.monotonic() - rendered_at >= IDLE_REFRESH_SECONDS
+        if waiter.done() or not (events or (display.ticks and idle)):
+            continue
+        display.update(events, await engine.state(run_id))
+        events, rendered_at = [], time.monotonic()
+    state = waiter.result()
+    display.update(events + _drain(queue), state)
+    return state
+
+
+def _drain(queue: asyncio.Queue[StoredEvent | None]) -> list[StoredEvent]:
+    events = []
+    while not queue.empty():
+        item = queue.get_nowait()
+        if item is not None:
+            events.append(item)
+    return events
+
+
+def is_tty(console: Console) -> bool:
+    return console.is_terminal and not console.is_dumb_terminal
+
+
+# ------------------------------------------------------------------------------ plain lines
+
+
+class PlainLines:
+    """`12:00:01  fetch  succeeded  0.4s`: one line per step transition, flushed as it happens."""
+
+    ticks = False
+
+    def __init__(self, console: Console) -> None:
+        self._console = console
+        self._started: dict[str, datetime] = {}
+        self._width = 0
+
+    def __enter__(self) -> PlainLines:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._console.file.flush()
+
+    def update(self, events: list[StoredEvent], state: RunState) -> None:
+        if not self._width:
+            self._width = min(max(len(step_id) for step_id in state.steps), MAX_ID_WIDTH)
+        lines = [line for stored in events for line in self._lines(stored.event, state)]
+        if lines:
+            self._console.file.write("\n".join(lines) + "\n")
+            self._console.file.flush()
+
+    def _lines(self, e: ev.Event, state: RunState) -> list[str]:
+        if isinstance(e, ev.RunResumed):
+            return [self._row(e.at, s, "requeued") for s in e.requeued] + [
+                self._row(e.at, s, "interrupted") for s in e.interrupted
+            ]
+        if isinstance(e, ev.RunCancelRequested):
+            why = f": {e.reason}" if e.reason else ""
+            return [f"{clock_time(e.at)}  run cancel requested{why}"]
+        step_id = getattr(e, "step_id", None)
+        return [] if step_id is None else [self._step_line(e, step_id, state)]
+
+    def _step_line(self, e: ev.Event, step_id: str, state: RunState) -> str:
+        if isinstance(e, ev.StepStarted):
+            self._started[step_id] = e.at
+            again = (f"attempt {e.attempt}",) if e.attempt > 1 else ()
+            return self._row(e.at, step_id, "running", *again)
+        took = duration(span(self._started.get(step_id, state.steps[step_id].started_at), e.at))
+        if isinstance(e, ev.StepSucceeded):
+            return self._row(e.at, step_id, "succeeded", took)
+        if isinstance(e, ev.StepFailed):
+            return self._row(e.at, step_id, "failed", took, shorten(e.error, 100))
+        if isinstance(e, ev.StepRetrying):
+            then = f"next try at {clock_time(e.retry_at)}"
+            return self._row(e.at, step_id, "retrying", took, shorten(e.error, 80), then)
+        if isinstance(e, ev.StepSkipped | ev.StepCancelled):
+            return self._row(e.at, step_id, e.kind.removeprefix("step."), e.reason)
+        return self._row(e.at, step_id, e.kind.removeprefix("step.").replace("_", " "))
+
+    def _row(self, at: datetime, step_id: str, status: str, *details: str) -> str:
+        cells = [clock_time(at), step_id.ljust(self._width), status.ljust(11), *details]
+        return "  ".join(cells).rstrip()
+
+
+# ------------------------------------------------------------------------------- live table
+
+
+class LiveTable:
+    """A Rich `Live` table: running steps first, then the most recent, with a footer of counts."""
+
+    ticks = True
+
+    def __init__(self, console: Console) -> None:
+        self._live = Live(console=console, auto_refresh=False, transient=False)
+
+    def __enter__(self) -> LiveTable:
+        self._live.start()
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._live.stop()
+
+    def update(self, events: list[StoredEvent], state: RunState) -> None:
+        self._live.update(render_table(state, datetime.now(UTC)), refresh=True)
+
+
+def render_table(state: RunState, now: datetime) -> Group:
+    """A header line (run, workflow, status, elapsed), the step rows, a footer of counts."""
+    elapsed = duration(span(state.created_at, now if state.outcome is None else state.updated_at))
+    header = Text.assemble(f"run {state.run_id} · {state.workflow.name} · ", styled(state.status))
+    header.append(f" · {elapsed}")
+    rows = pick_rows(state)
+    footer = Text(counts(state), style="dim")
+    if len(rows) < len(state.steps):
+        footer.append(f"  (showing {len(rows)} of {len(state.steps)})")
+    table = Table(show_edge=False, pad_edge=False)
+    for name in ("step", "kind", "status", "attempt", "elapsed"):
+        table.add_column(name, no_wrap=True)
+    for step in rows:
+        table.add_row(*_cells(step, now))
+    return Group(header, table, footer)
+
+
+def _cells(step: StepState, now: datetime) -> tuple[str, str, Text, str, str]:
+    end = step.finished_at or (now if step.status is StepStatus.RUNNING else None)
+    return (
+        step.id,
+        step.spec.kind,  # type: ignore[attr-defined]
+        styled(str(step.status)),
+        str(step.attempts) if step.attempts else "",
+        duration(span(step.started_at, end)),
+    )
+
+
+def pick_rows(state: RunState, limit: int = MAX_ROWS) -> list[StepState]:
+    """All steps in workflow order if they fit; else the active ones, then the most recently
+    finished, then the next to run."""
+    steps = state.steps.values()
+    if len(state.steps) <= limit:
+        return list(steps)
+    active = sorted((s for s in steps if s.status in ACTIVE), key=_started_key)[:limit]
+    recent = heapq.nlargest(
+        limit - len(active),
+        (s for s in steps if s.terminal and s.finished_at is not None),
+        key=_finished_key,
+    )
+    upcoming = itertools.islice(
+        (s for s in steps if s.status in UPCOMING), limit - len(active) - len(recent)
+    )
+    return [*active, *recent, *upcoming]
+
+
+def _started_key(step: StepState) -> datetime:
+    return step.started_at or datetime.min.replace(tzinfo=UTC)
+
+
+def _finished_key(step: StepState) -> datetime:
+    return step.finished_at or datetime.min.replace(tzinfo=UTC)

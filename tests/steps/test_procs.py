@@ -1,0 +1,46 @@
+"""The process-group ledger that lets a resume stop what a killed engine left running."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+from podium.steps import procs
+
+
+def _alive(proc: subprocess.Popen[bytes]) -> bool:
+    return proc.poll() is None
+
+
+def test_leftover_group_is_killed_and_forgotten(tmp_path: Path) -> None:
+    child = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    try:
+        procs.record(tmp_path, "run1", "s", child.pid)
+        assert procs.stop_leftovers(tmp_path, "run1", ["s", "other"]) == ["s"]
+        child.wait(timeout=5)
+        assert not (tmp_path / ".podium" / "procs" / "run1" / "s.json").exists()
+    finally:
+        child.kill()
+
+
+def test_a_reused_pid_is_left_alone(tmp_path: Path) -> None:
+    child = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    try:
+        procs.record(tmp_path, "run1", "s", child.pid)
+        entry_path = tmp_path / ".podium" / "procs" / "run1" / "s.json"
+        entry = json.loads(entry_path.read_text())
+        entry["started"] -= 1  # a different process that happens to have the same pid
+        entry_path.write_text(json.dumps(entry))
+        assert procs.stop_leftovers(tmp_path, "run1", ["s"]) == []
+        time.sleep(0.05)
+        assert _alive(child)
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_forget_and_missing_entries_are_quiet(tmp_path: Path) -> None:
+    procs.forget(tmp_path, "nope", "s")
+    assert procs.stop_leftovers(tmp_path, "nope", ["s"]) == []

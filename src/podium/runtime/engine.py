@@ -28,7 +28,7 @@ from podium.spec.load import read_document
 from podium.spec.model import Workflow
 from podium.spec.validate import coerce_inputs, validate_workflow
 from podium.store import default_store_path, open_store
-from podium.store.base import TERMINAL_STATUSES, EventStore, StoredEvent, current_owner
+from podium.store.base import TERMINAL_STATUSES, EventStore, Lease, StoredEvent, current_owner
 
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 FOLLOW_POLL_SECONDS = 0.2
@@ -230,15 +230,15 @@ class Engine:
 
     # -------------------------------------------------------------------- internals
 
-    def _spawn(self, state: RunState, lease: Any, *, resumed: bool) -> None:
+    def _spawn(self, state: RunState, lease: Lease, *, resumed: bool) -> None:
         driver = RunDriver(
             state=state, store=self.store, lease=lease, bus=self.bus, clock=self._clock
         )
         self._drivers[state.run_id] = driver
-        task = asyncio.create_task(self._drive(driver, lease, resumed), name=state.run_id)
+        task = asyncio.create_task(self._drive(driver, resumed), name=state.run_id)
         self._tasks[state.run_id] = task
 
-    async def _drive(self, driver: RunDriver, lease: Any, resumed: bool) -> RunState:
+    async def _drive(self, driver: RunDriver, resumed: bool) -> RunState:
         run_id = driver.state.run_id
         try:
             async with self._run_slots:

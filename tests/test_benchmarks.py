@@ -124,3 +124,27 @@ def test_malformed_workload_exits_2(tmp_path: Path, how: str, message: str) -> N
     assert "malformed workload" in done.stderr
     assert message in done.stderr
     assert done.stdout == ""
+
+
+def test_runs_benchmarks_report_their_figures() -> None:
+    import json
+    import subprocess
+    import sys
+
+    conc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.runs", "concurrent", "--runs", "20", "--steps", "4"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    figures = json.loads(conc.stdout)
+    assert figures["succeeded"] == figures["runs"] == 20
+    assert figures["peak_rss_mb"] > 0
+    res = subprocess.run(
+        [sys.executable, "-m", "benchmarks.runs", "resume", "--events", "200"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    resumed = json.loads(res.stdout)
+    assert resumed["events"] == resumed["replayed_seq"] >= 200

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from podium.core.state import replay
+from podium.core.fold import replay
 from podium.runtime.engine import Engine
 from podium.steps.python import register
 from podium.store import open_store

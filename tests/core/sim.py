@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from podium.core import events as ev
+from podium.core.fold import apply, new_state
 from podium.core.scheduler import decide, failure_event
-from podium.core.state import RunState, apply, new_state
+from podium.core.state import RunState
 from podium.spec.model import Workflow
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from podium.core import events as ev
-from podium.core.state import TERMINAL, StepStatus, replay
+from podium.core.fold import replay
+from podium.core.state import TERMINAL, StepStatus
 
 from .sim import Sim, make_state
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from podium.core import events as ev
-from podium.core.state import StepStatus, replay
+from podium.core.fold import replay
+from podium.core.state import StepStatus
 
 from .sim import Sim, make_state
 

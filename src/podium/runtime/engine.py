@@ -19,7 +19,8 @@ from typing import Any
 from podium.clock import Clock, SystemClock
 from podium.core import events as ev
 from podium.core.control import cancel_event, retry_event, skip_event
-from podium.core.state import RunState, new_state, replay
+from podium.core.fold import new_state, replay
+from podium.core.state import RunState
 from podium.errors import LeaseHeldError, UsageError
 from podium.ids import new_run_id
 from podium.runtime.bus import EventBus

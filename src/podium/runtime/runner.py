@@ -13,9 +13,10 @@ from datetime import datetime
 from podium.clock import Clock
 from podium.core import events as ev
 from podium.core.control import cancel_event, retry_event, skip_event
+from podium.core.fold import apply
 from podium.core.outputs import cap_output
 from podium.core.scheduler import Decision, decide, failure_event, recover
-from podium.core.state import RunState, StepStatus, apply
+from podium.core.state import RunState, StepStatus
 from podium.errors import InvalidTransitionError, PodiumError
 from podium.runtime.attempt import Outcome, run_attempt
 from podium.runtime.bus import EventBus

@@ -2,30 +2,27 @@
 
 Precedence, lowest first: `||`/`or`, `&&`/`and`, `!`/`not`, comparisons (non-associative), then
 member/index access, calls and parentheses. There is no arithmetic and nothing is ever `eval`-ed.
+Value semantics (equality, ordering, text and JSON) live in `_values`, built-ins in `_functions`.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import operator
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from types import UnionType
-from typing import Any
+
+from podium.spec._functions import FUNCTIONS
+from podium.spec._values import ExpressionError as ExpressionError
+from podium.spec._values import compare, is_number
+from podium.spec._values import to_json as to_json
+from podium.spec._values import to_text as to_text
+from podium.spec._values import truthy as truthy
+from podium.spec._values import type_name as type_name
 
 MAX_LENGTH = 4096
 MAX_DEPTH = 64
-
-
-class ExpressionError(ValueError):
-    """An expression is malformed or cannot be evaluated; syntax errors carry a 1-based `column`."""
-
-    def __init__(self, message: str, *, column: int | None = None) -> None:
-        super().__init__(message)
-        self.column = column
 
 
 # --- AST ---------------------------------------------------------------------------------------
@@ -290,9 +287,9 @@ class _Parser:
         raise self.error(token, f"expected a value, found {_describe(token)}")
 
     def call(self, name: _Token) -> Expr:
-        function = _FUNCTIONS.get(name.text)
+        function = FUNCTIONS.get(name.text)
         if function is None:
-            known = ", ".join(sorted(_FUNCTIONS))
+            known = ", ".join(sorted(FUNCTIONS))
             raise self.error(name, f"unknown function {name.text}(); known functions: {known}")
         self.advance()
         args: list[Expr] = []
@@ -334,21 +331,14 @@ def evaluate(expr: Expr, context: Mapping[str, object]) -> object:
         case Index(target, index):
             return _index(evaluate(target, context), evaluate(index, context))
         case Call(function, args):
-            return _FUNCTIONS[function].impl(*(evaluate(arg, context) for arg in args))
+            return FUNCTIONS[function].impl(*(evaluate(arg, context) for arg in args))
         case Not(operand):
             return not truthy(evaluate(operand, context))
         case Logical(op, operands):
             return _logical(op == "||", operands, context)
         case Compare(op, left, right):
-            return _compare(op, evaluate(left, context), evaluate(right, context))
+            return compare(op, evaluate(left, context), evaluate(right, context))
     raise ExpressionError(f"cannot evaluate a {type(expr).__name__} node")
-
-
-def truthy(value: object) -> bool:
-    """False for null, false, 0, "", [] and {}; true for everything else."""
-    if isinstance(value, str | int | float | list | tuple | Mapping):
-        return bool(value)
-    return value is not None
 
 
 def _lookup(name: str, context: Mapping[str, object]) -> object:
@@ -361,7 +351,7 @@ def _lookup(name: str, context: Mapping[str, object]) -> object:
 def _index(value: object, key: object) -> object:
     if isinstance(value, Mapping):
         return value.get(key) if isinstance(key, str) else None
-    if isinstance(value, list | tuple) and _is_number(key) and isinstance(key, int):
+    if isinstance(value, list | tuple) and is_number(key) and isinstance(key, int):
         return value[key] if 0 <= key < len(value) else None
     return None
 
@@ -373,85 +363,6 @@ def _logical(want: bool, operands: tuple[Expr, ...], context: Mapping[str, objec
         if truthy(value) is want:
             return value
     return value
-
-
-_ORDER: dict[str, Callable[[Any, Any], Any]] = {
-    "<": operator.lt,
-    "<=": operator.le,
-    ">": operator.gt,
-    ">=": operator.ge,
-}
-
-
-def _compare(op: str, left: object, right: object) -> bool:
-    if op in ("==", "!="):
-        return _equal(left, right) is (op == "==")
-    numbers = _is_number(left) and _is_number(right)
-    if numbers or (isinstance(left, str) and isinstance(right, str)):
-        return bool(_ORDER[op](left, right))
-    raise ExpressionError(
-        f"cannot compare {type_name(left)} with {type_name(right)} using {op!r}; "
-        "ordering works only between two numbers or two strings"
-    )
-
-
-def _equal(left: object, right: object) -> bool:
-    if isinstance(left, bool) or isinstance(right, bool):
-        return isinstance(left, bool) and isinstance(right, bool) and left == right
-    if _is_number(left) or _is_number(right):
-        return _is_number(left) and _is_number(right) and left == right
-    if isinstance(left, list | tuple) and isinstance(right, list | tuple):
-        return len(left) == len(right) and all(map(_equal, left, right))
-    if isinstance(left, Mapping) and isinstance(right, Mapping):
-        return left.keys() == right.keys() and all(_equal(left[k], right[k]) for k in left)
-    if isinstance(left, str | list | tuple | Mapping) or left is None:
-        return type(left) is type(right) and left == right
-    return left == right
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-_TYPE_NAMES: tuple[tuple[type | UnionType, str], ...] = (
-    (type(None), "null"),
-    (bool, "boolean"),
-    (int | float, "number"),
-    (str, "string"),
-    (Mapping, "object"),
-    (list | tuple, "array"),
-)
-
-
-def type_name(value: object) -> str:
-    """The expression-language name of a value's type (null, boolean, number, string, ...)."""
-    return next((name for kind, name in _TYPE_NAMES if isinstance(value, kind)), "unknown")
-
-
-_JSON_OPTIONS: dict[str, Any] = {"sort_keys": True, "separators": (",", ":"), "allow_nan": False}
-
-
-def to_json(value: object) -> str:
-    """Compact JSON with sorted keys; raises ExpressionError for values JSON cannot hold."""
-    try:
-        return json.dumps(value, ensure_ascii=False, default=_jsonable, **_JSON_OPTIONS)
-    except (TypeError, ValueError) as err:
-        raise ExpressionError(f"cannot convert {type_name(value)} to JSON: {err}") from None
-
-
-def _jsonable(value: object) -> object:
-    if isinstance(value, Mapping):
-        return dict(value)
-    raise TypeError(f"{type(value).__name__} values are not JSON serializable")
-
-
-def to_text(value: object) -> str:
-    """Strings as they are; null/booleans as `null`/`true`/`false`; arrays and objects as JSON."""
-    if isinstance(value, str):
-        return value
-    if value is None or isinstance(value, bool | list | tuple | Mapping):
-        return to_json(value)
-    return str(value)
 
 
 # --- references ----------------------------------------------------------------------------------
@@ -493,106 +404,3 @@ def _path(expr: Expr, found: set[tuple[str, ...]]) -> tuple[str, ...] | None:
             _collect(left, found)
             _collect(right, found)
     return None
-
-
-# --- functions -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Function:
-    impl: Callable[..., object]
-    min_args: int
-    max_args: int | None  # None: any number
-
-    def accepts(self, count: int) -> bool:
-        return self.min_args <= count and (self.max_args is None or count <= self.max_args)
-
-    @property
-    def arity(self) -> str:
-        if self.max_args is None:
-            return f"{self.min_args} or more"
-        low, high = self.min_args, self.max_args
-        return str(low) if low == high else f"{low} to {high}"
-
-
-def _text_arg(function: str, position: int, value: object) -> str:
-    if not isinstance(value, str):
-        raise ExpressionError(
-            f"{function}() expects a string as argument {position}, got {type_name(value)}"
-        )
-    return value
-
-
-def _contains(haystack: object, needle: object) -> bool:
-    if haystack is None:
-        return False
-    if isinstance(haystack, str):
-        return _text_arg("contains", 2, needle) in haystack
-    if isinstance(haystack, list | tuple | Mapping):
-        return any(_equal(item, needle) for item in haystack)
-    raise ExpressionError(
-        f"contains() expects a string, array or object as argument 1, got {type_name(haystack)}"
-    )
-
-
-def _on_text(function: str, method: Callable[..., object]) -> Callable[..., object]:
-    """A function whose arguments must all be strings, applied as `method(*args)`."""
-    return lambda *args: method(*(_text_arg(function, i, a) for i, a in enumerate(args, 1)))
-
-
-def _len(value: object) -> int:
-    if isinstance(value, str | list | tuple | Mapping):
-        return len(value)
-    raise ExpressionError(f"len() expects a string, array or object, got {type_name(value)}")
-
-
-def _from_json(text: object) -> object:
-    try:
-        return json.loads(_text_arg("fromJSON", 1, text), parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as err:
-        raise ExpressionError(f"fromJSON() got invalid JSON: {err}") from None
-
-
-def _reject_constant(name: str) -> object:
-    raise ValueError(f"{name} is not allowed")
-
-
-def _join(items: object, separator: object = ",") -> str:
-    if not isinstance(items, list | tuple):
-        raise ExpressionError(f"join() expects an array as argument 1, got {type_name(items)}")
-    return _text_arg("join", 2, separator).join(to_text(item) for item in items)
-
-
-_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{(\d+)\}|[{}]")
-
-
-def _format(template: object, *args: object) -> str:
-    text = _text_arg("format", 1, template)
-
-    def replace(match: re.Match[str]) -> str:
-        if match.group() in ("{{", "}}"):
-            return match.group()[0]
-        if match.group(1) is None:
-            raise ExpressionError(f"format(): stray {match.group()!r} in {text!r}; double it")
-        number = int(match.group(1))
-        if number >= len(args):
-            raise ExpressionError(f"format(): {{{number}}} used but {len(args)} value(s) given")
-        return to_text(args[number])
-
-    return _PLACEHOLDER.sub(replace, text)
-
-
-_FUNCTIONS: dict[str, _Function] = {
-    "contains": _Function(_contains, 2, 2),
-    "startsWith": _Function(_on_text("startsWith", str.startswith), 2, 2),
-    "endsWith": _Function(_on_text("endsWith", str.endswith), 2, 2),
-    "len": _Function(_len, 1, 1),
-    "toJSON": _Function(to_json, 1, 1),
-    "fromJSON": _Function(_from_json, 1, 1),
-    "default": _Function(lambda value, fallback: fallback if value is None else value, 2, 2),
-    "join": _Function(_join, 1, 2),
-    "format": _Function(_format, 1, None),
-    "lower": _Function(_on_text("lower", str.lower), 1, 1),
-    "upper": _Function(_on_text("upper", str.upper), 1, 1),
-    "trim": _Function(_on_text("trim", str.strip), 1, 1),
-}

@@ -1,0 +1,191 @@
+"""The fold of a run's events into its state: `apply(state, event)` and `replay(events)`.
+
+`apply` is deterministic and does no I/O. For speed it updates the state in place (a run of 10,000
+steps must not be copied per event) and keeps the incremental indexes the scheduler reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from podium.core import events as ev
+from podium.core.graph import build_graph
+from podium.core.joins import make_ready, propagate, reopen, tidy_ready
+from podium.core.state import RunState, StepState, StepStatus
+from podium.spec.model import Workflow
+
+
+def new_state(created: ev.RunCreated, workflow: Workflow | None = None) -> RunState:
+    """The state right after `run.created`. Pass `workflow` to skip re-validating the document."""
+    wf = workflow if workflow is not None else Workflow.model_validate(created.workflow)
+    graph = build_graph(wf)
+    steps = {
+        step.id: StepState(spec=step, index=i, rank=graph.rank[step.id])
+        for i, step in enumerate(wf.steps)
+    }
+    state = RunState(
+        run_id=created.run_id,
+        workflow=wf,
+        inputs=dict(created.inputs),
+        workspace=created.workspace,
+        workspace_path=Path(created.workspace),
+        created_at=created.at,
+        graph=graph,
+        steps=steps,
+        updated_at=created.at,
+        unfinished=len(steps),
+    )
+    for step in steps.values():
+        if not step.spec.needs:
+            make_ready(state, step)
+    return state
+
+
+def replay(events: Iterable[ev.Event], workflow: Workflow | None = None) -> RunState:
+    iterator = iter(events)
+    first = next(iterator, None)
+    if not isinstance(first, ev.RunCreated):
+        raise ValueError("a run's event log must start with run.created")
+    state = new_state(first, workflow)
+    for event in iterator:
+        apply(state, event)
+    return state
+
+
+def apply(state: RunState, event: ev.Event) -> RunState:
+    """Fold one event into the state (in place) and return it."""
+    handler = _HANDLERS.get(type(event))
+    if handler is None:
+        raise ValueError(f"event kind {event.kind} cannot be applied to a live run")
+    handler(state, event)
+    state.seq += 1
+    state.updated_at = event.at
+    return state
+
+
+# ---------------------------------------------------------------------------------------- handlers
+
+
+def _on_started(state: RunState, e: ev.StepStarted) -> None:
+    step = state.steps[e.step_id]
+    if step.status is StepStatus.RETRYING:
+        state.retrying.pop(step.id, None)
+    step.status = StepStatus.RUNNING
+    step.attempts = e.attempt
+    step.generation = e.generation
+    step.requeued = False
+    step.started_at = e.at
+    step.finished_at = None
+    state.running.add(step.id)
+    tidy_ready(state)
+
+
+def _on_succeeded(state: RunState, e: ev.StepSucceeded) -> None:
+    step = state.steps[e.step_id]
+    step.output, step.truncated, step.meta = e.output, e.truncated, e.meta
+    step.error = step.error_type = None
+    _finish(state, step, StepStatus.SUCCEEDED, e.at)
+    propagate(state, step, "ok")
+
+
+def _on_retrying(state: RunState, e: ev.StepRetrying) -> None:
+    step = state.steps[e.step_id]
+    state.running.discard(step.id)
+    step.status = StepStatus.RETRYING
+    step.error, step.error_type, step.retry_at = e.error, e.error_type, e.retry_at
+    state.retrying[step.id] = e.retry_at
+
+
+def _on_failed(state: RunState, e: ev.StepFailed) -> None:
+    step = state.steps[e.step_id]
+    step.error, step.error_type = e.error, e.error_type
+    _finish(state, step, StepStatus.FAILED, e.at)
+    if step.spec.allow_failure:
+        propagate(state, step, "ok")
+        return
+    state.failures.append(step.id)
+    policy = step.spec.on_failure or state.workflow.on_failure
+    if policy == "fail_fast" and state.stopping is None:
+        state.stopping = "fail_fast"
+    propagate(state, step, "bad")
+
+
+def _on_skipped(state: RunState, e: ev.StepSkipped) -> None:
+    step = state.steps[e.step_id]
+    was_failed = step.status is StepStatus.FAILED
+    step.reason = e.reason
+    step.error = e.message or step.error
+    state.doomed.pop(step.id, None)
+    _finish(state, step, StepStatus.SKIPPED, e.at)
+    if was_failed:
+        reopen(state, step, skip=True)
+    else:
+        propagate(state, step, "bad" if e.reason == "upstream_failed" else "skip")
+
+
+def _on_cancelled(state: RunState, e: ev.StepCancelled) -> None:
+    step = state.steps[e.step_id]
+    step.reason = e.reason
+    _finish(state, step, StepStatus.CANCELLED, e.at)
+    propagate(state, step, "bad")
+
+
+def _on_resumed(state: RunState, e: ev.RunResumed) -> None:
+    for step_id in e.requeued:
+        step = state.steps[step_id]
+        state.running.discard(step_id)
+        step.requeued = True
+        make_ready(state, step)
+    for step_id in e.interrupted:
+        state.running.discard(step_id)
+        state.steps[step_id].status = StepStatus.INTERRUPTED
+
+
+def _on_cancel_requested(state: RunState, e: ev.RunCancelRequested) -> None:
+    state.stopping = "cancel"
+
+
+def _on_completed(state: RunState, e: ev.RunCompleted) -> None:
+    state.outcome = e.outcome
+    state.completed_error = e.error
+
+
+def _on_retry_requested(state: RunState, e: ev.StepRetryRequested) -> None:
+    step = state.steps[e.step_id]
+    step.generation += 1
+    step.attempts = 0
+    step.requeued = False
+    reopen(state, step, skip=False)
+
+
+_HANDLERS: dict[type, Callable[[RunState, Any], None]] = {
+    ev.StepStarted: _on_started,
+    ev.StepSucceeded: _on_succeeded,
+    ev.StepRetrying: _on_retrying,
+    ev.StepFailed: _on_failed,
+    ev.StepSkipped: _on_skipped,
+    ev.StepCancelled: _on_cancelled,
+    ev.RunResumed: _on_resumed,
+    ev.RunCancelRequested: _on_cancel_requested,
+    ev.RunCompleted: _on_completed,
+    ev.StepRetryRequested: _on_retry_requested,
+}
+
+
+# ------------------------------------------------------------------------------------- transitions
+
+
+def _finish(state: RunState, step: StepState, status: StepStatus, at: datetime) -> None:
+    was_terminal = step.terminal
+    state.running.discard(step.id)
+    state.retrying.pop(step.id, None)
+    state.losers.discard(step.id)
+    step.status = status
+    step.finished_at = at
+    step.retry_at = None
+    if not was_terminal:
+        state.unfinished -= 1
+    tidy_ready(state)

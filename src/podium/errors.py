@@ -121,6 +121,26 @@ class InvalidTransitionError(RunError):
     """A control command (retry, skip, cancel, resume) does not fit the state of the run or step."""
 
 
+class ModelError(PodiumError):
+    """A model call failed. Timeouts, 429, 5xx and connection errors are retryable; other 4xx
+    (bad request, auth, not found) are not. `provider` and `status` say where it came from."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        provider: str,
+        status: int | None = None,
+        error_type: str = "model",
+    ) -> None:
+        self.retryable = retryable
+        self.provider = provider
+        self.status = status
+        self.error_type = error_type
+        super().__init__(message)
+
+
 class StepExecutionError(PodiumError):
     """Raised by an executor. `retryable` says whether the step's retry policy may try again."""
 

@@ -1,0 +1,1 @@
+"""Language models behind one `Model` protocol, chosen by a `provider:model` string."""

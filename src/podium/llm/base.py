@@ -1,0 +1,105 @@
+"""The model port: messages, tool calls, structured output, streamed deltas and usage.
+
+Adapters (openai, anthropic, scripted, the function model in `podium.testing`) implement `Model`;
+`podium.llm.resolve_model("provider:model")` picks one. Adapters never retry: Podium's retry policy
+applies, so they raise `podium.errors.ModelError` with `retryable` set and let the step decide.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A model's request to call a tool. `arguments` is already parsed JSON (an object)."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One chat message. Assistant messages may carry tool calls; tool messages answer one call."""
+
+    role: Role
+    content: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """A tool offered to the model: its name, what it does, and a JSON Schema for its arguments."""
+
+    name: str
+    description: str
+    parameters: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.input_tokens + other.input_tokens, self.output_tokens + other.output_tokens
+        )
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRequest:
+    """What one call sends. `output_schema` asks for JSON matching it (the adapter uses the
+    provider's structured-output feature where it has one). `agent` and `step_id` identify the
+    caller (the scripted model keys its replies by agent; tracing and errors name them)."""
+
+    messages: tuple[Message, ...]
+    tools: tuple[ToolSpec, ...] = ()
+    output_schema: Mapping[str, Any] | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    agent: str | None = None
+    step_id: str | None = None
+    timeout_seconds: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelResponse:
+    """The assistant's reply: its message (text and/or tool calls), usage, and provenance."""
+
+    message: Message
+    usage: Usage = field(default_factory=Usage)
+    model: str = ""
+    finish_reason: str | None = None
+
+    @property
+    def text(self) -> str:
+        return self.message.content
+
+
+DeltaSink = Callable[[str], None]
+
+
+class Model(Protocol):
+    """One model behind one provider. `name` is the `provider:model` string it was resolved from."""
+
+    name: str
+
+    async def complete(
+        self, request: ModelRequest, *, on_delta: DeltaSink | None = None
+    ) -> ModelResponse:
+        """Send the request and return the whole reply. When `on_delta` is given, stream and call
+        it with each text fragment as it arrives (live output; the reply is still returned whole).
+        Raise `ModelError` on failure, never retry."""
+        ...

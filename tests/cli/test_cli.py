@@ -129,8 +129,11 @@ def test_run_succeeds_and_show_json_has_every_step(cli: Cli) -> None:
         "error",
         "created_at",
         "updated_at",
+        "tokens",
+        "cost_usd",
         "steps",
     }
+    assert (doc["tokens"], doc["cost_usd"]) == (0, 0)
     assert (doc["run_id"], doc["workflow"], doc["status"], doc["error"]) == (
         "r1",
         "greeting",

@@ -36,3 +36,17 @@ def keyed(idempotency_key: str) -> str:
 
 def big(size: int) -> str:
     return "x" * size
+
+
+async def metered(podium_context: Any) -> str:
+    """Reports two model calls and streams a delta, as an agent step does."""
+    for tokens in (100, 20):
+        podium_context.report(
+            "model.called",
+            {"model": "scripted:x", "input_tokens": tokens, "output_tokens": 5, "cost_usd": 0.01},
+        )
+    if podium_context.on_delta is not None:
+        podium_context.on_delta("partial ")
+    podium_context.report("model.called", {"not_a_field": 1})  # malformed: dropped
+    await asyncio.sleep(0.01)
+    return "done"

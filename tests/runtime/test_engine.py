@@ -232,3 +232,17 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return text[text.rfind(")") + 2] != "Z"
+
+
+async def test_reports_become_events_and_deltas_reach_subscribers(engine: Engine) -> None:
+    run_id = await engine.submit(wf(py("m", "metered")), start=False)
+    deltas = engine.bus.subscribe_deltas(run_id)
+    await engine.resume(run_id)
+    state = await engine.wait(run_id)
+    assert state.status == "succeeded"
+    assert state.tokens == 130
+    assert state.steps["m"].tokens == 130
+    assert abs(state.cost_usd - 0.02) < 1e-9
+    kinds = [e.event.kind for e in await engine.store.read(run_id)]
+    assert kinds.count("model.called") == 2
+    assert deltas.get_nowait() == ("m", "partial ")

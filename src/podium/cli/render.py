@@ -113,6 +113,8 @@ def step_document(step: StepState) -> dict[str, Any]:
         "truncated": step.truncated,
         "error": step.error,
         "reason": step.reason,
+        "tokens": step.tokens,
+        "cost_usd": round(step.cost_usd, 6),
     }
 
 
@@ -125,6 +127,8 @@ def show_document(state: RunState) -> dict[str, Any]:
         "error": state.completed_error,
         "created_at": iso(state.created_at),
         "updated_at": iso(state.updated_at),
+        "tokens": state.tokens,
+        "cost_usd": round(state.cost_usd, 6),
         "steps": [step_document(step) for step in state.steps.values()],
     }
 
@@ -146,6 +150,8 @@ def _run_header(state: RunState, record: RunRecord) -> Table:
     end = state.updated_at if state.outcome is not None else datetime.now(UTC)
     grid.add_row("duration", duration(span(state.created_at, end)))
     grid.add_row("steps", counts(state))
+    if state.tokens or state.cost_usd:
+        grid.add_row("usage", f"{state.tokens:,} tokens, ${state.cost_usd:.4f}")
     if state.completed_error:
         grid.add_row("error", Text(state.completed_error, style="red"))
     return grid

@@ -96,6 +96,20 @@ class StepCancelled(_Event):
     reason: CancelReason
 
 
+class ModelCalled(_Event):
+    """One model call made by a step: what it cost. Recorded as it happens, so budgets see it."""
+
+    kind: Literal["model.called"] = "model.called"
+    step_id: str
+    model: str
+    agent: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    latency_seconds: float = 0.0
+    finish_reason: str | None = None
+
+
 class StepRetryRequested(_Event):
     """A person asked for a failed, interrupted or cancelled step to run again."""
 
@@ -114,7 +128,8 @@ Event = Annotated[
     | StepFailed
     | StepSkipped
     | StepCancelled
-    | StepRetryRequested,
+    | StepRetryRequested
+    | ModelCalled,
     Field(discriminator="kind"),
 ]
 

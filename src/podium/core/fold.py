@@ -161,7 +161,17 @@ def _on_retry_requested(state: RunState, e: ev.StepRetryRequested) -> None:
     reopen(state, step, skip=False)
 
 
+def _on_model_called(state: RunState, e: ev.ModelCalled) -> None:
+    tokens = e.input_tokens + e.output_tokens
+    step = state.steps[e.step_id]
+    step.tokens += tokens
+    step.cost_usd += e.cost_usd
+    state.tokens += tokens
+    state.cost_usd += e.cost_usd
+
+
 _HANDLERS: dict[type, Callable[[RunState, Any], None]] = {
+    ev.ModelCalled: _on_model_called,
     ev.StepStarted: _on_started,
     ev.StepSucceeded: _on_succeeded,
     ev.StepRetrying: _on_retrying,

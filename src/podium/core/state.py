@@ -52,6 +52,8 @@ class StepState:
     error_type: str | None = None
     retry_at: datetime | None = None
     reason: str | None = None
+    tokens: int = 0
+    cost_usd: float = 0.0
     ok: int = 0
     bad: int = 0
     skipped: int = 0
@@ -87,6 +89,8 @@ class RunState:
     stopping: str | None = None
     outcome: str | None = None
     completed_error: str | None = None
+    tokens: int = 0
+    cost_usd: float = 0.0
 
     @property
     def status(self) -> str:

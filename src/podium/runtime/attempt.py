@@ -4,6 +4,7 @@ the outcome. Failures become values here; only cancellation propagates."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +27,19 @@ class Outcome:
     error_type: str = "error"
 
 
-def prepare(state: RunState, step: StepState) -> tuple[StepBase, StepContext]:
+@dataclass(frozen=True, slots=True)
+class Channels:
+    """What an attempt may send back while it runs: reports to record, live output deltas, and
+    the runtime's shared services."""
+
+    report: Callable[[str, dict[str, Any]], None]
+    on_delta: Callable[[str], None] | None = None
+    services: Any = None
+
+
+def prepare(
+    state: RunState, step: StepState, channels: Channels | None = None
+) -> tuple[StepBase, StepContext]:
     """Render the step against committed outputs; build its context. Raises StepExecutionError."""
     spec = step.spec
     if spec.templated:
@@ -38,8 +51,20 @@ def prepare(state: RunState, step: StepState) -> tuple[StepBase, StepContext]:
         idempotency_key=idempotency_key(state.run_id, step.id, step.generation),
         workspace=state.workspace_path,
         output_limit_bytes=state.workflow.output_limit_bytes,
+        upstream={need: state.steps[need].output for need in spec.needs},
+        **_channel_fields(channels),
     )
     return spec, ctx
+
+
+def _channel_fields(channels: Channels | None) -> dict[str, Any]:
+    if channels is None:
+        return {}
+    return {
+        "report": channels.report,
+        "on_delta": channels.on_delta,
+        "services": channels.services,
+    }
 
 
 def _render(state: RunState, spec: StepBase) -> StepBase:
@@ -76,11 +101,13 @@ def _has_template(value: Any) -> bool:
     return False
 
 
-async def run_attempt(state: RunState, step: StepState) -> Outcome:
+async def run_attempt(
+    state: RunState, step: StepState, channels: Channels | None = None
+) -> Outcome:
     """Run one attempt; every failure is returned as an Outcome, cancellation propagates."""
     attempt = step.attempts
     try:
-        spec, ctx = prepare(state, step)
+        spec, ctx = prepare(state, step, channels)
         executor = executor_for(spec.kind)  # type: ignore[attr-defined]
         if spec.timeout is None:
             result = await executor.execute(spec, ctx)

@@ -8,7 +8,9 @@ import contextlib
 import functools
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from podium.clock import Clock
 from podium.core import events as ev
@@ -18,12 +20,22 @@ from podium.core.outputs import cap_output
 from podium.core.scheduler import Decision, decide, failure_event, recover
 from podium.core.state import RunState, StepStatus
 from podium.errors import InvalidTransitionError, PodiumError
-from podium.runtime.attempt import Outcome, run_attempt
+from podium.runtime.attempt import Channels, Outcome, run_attempt
 from podium.runtime.bus import EventBus
 from podium.steps import procs
 from podium.store.base import EventStore, Lease, Signal, StoredEvent
 
 SIGNAL_POLL_SECONDS = 0.25
+
+
+@dataclass(frozen=True, slots=True)
+class _Report:
+    step_id: str
+    kind: str
+    data: dict[str, Any]
+
+
+_Item = Outcome | _Report | tuple[str, str] | None
 LEASE_TTL_SECONDS = 15.0
 
 
@@ -39,6 +51,7 @@ class RunDriver:
         bus: EventBus,
         clock: Clock,
         slots: Callable[[], int | None] = lambda: None,
+        services: Any = None,
     ) -> None:
         self.state = state
         self._store = store
@@ -46,10 +59,11 @@ class RunDriver:
         self._bus = bus
         self._clock = clock
         self._slots = slots
+        self._services = services
         self._committed_seq = state.seq
         self._buffer: list[ev.Event] = []
         self._consumed: list[int] = []
-        self._inbox: deque[Outcome | tuple[str, str] | None] = deque()
+        self._inbox: deque[_Item] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._tasks: dict[str, asyncio.Task[Outcome]] = {}
         self._cancelling: dict[str, ev.CancelReason] = {}
@@ -127,7 +141,9 @@ class RunDriver:
     def _launch(self, decision: Decision) -> None:
         state = self.state
         for step_id in decision.start:
-            task = asyncio.create_task(run_attempt(state, state.steps[step_id]))
+            task = asyncio.create_task(
+                run_attempt(state, state.steps[step_id], self._channels(step_id))
+            )
             task.add_done_callback(functools.partial(self._on_done, step_id))
             self._tasks[step_id] = task
         for step_id in decision.cancel:
@@ -135,6 +151,16 @@ class RunDriver:
             if running is not None and step_id not in self._cancelling:
                 self._cancelling[step_id] = self._cancel_reason()
                 running.cancel()
+
+    def _channels(self, step_id: str) -> Channels:
+        return Channels(
+            report=functools.partial(self._report, step_id),
+            on_delta=functools.partial(self._bus.publish_delta, self.state.run_id, step_id),
+            services=self._services,
+        )
+
+    def _report(self, step_id: str, kind: str, data: dict[str, Any]) -> None:
+        self._post(_Report(step_id, kind, data))
 
     def _cancel_reason(self) -> ev.CancelReason:
         stopping = self.state.stopping
@@ -150,7 +176,7 @@ class RunDriver:
         else:
             self._post(task.result())
 
-    def _post(self, item: Outcome | tuple[str, str] | None) -> None:
+    def _post(self, item: _Item) -> None:
         self._inbox.append(item)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
@@ -184,8 +210,11 @@ class RunDriver:
             timer.cancel()
             self._waiter = None
 
-    def _absorb(self, item: Outcome | tuple[str, str] | None) -> None:
+    def _absorb(self, item: _Item) -> None:
         if item is None:
+            return
+        if isinstance(item, _Report):
+            self._record_report(item.step_id, item.kind, item.data)
             return
         if isinstance(item, tuple):
             step_id = item[1]
@@ -198,6 +227,16 @@ class RunDriver:
         if self.state.steps[item.step_id].status is not StepStatus.RUNNING:
             return
         self._record(self._outcome_event(item))
+
+    def _record_report(self, step_id: str, kind: str, data: dict[str, Any]) -> None:
+        """Record what an attempt reported (a model call and its usage). A malformed report is an
+        executor bug; it is dropped rather than allowed to stop the run."""
+        payload = {**data, "kind": kind, "at": self._clock.now(), "step_id": step_id}
+        try:
+            event = ev.EVENT_ADAPTER.validate_python(payload)
+        except ValueError:
+            return
+        self._record(event)
 
     def _outcome_event(self, outcome: Outcome) -> ev.Event:
         now = self._clock.now()

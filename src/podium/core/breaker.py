@@ -101,7 +101,9 @@ def allow(state: BreakerState, policy: BreakerPolicy, now: datetime) -> Admissio
         transition = None
     if state.half_open_in_flight >= policy.half_open_max_calls:
         return Admission(False, state, transition)
-    return Admission(True, replace(state, half_open_in_flight=state.half_open_in_flight + 1), transition)
+    return Admission(
+        True, replace(state, half_open_in_flight=state.half_open_in_flight + 1), transition
+    )
 
 
 def on_success(
@@ -215,14 +217,17 @@ def route(
 
 def unavailable_message(routing: Routing) -> str:
     """Why no candidate could take the call: each refusing breaker and when it half-opens."""
-    parts = [
-        f"{s.key} ({s.agent}) is {s.status}"
-        + (f" until {s.half_open_at.isoformat()}" if s.half_open_at else " with trials in flight")
-        for s in routing.skipped
-    ]
-    return "every candidate's circuit breaker refused the call: " + "; ".join(parts) + (
-        "; retry after the cooldown or add fallbacks to the agent"
+    refusals = "; ".join(_refusal(s) for s in routing.skipped)
+    return (
+        f"every candidate's circuit breaker refused the call: {refusals}; "
+        "retry after the cooldown, or give the agent fallbacks on other models"
     )
+
+
+def _refusal(skipped: Skipped) -> str:
+    when = skipped.half_open_at
+    tail = f"until {when.isoformat()}" if when else "with its trial calls in flight"
+    return f"{skipped.key} (for {skipped.agent}) is {skipped.status} {tail}"
 
 
 def _keys(agent: str, models: Mapping[str, str] | None) -> tuple[str, ...]:

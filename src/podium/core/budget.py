@@ -1,5 +1,5 @@
 """Run budgets: the limits a run tree may spend (`Budget`), what it has spent (`BudgetUsage`), and
-the pure checks that name the budget that broke. The runtime passes `now` in and records the event."""
+the pure checks that name the budget that broke. The runtime passes `now` in and records events."""
 
 from __future__ import annotations
 

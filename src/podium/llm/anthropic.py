@@ -1,0 +1,307 @@
+"""The `anthropic:<model>` adapter: Podium's `Model` over the official SDK's Messages API.
+
+Structured output: the Messages API has no response-format switch, so a request with an
+`output_schema` offers a tool named `respond` whose input schema is that schema and forces it
+(`tool_choice={"type": "tool", "name": "respond"}`); the adapter returns the tool's input as JSON
+text in the message content, with no tool calls and `finish_reason="end_turn"`. When the request
+also offers tools, forcing `respond` would shut them out, so the choice is `{"type": "any"}`: the
+model calls its tools as usual and answers by calling `respond`. The schema must be a JSON object
+schema (the API requires an object as a tool's input).
+
+The SDK's own retries are off: errors become `ModelError`s, classified retryable or not, and
+Podium's retry policy decides. The SDK has no `temperature` argument; it is sent in the body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import weakref
+from collections.abc import Sequence
+from typing import Literal, TypeAlias, TypedDict
+
+import anthropic
+from anthropic import NOT_GIVEN, AsyncAnthropic
+from anthropic.types import (
+    AssistantMessageParam,
+    MessageParam,
+    TextBlockParam,
+    ToolChoiceParam,
+    ToolParam,
+    ToolResultBlockParam,
+    ToolUseBlockParam,
+    UserMessageParam,
+)
+
+from podium.errors import ModelError
+from podium.llm._anthropic_stream import (
+    MalformedToolInput,
+    Reply,
+    StreamFolder,
+    reply_from_message,
+)
+from podium.llm.base import DeltaSink, Message, ModelRequest, ModelResponse, ToolSpec
+
+PROVIDER = "anthropic"
+RESPOND_TOOL = "respond"
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+_RETRYABLE_TYPES = frozenset({"overloaded_error", "rate_limit_error", "api_error", "timeout_error"})
+
+_Block: TypeAlias = TextBlockParam | ToolUseBlockParam | ToolResultBlockParam
+
+
+class _CreateArgs(TypedDict, total=False):
+    """`messages.create` arguments; optional ones are left out rather than sent empty."""
+
+    model: str
+    max_tokens: int
+    messages: list[MessageParam]
+    system: str
+    tools: list[ToolParam]
+    tool_choice: ToolChoiceParam
+    extra_body: dict[str, object]
+    timeout: float
+
+
+class AnthropicModel:
+    """One Claude model. The API key comes from `api_key` or `ANTHROPIC_API_KEY`, the endpoint from
+    `base_url` or `ANTHROPIC_BASE_URL`; both are read at the first call. One SDK client is made per
+    event loop, lazily."""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        timeout_seconds: float | None = None,
+        max_tokens_default: int = 4096,
+    ) -> None:
+        self.model = model
+        self.name = f"{PROVIDER}:{model}"
+        self.timeout_seconds = timeout_seconds
+        self.max_tokens_default = max_tokens_default
+        self._base_url = base_url
+        self._api_key = api_key
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncAnthropic] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    @property
+    def base_url(self) -> str:
+        return self._base_url or os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL
+
+    async def complete(
+        self, request: ModelRequest, *, on_delta: DeltaSink | None = None
+    ) -> ModelResponse:
+        where = self._where(request)
+        client = self._client(where)
+        args = self._create_args(request)
+        try:
+            reply = await _send(client, args, on_delta, where)
+        except anthropic.APIError as err:
+            raise _classify(err, where, self.base_url, self.model) from err
+        return self._response(reply, structured=request.output_schema is not None)
+
+    async def aclose(self) -> None:
+        """Close the client made for the running event loop, if any."""
+        client = self._clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.close()
+
+    def _where(self, request: ModelRequest) -> str:
+        who = [f"agent {request.agent}"] if request.agent else []
+        who += [f"step {request.step_id}"] if request.step_id else []
+        return f"{self.name} ({', '.join(who)})" if who else self.name
+
+    def _client(self, where: str) -> AsyncAnthropic:
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            client = self._clients[loop] = self._new_client(where)
+        return client
+
+    def _new_client(self, where: str) -> AsyncAnthropic:
+        api_key = self._api_key or os.environ.get("ANTHROPIC_API_KEY")
+        if not api_key:
+            message = f"{where}: no API key; set ANTHROPIC_API_KEY (or pass api_key=)"
+            raise _error(message, False, "config")
+        timeout = NOT_GIVEN if self.timeout_seconds is None else self.timeout_seconds
+        return AsyncAnthropic(
+            api_key=api_key, base_url=self.base_url, timeout=timeout, max_retries=0
+        )
+
+    def _create_args(self, request: ModelRequest) -> _CreateArgs:
+        system, messages = _split_system(request.messages)
+        tools, tool_choice = _tooling(request)
+        max_tokens = request.max_tokens or self.max_tokens_default
+        args = _CreateArgs(model=self.model, max_tokens=max_tokens, messages=_turns(messages))
+        if system:
+            args["system"] = system
+        if tools:
+            args["tools"] = tools
+        if tool_choice is not None:
+            args["tool_choice"] = tool_choice
+        if request.temperature is not None:
+            args["extra_body"] = {"temperature": request.temperature}
+        if request.timeout_seconds is not None:
+            args["timeout"] = request.timeout_seconds
+        return args
+
+    def _response(self, reply: Reply, *, structured: bool) -> ModelResponse:
+        message = Message(role="assistant", content=reply.text, tool_calls=reply.tool_calls)
+        finish_reason = reply.stop_reason
+        answer = next((c for c in reply.tool_calls if c.name == RESPOND_TOOL), None)
+        if structured and answer is not None:
+            content = json.dumps(answer.arguments, ensure_ascii=False)
+            message, finish_reason = Message(role="assistant", content=content), "end_turn"
+        return ModelResponse(
+            message=message, usage=reply.usage, model=self.name, finish_reason=finish_reason
+        )
+
+
+async def _send(
+    client: AsyncAnthropic, args: _CreateArgs, on_delta: DeltaSink | None, where: str
+) -> Reply:
+    if on_delta is not None:
+        return await _read_stream(client, args, on_delta, where)
+    try:
+        message = await client.messages.create(**args, stream=False)
+    except ValueError as err:  # the SDK refuses a long non-streamed call before sending it
+        raise _error(
+            f"{where}: {err}; stream the call or lower max_tokens", False, "config"
+        ) from err
+    return reply_from_message(message)
+
+
+async def _read_stream(
+    client: AsyncAnthropic, args: _CreateArgs, on_delta: DeltaSink, where: str
+) -> Reply:
+    folder = StreamFolder(on_delta)
+    stream = await client.messages.create(**args, stream=True)
+    async with stream:
+        try:
+            async for event in stream:
+                folder.feed(event)
+        except MalformedToolInput as err:
+            raise _error(f"{where}: {err}; the stream was garbled", True, "response") from err
+    return folder.reply()
+
+
+# --- request mapping ---------------------------------------------------------------------------
+
+
+def _split_system(messages: Sequence[Message]) -> tuple[str, list[Message]]:
+    """System messages go to the `system` parameter (joined by blank lines); the rest stay."""
+    system = "\n\n".join(m.content for m in messages if m.role == "system" and m.content)
+    return system, [m for m in messages if m.role != "system"]
+
+
+def _turns(messages: Sequence[Message]) -> list[MessageParam]:
+    """User and assistant turns; tool results become user turns. Consecutive messages of one
+    role merge into one turn, so a run of tool results is one user message, as the API wants."""
+    turns: list[tuple[Literal["user", "assistant"], list[_Block]]] = []
+    for message in messages:
+        role: Literal["user", "assistant"] = "assistant" if message.role == "assistant" else "user"
+        blocks = _blocks(message)
+        if not blocks:
+            continue
+        if turns and turns[-1][0] == role:
+            turns[-1][1].extend(blocks)
+        else:
+            turns.append((role, blocks))
+    return [_turn(role, blocks) for role, blocks in turns]
+
+
+def _turn(role: Literal["user", "assistant"], blocks: list[_Block]) -> MessageParam:
+    if role == "assistant":
+        return AssistantMessageParam(role="assistant", content=blocks)
+    return UserMessageParam(role="user", content=blocks)
+
+
+def _blocks(message: Message) -> list[_Block]:
+    if message.role == "tool":
+        result = ToolResultBlockParam(
+            type="tool_result", tool_use_id=message.tool_call_id or "", content=message.content
+        )
+        return [result]
+    blocks: list[_Block] = []
+    if message.content:
+        blocks.append(TextBlockParam(type="text", text=message.content))
+    for call in message.tool_calls:
+        use = ToolUseBlockParam(type="tool_use", id=call.id, name=call.name, input=call.arguments)
+        blocks.append(use)
+    return blocks
+
+
+def _tool(spec: ToolSpec) -> ToolParam:
+    schema = dict(spec.parameters)
+    return ToolParam(name=spec.name, description=spec.description, input_schema=schema)
+
+
+def _tooling(request: ModelRequest) -> tuple[list[ToolParam], ToolChoiceParam | None]:
+    """The request's tools, plus the forced `respond` tool when structured output is asked for."""
+    tools = [_tool(spec) for spec in request.tools]
+    if request.output_schema is None:
+        return tools, None
+    description = "Give your final answer as this tool's input; it must match the schema."
+    respond = ToolSpec(RESPOND_TOOL, description, request.output_schema)
+    if not tools:
+        return [_tool(respond)], {"type": "tool", "name": RESPOND_TOOL}
+    return [*tools, _tool(respond)], {"type": "any"}
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+
+def _error(message: str, retryable: bool, error_type: str, status: int | None = None) -> ModelError:
+    return ModelError(
+        message, retryable=retryable, provider=PROVIDER, status=status, error_type=error_type
+    )
+
+
+def _classify(err: anthropic.APIError, where: str, base_url: str, model: str) -> ModelError:
+    if isinstance(err, anthropic.APITimeoutError):
+        message = f"{where}: timed out; raise timeout_seconds if the model needs longer"
+        return _error(message, True, "timeout")
+    if isinstance(err, anthropic.APIConnectionError):
+        message = f"{where}: cannot connect to {base_url} ({err}); check ANTHROPIC_BASE_URL"
+        return _error(message, True, "connection")
+    if isinstance(err, anthropic.APIStatusError):
+        return _status_error(err, where, model)
+    return _error(f"{where}: unexpected response: {err}", False, "response")
+
+
+def _status_error(err: anthropic.APIStatusError, where: str, model: str) -> ModelError:
+    status, (kind, detail) = err.status_code, _body_error(err)
+    label = kind.removesuffix("_error") or "error"
+    retryable, error_type, advice = _status_kind(status, kind, model)
+    message = f"{where}: HTTP {status} {label}: {detail}; {advice}"
+    return _error(message, retryable, error_type, status)
+
+
+def _body_error(err: anthropic.APIStatusError) -> tuple[str, str]:
+    """`error.type` and `error.message` from an Anthropic error body, else ("", the SDK's text)."""
+    body = err.body if isinstance(err.body, dict) else {}
+    error = body.get("error")
+    if not isinstance(error, dict):
+        error = {}
+    return str(error.get("type") or ""), str(error.get("message") or err.message)
+
+
+def _status_kind(status: int, kind: str, model: str) -> tuple[bool, str, str]:
+    """(retryable, error_type, what to do) for an HTTP status and the body's `error.type`.
+    A mid-stream `error` event arrives with status 200, so the type decides there."""
+    again = "retryable; Podium's retry policy will try again"
+    if status == 429 or kind == "rate_limit_error":
+        return True, "rate_limit", again
+    if status == 529 or kind == "overloaded_error":
+        return True, "overloaded", again
+    if status == 408 or status >= 500 or kind in _RETRYABLE_TYPES:
+        return True, "server", again
+    if status in (401, 403):
+        return False, "auth", "check ANTHROPIC_API_KEY (or the api_key argument)"
+    if status == 404:
+        return False, "not_found", f"check the model name {model!r} and the base URL"
+    return False, "bad_request", "fix the request; retrying will not help"

@@ -1,1 +1,121 @@
 """Language models behind one `Model` protocol, chosen by a `provider:model` string."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Hashable, Mapping
+from pathlib import Path
+from typing import Any
+
+from podium.errors import UsageError
+from podium.llm.base import Message, Model, ModelRequest, ModelResponse, ToolCall, ToolSpec, Usage
+
+__all__ = [
+    "Message",
+    "Model",
+    "ModelRequest",
+    "ModelResponse",
+    "ToolCall",
+    "ToolSpec",
+    "Usage",
+    "clear_model_cache",
+    "resolve_model",
+]
+
+_FORMS = (
+    "openai:<model> (also vLLM, Ollama, LM Studio… with base_url), anthropic:<model>, "
+    "scripted:<path to a YAML or JSON script>, function:<name registered in podium.testing>"
+)
+
+_cache: dict[Hashable, Model] = {}
+_cache_lock = threading.Lock()
+
+
+def resolve_model(spec: str, **options: Any) -> Model:
+    """The model for `provider:model`, built on first use and shared afterwards.
+
+    `options` go to the adapter's constructor (`base_url`, `api_key`, `timeout_seconds`, …);
+    the scripted and function models take none and ignore them. One instance is shared per spec
+    and options (per script file, for `scripted:`), so its clients and turn counters are too.
+    """
+    provider, target = _split(spec)
+    if provider == "function":
+        from podium.testing import function_model
+
+        return function_model(target)
+    build = _BUILDERS.get(provider)
+    if build is None:
+        raise UsageError(f"unknown model provider {provider!r} in {spec!r}; use one of: {_FORMS}")
+    key = _cache_key(provider, target, options)
+    with _cache_lock:
+        model = _cache.get(key)
+        if model is None:
+            model = _cache[key] = build(target, options)
+    return model
+
+
+def clear_model_cache() -> None:
+    """Forget resolved models: the next `resolve_model` builds fresh ones (fresh turn counters)."""
+    with _cache_lock:
+        _cache.clear()
+
+
+def _split(spec: str) -> tuple[str, str]:
+    provider, sep, target = spec.partition(":")
+    provider, target = provider.strip().lower(), target.strip()
+    if not sep or not provider:
+        raise UsageError(f"model {spec!r} has no provider prefix; write it as one of: {_FORMS}")
+    if not target:
+        raise UsageError(f"model {spec!r} names no model after {provider!r}; use one of: {_FORMS}")
+    return provider, target
+
+
+def _cache_key(provider: str, target: str, options: Mapping[str, Any]) -> Hashable:
+    if provider == "scripted":
+        return provider, str(Path(target).expanduser().resolve())
+    return provider, target, _freeze(options)
+
+
+def _freeze(value: Any) -> Hashable:
+    """A hashable stand-in for an options value; unhashable objects count by identity."""
+    if isinstance(value, Mapping):
+        return tuple(sorted((str(k), _freeze(v)) for k, v in value.items()))
+    if isinstance(value, list | tuple | set | frozenset):
+        return type(value).__name__, tuple(_freeze(item) for item in value)
+    try:
+        hash(value)
+    except TypeError:
+        return "id", id(value)
+    return type(value).__name__, value
+
+
+def _openai(model: str, options: Mapping[str, Any]) -> Model:
+    from podium.llm.openai import OpenAIModel
+
+    return OpenAIModel(model, **options)
+
+
+def _anthropic(model: str, options: Mapping[str, Any]) -> Model:
+    try:
+        import anthropic  # noqa: F401
+    except ImportError:
+        raise UsageError(
+            f"anthropic:{model} needs the anthropic package; install podium[anthropic] "
+            "(pip install 'podium[anthropic]')"
+        ) from None
+    from podium.llm.anthropic import AnthropicModel
+
+    return AnthropicModel(model, **options)
+
+
+def _scripted(path: str, options: Mapping[str, Any]) -> Model:
+    from podium.llm.scripted import ScriptedModel
+
+    return ScriptedModel.from_path(path)
+
+
+_BUILDERS: dict[str, Callable[[str, Mapping[str, Any]], Model]] = {
+    "openai": _openai,
+    "anthropic": _anthropic,
+    "scripted": _scripted,
+}

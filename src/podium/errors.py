@@ -48,12 +48,14 @@ class Problem:
 class SpecError(PodiumError):
     """A workflow (or plan) is invalid. `problems` lists every problem found, each with its path."""
 
-    def __init__(self, problems: Sequence[Problem], *, source: str | None = None) -> None:
+    def __init__(
+        self, problems: Sequence[Problem], *, source: str | None = None, subject: str = "workflow"
+    ) -> None:
         self.problems = list(problems)
         self.source = source
         where = f"{source}: " if source else ""
         count = len(self.problems)
-        head = f"{where}{count} problem{'s' if count != 1 else ''} in workflow"
+        head = f"{where}{count} problem{'s' if count != 1 else ''} in {subject}"
         super().__init__(head + "\n" + "\n".join(f"  {p}" for p in self.problems))
 
 

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import os
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -21,13 +21,18 @@ from podium.core import events as ev
 from podium.core.control import cancel_event, retry_event, skip_event
 from podium.core.fold import new_state, replay
 from podium.core.state import RunState
-from podium.errors import LeaseHeldError, UsageError
+from podium.errors import LeaseHeldError, Problem, UsageError
 from podium.ids import new_run_id
 from podium.runtime.bus import EventBus
 from podium.runtime.runner import LEASE_TTL_SECONDS, RunDriver
+from podium.runtime.services import AgentServices
 from podium.spec.load import read_document
 from podium.spec.model import Workflow
-from podium.spec.validate import coerce_inputs, validate_workflow
+from podium.spec.validate import (
+    AgentNames,
+    coerce_inputs,
+    validate_workflow,
+)
 from podium.store import default_store_path, open_store
 from podium.store.base import TERMINAL_STATUSES, EventStore, Lease, StoredEvent, current_owner
 
@@ -47,7 +52,14 @@ class Engine:
         max_concurrent_runs: int = 64,
         clock: Clock | None = None,
         workspace: str | os.PathLike[str] | None = None,
+        agents_dir: str | os.PathLike[str] | None = None,
+        default_model: str | None = None,
+        mcp_servers: Mapping[str, Mapping[str, Any]] | None = None,
+        services: AgentServices | None = None,
     ) -> None:
+        """`agents_dir` is the project folder whose `agents/` holds the catalog (default: the
+        workspace, else the current directory; `~/.config/podium/agents` is read too);
+        `default_model` applies to agents that name none (else `PODIUM_MODEL`)."""
         if max_concurrent_runs < 1:
             raise UsageError("max_concurrent_runs must be at least 1")
         self.store = store
@@ -58,6 +70,10 @@ class Engine:
         self._owner = current_owner()
         self._drivers: dict[str, RunDriver] = {}
         self._tasks: dict[str, asyncio.Task[RunState]] = {}
+        project = Path(agents_dir) if agents_dir is not None else (self._workspace or Path.cwd())
+        self.services = services or AgentServices(
+            project_dir=project, default_model=default_model, mcp_servers=mcp_servers
+        )
 
     @classmethod
     async def open(cls, url: str | os.PathLike[str] | None = None, **options: Any) -> Engine:
@@ -83,6 +99,7 @@ class Engine:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self.services.aclose()
         await self.store.close()
 
     # ------------------------------------------------------------------------ runs
@@ -97,7 +114,7 @@ class Engine:
         start: bool = True,
     ) -> str:
         """Validate, record `run.created`, and (unless `start=False`) start driving the run."""
-        wf = load_workflow(workflow)
+        wf = load_workflow(workflow, agents=_LazyAgentNames(self.services))
         values = coerce_inputs(wf, dict(inputs or {}))
         rid = _check_run_id(run_id) if run_id is not None else new_run_id()
         where = Path(workspace) if workspace is not None else (self._workspace or Path.cwd())
@@ -233,7 +250,12 @@ class Engine:
 
     def _spawn(self, state: RunState, lease: Lease, *, resumed: bool) -> None:
         driver = RunDriver(
-            state=state, store=self.store, lease=lease, bus=self.bus, clock=self._clock
+            state=state,
+            store=self.store,
+            lease=lease,
+            bus=self.bus,
+            clock=self._clock,
+            services=self.services,
         )
         self._drivers[state.run_id] = driver
         task = asyncio.create_task(self._drive(driver, resumed), name=state.run_id)
@@ -251,14 +273,32 @@ class Engine:
                 await asyncio.shield(self.store.release_lease(driver.lease))
 
 
-def load_workflow(source: WorkflowSource) -> Workflow:
-    """A Workflow from a model, a mapping, or a path to a YAML/JSON file (validated)."""
+def load_workflow(source: WorkflowSource, *, agents: AgentNames | None = None) -> Workflow:
+    """A Workflow from a model, a mapping, or a path to a YAML/JSON file (validated; with
+    `agents`, agent names are checked against that catalog)."""
     if isinstance(source, Workflow):
+        if agents is not None:
+            return validate_workflow(
+                source.model_dump(mode="json", exclude_unset=True), agents=agents
+            )
         return source
     if isinstance(source, Mapping):
-        return validate_workflow(dict(source))
+        return validate_workflow(dict(source), agents=agents)
     path = Path(source)
-    return validate_workflow(read_document(path), source=str(path))
+    return validate_workflow(read_document(path), source=str(path), agents=agents)
+
+
+class _LazyAgentNames:
+    """Checks agent names against the catalog, loading it only when a workflow has agent steps."""
+
+    def __init__(self, services: AgentServices) -> None:
+        self._services = services
+
+    def check(self, names_with_paths: Iterable[tuple[str, str]]) -> list[Problem]:
+        references = list(names_with_paths)
+        if not references:
+            return []
+        return self._services.catalog.check(references)
 
 
 def _check_run_id(run_id: str) -> str:

@@ -189,14 +189,41 @@ class HttpStep(StepBase):
         return self.method in ("GET", "HEAD", "PUT", "DELETE")
 
 
-Step = Annotated[ShellStep | PythonStep | FileStep | HttpStep, Field(discriminator="kind")]
+class ContextLimits(_Frozen):
+    """How much of the dependencies' outputs an agent step sees (SPEC F6)."""
+
+    max_chars_per_dependency: int = Field(4000, ge=100, le=1_000_000)
+    max_dependencies: int = Field(12, ge=1, le=1000)
+    max_total_chars: int = Field(16_000, ge=100, le=4_000_000)
+
+
+class AgentStep(StepBase):
+    """Asks a catalog agent: its instructions, this prompt and the dependencies' outputs go in;
+    the agent may call its tools for up to `max_turns` model calls; its answer is the output."""
+
+    templated: ClassVar[tuple[str, ...]] = ("prompt",)
+    default_idempotent: ClassVar[bool] = True
+    kind: Literal["agent"] = "agent"
+    agent: str = Field(min_length=1, max_length=200)
+    prompt: str = Field(min_length=1)
+    model: str | None = Field(None, pattern=r"^[a-z][a-z0-9_-]*:.+$")
+    context: Literal["auto", "none"] | list[str] = "auto"
+    context_limits: ContextLimits = Field(default_factory=ContextLimits)
+    max_turns: int = Field(8, ge=1, le=100)
+    max_reasks: int = Field(2, ge=0, le=10)
+
+
+Step = Annotated[
+    ShellStep | PythonStep | FileStep | HttpStep | AgentStep, Field(discriminator="kind")
+]
 STEP_TYPES: dict[str, type[StepBase]] = {
     "shell": ShellStep,
     "python": PythonStep,
     "file": FileStep,
     "http": HttpStep,
+    "agent": AgentStep,
 }
-PLANNED_KINDS = ("agent", "human", "plan", "workflow", "loop")
+PLANNED_KINDS = ("human", "plan", "workflow", "loop")
 
 InputType = Literal["string", "integer", "number", "boolean", "object", "array"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
@@ -21,6 +21,7 @@ from podium.spec.model import (
     MAX_STEPS,
     PLANNED_KINDS,
     STEP_TYPES,
+    AgentStep,
     InputSpec,
     Quorum,
     RetryPolicy,
@@ -59,8 +60,18 @@ _ID_RULE = (
 )
 
 
-def validate_workflow(doc: object, *, source: str | None = None) -> Workflow:
-    """The validated Workflow, or a SpecError listing every problem found."""
+class AgentNames(Protocol):
+    """What validation needs from an agent catalog: a problem for each name that does not
+    resolve (missing: the available names; ambiguous: the candidates)."""
+
+    def check(self, names_with_paths: Iterable[tuple[str, str]]) -> list[Problem]: ...
+
+
+def validate_workflow(
+    doc: object, *, source: str | None = None, agents: AgentNames | None = None
+) -> Workflow:
+    """The validated Workflow, or a SpecError listing every problem found. With `agents`, the
+    agent names that agent steps use are checked against that catalog too."""
     if not isinstance(doc, Mapping):
         problem = Problem("", "the document must be a mapping with name and steps")
         raise SpecError([problem], source=source)
@@ -76,9 +87,20 @@ def validate_workflow(doc: object, *, source: str | None = None) -> Workflow:
     workflow = _check_top(doc, [step for _, step in steps], problems)
     problems += _default_problems(doc.get("inputs"))
     problems += graph_problems(steps, _raw_ids(raw_steps), _input_names(doc.get("inputs")))
+    if agents is not None:
+        problems += agents.check(agent_references(steps))
     if problems or workflow is None:
         raise SpecError(sorted(problems, key=_step_order), source=source)
     return workflow
+
+
+def agent_references(indexed: Iterable[tuple[int, StepBase]]) -> list[tuple[str, str]]:
+    """(agent name, path) for every agent step among (document index, step) pairs."""
+    return [
+        (step.agent, f"steps[{index}].agent")
+        for index, step in indexed
+        if isinstance(step, AgentStep)
+    ]
 
 
 def _step_order(problem: Problem) -> int:

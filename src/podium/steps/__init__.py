@@ -11,6 +11,7 @@ _MODULES = {
     "python": ("podium.steps.python", "PythonExecutor"),
     "file": ("podium.steps.file", "FileExecutor"),
     "http": ("podium.steps.http", "HttpExecutor"),
+    "agent": ("podium.steps.agent", "AgentExecutor"),
 }
 _cache: dict[str, Executor] = {}
 

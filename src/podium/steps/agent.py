@@ -1,0 +1,221 @@
+"""The `agent` executor: a catalog agent answers a prompt, calling its tools for a bounded number
+of turns; structured output is validated against its schema with a bounded re-ask."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any, Protocol
+
+from podium.errors import ModelError, PodiumError, StepExecutionError
+from podium.llm.base import Message, Model, ModelRequest, ModelResponse, ToolCall
+from podium.spec.model import AgentStep, StepBase
+from podium.steps._context import context_block
+from podium.steps.base import StepContext, StepResult
+from podium.steps.output import shape_output
+from podium.tools.base import Tool, ToolContext, ToolError
+
+if TYPE_CHECKING:
+    from podium.agents import AgentSpec
+
+TOOL_RESULT_CHARS = 20_000
+
+
+class AgentServices(Protocol):
+    """What the runtime provides to agent steps (see podium.runtime.services)."""
+
+    def agent(self, name: str) -> AgentSpec: ...
+
+    def model(self, spec: str | None) -> Model: ...
+
+    def cost_usd(self, model: Model, response: ModelResponse) -> float: ...
+
+    def toolbox(
+        self, names: Sequence[str], ctx: StepContext
+    ) -> AbstractAsyncContextManager[Mapping[str, Tool]]: ...
+
+
+class AgentExecutor:
+    """Runs `AgentStep`s through the services the runtime put in the step context."""
+
+    async def execute(self, step: StepBase, ctx: StepContext) -> StepResult:
+        if not isinstance(step, AgentStep):
+            raise TypeError(f"AgentExecutor cannot run a {type(step).__name__}")
+        services = _services(ctx)
+        try:
+            agent = services.agent(step.agent)
+            model = services.model(step.model or agent.model)
+            async with services.toolbox(agent.tools, ctx) as tools:
+                conversation = _Conversation(step, ctx, agent, model, services, tools)
+                return await conversation.run()
+        except ModelError as exc:
+            raise StepExecutionError(
+                f"agent {step.agent}: {exc}", retryable=exc.retryable, error_type=exc.error_type
+            ) from exc
+        except StepExecutionError:
+            raise
+        except PodiumError as exc:  # unknown agent, bad model string, unreachable MCP server
+            raise StepExecutionError(
+                f"agent {step.agent}: {exc}", retryable=False, error_type="config"
+            ) from exc
+
+
+def _services(ctx: StepContext) -> AgentServices:
+    if ctx.services is None:
+        raise StepExecutionError(
+            "agent steps need an engine with agent services (Engine.open(..., agents=DIR))",
+            retryable=False,
+            error_type="config",
+        )
+    services: AgentServices = ctx.services
+    return services
+
+
+class _Conversation:
+    """One attempt's exchange with the model: tool turns, then the answer (re-asked if needed)."""
+
+    def __init__(
+        self,
+        step: AgentStep,
+        ctx: StepContext,
+        agent: AgentSpec,
+        model: Model,
+        services: AgentServices,
+        tools: Mapping[str, Tool],
+    ) -> None:
+        self.step, self.ctx, self.agent, self.model = step, ctx, agent, model
+        self.services, self.tools = services, tools
+        self.schema = _schema(step, agent)
+        self.messages: list[Message] = _opening(step, ctx, agent, self.schema)
+        self.turns = 0
+
+    async def run(self) -> StepResult:
+        response = await self._tool_turns()
+        for reask in range(self.step.max_reasks + 1):
+            try:
+                output = shape_output(response.text, self._output_spec(), step_id=self.ctx.step_id)
+            except StepExecutionError as exc:
+                if reask == self.step.max_reasks:
+                    raise StepExecutionError(
+                        f"agent {self.agent.name} gave no valid answer after "
+                        f"{self.step.max_reasks} re-asks: {exc}",
+                        retryable=True,
+                        error_type="output",
+                    ) from exc
+                response = await self._reask(response, str(exc))
+                continue
+            meta = {"agent": self.agent.name, "model": self.model.name, "turns": self.turns}
+            return StepResult(output, meta=meta)
+        raise AssertionError("unreachable")
+
+    def _output_spec(self) -> Any:
+        return self.schema if self.schema is not None else "text"
+
+    async def _tool_turns(self) -> ModelResponse:
+        specs = tuple(tool.spec for tool in self.tools.values())
+        for _ in range(self.step.max_turns):
+            schema = self.schema if not specs else None
+            response = await self._call(specs, schema)
+            if not response.message.tool_calls:
+                return response
+            self.messages.append(response.message)
+            for call in response.message.tool_calls:
+                self.messages.append(await self._use_tool(call))
+        raise StepExecutionError(
+            f"agent {self.agent.name} used all {self.step.max_turns} turns calling tools without "
+            "an answer; raise max_turns or narrow the task",
+            retryable=False,
+            error_type="turns",
+        )
+
+    async def _reask(self, previous: ModelResponse, problem: str) -> ModelResponse:
+        self.messages.append(previous.message)
+        schema_text = json.dumps(self.schema, sort_keys=True)
+        self.messages.append(
+            Message(
+                "user",
+                f"Your answer could not be used: {problem}\nReply again with JSON only, "
+                f"matching this JSON Schema:\n{schema_text}",
+            )
+        )
+        return await self._call((), self.schema)
+
+    async def _call(
+        self, specs: tuple[Any, ...], schema: Mapping[str, Any] | None
+    ) -> ModelResponse:
+        request = ModelRequest(
+            messages=tuple(self.messages),
+            tools=specs,
+            output_schema=schema,
+            temperature=self.agent.temperature,
+            max_tokens=self.agent.max_tokens,
+            agent=self.agent.name,
+            step_id=self.ctx.step_id,
+        )
+        started = time.monotonic()
+        response = await self.model.complete(request, on_delta=self.ctx.on_delta)
+        self.turns += 1
+        self._report(response, time.monotonic() - started)
+        return response
+
+    def _report(self, response: ModelResponse, seconds: float) -> None:
+        self.ctx.report(
+            "model.called",
+            {
+                "model": self.model.name,
+                "agent": self.agent.name,
+                "input_tokens": response.usage.input_tokens,
+                "output_tokens": response.usage.output_tokens,
+                "cost_usd": self.services.cost_usd(self.model, response),
+                "latency_seconds": round(seconds, 6),
+                "finish_reason": response.finish_reason,
+            },
+        )
+
+    def _tool_context(self) -> ToolContext:
+        return ToolContext(
+            workspace=self.ctx.workspace,
+            run_id=self.ctx.run_id,
+            step_id=self.ctx.step_id,
+            output_limit_bytes=self.ctx.output_limit_bytes,
+        )
+
+    async def _use_tool(self, call: ToolCall) -> Message:
+        tool = self.tools.get(call.name)
+        if tool is None:
+            text = (
+                f"error: no tool named {call.name!r}; available: {', '.join(self.tools) or 'none'}"
+            )
+        else:
+            try:
+                text = await tool.call(call.arguments, self._tool_context())
+            except ToolError as exc:
+                text = f"error: {exc}"
+            except Exception as exc:  # a tool bug becomes a message the model can react to
+                text = f"error: the tool failed: {type(exc).__name__}: {exc}"
+        if len(text) > TOOL_RESULT_CHARS:
+            text = text[:TOOL_RESULT_CHARS] + f"\n[cut: {len(text) - TOOL_RESULT_CHARS:,} more]"
+        return Message("tool", text, tool_call_id=call.id, name=call.name)
+
+
+def _schema(step: AgentStep, agent: AgentSpec) -> Mapping[str, Any] | None:
+    if isinstance(step.output, dict):
+        return step.output
+    if agent.output is not None:
+        return agent.output
+    return {} if step.output == "json" else None
+
+
+def _opening(
+    step: AgentStep, ctx: StepContext, agent: AgentSpec, schema: Mapping[str, Any] | None
+) -> list[Message]:
+    system = agent.instructions or f"You are {agent.name}. {agent.description}".strip()
+    context = context_block(ctx.upstream, step.context, step.context_limits)
+    prompt = step.prompt if not context else f"{step.prompt}\n\n{context}"
+    if schema is not None:
+        prompt += "\n\nAnswer with JSON only" + (
+            f", matching this JSON Schema:\n{json.dumps(schema, sort_keys=True)}" if schema else "."
+        )
+    return [Message("system", system), Message("user", prompt)]

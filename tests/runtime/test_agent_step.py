@@ -1,0 +1,190 @@
+"""The agent step end to end: a catalog agent, a model (scripted or a function), tools, context,
+structured output with re-asks, usage recorded as events, live deltas."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from podium.core.state import StepStatus
+from podium.errors import SpecError
+from podium.llm.base import Message, ModelRequest, ModelResponse, ToolCall, Usage
+from podium.runtime.engine import Engine
+from podium.testing import FunctionModel, register_function_model, unregister_function_model
+
+AGENT = """---
+name: Researcher
+description: Finds things out.
+model: {model}
+tools: [read_file]
+---
+You are a careful researcher. Answer briefly.
+"""
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    (tmp_path / "agents").mkdir()
+    (tmp_path / "notes.md").write_text("The launch is on Tuesday.")
+    return tmp_path
+
+
+@pytest.fixture
+async def engine(workspace: Path) -> AsyncIterator[Engine]:
+    async with await Engine.open(workspace / "p.db", workspace=workspace) as eng:
+        yield eng
+
+
+@pytest.fixture
+def model(workspace: Path) -> Iterator[list[Any]]:
+    """A function model whose replies the test queues; the agent file points at it."""
+    replies: list[Any] = []
+
+    def reply(request: ModelRequest) -> Any:
+        return replies.pop(0)(request) if callable(replies[0]) else replies.pop(0)
+
+    register_function_model("agent-test", FunctionModel(reply, name="function:agent-test"))
+    (workspace / "agents" / "researcher.md").write_text(AGENT.format(model="function:agent-test"))
+    yield replies
+    unregister_function_model("agent-test")
+
+
+def agent_step(step_id: str = "ask", **fields: Any) -> dict[str, Any]:
+    return {"id": step_id, "kind": "agent", "agent": "researcher", "prompt": "When?", **fields}
+
+
+async def test_tool_call_then_answer_records_usage(engine: Engine, model: list[Any]) -> None:
+    seen: list[ModelRequest] = []
+
+    def use_tool(request: ModelRequest) -> ModelResponse:
+        seen.append(request)
+        call = ToolCall(id="c1", name="read_file", arguments={"path": "notes.md"})
+        return ModelResponse(Message("assistant", tool_calls=(call,)), Usage(50, 5))
+
+    def answer(request: ModelRequest) -> ModelResponse:
+        seen.append(request)
+        return ModelResponse(Message("assistant", "Tuesday"), Usage(80, 3))
+
+    model += [use_tool, answer]
+    state = await engine.run({"name": "w", "steps": [agent_step()]})
+    assert state.status == "succeeded", state.completed_error
+    assert state.steps["ask"].output == "Tuesday"
+    assert state.tokens == 138
+    assert seen[0].messages[0].content.startswith("You are a careful researcher")
+    assert [t.name for t in seen[0].tools] == ["read_file"]
+    tool_result = seen[1].messages[-1]
+    assert tool_result.role == "tool"
+    assert "launch is on Tuesday" in tool_result.content
+    kinds = [e.event.kind for e in await engine.store.read(state.run_id)]
+    assert kinds.count("model.called") == 2
+
+
+async def test_dependencies_outputs_are_passed_as_context(engine: Engine, model: list[Any]) -> None:
+    prompts: list[str] = []
+
+    def answer(request: ModelRequest) -> str:
+        prompts.append(request.messages[-1].content)
+        return "ok"
+
+    model.append(answer)
+    doc = {
+        "name": "w",
+        "steps": [
+            {"id": "facts", "kind": "shell", "run": "echo the sky is blue"},
+            agent_step(needs=["facts"]),
+        ],
+    }
+    state = await engine.run(doc)
+    assert state.status == "succeeded", state.completed_error
+    assert "### facts\nthe sky is blue" in prompts[0]
+
+
+async def test_structured_output_is_reasked_until_valid(engine: Engine, model: list[Any]) -> None:
+    schema = {"type": "object", "required": ["day"], "properties": {"day": {"type": "string"}}}
+    model += ["not json at all", {"when": "Tuesday"}, {"day": "Tuesday"}]
+    state = await engine.run({"name": "w", "steps": [agent_step(output=schema, max_reasks=2)]})
+    assert state.status == "succeeded", state.completed_error
+    assert state.steps["ask"].output == {"day": "Tuesday"}
+
+
+async def test_invalid_output_after_all_reasks_fails_the_step(
+    engine: Engine, model: list[Any]
+) -> None:
+    model += ["nope", "still nope"]
+    state = await engine.run({"name": "w", "steps": [agent_step(output="json", max_reasks=1)]})
+    assert state.status == "failed"
+    assert "no valid answer after 1 re-asks" in (state.steps["ask"].error or "")
+
+
+async def test_unknown_agent_is_a_validation_error_listing_candidates(
+    engine: Engine, model: list[Any]
+) -> None:
+    with pytest.raises(SpecError) as info:
+        await engine.submit({"name": "w", "steps": [agent_step(agent="writer")]})
+    text = str(info.value)
+    assert "steps[0].agent" in text
+    assert "Researcher" in text
+
+
+async def test_agent_name_matches_case_insensitively(engine: Engine, model: list[Any]) -> None:
+    model.append("fine")
+    state = await engine.run({"name": "w", "steps": [agent_step(agent="RESEARCHER")]})
+    assert state.status == "succeeded", state.completed_error
+
+
+async def test_scripted_model_runs_offline(engine: Engine, workspace: Path) -> None:
+    script = workspace / "script.yaml"
+    script.write_text(
+        "agents:\n  researcher:\n    - content: It is on Tuesday.\n"
+        "      usage: {input_tokens: 12, output_tokens: 6}\n"
+    )
+    (workspace / "agents" / "researcher.md").write_text(AGENT.format(model=f"scripted:{script}"))
+    run_id = await engine.submit({"name": "w", "steps": [agent_step()]}, start=False)
+    deltas = engine.bus.subscribe_deltas(run_id)
+    await engine.resume(run_id)
+    state = await engine.wait(run_id)
+    assert state.status == "succeeded", state.completed_error
+    assert state.steps["ask"].output == "It is on Tuesday."
+    assert state.tokens == 18
+    streamed = ""
+    while not deltas.empty():
+        streamed += deltas.get_nowait()[1]
+    assert streamed == "It is on Tuesday."
+
+
+async def test_retryable_model_errors_use_the_retry_policy(engine: Engine, workspace: Path) -> None:
+    script = workspace / "script.yaml"
+    script.write_text(
+        "agents:\n  researcher:\n    - error: {status: 429, message: slow down}\n"
+        "    - content: done\n"
+    )
+    (workspace / "agents" / "researcher.md").write_text(AGENT.format(model=f"scripted:{script}"))
+    retry = {"max_attempts": 2, "initial_delay_seconds": 0.01}
+    state = await engine.run({"name": "w", "steps": [agent_step(retry=retry)]})
+    assert state.status == "succeeded", state.completed_error
+    assert state.steps["ask"].attempts == 2
+
+
+async def test_tool_loop_is_bounded(engine: Engine, model: list[Any]) -> None:
+    call = ToolCall(id="c", name="read_file", arguments={"path": "notes.md"})
+    model += [[call], [call]]
+    state = await engine.run({"name": "w", "steps": [agent_step(max_turns=2)]})
+    assert state.status == "failed"
+    step = state.steps["ask"]
+    assert step.status is StepStatus.FAILED
+    assert "used all 2 turns" in (step.error or "")
+
+
+def test_context_block_says_what_was_cut() -> None:
+    from podium.spec.model import ContextLimits
+    from podium.steps._context import context_block
+
+    limits = ContextLimits(max_chars_per_dependency=100, max_dependencies=2, max_total_chars=150)
+    text = context_block({"a": "x" * 500, "b": {"k": 1}, "c": "z"}, "auto", limits)
+    assert "[cut: 400 more characters not shown]" in text
+    assert '"k": 1' in text
+    assert "1 more dependencies omitted to stay within the context limit: c" in text
+    assert context_block({"a": "x"}, "none", limits) == ""

@@ -188,3 +188,25 @@ def test_context_block_says_what_was_cut() -> None:
     assert '"k": 1' in text
     assert "1 more dependencies omitted to stay within the context limit: c" in text
     assert context_block({"a": "x"}, "none", limits) == ""
+
+
+async def test_token_budget_stops_the_run(engine: Engine, model: list[Any]) -> None:
+    model.append(lambda request: ModelResponse(Message("assistant", "long answer"), Usage(150, 80)))
+    doc = {
+        "name": "w",
+        "budget": {"tokens": 200},
+        "steps": [
+            agent_step(),
+            {"id": "slow", "kind": "shell", "run": "sleep 30"},
+            {"id": "after", "kind": "shell", "run": "true", "needs": ["ask"]},
+        ],
+    }
+    state = await engine.run(doc)
+    assert state.status == "failed"
+    assert "budget tokens exceeded" in (state.completed_error or "")
+    assert state.steps["slow"].status is StepStatus.CANCELLED
+    assert state.steps["slow"].reason == "budget"
+    events = [e.event for e in await engine.store.read(state.run_id)]
+    exceeded = [e for e in events if e.kind == "budget.exceeded"]
+    assert len(exceeded) == 1
+    assert exceeded[0].figure == 230

@@ -5,36 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-from podium.spec.model import parse_duration
+from podium.spec.model import Budget
 
 BudgetName = Literal["tokens", "cost_usd", "steps", "depth", "wall_seconds", "parallelism"]
-
-
-class Budget(BaseModel):
-    """Limits shared by a run's whole tree of plans and sub-workflows; unset means unlimited.
-
-    `steps` counts steps and spawns started anywhere in the tree; `depth` is plan/sub-workflow
-    nesting (the root workflow's steps are at depth 0); `parallelism` caps steps running at once
-    across the tree; `wall_seconds` accepts durations such as `"30m"`.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    tokens: int | None = Field(None, gt=0)
-    cost_usd: float | None = Field(None, gt=0)
-    steps: int | None = Field(None, gt=0)
-    depth: int | None = Field(None, gt=0)
-    wall_seconds: float | None = Field(None, gt=0)
-    parallelism: int | None = Field(None, gt=0)
-
-    @field_validator("wall_seconds", mode="before")
-    @classmethod
-    def _duration(cls, value: Any) -> Any:
-        return parse_duration(value)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

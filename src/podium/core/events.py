@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 SkipReason = Literal["condition", "manual", "upstream_skipped", "upstream_failed"]
-CancelReason = Literal["run_cancelled", "fail_fast", "lost_race"]
+CancelReason = Literal["run_cancelled", "fail_fast", "lost_race", "budget"]
 RunOutcome = Literal["succeeded", "failed", "cancelled"]
 
 
@@ -110,6 +110,37 @@ class ModelCalled(_Event):
     finish_reason: str | None = None
 
 
+class AgentRouted(_Event):
+    """A step's agent was swapped for a fallback because a circuit breaker is open."""
+
+    kind: Literal["agent.routed"] = "agent.routed"
+    step_id: str
+    requested: str
+    selected: str
+    reason: str = ""
+
+
+class BreakerChanged(_Event):
+    """A circuit breaker (per model or per agent) changed state."""
+
+    kind: Literal["breaker.changed"] = "breaker.changed"
+    key: str
+    from_status: Literal["closed", "open", "half_open"]
+    to_status: Literal["closed", "open", "half_open"]
+    reason: str = ""
+    step_id: str | None = None
+
+
+class BudgetExceeded(_Event):
+    """A run budget was exceeded: the run stops, running steps are cancelled."""
+
+    kind: Literal["budget.exceeded"] = "budget.exceeded"
+    budget: str
+    limit: float
+    figure: float
+    message: str
+
+
 class StepRetryRequested(_Event):
     """A person asked for a failed, interrupted or cancelled step to run again."""
 
@@ -129,7 +160,10 @@ Event = Annotated[
     | StepSkipped
     | StepCancelled
     | StepRetryRequested
-    | ModelCalled,
+    | ModelCalled
+    | AgentRouted
+    | BreakerChanged
+    | BudgetExceeded,
     Field(discriminator="kind"),
 ]
 

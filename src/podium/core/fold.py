@@ -71,6 +71,8 @@ def apply(state: RunState, event: ev.Event) -> RunState:
 
 def _on_started(state: RunState, e: ev.StepStarted) -> None:
     step = state.steps[e.step_id]
+    if step.started_at is None:
+        state.steps_started += 1
     if step.status is StepStatus.RETRYING:
         state.retrying.pop(step.id, None)
     step.status = StepStatus.RUNNING
@@ -170,8 +172,21 @@ def _on_model_called(state: RunState, e: ev.ModelCalled) -> None:
     state.cost_usd += e.cost_usd
 
 
+def _noted(state: RunState, e: ev.Event) -> None:
+    """Events that are records for people (routing, breakers) and change no step."""
+
+
+def _on_budget_exceeded(state: RunState, e: ev.BudgetExceeded) -> None:
+    if state.stopping is None:
+        state.stopping = "budget"
+    state.budget_error = e.message
+
+
 _HANDLERS: dict[type, Callable[[RunState, Any], None]] = {
     ev.ModelCalled: _on_model_called,
+    ev.AgentRouted: _noted,
+    ev.BreakerChanged: _noted,
+    ev.BudgetExceeded: _on_budget_exceeded,
     ev.StepStarted: _on_started,
     ev.StepSucceeded: _on_succeeded,
     ev.StepRetrying: _on_retrying,

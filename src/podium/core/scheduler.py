@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from podium.core import events as ev
+from podium.core.budget import BudgetUsage, Exceeded, check, check_before_start
 from podium.core.state import RunState, StepState, StepStatus
 from podium.spec.expr import ExpressionError, evaluate, truthy
+from podium.spec.model import Budget
 from podium.spec.template import parse_condition
 
 
@@ -35,6 +37,8 @@ def decide(state: RunState, now: datetime, *, slots: int | None = None) -> Decis
     """Next events for the run. `slots` caps new starts (engine-wide limits), None = no cap."""
     if state.outcome is not None:
         return _IDLE
+    if state.stopping is None and (over := _over_budget(state, now)) is not None:
+        return Decision(events=[over])
     if state.stopping is not None:
         return _stop(state, now)
     events: list[ev.Event] = [
@@ -49,16 +53,78 @@ def decide(state: RunState, now: datetime, *, slots: int | None = None) -> Decis
     start = _starts(state, now, _capacity(state, slots), events)
     if not events and not state.running and state.unfinished == 0:
         events.append(_completion(state, now))
-    wake_at = min(state.retrying.values()) if state.retrying else None
-    return Decision(events=events, start=start, cancel=cancel, wake_at=wake_at)
+    return Decision(events=events, start=start, cancel=cancel, wake_at=_wake_at(state))
+
+
+def _wake_at(state: RunState) -> datetime | None:
+    """The earliest parked timer: a retry, or the wall-time budget running out."""
+    times = list(state.retrying.values())
+    budget = state.workflow.budget
+    if budget is not None and budget.wall_seconds is not None and state.unfinished:
+        times.append(state.created_at + timedelta(seconds=budget.wall_seconds))
+    return min(times) if times else None
+
+
+def _usage(state: RunState) -> BudgetUsage:
+    return BudgetUsage(
+        started_at=state.created_at,
+        tokens=state.tokens,
+        cost_usd=state.cost_usd,
+        steps_started=state.steps_started,
+        running=len(state.running),
+    )
+
+
+def _step_budget(state: RunState, now: datetime, fresh: int) -> ev.BudgetExceeded | None:
+    """Would starting one more step (beyond `fresh` already started this turn) break a budget?"""
+    budget = state.workflow.budget
+    if budget is None or budget.steps is None:
+        return None
+    usage = _usage(state)
+    usage = replace(usage, steps_started=usage.steps_started + fresh)
+    exceeded = check_before_start(budget, usage, now)
+    return _exceeded_event(exceeded, now) if exceeded is not None and exceeded.stops_run else None
+
+
+def _exceeded_event(exceeded: Exceeded, now: datetime) -> ev.BudgetExceeded:
+    return ev.BudgetExceeded(
+        at=now,
+        budget=exceeded.budget,
+        limit=exceeded.limit,
+        figure=exceeded.figure,
+        message=exceeded.message,
+    )
+
+
+def _over_budget(state: RunState, now: datetime) -> ev.BudgetExceeded | None:
+    """A budget already exceeded (tokens, cost, wall time) stops the run."""
+    budget = state.workflow.budget
+    if budget is None:
+        return None
+    exceeded = check(budget, _usage(state), now)
+    if exceeded is None or not exceeded.stops_run:
+        return None
+    return _exceeded_event(exceeded, now)
 
 
 def _capacity(state: RunState, slots: int | None) -> int | None:
     limit = state.workflow.max_concurrency
     free = None if limit is None else max(limit - len(state.running), 0)
+    budget = state.workflow.budget
+    if budget is not None:
+        free = _budget_room(budget, state, free)
     if slots is None:
         return free
     return slots if free is None else min(free, slots)
+
+
+def _budget_room(budget: Budget, state: RunState, free: int | None) -> int | None:
+    """Parallelism caps what runs at once; the step budget caps how many steps may ever start
+    (a step beyond it stops the run, see `_starts`)."""
+    if budget.parallelism is not None:
+        room = max(budget.parallelism - len(state.running), 0)
+        free = room if free is None else min(free, room)
+    return free
 
 
 def _candidates(state: RunState, now: datetime, capacity: int | None) -> list[StepState]:
@@ -82,6 +148,7 @@ def _starts(
     if capacity == 0:
         return []
     start: list[str] = []
+    fresh = 0
     for step in _candidates(state, now, capacity):
         if step.id in state.losers:
             continue
@@ -89,6 +156,11 @@ def _starts(
         if gate is not None:
             events.append(gate)
             continue
+        if step.started_at is None:
+            if (over := _step_budget(state, now, fresh)) is not None:
+                events.append(over)
+                break
+            fresh += 1
         attempt = step.attempts if step.requeued else step.attempts + 1
         events.append(
             ev.StepStarted(at=now, step_id=step.id, attempt=attempt, generation=step.generation)
@@ -123,7 +195,7 @@ def _doom(state: RunState, step_id: str, reason: ev.SkipReason, now: datetime) -
 
 def _stop(state: RunState, now: datetime) -> Decision:
     """Fail-fast or cancel: cancel what waits, cancel what runs, complete when nothing runs."""
-    reason: ev.CancelReason = "fail_fast" if state.stopping == "fail_fast" else "run_cancelled"
+    reason = stop_reason(state.stopping)
     events: list[ev.Event] = [
         ev.StepCancelled(at=now, step_id=s.id, reason=reason)
         for s in state.steps.values()
@@ -134,9 +206,20 @@ def _stop(state: RunState, now: datetime) -> Decision:
     return Decision(events=events, cancel=sorted(state.running))
 
 
+def stop_reason(stopping: str | None) -> ev.CancelReason:
+    """Why steps are cancelled while the run stops (or, when it does not, lost a race)."""
+    if stopping == "cancel":
+        return "run_cancelled"
+    if stopping == "budget":
+        return "budget"
+    return "fail_fast" if stopping == "fail_fast" else "lost_race"
+
+
 def _completion(state: RunState, now: datetime) -> ev.RunCompleted:
     if state.stopping == "cancel":
         return ev.RunCompleted(at=now, outcome="cancelled", error="cancelled on request")
+    if state.stopping == "budget":
+        return ev.RunCompleted(at=now, outcome="failed", error=state.budget_error)
     if state.failures:
         details = "; ".join(
             f"{sid}: {state.steps[sid].error or 'failed'}" for sid in state.failures[:5]

@@ -89,6 +89,8 @@ class RunState:
     stopping: str | None = None
     outcome: str | None = None
     completed_error: str | None = None
+    budget_error: str | None = None
+    steps_started: int = 0
     tokens: int = 0
     cost_usd: float = 0.0
 

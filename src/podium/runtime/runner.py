@@ -17,7 +17,7 @@ from podium.core import events as ev
 from podium.core.control import cancel_event, retry_event, skip_event
 from podium.core.fold import apply
 from podium.core.outputs import cap_output
-from podium.core.scheduler import Decision, decide, failure_event, recover
+from podium.core.scheduler import Decision, decide, failure_event, recover, stop_reason
 from podium.core.state import RunState, StepStatus
 from podium.errors import InvalidTransitionError, PodiumError
 from podium.runtime.attempt import Channels, Outcome, run_attempt
@@ -163,10 +163,7 @@ class RunDriver:
         self._post(_Report(step_id, kind, data))
 
     def _cancel_reason(self) -> ev.CancelReason:
-        stopping = self.state.stopping
-        if stopping == "fail_fast":
-            return "fail_fast"
-        return "run_cancelled" if stopping == "cancel" else "lost_race"
+        return stop_reason(self.state.stopping)
 
     def _on_done(self, step_id: str, task: asyncio.Task[Outcome]) -> None:
         if self._tasks.get(step_id) is not task:

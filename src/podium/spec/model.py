@@ -62,6 +62,27 @@ class RetryPolicy(_Frozen):
         return min(self.max_delay_seconds, base * spread)
 
 
+class Budget(_Frozen):
+    """Limits shared by a run's whole tree of plans and sub-workflows; unset means unlimited.
+
+    `steps` counts steps and spawns started anywhere in the tree; `depth` is plan/sub-workflow
+    nesting (the root workflow's steps are at depth 0); `parallelism` caps steps running at once
+    across the tree; `wall_seconds` accepts durations such as `"30m"`.
+    """
+
+    tokens: int | None = Field(None, gt=0)
+    cost_usd: float | None = Field(None, gt=0)
+    steps: int | None = Field(None, gt=0)
+    depth: int | None = Field(None, gt=0)
+    wall_seconds: float | None = Field(None, gt=0)
+    parallelism: int | None = Field(None, gt=0)
+
+    @field_validator("wall_seconds", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return parse_duration(value)
+
+
 class Quorum(_Frozen):
     quorum: int = Field(ge=1)
 
@@ -250,6 +271,7 @@ class Workflow(_Frozen):
     max_concurrency: int | None = Field(None, ge=1, le=100_000)
     on_failure: OnFailure = "fail_fast"
     output_limit_bytes: int = Field(DEFAULT_OUTPUT_LIMIT_BYTES, ge=1024, le=64 * 1024 * 1024)
+    budget: Budget | None = None
 
     @field_validator("version", mode="before")
     @classmethod

@@ -1,4 +1,6 @@
-"""`make demo`: serve the example issues API on 127.0.0.1, run the quickstart against it, stop."""
+"""`make demo`: serve the example issues API on 127.0.0.1 and run the quickstart against it; then
+plan and run a goal with agents — an OFFLINE demo: the model is scripted, the shell and file
+steps are real."""
 
 from __future__ import annotations
 
@@ -31,6 +33,16 @@ def main() -> int:
     report = HERE.parent / "out" / "report.md"
     if code == 0 and report.exists():
         print(f"\n{report.relative_to(HERE.parent)}:\n{report.read_text()}")
+    if code != 0:
+        return code
+    print("\n--- planning demo (offline: scripted model, real shell and file steps) ---\n")
+    script = HERE / "scripts" / "research.yaml"
+    plan = [str(podium), "run", str(HERE / "research.yaml"), "--agents", str(HERE)]
+    plan += ["--model", f"scripted:{script}", *sys.argv[1:]]
+    code = subprocess.call(plan, cwd=HERE.parent)
+    briefing = HERE.parent / "out" / "briefing.md"
+    if code == 0 and briefing.exists():
+        print(f"\n{briefing.relative_to(HERE.parent)}:\n{briefing.read_text()}")
     return code
 
 

@@ -70,3 +70,15 @@ def test_readme_python_example_runs(
     out = capsys.readouterr().out
     assert "run.completed" in out
     assert "succeeded /dev/" in out or "succeeded Filesystem" in out
+
+
+def test_readme_agent_file_loads(tmp_path: Path) -> None:
+    from podium.agents import AgentCatalog
+
+    (tmp_path / "agents").mkdir()
+    (tmp_path / "agents" / "researcher.md").write_text(_blocks("markdown")[0])
+    (tmp_path / "agents" / "backup.md").write_text("---\nname: backup-researcher\n---\nBackup.\n")
+    agent = AgentCatalog.load(tmp_path, None).resolve("Researcher")
+    assert agent.model == "openai:gpt-4o-mini"
+    assert agent.fallbacks == ["backup-researcher"]
+    assert "mcp:search" in agent.tools

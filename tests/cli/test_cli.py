@@ -131,6 +131,7 @@ def test_run_succeeds_and_show_json_has_every_step(cli: Cli) -> None:
         "updated_at",
         "tokens",
         "cost_usd",
+        "plans",
         "steps",
     }
     assert (doc["tokens"], doc["cost_usd"]) == (0, 0)

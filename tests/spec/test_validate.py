@@ -68,7 +68,7 @@ def test_document_must_be_a_mapping() -> None:
 def test_unknown_kind_lists_the_kinds() -> None:
     doc = workflow(shell("a"), shell("b"), {"id": "c", "kind": "foo"})
     assert message_at(doc, "steps[2].kind") == (
-        'unknown kind "foo"; expected one of agent, file, http, python, shell'
+        'unknown kind "foo"; expected one of agent, file, http, plan, python, shell'
     )
 
 
@@ -469,3 +469,9 @@ def test_a_back_edge_is_reported_as_a_cycle(
     names = cycles[0].message.removeprefix("cycle: ").split(" (")[0].split(" -> ")
     assert names[0] == names[-1]
     assert all(after in needs[before] for before, after in pairwise(names))
+
+
+def test_dots_in_step_ids_are_reserved_for_plan_children() -> None:
+    message = message_at(workflow({"id": "a.b", "kind": "shell", "run": "true"}), "steps[0].id")
+    assert "reserved for the children of plan steps" in message
+    assert "'a_b'" in message

@@ -66,6 +66,22 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of 
 RunArg = Annotated[str, typer.Argument(metavar="RUN", help="The run id.", show_default=False)]
 StepArg = Annotated[str, typer.Argument(metavar="STEP", help="The step id.", show_default=False)]
 FileArg = Annotated[Path, typer.Argument(metavar="FILE", help="A workflow file (YAML or JSON).")]
+AgentsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--agents",
+        metavar="DIR",
+        help="The project folder whose agents/ holds the agent catalog (default: here).",
+    ),
+]
+ModelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        metavar="PROVIDER:MODEL",
+        help="The model for agents that name none (default: $PODIUM_MODEL).",
+    ),
+]
 
 
 def _console(*, stderr: bool) -> Console:
@@ -82,6 +98,8 @@ class Session:
     db: str | None
     json: bool = False
     run_id: str | None = None
+    agents: Path | None = None
+    model: str | None = None
     out: Console = field(default_factory=lambda: _console(stderr=False))
     err: Console = field(default_factory=lambda: _console(stderr=True))
 
@@ -93,7 +111,7 @@ class Session:
         sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
 
     async def engine(self) -> Engine:
-        return await Engine.open(self.db)
+        return await Engine.open(self.db, agents_dir=self.agents, default_model=self.model)
 
 
 def _session(ctx: typer.Context, db: str | None, as_json: bool = False) -> Session:
@@ -169,9 +187,12 @@ def run(
     run_id: Annotated[str | None, typer.Option("--run-id", help="Choose the run id.")] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
+    agents: AgentsOption = None,
+    model: ModelOption = None,
 ) -> None:
     """Validate and run a workflow, showing it live until it completes or waits for a person."""
     session = _session(ctx, db, as_json)
+    session.agents, session.model = agents, model
     _execute(session, _run(session, file, inputs or [], run_id))
 
 
@@ -340,6 +361,11 @@ async def _control(session: Session, verb: str, run_id: str, step_id: str) -> in
 def main() -> None:
     """The `podium` console script."""
     app()
+
+
+from podium.cli import planning  # noqa: E402  (registers plan, approve and reject on `app`)
+
+__all__ = ["app", "main", "planning"]
 
 
 if __name__ == "__main__":

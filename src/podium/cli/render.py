@@ -129,13 +129,18 @@ def show_document(state: RunState) -> dict[str, Any]:
         "updated_at": iso(state.updated_at),
         "tokens": state.tokens,
         "cost_usd": round(state.cost_usd, 6),
+        "plans": {sid: record.versions for sid, record in state.plans.items()},
         "steps": [step_document(step) for step in state.steps.values()],
     }
 
 
 def show_renderable(state: RunState, record: RunRecord) -> RenderableType:
     """The human `show`: a header of run facts, then one row per step."""
-    return Group(_run_header(state, record), _steps_table(state.steps.values()))
+    parts: list[RenderableType] = [_run_header(state, record), _steps_table(state.steps.values())]
+    for step_id, plan in state.plans.items():
+        parts.append(Text(f"plans of step {step_id}:"))
+        parts.append(Text("\n".join(_plan_lines(plan.versions, len(plan.versions)))))
+    return Group(*parts)
 
 
 def _run_header(state: RunState, record: RunRecord) -> Table:
@@ -258,6 +263,15 @@ def summary_lines(state: RunState) -> list[str]:
 
 def _parked_lines(state: RunState) -> list[str]:
     lines = [f"run {state.run_id} is waiting for a person:"]
+    for step_id, record in state.plans.items():
+        if record.awaiting:
+            lines.append(f"  the plan of step {step_id} awaits approval:")
+            lines += _plan_lines(record.versions[-1:], len(record.versions))
+            lines += [
+                f"    run it:          podium approve {state.run_id} {step_id}",
+                f"    change it first: podium approve {state.run_id} {step_id} --edit PLAN.json",
+                f"    refuse it:       podium reject {state.run_id} {step_id} --reason TEXT",
+            ]
     for step_id in state.interrupted:
         lines += [
             f"  step {step_id} was interrupted (it has side effects and was in flight when its "
@@ -265,6 +279,18 @@ def _parked_lines(state: RunState) -> list[str]:
             f"    run it again:        podium retry {state.run_id} {step_id}",
             f"    carry on without it: podium skip {state.run_id} {step_id}",
         ]
+    return lines
+
+
+def _plan_lines(versions: list[dict[str, Any]], last: int) -> list[str]:
+    lines = []
+    for number, version in enumerate(versions, last - len(versions) + 1):
+        lines.append(f"    plan version {number}: {version.get('summary') or ''}".rstrip())
+        for item in version.get("steps", []):
+            needs = f" (needs {', '.join(item['needs'])})" if item.get("needs") else ""
+            lines.append(
+                f"      - {item.get('id')} [{item.get('agent')}]: {item.get('task')}{needs}"
+            )
     return lines
 
 

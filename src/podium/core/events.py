@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 SkipReason = Literal["condition", "manual", "upstream_skipped", "upstream_failed"]
-CancelReason = Literal["run_cancelled", "fail_fast", "lost_race", "budget"]
+CancelReason = Literal["run_cancelled", "fail_fast", "lost_race", "budget", "replaced"]
 RunOutcome = Literal["succeeded", "failed", "cancelled"]
 
 
@@ -141,6 +141,31 @@ class BudgetExceeded(_Event):
     message: str
 
 
+class PlanGenerated(_Event):
+    """A supervisor's plan (version 1, or a replan). Recorded, so a resume reuses it."""
+
+    kind: Literal["plan.generated"] = "plan.generated"
+    step_id: str
+    version: int
+    plan: dict[str, Any]
+
+
+class PlanApproved(_Event):
+    """A person approved the plan awaiting confirmation, possibly as edited (`plan`)."""
+
+    kind: Literal["plan.approved"] = "plan.approved"
+    step_id: str
+    version: int
+    plan: dict[str, Any] | None = None
+
+
+class PlanRejected(_Event):
+    kind: Literal["plan.rejected"] = "plan.rejected"
+    step_id: str
+    version: int
+    reason: str = ""
+
+
 class StepRetryRequested(_Event):
     """A person asked for a failed, interrupted or cancelled step to run again."""
 
@@ -163,7 +188,10 @@ Event = Annotated[
     | ModelCalled
     | AgentRouted
     | BreakerChanged
-    | BudgetExceeded,
+    | BudgetExceeded
+    | PlanGenerated
+    | PlanApproved
+    | PlanRejected,
     Field(discriminator="kind"),
 ]
 

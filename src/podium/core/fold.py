@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from podium.core import events as ev
+from podium.core import plans
 from podium.core.graph import build_graph
 from podium.core.joins import make_ready, propagate, reopen, tidy_ready
 from podium.core.state import RunState, StepState, StepStatus
@@ -102,16 +103,22 @@ def _on_retrying(state: RunState, e: ev.StepRetrying) -> None:
 
 
 def _on_failed(state: RunState, e: ev.StepFailed) -> None:
-    step = state.steps[e.step_id]
-    step.error, step.error_type = e.error, e.error_type
-    _finish(state, step, StepStatus.FAILED, e.at)
+    _fail(state, state.steps[e.step_id], e.error, e.error_type, e.at)
+
+
+def _fail(state: RunState, step: StepState, error: str, error_type: str, at: datetime) -> None:
+    """A step failed for good. A plan's child is its plan's business (replan or fail the plan),
+    not the run's."""
+    step.error, step.error_type = error, error_type
+    _finish(state, step, StepStatus.FAILED, at)
     if step.spec.allow_failure:
         propagate(state, step, "ok")
         return
-    state.failures.append(step.id)
-    policy = step.spec.on_failure or state.workflow.on_failure
-    if policy == "fail_fast" and state.stopping is None:
-        state.stopping = "fail_fast"
+    if step.parent is None:
+        state.failures.append(step.id)
+        policy = step.spec.on_failure or state.workflow.on_failure
+        if policy == "fail_fast" and state.stopping is None:
+            state.stopping = "fail_fast"
     propagate(state, step, "bad")
 
 
@@ -176,6 +183,24 @@ def _noted(state: RunState, e: ev.Event) -> None:
     """Events that are records for people (routing, breakers) and change no step."""
 
 
+def _on_plan_generated(state: RunState, e: ev.PlanGenerated) -> None:
+    plans.generated(state, state.steps[e.step_id], e.plan, e.at)
+
+
+def _on_plan_approved(state: RunState, e: ev.PlanApproved) -> None:
+    step = state.steps[e.step_id]
+    record = state.plans[e.step_id]
+    if e.plan is not None:
+        record.versions.append(e.plan)
+    plans.adopt(state, step, record.versions[-1], e.at)
+
+
+def _on_plan_rejected(state: RunState, e: ev.PlanRejected) -> None:
+    step = state.steps[e.step_id]
+    state.plans[e.step_id].awaiting = False
+    _fail(state, step, f"plan rejected: {e.reason or 'no reason given'}", "rejected", e.at)
+
+
 def _on_budget_exceeded(state: RunState, e: ev.BudgetExceeded) -> None:
     if state.stopping is None:
         state.stopping = "budget"
@@ -187,6 +212,9 @@ _HANDLERS: dict[type, Callable[[RunState, Any], None]] = {
     ev.AgentRouted: _noted,
     ev.BreakerChanged: _noted,
     ev.BudgetExceeded: _on_budget_exceeded,
+    ev.PlanGenerated: _on_plan_generated,
+    ev.PlanApproved: _on_plan_approved,
+    ev.PlanRejected: _on_plan_rejected,
     ev.StepStarted: _on_started,
     ev.StepSucceeded: _on_succeeded,
     ev.StepRetrying: _on_retrying,
@@ -214,3 +242,6 @@ def _finish(state: RunState, step: StepState, status: StepStatus, at: datetime) 
     if not was_terminal:
         state.unfinished -= 1
     tidy_ready(state)
+    state.settled_plans.pop(step.id, None)
+    if step.parent is not None:
+        plans.child_settled(state, step)

@@ -9,6 +9,7 @@ import hashlib
 import heapq
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from podium.core import events as ev
 from podium.core.budget import BudgetUsage, Exceeded, check, check_before_start
@@ -43,6 +44,10 @@ def decide(state: RunState, now: datetime, *, slots: int | None = None) -> Decis
         return _stop(state, now)
     events: list[ev.Event] = [
         _doom(state, sid, reason, now) for sid, reason in state.doomed.items()
+    ]
+    events += [
+        _settle(state, plan_id, ok, result, now)
+        for plan_id, (ok, result) in list(state.settled_plans.items())
     ]
     cancel = [sid for sid in state.losers if sid in state.running]
     events += [
@@ -183,6 +188,14 @@ def _gate(state: RunState, step: StepState, now: datetime) -> ev.Event | None:
     if passed:
         return None
     return ev.StepSkipped(at=now, step_id=step.id, reason="condition", message=f"when: {condition}")
+
+
+def _settle(state: RunState, plan_id: str, ok: bool, result: Any, now: datetime) -> ev.Event:
+    """A plan step whose children are done succeeds with their result, or fails."""
+    if ok:
+        return ev.StepSucceeded(at=now, step_id=plan_id, output=result)
+    attempt = state.steps[plan_id].attempts
+    return ev.StepFailed(at=now, step_id=plan_id, attempt=attempt, error=result, error_type="plan")
 
 
 def _doom(state: RunState, step_id: str, reason: ev.SkipReason, now: datetime) -> ev.StepSkipped:

@@ -21,6 +21,7 @@ class StepStatus(StrEnum):
     PENDING = "pending"
     READY = "ready"
     RUNNING = "running"
+    WAITING = "waiting"  # a plan step: its children run, or its plan awaits approval
     RETRYING = "retrying"
     INTERRUPTED = "interrupted"
     SUCCEEDED = "succeeded"
@@ -54,6 +55,7 @@ class StepState:
     reason: str | None = None
     tokens: int = 0
     cost_usd: float = 0.0
+    parent: str | None = None
     ok: int = 0
     bad: int = 0
     skipped: int = 0
@@ -65,6 +67,18 @@ class StepState:
     @property
     def terminal(self) -> bool:
         return self.status in TERMINAL
+
+
+@dataclass(slots=True, eq=False)
+class PlanState:
+    """A plan step's plans: every version, the children of the one running, what failed."""
+
+    versions: list[dict[str, Any]] = field(default_factory=list)
+    children: list[str] = field(default_factory=list)
+    current: list[str] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)
+    awaiting: bool = False
+    replans: int = 0
 
 
 @dataclass(slots=True, eq=False)
@@ -91,6 +105,8 @@ class RunState:
     completed_error: str | None = None
     budget_error: str | None = None
     steps_started: int = 0
+    plans: dict[str, PlanState] = field(default_factory=dict)
+    settled_plans: dict[str, tuple[bool, Any]] = field(default_factory=dict)
     tokens: int = 0
     cost_usd: float = 0.0
 
@@ -99,8 +115,17 @@ class RunState:
         """pending | running | waiting | succeeded | failed | cancelled."""
         if self.outcome is not None:
             return self.outcome
-        if self.running or self.ready or self.retrying or self.doomed or self.losers:
+        if (
+            self.running
+            or self.ready
+            or self.retrying
+            or self.doomed
+            or self.losers
+            or (self.settled_plans)
+        ):
             return "running"
+        if self.stopping is None and any(p.awaiting for p in self.plans.values()):
+            return "waiting"
         if self.stopping is None and any(
             s.status is StepStatus.INTERRUPTED for s in self.steps.values()
         ):

@@ -8,10 +8,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from podium.core import plans
 from podium.core.state import RunState, StepState
 from podium.errors import StepExecutionError
 from podium.ids import idempotency_key
-from podium.spec.model import StepBase
+from podium.spec.model import PlanStep, StepBase
 from podium.spec.template import TemplateError, render_value
 from podium.steps import StepContext, executor_for
 
@@ -52,6 +53,7 @@ def prepare(
         workspace=state.workspace_path,
         output_limit_bytes=state.workflow.output_limit_bytes,
         upstream={need: state.steps[need].output for need in spec.needs},
+        history=plans.history(state, step) if isinstance(spec, PlanStep) else {},
         **_channel_fields(channels),
     )
     return spec, ctx

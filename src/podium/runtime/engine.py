@@ -18,16 +18,19 @@ from typing import Any
 
 from podium.clock import Clock, SystemClock
 from podium.core import events as ev
-from podium.core.control import cancel_event, retry_event, skip_event
+from podium.core import plans
+from podium.core.breaker import BreakerPolicy
+from podium.core.control import awaiting_plan, cancel_event, retry_event, skip_event
 from podium.core.fold import new_state, replay
 from podium.core.state import RunState
-from podium.errors import LeaseHeldError, Problem, UsageError
+from podium.errors import LeaseHeldError, Problem, SpecError, UsageError
 from podium.ids import new_run_id
 from podium.runtime.bus import EventBus
 from podium.runtime.runner import LEASE_TTL_SECONDS, RunDriver
 from podium.runtime.services import AgentServices
 from podium.spec.load import read_document
-from podium.spec.model import Workflow
+from podium.spec.model import PlanStep, Workflow
+from podium.spec.plan import check_plan
 from podium.spec.validate import (
     AgentNames,
     coerce_inputs,
@@ -56,10 +59,12 @@ class Engine:
         default_model: str | None = None,
         mcp_servers: Mapping[str, Mapping[str, Any]] | None = None,
         services: AgentServices | None = None,
+        breaker: BreakerPolicy | Mapping[str, Any] | None = None,
     ) -> None:
         """`agents_dir` is the project folder whose `agents/` holds the catalog (default: the
         workspace, else the current directory; `~/.config/podium/agents` is read too);
-        `default_model` applies to agents that name none (else `PODIUM_MODEL`)."""
+        `default_model` applies to agents that name none (else `PODIUM_MODEL`); `breaker` is
+        the circuit-breaker policy for every agent and model (default `BreakerPolicy()`)."""
         if max_concurrent_runs < 1:
             raise UsageError("max_concurrent_runs must be at least 1")
         self.store = store
@@ -72,7 +77,11 @@ class Engine:
         self._tasks: dict[str, asyncio.Task[RunState]] = {}
         project = Path(agents_dir) if agents_dir is not None else (self._workspace or Path.cwd())
         self.services = services or AgentServices(
-            project_dir=project, default_model=default_model, mcp_servers=mcp_servers
+            project_dir=project,
+            default_model=default_model,
+            mcp_servers=mcp_servers,
+            breaker=breaker,
+            clock=self._clock,
         )
 
     @classmethod
@@ -193,6 +202,33 @@ class Engine:
         skip_event(await self.state(run_id), step_id, self._clock.now())
         await self.store.post_signal(run_id, "skip", {"step_id": step_id})
         return await self._deliver(run_id)
+
+    async def approve(
+        self, run_id: str, step_id: str | None = None, *, plan: Mapping[str, Any] | None = None
+    ) -> bool:
+        """Approve the plan awaiting confirmation, or an edited `plan` (checked first: a bad
+        edit is refused with every problem, nothing is recorded)."""
+        state = await self.state(run_id)
+        sid = awaiting_plan(state, step_id)
+        edited = dict(plan) if plan is not None else None
+        if edited is not None:
+            self._check_edited_plan(state, sid, edited)
+        await self.store.post_signal(run_id, "approve", {"step_id": sid, "plan": edited})
+        return await self._deliver(run_id)
+
+    async def reject(self, run_id: str, step_id: str | None = None, *, reason: str = "") -> bool:
+        """Reject the plan awaiting confirmation: its plan step fails with the reason."""
+        sid = awaiting_plan(await self.state(run_id), step_id)
+        await self.store.post_signal(run_id, "reject", {"step_id": sid, "reason": reason})
+        return await self._deliver(run_id)
+
+    def _check_edited_plan(self, state: RunState, step_id: str, plan: dict[str, Any]) -> None:
+        spec = state.steps[step_id].spec
+        assert isinstance(spec, PlanStep)
+        taken = plans.history(state, state.steps[step_id]).get("taken", [])
+        problems = check_plan(plan, spec, agents=self.services.catalog, taken=taken)
+        if problems:
+            raise SpecError(problems, source="edited plan", subject="plan")
 
     async def _deliver(self, run_id: str) -> bool:
         """Wake the local driver, or drive the run here if nobody does; False if another live

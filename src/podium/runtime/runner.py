@@ -14,7 +14,13 @@ from typing import Any
 
 from podium.clock import Clock
 from podium.core import events as ev
-from podium.core.control import cancel_event, retry_event, skip_event
+from podium.core.control import (
+    approve_event,
+    cancel_event,
+    reject_event,
+    retry_event,
+    skip_event,
+)
 from podium.core.fold import apply
 from podium.core.outputs import cap_output
 from podium.core.scheduler import Decision, decide, failure_event, recover, stop_reason
@@ -22,6 +28,7 @@ from podium.core.state import RunState, StepStatus
 from podium.errors import InvalidTransitionError, PodiumError
 from podium.runtime.attempt import Channels, Outcome, run_attempt
 from podium.runtime.bus import EventBus
+from podium.spec.model import PlanStep
 from podium.steps import procs
 from podium.store.base import EventStore, Lease, Signal, StoredEvent
 
@@ -237,6 +244,11 @@ class RunDriver:
 
     def _outcome_event(self, outcome: Outcome) -> ev.Event:
         now = self._clock.now()
+        step = self.state.steps[outcome.step_id]
+        if outcome.error is None and isinstance(step.spec, PlanStep):
+            record = self.state.plans.get(step.id)
+            version = len(record.versions) + 1 if record is not None else 1
+            return ev.PlanGenerated(at=now, step_id=step.id, version=version, plan=outcome.output)
         if outcome.error is None:
             output, truncated = cap_output(outcome.output, self.state.workflow.output_limit_bytes)
             return ev.StepSucceeded(
@@ -272,6 +284,12 @@ class RunDriver:
             return cancel_event(self.state, now, str(signal.payload.get("reason", "")))
         if signal.kind == "retry":
             return retry_event(self.state, step_id, now)
+        if signal.kind == "approve":
+            plan = signal.payload.get("plan")
+            return approve_event(self.state, step_id or None, now, plan)
+        if signal.kind == "reject":
+            reason = str(signal.payload.get("reason", ""))
+            return reject_event(self.state, step_id or None, now, reason)
         return skip_event(self.state, step_id, now)
 
     # ----------------------------------------------------------------------- lifecycle

@@ -1,15 +1,31 @@
-"""The services agent steps use: the agent catalog, models, prices and tools, shared by the runs
-of one engine and built on first use."""
+"""The services agent steps use: the agent catalog, models, prices, tools and the circuit breakers
+(per agent and per model, with fallback routing), shared by the runs of one engine and built on
+first use."""
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from podium.agents import AgentCatalog, AgentSpec
+from podium.clock import Clock, SystemClock
+from podium.core.breaker import (
+    BreakerPolicy,
+    BreakerState,
+    BreakerStatus,
+    Skipped,
+    Transition,
+    on_failure,
+    on_success,
+    unavailable_message,
+)
+from podium.core.breaker import route as first_admitted
 from podium.errors import UsageError
 from podium.llm import resolve_model
 from podium.llm.base import Model, ModelResponse
@@ -18,6 +34,20 @@ from podium.steps.base import StepContext
 from podium.tools.base import McpServerConfig, Tool, ToolRegistry
 
 DEFAULT_MODEL_ENV = "PODIUM_MODEL"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Route:
+    """Where one model call goes. `agent` is the candidate the breakers admitted (None when they
+    refused every one) and `model` its model string; `transitions` are the breaker changes the
+    routing made, to record; `reason` says why `agent` is not the one asked for (empty when it
+    is), or why there is none. Settle `ticket` with `AgentServices.settle` after the call."""
+
+    agent: AgentSpec | None
+    model: str | None = None
+    transitions: tuple[Transition, ...] = ()
+    reason: str = ""
+    ticket: int | None = None
 
 
 class AgentServices:
@@ -31,13 +61,26 @@ class AgentServices:
         default_model: str | None = None,
         mcp_servers: Mapping[str, Mapping[str, Any]] | None = None,
         catalog: AgentCatalog | None = None,
+        breaker: BreakerPolicy | Mapping[str, Any] | None = None,
+        clock: Clock | None = None,
     ) -> None:
+        """`breaker` is the policy of every circuit breaker (default `BreakerPolicy()`); the
+        breakers live as long as this object, keyed by agent name and by model string."""
         self._project_dir = project_dir
         self._user_dir = user_dir
         self._default_model = default_model or os.environ.get(DEFAULT_MODEL_ENV)
         self._servers = McpServerConfig.from_mapping(mcp_servers or {})
         self._catalog = catalog
         self._tools: ToolRegistry | None = None
+        self.breaker_policy = (
+            breaker
+            if isinstance(breaker, BreakerPolicy)
+            else BreakerPolicy.model_validate(breaker or {})
+        )
+        self._clock = clock or SystemClock()
+        self._breakers: dict[str, BreakerState] = {}
+        self._tickets: dict[int, dict[str, int]] = {}
+        self._serials = itertools.count(1)
 
     @property
     def catalog(self) -> AgentCatalog:
@@ -57,6 +100,62 @@ class AgentServices:
                 f"`model:`, or set {DEFAULT_MODEL_ENV} / --model"
             )
         return resolve_model(chosen)
+
+    @property
+    def breakers(self) -> Mapping[str, BreakerState]:
+        """Every breaker asked so far, by key (a read-only view)."""
+        return MappingProxyType(self._breakers)
+
+    def route(self, agent: AgentSpec, model: str | None = None, *, fallbacks: bool = True) -> Route:
+        """The first of [agent, *its fallbacks] whose own breaker and its model's breaker both
+        admit a call now; `model` overrides the requested agent's model (a step's `model:`)."""
+        candidates = {agent.name: agent}
+        if fallbacks:
+            candidates |= {spec.name: spec for spec in map(self.agent, agent.fallbacks)}
+        models = {
+            name: chosen
+            for name, spec in candidates.items()
+            if (chosen := (model if spec is agent else None) or spec.model or self._default_model)
+        }
+        routing = first_admitted(
+            agent.name,
+            list(candidates)[1:],
+            self._breakers,
+            self.breaker_policy,
+            self._clock.now(),
+            models,
+        )
+        self._breakers = dict(routing.breakers)
+        if routing.agent is None:
+            return Route(agent=None, reason=unavailable_message(routing))
+        keys = dict.fromkeys((routing.agent, models.get(routing.agent, routing.agent)))
+        ticket = next(self._serials)
+        self._tickets[ticket] = {key: self._breakers[key].generation for key in keys}
+        return Route(
+            agent=candidates[routing.agent],
+            model=models.get(routing.agent),
+            transitions=routing.transitions,
+            reason=_detour(routing.skipped),
+            ticket=ticket,
+        )
+
+    def settle(self, route: Route, ok: bool | None) -> tuple[Transition, ...]:
+        """Report how the call `route` admitted went: True succeeded, False failed in a way that
+        speaks of the provider's health (timeouts, 429, 5xx, connection errors), None says
+        nothing (not made, cancelled, refused as a bad request). Settling twice is a no-op."""
+        admitted = self._tickets.pop(route.ticket, None) if route.ticket is not None else None
+        if admitted is None:
+            return ()
+        now, moved = self._clock.now(), []
+        for key, generation in admitted.items():
+            state = self._breakers[key]
+            if ok is None:
+                self._breakers[key] = _release(state, generation)
+                continue
+            outcome = on_success if ok else on_failure
+            self._breakers[key], transition = outcome(state, self.breaker_policy, now, generation)
+            moved += [transition] if transition is not None else []
+        return tuple(moved)
 
     def cost_usd(self, model: Model, response: ModelResponse) -> float:
         return cost_usd(model.name, response.usage)
@@ -80,3 +179,20 @@ class AgentServices:
         if self._tools is not None:
             await self._tools.aclose()
             self._tools = None
+
+
+def _detour(skipped: Sequence[Skipped]) -> str:
+    """Why the first candidates were passed over: each refusing breaker, once."""
+    refusals = dict.fromkeys(f"breaker {s.key} is {s.status}" for s in skipped)
+    return "; ".join(refusals)
+
+
+def _release(state: BreakerState, generation: int) -> BreakerState:
+    """Give back the half-open trial slot of a call whose outcome says nothing about health."""
+    if (
+        state.status is not BreakerStatus.HALF_OPEN
+        or state.generation != generation
+        or state.half_open_in_flight == 0
+    ):
+        return state
+    return replace(state, half_open_in_flight=state.half_open_in_flight - 1)

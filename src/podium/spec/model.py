@@ -7,7 +7,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-STEP_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,127}$"
+STEP_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]{0,255}$"  # "." only in plan children's ids
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
@@ -234,8 +234,31 @@ class AgentStep(StepBase):
     max_reasks: int = Field(2, ge=0, le=10)
 
 
+class PlanStep(StepBase):
+    """A supervisor agent turns `goal` into a plan of agent steps that run as children
+    (`<this id>.<child id>`) through the same scheduler; see SPEC F7."""
+
+    templated: ClassVar[tuple[str, ...]] = ("goal",)
+    default_idempotent: ClassVar[bool] = True
+    kind: Literal["plan"] = "plan"
+    goal: str = Field(min_length=1)
+    planner: str = Field("planner", min_length=1)
+    agents: list[str] | None = None
+    mode: Literal["auto", "sequential", "parallel", "swarm"] = "auto"
+    confirm: bool = False
+    max_replans: int = Field(2, ge=0, le=10)
+    max_plan_attempts: int = Field(3, ge=1, le=10)
+    max_children: int = Field(30, ge=1, le=500)
+    replan: Literal["replace", "append"] = "replace"
+    aggregator: str | None = None
+    verifier: str | None = None
+    patterns: list[str] = Field(default_factory=list)
+    context_limits: ContextLimits = Field(default_factory=ContextLimits)
+
+
 Step = Annotated[
-    ShellStep | PythonStep | FileStep | HttpStep | AgentStep, Field(discriminator="kind")
+    ShellStep | PythonStep | FileStep | HttpStep | AgentStep | PlanStep,
+    Field(discriminator="kind"),
 ]
 STEP_TYPES: dict[str, type[StepBase]] = {
     "shell": ShellStep,
@@ -243,8 +266,9 @@ STEP_TYPES: dict[str, type[StepBase]] = {
     "file": FileStep,
     "http": HttpStep,
     "agent": AgentStep,
+    "plan": PlanStep,
 }
-PLANNED_KINDS = ("human", "plan", "workflow", "loop")
+PLANNED_KINDS = ("human", "workflow", "loop")
 
 InputType = Literal["string", "integer", "number", "boolean", "object", "array"]
 

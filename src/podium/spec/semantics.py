@@ -48,6 +48,7 @@ def graph_problems(
     """Problems between steps. `ids` maps each id to the indexes using it, valid steps or not."""
     graph = _Graph(steps, ids, inputs)
     problems = list(_duplicate_ids(ids))
+    problems += [_dotted(index, step.id) for index, step in steps if "." in step.id]
     for index, step in steps:
         problems += _needs_problems(index, step, graph)
         problems += _join_problems(index, step)
@@ -55,6 +56,12 @@ def graph_problems(
     for index, step in steps:
         problems += _template_problems(index, step, graph)
     return problems
+
+
+def _dotted(index: int, step_id: str) -> Problem:
+    fixed = step_id.replace(".", "_")
+    message = f'"." in step ids is reserved for the children of plan steps; write {fixed!r}'
+    return Problem(f"steps[{index}].id", message)
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:

@@ -12,6 +12,7 @@ _MODULES = {
     "file": ("podium.steps.file", "FileExecutor"),
     "http": ("podium.steps.http", "HttpExecutor"),
     "agent": ("podium.steps.agent", "AgentExecutor"),
+    "plan": ("podium.steps.plan", "PlanExecutor"),
 }
 _cache: dict[str, Executor] = {}
 

@@ -1,5 +1,10 @@
 """The `agent` executor: a catalog agent answers a prompt, calling its tools for a bounded number
-of turns; structured output is validated against its schema with a bounded re-ask."""
+of turns; structured output is validated against its schema with a bounded re-ask.
+
+Circuit breakers route per attempt: the attempt's first call picks the first of [agent, *its
+fallbacks] the breakers admit, and the whole attempt talks to that agent (its own model,
+instructions and tools); each later call asks that agent's breakers again. Every model call is
+an OpenTelemetry span when tracing is configured."""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
+from podium import telemetry
 from podium.errors import ModelError, PodiumError, StepExecutionError
 from podium.llm.base import Message, Model, ModelRequest, ModelResponse, ToolCall
 from podium.spec.model import AgentStep, StepBase
@@ -19,6 +25,8 @@ from podium.tools.base import Tool, ToolContext, ToolError
 
 if TYPE_CHECKING:
     from podium.agents import AgentSpec
+    from podium.core.breaker import Transition
+    from podium.runtime.services import Route
 
 TOOL_RESULT_CHARS = 20_000
 
@@ -31,6 +39,12 @@ class AgentServices(Protocol):
     def model(self, spec: str | None) -> Model: ...
 
     def cost_usd(self, model: Model, response: ModelResponse) -> float: ...
+
+    def route(
+        self, agent: AgentSpec, model: str | None = None, *, fallbacks: bool = True
+    ) -> Route: ...
+
+    def settle(self, route: Route, ok: bool | None) -> tuple[Transition, ...]: ...
 
     def toolbox(
         self, names: Sequence[str], ctx: StepContext
@@ -45,11 +59,14 @@ class AgentExecutor:
             raise TypeError(f"AgentExecutor cannot run a {type(step).__name__}")
         services = _services(ctx)
         try:
-            agent = services.agent(step.agent)
-            model = services.model(step.model or agent.model)
-            async with services.toolbox(agent.tools, ctx) as tools:
-                conversation = _Conversation(step, ctx, agent, model, services, tools)
-                return await conversation.run()
+            agent, route = _admitted(ctx, services, services.agent(step.agent), step.model)
+            try:
+                model = services.model(route.model)
+                async with services.toolbox(agent.tools, ctx) as tools:
+                    conversation = _Conversation(step, ctx, agent, route, model, services, tools)
+                    return await conversation.run()
+            finally:
+                services.settle(route, None)  # frees an admission no call used
         except ModelError as exc:
             raise StepExecutionError(
                 f"agent {step.agent}: {exc}", retryable=exc.retryable, error_type=exc.error_type
@@ -73,6 +90,35 @@ def _services(ctx: StepContext) -> AgentServices:
     return services
 
 
+def _admitted(
+    ctx: StepContext,
+    services: AgentServices,
+    agent: AgentSpec,
+    model: str | None,
+    *,
+    fallbacks: bool = True,
+) -> tuple[AgentSpec, Route]:
+    """Route a call, record what the routing changed, and fail retryably if nothing admits it
+    (the step's retry policy waits, and a later attempt finds the breaker half-open)."""
+    route = services.route(agent, model, fallbacks=fallbacks)
+    _report_transitions(ctx, route.transitions)
+    if route.agent is None:
+        raise StepExecutionError(
+            f"agent {agent.name}: {route.reason}", retryable=True, error_type="breaker_open"
+        )
+    if route.agent.name != agent.name:
+        data = {"requested": agent.name, "selected": route.agent.name, "reason": route.reason}
+        ctx.report("agent.routed", data)
+    return route.agent, route
+
+
+def _report_transitions(ctx: StepContext, transitions: Sequence[Transition]) -> None:
+    for moved in transitions:
+        data = {"key": moved.key, "from_status": moved.from_status.value}
+        data |= {"to_status": moved.to_status.value, "reason": moved.reason}
+        ctx.report("breaker.changed", data)
+
+
 class _Conversation:
     """One attempt's exchange with the model: tool turns, then the answer (re-asked if needed)."""
 
@@ -81,12 +127,15 @@ class _Conversation:
         step: AgentStep,
         ctx: StepContext,
         agent: AgentSpec,
+        route: Route,
         model: Model,
         services: AgentServices,
         tools: Mapping[str, Tool],
     ) -> None:
         self.step, self.ctx, self.agent, self.model = step, ctx, agent, model
         self.services, self.tools = services, tools
+        self.model_string = route.model
+        self._admission: Route | None = route
         self.schema = _schema(step, agent)
         self.messages: list[Message] = _opening(step, ctx, agent, self.schema)
         self.turns = 0
@@ -154,13 +203,45 @@ class _Conversation:
             agent=self.agent.name,
             step_id=self.ctx.step_id,
         )
-        started = time.monotonic()
-        response = await self.model.complete(request, on_delta=self.ctx.on_delta)
+        route = self._admit()
+        ok: bool | None = None  # unless the call succeeds or fails retryably: no health signal
+        try:
+            response = await self._complete(request)
+            ok = True
+        except ModelError as exc:
+            ok = False if exc.retryable else None
+            raise
+        finally:
+            _report_transitions(self.ctx, self.services.settle(route, ok))
         self.turns += 1
-        self._report(response, time.monotonic() - started)
         return response
 
-    def _report(self, response: ModelResponse, seconds: float) -> None:
+    def _admit(self) -> Route:
+        """The attempt's routing admitted its first call; later calls ask the breakers again."""
+        route, self._admission = self._admission, None
+        if route is not None:
+            return route
+        return _admitted(self.ctx, self.services, self.agent, self.model_string, fallbacks=False)[1]
+
+    async def _complete(self, request: ModelRequest) -> ModelResponse:
+        span = telemetry.model_span(
+            self.model.name,
+            temperature=request.temperature,
+            max_tokens=request.max_tokens,
+            run_id=self.ctx.run_id,
+            step_id=self.ctx.step_id,
+            agent=self.agent.name,
+        )
+        with span as call:
+            started = time.monotonic()
+            response = await self.model.complete(request, on_delta=self.ctx.on_delta)
+            seconds = time.monotonic() - started
+            cost = self.services.cost_usd(self.model, response)
+            call.record(response.usage, response.finish_reason, response.model or None, cost)
+        self._report(response, cost, seconds)
+        return response
+
+    def _report(self, response: ModelResponse, cost: float, seconds: float) -> None:
         self.ctx.report(
             "model.called",
             {
@@ -168,7 +249,7 @@ class _Conversation:
                 "agent": self.agent.name,
                 "input_tokens": response.usage.input_tokens,
                 "output_tokens": response.usage.output_tokens,
-                "cost_usd": self.services.cost_usd(self.model, response),
+                "cost_usd": cost,
                 "latency_seconds": round(seconds, 6),
                 "finish_reason": response.finish_reason,
             },

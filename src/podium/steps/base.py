@@ -29,6 +29,7 @@ class StepContext:
     output_limit_bytes: int
     env: Mapping[str, str] = field(default_factory=dict)
     upstream: Mapping[str, Any] = field(default_factory=dict)
+    history: Mapping[str, Any] = field(default_factory=dict)
     report: Callable[[str, dict[str, Any]], None] = field(default=lambda kind, data: None)
     on_delta: Callable[[str], None] | None = None
     services: Any = None

@@ -1,0 +1,137 @@
+"""`podium plan "GOAL"`, `podium approve` and `podium reject`: planning from the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from podium.cli.app import (
+    AgentsOption,
+    DbOption,
+    JsonOption,
+    ModelOption,
+    RunArg,
+    Session,
+    _execute,
+    _finish,
+    _follow,
+    _owner,
+    _session,
+    app,
+)
+from podium.errors import UsageError
+from podium.spec.load import read_document
+
+Mode = Annotated[
+    str,
+    typer.Option("--mode", help="auto, sequential, parallel or swarm.", show_default=True),
+]
+
+
+@app.command()
+def plan(
+    ctx: typer.Context,
+    goal: Annotated[str, typer.Argument(metavar="GOAL", help="What the agents should achieve.")],
+    agents: AgentsOption = None,
+    model: ModelOption = None,
+    planner: Annotated[str, typer.Option("--planner", help="The supervisor agent.")] = "planner",
+    mode: Mode = "auto",
+    confirm: Annotated[
+        bool, typer.Option("--confirm", help="Wait for `podium approve` before running the plan.")
+    ] = False,
+    aggregator: Annotated[
+        str | None, typer.Option("--aggregator", help="An agent that synthesises the results.")
+    ] = None,
+    max_replans: Annotated[int, typer.Option("--max-replans", min=0, max=10)] = 2,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Plan a goal with the supervisor agent and run the plan, showing it live."""
+    session = _session(ctx, db, as_json)
+    session.agents, session.model = agents, model
+    step: dict[str, Any] = {
+        "id": "plan",
+        "kind": "plan",
+        "goal": goal,
+        "planner": planner,
+        "mode": mode,
+        "confirm": confirm,
+        "max_replans": max_replans,
+    }
+    if aggregator:
+        step["aggregator"] = aggregator
+    _execute(session, _plan(session, {"name": "goal", "steps": [step]}))
+
+
+async def _plan(session: Session, workflow: dict[str, Any]) -> int:
+    async with await session.engine() as engine:
+        run_id = await engine.submit(workflow)
+        session.note(f"run {run_id}")
+        state = await _follow(session, engine, run_id)
+    return _finish(session, state)
+
+
+@app.command()
+def approve(
+    ctx: typer.Context,
+    run_id: RunArg,
+    step_id: Annotated[str | None, typer.Argument(metavar="[STEP]", help="The plan step.")] = None,
+    edit: Annotated[
+        Path | None,
+        typer.Option("--edit", metavar="FILE", help="Approve this plan (JSON/YAML) instead."),
+    ] = None,
+    agents: AgentsOption = None,
+    model: ModelOption = None,
+    db: DbOption = None,
+) -> None:
+    """Approve the plan a run waits on (optionally as edited), then run it."""
+    session = _session(ctx, db)
+    session.agents, session.model = agents, model
+    edited = _read_plan(edit) if edit is not None else None
+    _execute(session, _decide(session, run_id, step_id, approve_plan=edited, reason=None))
+
+
+@app.command()
+def reject(
+    ctx: typer.Context,
+    run_id: RunArg,
+    step_id: Annotated[str | None, typer.Argument(metavar="[STEP]", help="The plan step.")] = None,
+    reason: Annotated[str, typer.Option("--reason", help="Why; recorded on the run.")] = "",
+    db: DbOption = None,
+) -> None:
+    """Reject the plan a run waits on; its plan step fails with the reason."""
+    session = _session(ctx, db)
+    _execute(session, _decide(session, run_id, step_id, approve_plan=None, reason=reason))
+
+
+def _read_plan(path: Path) -> dict[str, Any]:
+    document = read_document(path)
+    if not isinstance(document, dict):
+        raise UsageError(f"{path}: a plan is an object with a `steps` list")
+    return document
+
+
+async def _decide(
+    session: Session,
+    run_id: str,
+    step_id: str | None,
+    *,
+    approve_plan: dict[str, Any] | None,
+    reason: str | None,
+) -> int:
+    async with await session.engine() as engine:
+        if reason is None:
+            driving = await engine.approve(run_id, step_id, plan=approve_plan)
+        else:
+            driving = await engine.reject(run_id, step_id, reason=reason)
+        if not driving:
+            owner = await _owner(engine, run_id)
+            session.note(f"decision recorded; {owner} drives the run and picks it up")
+            return 0
+        state = await _follow(session, engine, run_id)
+    return _finish(session, state)
+
+
+__all__ = ["approve", "plan", "reject"]

@@ -218,3 +218,9 @@ async def test_model_calls_are_spans_with_usage_when_tracing_is_configured(
     assert attributes["podium.run_id"] == state.run_id
     assert attributes["podium.agent"] == "backup"
     assert attributes["podium.cost_usd"] == 0.0
+    by_name = {s.name: s for s in exporter.get_finished_spans()}
+    run_span, step_span = by_name["run w"], by_name["step a"]
+    assert step_span.parent is not None
+    assert step_span.parent.span_id == run_span.context.span_id  # run -> step
+    assert spans[0].parent is not None
+    assert spans[0].parent.span_id == step_span.context.span_id  # step -> model call

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from podium import telemetry
 from podium.core import plans
 from podium.core.state import RunState, StepState
 from podium.errors import StepExecutionError
@@ -106,7 +107,18 @@ def _has_template(value: Any) -> bool:
 async def run_attempt(
     state: RunState, step: StepState, channels: Channels | None = None
 ) -> Outcome:
-    """Run one attempt; every failure is returned as an Outcome, cancellation propagates."""
+    """Run one attempt inside its tracing span; failures come back as Outcomes."""
+    kind = step.spec.kind  # type: ignore[attr-defined]
+    agent = getattr(step.spec, "agent", None)
+    with telemetry.step_span(state.run_id, step.id, kind, step.attempts, agent=agent) as span:
+        outcome = await _attempt(state, step, channels)
+        if outcome.error is not None:
+            span.fail(outcome.error_type, outcome.error)
+        return outcome
+
+
+async def _attempt(state: RunState, step: StepState, channels: Channels | None) -> Outcome:
+    """Every failure is returned as an Outcome; cancellation propagates."""
     attempt = step.attempts
     try:
         spec, ctx = prepare(state, step, channels)

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from podium import telemetry
 from podium.clock import Clock, SystemClock
 from podium.core import events as ev
 from podium.core import plans
@@ -301,7 +302,8 @@ class Engine:
         run_id = driver.state.run_id
         try:
             async with self._run_slots:
-                return await driver.drive(resumed=resumed)
+                with telemetry.run_span(run_id, driver.state.workflow.name):
+                    return await driver.drive(resumed=resumed)
         finally:
             self._drivers.pop(run_id, None)
             self._tasks.pop(run_id, None)

@@ -3,6 +3,7 @@ structured output with re-asks, usage recorded as events, live deltas."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ from podium.errors import SpecError
 from podium.llm.base import Message, ModelRequest, ModelResponse, ToolCall, Usage
 from podium.runtime.engine import Engine
 from podium.testing import FunctionModel, register_function_model, unregister_function_model
+
+MCP_SERVER = Path(__file__).resolve().parents[1] / "tools" / "mcp_server.py"
 
 AGENT = """---
 name: Researcher
@@ -210,3 +213,63 @@ async def test_token_budget_stops_the_run(engine: Engine, model: list[Any]) -> N
     exceeded = [e for e in events if e.kind == "budget.exceeded"]
     assert len(exceeded) == 1
     assert exceeded[0].figure == 230
+
+
+async def test_an_agent_calls_a_tool_of_a_real_mcp_server(workspace: Path) -> None:
+    seen: list[ModelRequest] = []
+
+    def reply(request: ModelRequest) -> Any:
+        seen.append(request)
+        if len(seen) == 1:
+            return [ToolCall(id="c1", name="calc__add", arguments={"a": 2, "b": 40})]
+        return f"the sum is {request.messages[-1].content}"
+
+    register_function_model("mcp-test", FunctionModel(reply, name="function:mcp-test"))
+    agent = "---\nname: counter\nmodel: function:mcp-test\ntools: [mcp:calc]\n---\nAdd.\n"
+    (workspace / "agents" / "counter.md").write_text(agent)
+    servers = {"calc": {"command": sys.executable, "args": [str(MCP_SERVER)]}}
+    try:
+        async with await Engine.open(
+            workspace / "m.db", workspace=workspace, mcp_servers=servers
+        ) as eng:
+            state = await eng.run({"name": "w", "steps": [agent_step(agent="counter")]})
+    finally:
+        unregister_function_model("mcp-test")
+    assert state.status == "succeeded", state.completed_error
+    assert state.steps["ask"].output == "the sum is 42"
+    assert "calc__add" in [tool.name for tool in seen[0].tools]
+
+
+async def test_a_missing_api_key_fails_the_step_saying_what_to_set(
+    engine: Engine, workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    (workspace / "agents" / "researcher.md").write_text(AGENT.format(model="openai:gpt-4o-mini"))
+    state = await engine.run({"name": "w", "steps": [agent_step(retry=3)]})
+    step = state.steps["ask"]
+    assert state.status == "failed"
+    assert step.attempts == 1  # a configuration error is not retried
+    assert "agent researcher" in (step.error or "")
+    assert "OPENAI_API_KEY" in (step.error or "")
+    kinds = [e.event.kind for e in await engine.store.read(state.run_id)]
+    assert "step.failed" in kinds
+
+
+async def test_an_unreachable_base_url_is_retried_then_named(
+    engine: Engine, workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{port}/v1")
+    (workspace / "agents" / "researcher.md").write_text(AGENT.format(model="openai:local-model"))
+    retry = {"max_attempts": 2, "initial_delay_seconds": 0.01}
+    state = await engine.run({"name": "w", "steps": [agent_step(retry=retry)]})
+    step = state.steps["ask"]
+    assert state.status == "failed"
+    assert step.attempts == 2  # connection errors are retryable
+    assert f"127.0.0.1:{port}" in (step.error or "")
+    assert step.error_type == "connection"

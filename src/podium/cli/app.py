@@ -367,6 +367,7 @@ from podium.cli import planning  # noqa: E402  (registers plan, approve and reje
 
 __all__ = ["app", "main", "planning"]
 
+if __name__ == "__main__":  # `python -m podium.cli.app`: use the imported module, commands and all
+    from podium.cli.app import main as _main
 
-if __name__ == "__main__":
-    main()
+    _main()

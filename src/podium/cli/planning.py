@@ -45,6 +45,7 @@ def plan(
         str | None, typer.Option("--aggregator", help="An agent that synthesises the results.")
     ] = None,
     max_replans: Annotated[int, typer.Option("--max-replans", min=0, max=10)] = 2,
+    run_id: Annotated[str | None, typer.Option("--run-id", help="Choose the run id.")] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -62,12 +63,12 @@ def plan(
     }
     if aggregator:
         step["aggregator"] = aggregator
-    _execute(session, _plan(session, {"name": "goal", "steps": [step]}))
+    _execute(session, _plan(session, {"name": "goal", "steps": [step]}, run_id))
 
 
-async def _plan(session: Session, workflow: dict[str, Any]) -> int:
+async def _plan(session: Session, workflow: dict[str, Any], run_id: str | None) -> int:
     async with await session.engine() as engine:
-        run_id = await engine.submit(workflow)
+        run_id = await engine.submit(workflow, run_id=run_id)
         session.note(f"run {run_id}")
         state = await _follow(session, engine, run_id)
     return _finish(session, state)

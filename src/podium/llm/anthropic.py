@@ -41,7 +41,7 @@ from podium.llm._anthropic_stream import (
     StreamFolder,
     reply_from_message,
 )
-from podium.llm.base import DeltaSink, Message, ModelRequest, ModelResponse, ToolSpec
+from podium.llm.base import DeltaSink, Message, ModelRequest, ModelResponse, ToolSpec, caller
 
 PROVIDER = "anthropic"
 RESPOND_TOOL = "respond"
@@ -111,9 +111,7 @@ class AnthropicModel:
             await client.close()
 
     def _where(self, request: ModelRequest) -> str:
-        who = [f"agent {request.agent}"] if request.agent else []
-        who += [f"step {request.step_id}"] if request.step_id else []
-        return f"{self.name} ({', '.join(who)})" if who else self.name
+        return caller(self.name, request)
 
     def _client(self, where: str) -> AsyncAnthropic:
         loop = asyncio.get_running_loop()

@@ -103,3 +103,10 @@ class Model(Protocol):
         it with each text fragment as it arrives (live output; the reply is still returned whole).
         Raise `ModelError` on failure, never retry."""
         ...
+
+
+def caller(model_name: str, request: ModelRequest) -> str:
+    """`openai:gpt-4o-mini (agent researcher, step plan.s1)`: how errors name a call."""
+    who = [f"agent {request.agent}"] if request.agent else []
+    who += [f"step {request.step_id}"] if request.step_id else []
+    return f"{model_name} ({', '.join(who)})" if who else model_name

@@ -35,7 +35,7 @@ from openai.types.completion_usage import CompletionUsage
 from openai.types.shared_params import FunctionDefinition
 
 from podium.errors import ModelError
-from podium.llm.base import DeltaSink, Message, ModelRequest, ModelResponse, ToolCall, Usage
+from podium.llm.base import DeltaSink, Message, ModelRequest, ModelResponse, ToolCall, Usage, caller
 
 PROVIDER = "openai"
 # Local servers ignore the key, but the SDK refuses to start without one.
@@ -136,11 +136,8 @@ class OpenAIModel:
         status: int | None = None,
     ) -> ModelError:
         """A ModelError whose message names the model, the agent and the step."""
-        who = [f"agent {request.agent}"] if request.agent else []
-        who += [f"step {request.step_id}"] if request.step_id else []
-        where = f"{self.name} ({', '.join(who)})" if who else self.name
         return ModelError(
-            f"{where}: {what}",
+            f"{caller(self.name, request)}: {what}",
             retryable=retryable,
             provider=PROVIDER,
             status=status,

@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 import yaml
 
 from podium.errors import ModelError, UsageError
-from podium.llm.base import DeltaSink, Message, ModelRequest, ModelResponse, ToolCall, Usage
+from podium.llm.base import DeltaSink, Message, ModelRequest, ModelResponse, ToolCall, Usage, caller
 
 PROVIDER = "scripted"
 ANY_AGENT = "*"
@@ -366,11 +366,8 @@ class ScriptedModel:
         error_type: str = "script",
         status: int | None = None,
     ) -> ModelError:
-        who = [f"agent {request.agent}"] if request.agent else []
-        who += [f"step {request.step_id}"] if request.step_id else []
-        where = f"{self.name} ({', '.join(who)})" if who else self.name
         return ModelError(
-            f"{where}: {text}",
+            f"{caller(self.name, request)}: {text}",
             retryable=retryable,
             provider=PROVIDER,
             status=status,

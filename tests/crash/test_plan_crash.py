@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from tests.llm.openai_server import Received, Reply, completion, serve, text_stream
+
 from .harness import (
     EXIT_OK,
     EXIT_WAITING,
@@ -168,7 +168,9 @@ class Project:
         self.snapshots.append(self.rows())
 
     def started(self, step_id: str) -> bool:
-        return any(r.fields.get("step_id") == step_id for r in self.rows() if r.kind == "step.started")
+        return any(
+            r.fields.get("step_id") == step_id for r in self.rows() if r.kind == "step.started"
+        )
 
     def succeeded(self, step_id: str) -> bool:
         return any(
@@ -182,7 +184,9 @@ class Project:
         return document
 
     def describe(self) -> str:
-        return "\n".join(f"  {r.seq:>3} {r.kind} {r.fields.get('step_id', '')}" for r in self.rows())
+        return "\n".join(
+            f"  {r.seq:>3} {r.kind} {r.fields.get('step_id', '')}" for r in self.rows()
+        )
 
     def check_log(self, outcome: str | None = "succeeded") -> list[Row]:
         """The durability invariants of the store itself, read from the file directly."""
@@ -190,7 +194,8 @@ class Project:
         seqs = [r.seq for r in rows]
         assert seqs == list(range(1, len(rows) + 1)), f"sequence numbers not contiguous: {seqs}"
         listing = run_row(self.db, self.run_id)
-        assert listing is not None and listing[1] == len(rows), (listing, len(rows))
+        assert listing is not None
+        assert listing[1] == len(rows), (listing, len(rows))
         assert integrity(self.db) == "ok"
         for snapshot in self.snapshots:
             assert rows[: len(snapshot)] == snapshot, "events committed before a kill changed"
@@ -264,7 +269,7 @@ def check_finished(project: Project, *, planner_calls: int, r2_calls: int) -> li
     assert document["status"] == "succeeded"
     assert {s["id"]: s["status"] for s in document["steps"]} == {
         PLAN_STEP: "succeeded",
-        **{child: "succeeded" for child in CHILDREN},
+        **dict.fromkeys(CHILDREN, "succeeded"),
     }
     assert document["plans"] == {PLAN_STEP: [generated[0]["plan"]]}
     return rows
@@ -297,9 +302,9 @@ def test_kill_during_plan_children_reuses_the_plan(project: Project) -> None:
     code, out = project.call("resume", project.run_id)
     assert code == EXIT_OK, out + project.describe()
     rows = check_finished(project, planner_calls=1, r2_calls=2)
-    assert [(r.get("requeued", []), r.get("interrupted", [])) for r in of_kind(rows, "run.resumed")] == [
-        (["plan.r2"], [])
-    ]
+    assert [
+        (r.get("requeued", []), r.get("interrupted", [])) for r in of_kind(rows, "run.resumed")
+    ] == [(["plan.r2"], [])]
     assert step_starts(rows, "plan.r1") == [(1, 0)]
     assert step_starts(rows, "plan.r2") == [(1, 0), (1, 0)]  # same generation: same key
     assert step_starts(rows, "plan.w") == [(1, 0)]
@@ -350,7 +355,9 @@ def test_confirmed_plan_survives_park_and_kill(project: Project, kill_approve: b
     assert code == EXIT_OK, out + project.describe()
     rows = check_finished(project, planner_calls=1, r2_calls=2 if kill_approve else 1)
     assert [a["step_id"] for a in of_kind(rows, "plan.approved")] == [PLAN_STEP]
-    resumes = [(r.get("requeued", []), r.get("interrupted", [])) for r in of_kind(rows, "run.resumed")]
+    resumes = [
+        (r.get("requeued", []), r.get("interrupted", [])) for r in of_kind(rows, "run.resumed")
+    ]
     assert resumes == ([(["plan.r2"], [])] if kill_approve else [])
     assert step_starts(rows, "plan.r2") == [(1, 0)] * (2 if kill_approve else 1)
 
@@ -376,9 +383,9 @@ def test_kill_during_planning_plans_exactly_once_more(project: Project) -> None:
     code, out = project.call("resume", project.run_id)
     assert code == EXIT_OK, out + project.describe()
     rows = check_finished(project, planner_calls=2, r2_calls=1)
-    assert [(r.get("requeued", []), r.get("interrupted", [])) for r in of_kind(rows, "run.resumed")] == [
-        ([PLAN_STEP], [])
-    ]
+    assert [
+        (r.get("requeued", []), r.get("interrupted", [])) for r in of_kind(rows, "run.resumed")
+    ] == [([PLAN_STEP], [])]
     first, second = project.team.prompts[PLANNER]
     assert first == second  # the same planning request, not a replan
     assert "Replanning" not in second

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 from .conftest import Cli
@@ -69,3 +70,15 @@ def test_nothing_to_approve_is_bad_input(cli: Cli) -> None:
     result = cli("approve", "p3")
     assert result.returncode == 2
     assert "nothing to approve" in result.stderr
+
+
+def test_approve_elsewhere_uses_the_agents_the_run_started_with(cli: Cli) -> None:
+    options = _project(cli)
+    assert cli("plan", "Brief me", "--confirm", "--run-id", "p4", *options).returncode == 3
+    elsewhere = cli.folder / "elsewhere"
+    elsewhere.mkdir()
+    approved = subprocess.run(
+        cli.argv("approve", "p4"), cwd=elsewhere, env=cli.env, capture_output=True, text=True
+    )
+    assert approved.returncode == 0, approved.stdout + approved.stderr
+    assert cli.show("p4")["status"] == "succeeded"

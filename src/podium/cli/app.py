@@ -294,9 +294,16 @@ async def _events(session: Session, run_id: str, follow: bool, after: int) -> in
 
 
 @app.command()
-def resume(ctx: typer.Context, run_id: RunArg, db: DbOption = None) -> None:
+def resume(
+    ctx: typer.Context,
+    run_id: RunArg,
+    db: DbOption = None,
+    agents: AgentsOption = None,
+    model: ModelOption = None,
+) -> None:
     """Take over a run nobody drives (after a crash or Ctrl-C) and finish it."""
     session = _session(ctx, db)
+    session.agents, session.model = agents, model
     _execute(session, _resume(session, run_id))
 
 
@@ -334,16 +341,32 @@ async def _cancel(session: Session, run_id: str, reason: str) -> int:
 
 
 @app.command()
-def retry(ctx: typer.Context, run_id: RunArg, step_id: StepArg, db: DbOption = None) -> None:
+def retry(
+    ctx: typer.Context,
+    run_id: RunArg,
+    step_id: StepArg,
+    db: DbOption = None,
+    agents: AgentsOption = None,
+    model: ModelOption = None,
+) -> None:
     """Run a failed, interrupted, cancelled or skipped step again, then what waits for it."""
     session = _session(ctx, db)
+    session.agents, session.model = agents, model
     _execute(session, _control(session, "retry", run_id, step_id))
 
 
 @app.command()
-def skip(ctx: typer.Context, run_id: RunArg, step_id: StepArg, db: DbOption = None) -> None:
+def skip(
+    ctx: typer.Context,
+    run_id: RunArg,
+    step_id: StepArg,
+    db: DbOption = None,
+    agents: AgentsOption = None,
+    model: ModelOption = None,
+) -> None:
     """Mark a waiting, interrupted or failed step skipped and carry on without it."""
     session = _session(ctx, db)
+    session.agents, session.model = agents, model
     _execute(session, _control(session, "skip", run_id, step_id))
 
 

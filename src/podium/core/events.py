@@ -25,6 +25,8 @@ class RunCreated(_Event):
     workflow: dict[str, Any]
     inputs: dict[str, Any] = Field(default_factory=dict)
     workspace: str
+    agents_dir: str | None = None
+    default_model: str | None = None
 
 
 class RunResumed(_Event):

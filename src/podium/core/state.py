@@ -88,6 +88,8 @@ class RunState:
     inputs: dict[str, Any]
     workspace: str
     workspace_path: Path
+    agents_dir: str | None
+    default_model: str | None
     created_at: datetime
     graph: Graph
     steps: dict[str, StepState]

@@ -76,6 +76,7 @@ class Engine:
         self._owner = current_owner()
         self._drivers: dict[str, RunDriver] = {}
         self._tasks: dict[str, asyncio.Task[RunState]] = {}
+        self._explicit_agents = agents_dir is not None
         project = Path(agents_dir) if agents_dir is not None else (self._workspace or Path.cwd())
         self.services = services or AgentServices(
             project_dir=project,
@@ -134,6 +135,8 @@ class Engine:
             workflow=wf.model_dump(mode="json", exclude_unset=True),
             inputs=values,
             workspace=str(where.resolve()),
+            agents_dir=str(self.services.project_dir.resolve()),
+            default_model=self.services.default_model,
         )
         await self.store.create_run(created, workflow_name=wf.name)
         if start:
@@ -157,6 +160,7 @@ class Engine:
             return state  # finished, and no retry/skip waits to reopen it
         lease = await self.store.acquire_lease(run_id, self._owner, ttl_seconds=LEASE_TTL_SECONDS)
         state = replay(stored.event for stored in await self.store.read(run_id))
+        self._adopt_run_defaults(state)
         self._spawn(state, lease, resumed=True)
         return state
 
@@ -211,6 +215,7 @@ class Engine:
         edit is refused with every problem, nothing is recorded)."""
         state = await self.state(run_id)
         sid = awaiting_plan(state, step_id)
+        self._adopt_run_defaults(state)
         edited = dict(plan) if plan is not None else None
         if edited is not None:
             self._check_edited_plan(state, sid, edited)
@@ -222,6 +227,12 @@ class Engine:
         sid = awaiting_plan(await self.state(run_id), step_id)
         await self.store.post_signal(run_id, "reject", {"step_id": sid, "reason": reason})
         return await self._deliver(run_id)
+
+    def _adopt_run_defaults(self, state: RunState) -> None:
+        """A run taken over uses the agent catalog and default model it was started with, unless
+        this engine was given its own."""
+        if not self._explicit_agents and state.agents_dir is not None:
+            self.services.adopt(Path(state.agents_dir), state.default_model)
 
     def _check_edited_plan(self, state: RunState, step_id: str, plan: dict[str, Any]) -> None:
         spec = state.steps[step_id].spec

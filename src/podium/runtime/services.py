@@ -83,6 +83,20 @@ class AgentServices:
         self._serials = itertools.count(1)
 
     @property
+    def project_dir(self) -> Path:
+        return self._project_dir
+
+    @property
+    def default_model(self) -> str | None:
+        return self._default_model
+
+    def adopt(self, project_dir: Path, default_model: str | None) -> None:
+        """Use another catalog folder and default model (before the catalog is first loaded)."""
+        if self._catalog is None:
+            self._project_dir = project_dir
+        self._default_model = self._default_model or default_model
+
+    @property
     def catalog(self) -> AgentCatalog:
         """The catalog, loaded on first use (a SpecError lists every problem in every file)."""
         if self._catalog is None:

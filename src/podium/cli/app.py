@@ -340,34 +340,29 @@ async def _cancel(session: Session, run_id: str, reason: str) -> int:
     return 0
 
 
-@app.command()
-def retry(
-    ctx: typer.Context,
-    run_id: RunArg,
-    step_id: StepArg,
-    db: DbOption = None,
-    agents: AgentsOption = None,
-    model: ModelOption = None,
-) -> None:
-    """Run a failed, interrupted, cancelled or skipped step again, then what waits for it."""
-    session = _session(ctx, db)
-    session.agents, session.model = agents, model
-    _execute(session, _control(session, "retry", run_id, step_id))
+def _step_command(verb: str, summary: str) -> None:
+    """Register `podium retry|skip RUN STEP`: one body, two verbs."""
+
+    def command(
+        ctx: typer.Context,
+        run_id: RunArg,
+        step_id: StepArg,
+        db: DbOption = None,
+        agents: AgentsOption = None,
+        model: ModelOption = None,
+    ) -> None:
+        session = _session(ctx, db)
+        session.agents, session.model = agents, model
+        _execute(session, _control(session, verb, run_id, step_id))
+
+    command.__doc__ = summary
+    app.command(name=verb)(command)
 
 
-@app.command()
-def skip(
-    ctx: typer.Context,
-    run_id: RunArg,
-    step_id: StepArg,
-    db: DbOption = None,
-    agents: AgentsOption = None,
-    model: ModelOption = None,
-) -> None:
-    """Mark a waiting, interrupted or failed step skipped and carry on without it."""
-    session = _session(ctx, db)
-    session.agents, session.model = agents, model
-    _execute(session, _control(session, "skip", run_id, step_id))
+_step_command(
+    "retry", "Run a failed, interrupted, cancelled or skipped step again, then what waits for it."
+)
+_step_command("skip", "Mark a waiting, interrupted or failed step skipped and carry on without it.")
 
 
 async def _control(session: Session, verb: str, run_id: str, step_id: str) -> int:

@@ -23,6 +23,8 @@ def test_plan_a_goal_end_to_end(cli: Cli) -> None:
     result = cli("plan", "Write a briefing on durable engines", "--aggregator", "writer", *options)
     assert result.returncode == 0, result.stdout + result.stderr
     run_id = result.stdout.split()[1]
+    assert "planned      version 1: 3 steps" in result.stdout
+    assert "model call" in result.stdout
     doc = cli.show(run_id)
     assert doc["status"] == "succeeded"
     assert [len(v["steps"]) for v in doc["plans"]["plan"]] == [3]

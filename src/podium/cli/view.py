@@ -133,6 +133,10 @@ class PlainLines:
         if isinstance(e, ev.RunCancelRequested):
             why = f": {e.reason}" if e.reason else ""
             return [f"{clock_time(e.at)}  run cancel requested{why}"]
+        if isinstance(e, ev.BudgetExceeded):
+            return [f"{clock_time(e.at)}  run stopped: {e.message}"]
+        if isinstance(e, ev.BreakerChanged):
+            return [f"{clock_time(e.at)}  breaker {e.key}: {e.from_status} -> {e.to_status}"]
         step_id = getattr(e, "step_id", None)
         return [] if step_id is None else [self._step_line(e, step_id, state)]
 
@@ -151,11 +155,29 @@ class PlainLines:
             return self._row(e.at, step_id, "retrying", took, shorten(e.error, 80), then)
         if isinstance(e, ev.StepSkipped | ev.StepCancelled):
             return self._row(e.at, step_id, e.kind.removeprefix("step."), e.reason)
-        return self._row(e.at, step_id, e.kind.removeprefix("step.").replace("_", " "))
+        return self._row(e.at, step_id, *_note(e))
 
     def _row(self, at: datetime, step_id: str, status: str, *details: str) -> str:
+        self._width = max(self._width, min(len(step_id), MAX_ID_WIDTH))  # plans add longer ids
         cells = [clock_time(at), step_id.ljust(self._width), status.ljust(11), *details]
         return "  ".join(cells).rstrip()
+
+
+def _note(e: ev.Event) -> tuple[str, ...]:
+    """The status word and details of a step's other events: model calls, plans, routing."""
+    if isinstance(e, ev.ModelCalled):
+        cost = f", ${e.cost_usd:.4f}" if e.cost_usd else ""
+        return "model call", f"{e.model}: {e.input_tokens + e.output_tokens:,} tokens{cost}"
+    if isinstance(e, ev.PlanGenerated):
+        count = len(e.plan.get("steps", []))
+        return "planned", f"version {e.version}: {count} step{'s' if count != 1 else ''}"
+    if isinstance(e, ev.PlanApproved):
+        return ("approved", "as edited") if e.plan is not None else ("approved",)
+    if isinstance(e, ev.PlanRejected):
+        return "rejected", e.reason
+    if isinstance(e, ev.AgentRouted):
+        return "routed", f"{e.requested} -> {e.selected} ({e.reason})"
+    return (e.kind.removeprefix("step.").replace("_", " "),)
 
 
 # ------------------------------------------------------------------------------- live table

@@ -217,3 +217,25 @@ async def test_a_resumed_run_reuses_the_recorded_plan(tmp_path: Path, team: Team
         state = await second.wait(run_id)
     assert state.status == "succeeded", state.completed_error
     assert len(team.planner_prompts) == 1
+
+
+async def test_a_manual_retry_after_a_replanned_failure_does_not_fail_the_run(
+    engine: Engine, team: Team
+) -> None:
+    team.fail_tasks.add("write note")
+    replan = {"steps": [{"id": "note2", "agent": "writer", "task": "again", "needs": ["facts"]}]}
+    team.plans += [PLAN, replan]
+    flaky = {
+        "id": "flaky",
+        "kind": "shell",
+        "shell": "sh",
+        "run": "test -e marker || { touch marker; exit 1; }",
+        "on_failure": "collect",
+    }
+    state = await engine.run(flow(plan_step(), flaky))
+    assert state.status == "failed"  # only because of `flaky`
+    assert state.failures == ["flaky"]
+    await engine.retry(state.run_id, "flaky")
+    state = await engine.wait(state.run_id)
+    assert state.steps["plan.note"].status is StepStatus.FAILED
+    assert state.status == "succeeded"  # plan.note's failure stays the plan's business

@@ -80,10 +80,10 @@ def reopen(state: RunState, step: StepState, *, skip: bool) -> None:
             to_reset.add(s.id)
     for sid in to_reset:
         _reset(state, state.steps[sid])
-    state.failures = [
+    state.failures = [  # a plan's children's failures are the plan's, not the run's
         s.id
         for s in state.steps.values()
-        if s.status is StepStatus.FAILED and not s.spec.allow_failure
+        if s.status is StepStatus.FAILED and not s.spec.allow_failure and s.parent is None
     ]
     state.stopping = state.outcome = state.completed_error = None
     recount_joins(state)

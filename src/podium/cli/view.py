@@ -29,6 +29,7 @@ MAX_ROWS = 40
 MAX_ID_WIDTH = 24
 ACTIVE = frozenset({StepStatus.RUNNING, StepStatus.RETRYING, StepStatus.INTERRUPTED})
 UPCOMING = frozenset({StepStatus.READY, StepStatus.PENDING})
+STREAM_CHARS = 48  # how much of a running agent's streamed text the live table shows
 
 
 class _Display(Protocol):
@@ -42,6 +43,8 @@ class _Display(Protocol):
 
     def update(self, events: list[StoredEvent], state: RunState) -> None: ...
 
+    def stream(self, step_id: str, text: str) -> None: ...
+
 
 async def watch(engine: Engine, run_id: str, console: Console) -> RunState:
     """Show the run (which this engine drives) until it completes or parks; return its state.
@@ -50,28 +53,33 @@ async def watch(engine: Engine, run_id: str, console: Console) -> RunState:
     is missed: it subscribes to the engine's bus before the driver takes its first turn.
     """
     queue = engine.bus.subscribe(run_id)
+    deltas = engine.bus.subscribe_deltas(run_id)
     waiter = asyncio.ensure_future(engine.wait(run_id))
     display: _Display = LiveTable(console) if is_tty(console) else PlainLines(console)
     try:
         with display:
-            return await _pump(engine, run_id, queue, display, waiter)
+            return await _pump(engine, run_id, (queue, deltas), display, waiter)
     finally:
         engine.bus.unsubscribe(run_id, queue)
+        engine.bus.unsubscribe_deltas(run_id, deltas)
         waiter.cancel()
 
 
 async def _pump(
     engine: Engine,
     run_id: str,
-    queue: asyncio.Queue[StoredEvent | None],
+    queues: tuple[asyncio.Queue[StoredEvent | None], asyncio.Queue[tuple[str, str]]],
     display: _Display,
     waiter: asyncio.Future[RunState],
 ) -> RunState:
+    queue, deltas = queues
     display.update([], await engine.state(run_id))
     events: list[StoredEvent] = []
     rendered_at = time.monotonic()
     while not waiter.done():
         await asyncio.wait({waiter}, timeout=MIN_INTERVAL_SECONDS)
+        while not deltas.empty():
+            display.stream(*deltas.get_nowait())
         events += _drain(queue)
         idle = time.monotonic() - rendered_at >= IDLE_REFRESH_SECONDS
         if waiter.done() or not (events or (display.ticks and idle)):
@@ -124,6 +132,9 @@ class PlainLines:
         if lines:
             self._console.file.write("\n".join(lines) + "\n")
             self._console.file.flush()
+
+    def stream(self, step_id: str, text: str) -> None:
+        """Plain output keeps to one line per transition: streamed text is not printed."""
 
     def _lines(self, e: ev.Event, state: RunState) -> list[str]:
         if isinstance(e, ev.RunResumed):
@@ -190,6 +201,7 @@ class LiveTable:
 
     def __init__(self, console: Console) -> None:
         self._live = Live(console=console, auto_refresh=False, transient=False)
+        self._streams: dict[str, str] = {}
 
     def __enter__(self) -> LiveTable:
         self._live.start()
@@ -201,11 +213,16 @@ class LiveTable:
         self._live.stop()
 
     def update(self, events: list[StoredEvent], state: RunState) -> None:
-        self._live.update(render_table(state, datetime.now(UTC)), refresh=True)
+        table = render_table(state, datetime.now(UTC), self._streams)
+        self._live.update(table, refresh=True)
+
+    def stream(self, step_id: str, text: str) -> None:
+        self._streams[step_id] = (self._streams.get(step_id, "") + text)[-STREAM_CHARS:]
 
 
-def render_table(state: RunState, now: datetime) -> Group:
-    """A header line (run, workflow, status, elapsed), the step rows, a footer of counts."""
+def render_table(state: RunState, now: datetime, streams: dict[str, str] | None = None) -> Group:
+    """A header line (run, workflow, status, elapsed), the step rows (with the tail of the text
+    a running agent is streaming), a footer of counts."""
     elapsed = duration(span(state.created_at, now if state.outcome is None else state.updated_at))
     header = Text.assemble(f"run {state.run_id} · {state.workflow.name} · ", styled(state.status))
     header.append(f" · {elapsed}")
@@ -216,9 +233,21 @@ def render_table(state: RunState, now: datetime) -> Group:
     table = Table(show_edge=False, pad_edge=False)
     for name in ("step", "kind", "status", "attempt", "elapsed"):
         table.add_column(name, no_wrap=True)
+    live = {k: v for k, v in (streams or {}).items() if state.steps[k].status is StepStatus.RUNNING}
+    if live:
+        table.add_column("output", no_wrap=True, max_width=STREAM_CHARS, style="dim")
     for step in rows:
-        table.add_row(*_cells(step, now))
+        cells = _cells(step, now)
+        if live:
+            table.add_row(*cells, _tail(live.get(step.id, "")))
+        else:
+            table.add_row(*cells)
     return Group(header, table, footer)
+
+
+def _tail(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= STREAM_CHARS else "…" + flat[-STREAM_CHARS + 1 :]
 
 
 def _cells(step: StepState, now: datetime) -> tuple[str, str, Text, str, str]:

@@ -1,0 +1,53 @@
+"""The live table, rendered without a terminal: rows, and the tail of a running agent's text."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from rich.console import Console
+
+from podium.cli.view import STREAM_CHARS, render_table
+from podium.core import events as ev
+from podium.core.fold import apply, new_state
+from podium.spec.model import Workflow
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _state() -> object:
+    doc = {
+        "name": "w",
+        "steps": [
+            {"id": "ask", "kind": "agent", "agent": "a", "prompt": "p"},
+            {"id": "done", "kind": "shell", "run": "true"},
+        ],
+    }
+    wf = Workflow.model_validate(doc)
+    created = ev.RunCreated(at=T0, run_id="r", workflow=doc, workspace="/tmp")
+    state = new_state(created, wf)
+    apply(state, ev.StepStarted(at=T0, step_id="ask", attempt=1))
+    apply(state, ev.StepStarted(at=T0, step_id="done", attempt=1))
+    apply(state, ev.StepSucceeded(at=T0, step_id="done", output="ok"))
+    return state
+
+
+def _text(renderable: object) -> str:
+    console = Console(width=200, record=True)
+    console.print(renderable)
+    return console.export_text()
+
+
+def test_running_agents_show_the_tail_of_their_stream() -> None:
+    state = _state()
+    long = "word " * 40 + "the latest words"
+    text = _text(render_table(state, T0, {"ask": long, "done": "old text"}))  # type: ignore[arg-type]
+    assert "output" in text
+    assert "the latest words" in text
+    assert "old text" not in text  # a finished step shows no stream
+    line = next(row for row in text.splitlines() if row.startswith("ask"))
+    assert len(line.split("│")[-1].strip()) <= STREAM_CHARS
+
+
+def test_no_output_column_without_streams() -> None:
+    text = _text(render_table(_state(), T0))  # type: ignore[arg-type]
+    assert "output" not in text

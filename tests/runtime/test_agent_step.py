@@ -273,3 +273,15 @@ async def test_an_unreachable_base_url_is_retried_then_named(
     assert step.attempts == 2  # connection errors are retryable
     assert f"127.0.0.1:{port}" in (step.error or "")
     assert step.error_type == "connection"
+
+
+async def test_a_built_workflow_is_checked_against_the_catalog_too(
+    engine: Engine, model: list[Any]
+) -> None:
+    from podium.spec.validate import validate_workflow
+
+    built = validate_workflow({"name": "w", "steps": [agent_step(agent="nobody")]})
+    with pytest.raises(SpecError) as info:
+        await engine.submit(built)
+    assert "steps[0].agent" in str(info.value)
+    assert await engine.store.list_runs() == []

@@ -26,7 +26,8 @@ from podium.cli import render
 from podium.cli.view import watch
 from podium.core.state import RunState
 from podium.errors import PodiumError
-from podium.runtime.engine import Engine, load_workflow
+from podium.runtime.engine import Engine
+from podium.spec.load import load_workflow
 from podium.spec.validate import coerce_inputs, parse_input_pairs
 from podium.store.base import RunStatus
 

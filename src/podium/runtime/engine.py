@@ -29,21 +29,17 @@ from podium.ids import new_run_id
 from podium.runtime.bus import EventBus
 from podium.runtime.runner import LEASE_TTL_SECONDS, RunDriver
 from podium.runtime.services import AgentServices
-from podium.spec.load import read_document
-from podium.spec.model import PlanStep, Workflow
+from podium.spec.load import WorkflowSource, load_workflow
+from podium.spec.model import PlanStep
 from podium.spec.plan import check_plan
 from podium.spec.validate import (
-    AgentNames,
     coerce_inputs,
-    validate_workflow,
 )
 from podium.store import default_store_path, open_store
 from podium.store.base import TERMINAL_STATUSES, EventStore, Lease, StoredEvent, current_owner
 
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 FOLLOW_POLL_SECONDS = 0.2
-
-WorkflowSource = Workflow | Mapping[str, Any] | str | os.PathLike[str]
 
 
 class Engine:
@@ -320,21 +316,6 @@ class Engine:
             self._tasks.pop(run_id, None)
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.store.release_lease(driver.lease))
-
-
-def load_workflow(source: WorkflowSource, *, agents: AgentNames | None = None) -> Workflow:
-    """A Workflow from a model, a mapping, or a path to a YAML/JSON file (validated; with
-    `agents`, agent names are checked against that catalog)."""
-    if isinstance(source, Workflow):
-        if agents is not None:
-            return validate_workflow(
-                source.model_dump(mode="json", exclude_unset=True), agents=agents
-            )
-        return source
-    if isinstance(source, Mapping):
-        return validate_workflow(dict(source), agents=agents)
-    path = Path(source)
-    return validate_workflow(read_document(path), source=str(path), agents=agents)
 
 
 class _LazyAgentNames:

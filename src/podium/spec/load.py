@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path, PurePath
 from typing import Any, Literal, NoReturn
 
@@ -19,7 +19,7 @@ from yaml.resolver import Resolver
 
 from podium.errors import Problem, SpecError, UsageError
 from podium.spec.model import Workflow
-from podium.spec.validate import validate_workflow
+from podium.spec.validate import AgentNames, agent_references, validate_workflow
 
 MAX_DOCUMENT_BYTES = 1024 * 1024
 MAX_DEPTH = 64
@@ -277,6 +277,19 @@ def _dicts(value: object, path: str) -> object:
     return value
 
 
-def load_workflow(path: str | os.PathLike[str]) -> Workflow:
-    """Read, parse and validate a workflow file."""
-    return validate_workflow(read_document(path), source=str(path))
+WorkflowSource = Workflow | Mapping[str, Any] | str | os.PathLike[str]
+
+
+def load_workflow(source: WorkflowSource, *, agents: AgentNames | None = None) -> Workflow:
+    """A validated Workflow from a model, a mapping, or a YAML/JSON file's path. With `agents`,
+    the agent names its agent steps use are checked against that catalog (a model that is
+    already a Workflow only needs that check)."""
+    if isinstance(source, Workflow):
+        refs = agent_references(enumerate(source.steps))
+        problems = agents.check(refs) if agents is not None else []
+        if problems:
+            raise SpecError(problems)
+        return source
+    if isinstance(source, Mapping):
+        return validate_workflow(dict(source), agents=agents)
+    return validate_workflow(read_document(source), source=str(source), agents=agents)

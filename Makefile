@@ -1,38 +1,75 @@
 # The whole set-up: `make demo` runs the quickstart; `make test` runs lint, types and every test.
+#
+# Installs come from the committed lock files in requirements/ (exact versions, every file hashed):
+#   runtime.txt  the runtime dependencies only: what `make demo` installs
+#   dev.txt      the runtime, the postgres, anthropic, mcp and otel extras, and the dev toolchain:
+#                what `make test` installs
+# The ray extra is in neither: its wheel alone is 75 MiB and nothing uses it yet (the Ray backend
+# is a later issue); add `--extra ray` to DEV_EXTRAS when it lands.
+# `make lock` refreshes both files from pyproject.toml (the newest versions it allows).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+PIP := $(BIN)/python -m pip --quiet --quiet
 
-.PHONY: demo test test-fast lint typecheck bench clean
+# One stamp per lock, named by the lock's checksum: a changed lock reinstalls, and the runtime
+# stamp is never taken for the dev one.
+stamp = $(VENV)/.installed-$(1)-$(shell cksum requirements/$(1).txt 2>/dev/null | cut -d' ' -f1)
+RUNTIME := $(call stamp,runtime)
+DEV := $(call stamp,dev)
+
+.PHONY: demo test test-fast lint typecheck bench lock clean
 
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
+	@echo "Creating $(VENV) with $(PYTHON)"
+	@$(PYTHON) -m venv $(VENV)
 
-$(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	rm -f $(VENV)/.installed-* && touch $(STAMP)
+# install(lock, what): the locked packages (hash-checked), then Podium itself without dependencies.
+define install
+	@echo "Installing $(2) from requirements/$(1).txt into $(VENV) (pinned, hash-checked)"
+	@$(PIP) install --require-hashes -r requirements/$(1).txt
+	@$(PIP) install --no-deps --no-build-isolation -e .
+	@rm -f $(VENV)/.installed-$(1)-* && touch $@
+endef
 
-demo: $(STAMP)
+$(RUNTIME): requirements/runtime.txt pyproject.toml | $(BIN)/python
+	$(call install,runtime,Podium and its runtime dependencies)
+
+$(DEV): requirements/dev.txt pyproject.toml | $(BIN)/python
+	$(call install,dev,Podium with every extra and the dev toolchain)
+
+demo: $(RUNTIME)
 	$(BIN)/python examples/demo.py --db .podium/demo.db
 
-lint: $(STAMP)
+lint: $(DEV)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
-typecheck: $(STAMP)
+typecheck: $(DEV)
 	$(BIN)/mypy
 
 test: lint typecheck
 	$(BIN)/pytest -q
 
-test-fast: $(STAMP)
+test-fast: $(DEV)
 	$(BIN)/pytest -q -m "not slow"
 
-bench: $(STAMP)
+bench: $(DEV)
 	for w in ../shared/bench/*.json; do $(BIN)/python -m benchmarks.dag --workload $$w --repeat 3 || exit 1; done
 	$(BIN)/python -m benchmarks.dag --workload ../shared/bench/layered200.json --k 8 --repeat 3
+
+# uv resolves for Python 3.11 and up on every platform and reads no pip or uv configuration, so a
+# machine's local mirrors never shape the lock. dev.txt is resolved first and pins runtime.txt, so
+# the runtime lock is exactly the runtime part of the dev one.
+UV_VERSION := 0.13.9
+DEV_EXTRAS := --extra postgres --extra anthropic --extra mcp --extra otel --extra dev
+COMPILE := UV_CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/uv pip compile --quiet --no-config \
+	--universal --python-version 3.11 --generate-hashes --upgrade pyproject.toml requirements/build.in
+
+lock: | $(BIN)/python
+	@test -x $(BIN)/uv || $(PIP) install uv==$(UV_VERSION)
+	$(COMPILE) $(DEV_EXTRAS) -o requirements/dev.txt
+	$(COMPILE) -c requirements/dev.txt -o requirements/runtime.txt
 
 clean:
 	rm -rf $(VENV) .podium .pytest_cache .mypy_cache .ruff_cache

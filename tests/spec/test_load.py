@@ -117,7 +117,15 @@ def test_nesting_depth_65_is_refused(source: str) -> None:
 @pytest.mark.parametrize("source", ["w.json", "w.yaml"])
 def test_pathological_nesting_is_refused_without_recursion(source: str) -> None:
     problem = refused("[" * 500_000 + "]" * 500_000, source=source)
-    assert "nesting is deeper than 64 levels" in problem.message
+    assert problem.path.startswith("line 1")
+    # Podium refuses it with one of its own messages, quickly and without a RecursionError. For
+    # YAML which one depends on the parser: a PyYAML with its own flow-depth cap (6.0.4 and later)
+    # hits that while reading ahead, before Podium's count reaches 65, and Podium reports it as a
+    # syntax error. The parser's own words are not checked.
+    if source == "w.json":
+        assert "nesting is deeper than 64 levels" in problem.message
+    else:
+        assert problem.message.startswith(("nesting is deeper than 64 levels", "invalid YAML: "))
 
 
 def test_brackets_inside_json_strings_do_not_count_as_nesting() -> None:

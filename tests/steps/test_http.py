@@ -164,7 +164,7 @@ async def test_mislabelled_json_stays_text(send: Any, base_url: str) -> None:
 async def test_output_schema(send: Any, base_url: str) -> None:
     schema = {"type": "object", "required": ["method"]}
     assert (await send(f"{base_url}/echo", output=schema)).output["method"] == "GET"
-    with pytest.raises(StepExecutionError, match=r"\$: 'missing' is a required property"):
+    with pytest.raises(StepExecutionError, match=r"output does not match its schema at \$: "):
         await send(f"{base_url}/echo", output={"required": ["missing"]})
 
 

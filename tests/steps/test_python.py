@@ -60,17 +60,14 @@ async def test_context_is_injected_when_declared(ctx: StepContext) -> None:
     assert await run(ctx, f"{MOD}:with_context") == {"run": "run-1", "attempt": 1}
 
 
-@pytest.mark.parametrize(
-    ("args", "problem"),
-    [({}, "missing a required argument: 'a'"), ({"a": 1, "c": 2}, "unexpected keyword")],
-)
-async def test_bad_arguments_are_permanent(
-    ctx: StepContext, args: dict[str, Any], problem: str
-) -> None:
+@pytest.mark.parametrize("args", [{}, {"a": 1, "c": 2}])  # a missing, c unknown
+async def test_bad_arguments_are_permanent(ctx: StepContext, args: dict[str, Any]) -> None:
     with pytest.raises(StepExecutionError) as info:
         await run(ctx, "tests.add", **args)
     assert info.value.retryable is False
-    assert problem in str(info.value)
+    assert info.value.error_type == "usage"
+    # Podium's frame around Python's own explanation (whose words are Python's, not checked)
+    assert str(info.value).startswith("bad arguments: ")
     assert str(info.value).endswith("; expected parameters: a, b=0")
 
 

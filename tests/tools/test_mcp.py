@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
 from podium.errors import UsageError
 from podium.tools import McpServerConfig, ToolContext, ToolError, ToolRegistry
@@ -79,9 +80,9 @@ async def exercise(toolset: McpToolset, tmp_path: Path) -> None:
     assert await add.call({"a": 40, "b": 2}, context(tmp_path)) == "42"
     with pytest.raises(ToolError, match="the fail tool always fails"):
         await toolset.call("fail", {})
-    with pytest.raises(ToolError, match="valid integer"):
+    with pytest.raises(ToolError):  # the server refuses the arguments (its words, not checked)
         await toolset.call("add", {"a": "x", "b": 1})
-    with pytest.raises(ToolError, match="Unknown tool"):
+    with pytest.raises(ToolError):  # the server knows no such tool
         await toolset.call("nope", {})
     picture = await toolset.call("picture", {})
     assert picture == "a red dot:\n[image content: image/png, about 9 bytes, not shown]"
@@ -151,8 +152,9 @@ def test_configs_need_exactly_one_transport() -> None:
         McpServerConfig(name="x", command="srv", url="http://h/mcp")
     with pytest.raises(ValueError, match="`headers` apply to a `url`"):
         McpServerConfig(name="x", command="srv", headers={"a": "b"})
-    with pytest.raises(ValueError, match="String should match pattern"):
+    with pytest.raises(ValidationError) as bad_name:
         McpServerConfig(name="bad name", command="srv")
+    assert [e["loc"] for e in bad_name.value.errors()] == [("name",)]
     configs = McpServerConfig.from_mapping({"gh": {"url": "https://h/mcp"}, "fs": {"command": "x"}})
     assert [(c.name, c.transport) for c in configs] == [("gh", "http"), ("fs", "stdio")]
     assert exposed_name("gh", "repo.search/v2") == "gh__repo_search_v2"

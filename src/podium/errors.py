@@ -13,17 +13,35 @@ PodiumError
 │   ├── RunExistsError
 │   ├── StepNotFoundError
 │   └── InvalidTransitionError a control command that does not fit the run's state
+├── ModelError                 a model call failed; says whether it is retryable, and where from
 └── StepExecutionError         raised by executors; becomes a StepFailed event
+
+Every error survives a pickle round trip (it may cross into or out of a worker process) with its
+type, message and attributes: `PodiumError.__reduce__` rebuilds it from its message and
+attributes without calling `__init__`, so subclasses get this whatever their constructor takes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 class PodiumError(Exception):
     """Base class of every error Podium raises on purpose."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # BaseException pickles `self.args` (just the message) and calls `type(self)(*args)` on
+        # load, which breaks every constructor that takes anything else. Make the instance from
+        # the class without `__init__` instead; pickle then restores its attributes (notes too).
+        return _new_error, (type(self), self.args), dict(vars(self))
+
+
+def _new_error(cls: type[PodiumError], args: tuple[Any, ...]) -> PodiumError:
+    """An instance of `cls` with `args`, made without `__init__`: the unpickling half of
+    `PodiumError.__reduce__`."""
+    return cls.__new__(cls, *args)
 
 
 class UsageError(PodiumError):

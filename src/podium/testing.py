@@ -1,20 +1,21 @@
 """The fakes Podium ships for tests and demos: a function-backed model, the scripted model, the
 in-memory event store and a clock that moves only when told to.
 
-`register_function_model("name", FunctionModel(fn))` makes `"function:name"` resolve to it.
+`register_function_model("name", FunctionModel(fn))` makes `"function:name"` resolve to it (the
+registry itself lives in `podium.llm`, next to `resolve_model`; it is re-exported here).
 """
 
 from __future__ import annotations
 
 import inspect
 import json
-import threading
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeAlias
 
 from podium.errors import UsageError
-from podium.llm.base import DeltaSink, Message, Model, ModelRequest, ModelResponse, ToolCall
+from podium.llm import function_model, register_function_model, unregister_function_model
+from podium.llm.base import DeltaSink, Message, ModelRequest, ModelResponse, ToolCall
 from podium.llm.scripted import ScriptedModel, estimate_usage, word_chunks
 from podium.store.memory import MemoryEventStore
 
@@ -80,45 +81,6 @@ def _message(reply: object, name: str) -> Message:
         f"{name}: the model function returned {type(reply).__name__}; return a ModelResponse, "
         "a str, a dict (JSON content) or a list of ToolCall"
     )
-
-
-# -- the registry behind "function:NAME" -------------------------------------------------------
-
-_registry: dict[str, Model] = {}
-_registry_lock = threading.Lock()
-
-
-def register_function_model(name: str, model: Model) -> None:
-    """Make `resolve_model("function:<name>")` return `model` (a later call replaces it)."""
-    key = _registry_key(name)
-    with _registry_lock:
-        _registry[key] = model
-
-
-def unregister_function_model(name: str) -> None:
-    with _registry_lock:
-        _registry.pop(_registry_key(name), None)
-
-
-def function_model(name: str) -> Model:
-    """The model registered under `name` (with or without the `function:` prefix)."""
-    key = _registry_key(name)
-    with _registry_lock:
-        model = _registry.get(key)
-        known = ", ".join(sorted(_registry)) or "none"
-    if model is None:
-        raise UsageError(
-            f"no function model named {key!r} (registered: {known}); call "
-            f"podium.testing.register_function_model({key!r}, FunctionModel(fn)) first"
-        )
-    return model
-
-
-def _registry_key(name: str) -> str:
-    key = name.removeprefix(FUNCTION_PREFIX).strip()
-    if not key:
-        raise UsageError("a function model needs a name, as in 'function:echo'")
-    return key
 
 
 # -- time ----------------------------------------------------------------------------------------

@@ -1,4 +1,9 @@
-"""Language models behind one `Model` protocol, chosen by a `provider:model` string."""
+"""Language models behind one `Model` protocol, chosen by a `provider:model` string.
+
+`function:<name>` resolves to a model registered here under that name (`podium.testing`'s
+`register_function_model` is the usual way in): the registry lives with the resolver, so this
+package never imports the test fakes.
+"""
 
 from __future__ import annotations
 
@@ -19,12 +24,15 @@ __all__ = [
     "ToolSpec",
     "Usage",
     "clear_model_cache",
+    "function_model",
+    "register_function_model",
     "resolve_model",
+    "unregister_function_model",
 ]
 
 _FORMS = (
     "openai:<model> (also vLLM, Ollama, LM Studio… with base_url), anthropic:<model>, "
-    "scripted:<path to a YAML or JSON script>, function:<name registered in podium.testing>"
+    "scripted:<path to a YAML or JSON script>, function:<name> (see register_function_model)"
 )
 
 _cache: dict[Hashable, Model] = {}
@@ -40,8 +48,6 @@ def resolve_model(spec: str, **options: Any) -> Model:
     """
     provider, target = _split(spec)
     if provider == "function":
-        from podium.testing import function_model
-
         return function_model(target)
     build = _BUILDERS.get(provider)
     if build is None:
@@ -58,6 +64,48 @@ def clear_model_cache() -> None:
     """Forget resolved models: the next `resolve_model` builds fresh ones (fresh turn counters)."""
     with _cache_lock:
         _cache.clear()
+
+
+# -- the registry behind "function:NAME" -------------------------------------------------------
+
+_FUNCTION_PREFIX = "function:"
+_functions: dict[str, Model] = {}
+
+
+def register_function_model(name: str, model: Model) -> None:
+    """Make `resolve_model("function:<name>")` return `model` (a later call replaces it)."""
+    key = _function_key(name)
+    with _cache_lock:
+        _functions[key] = model
+
+
+def unregister_function_model(name: str) -> None:
+    with _cache_lock:
+        _functions.pop(_function_key(name), None)
+
+
+def function_model(name: str) -> Model:
+    """The model registered under `name` (with or without the `function:` prefix)."""
+    key = _function_key(name)
+    with _cache_lock:
+        model = _functions.get(key)
+        known = ", ".join(sorted(_functions)) or "none"
+    if model is None:
+        raise UsageError(
+            f"no function model named {key!r} (registered: {known}); call "
+            f"podium.testing.register_function_model({key!r}, FunctionModel(fn)) first"
+        )
+    return model
+
+
+def _function_key(name: str) -> str:
+    key = name.removeprefix(_FUNCTION_PREFIX).strip()
+    if not key:
+        raise UsageError("a function model needs a name, as in 'function:echo'")
+    return key
+
+
+# -- resolving --------------------------------------------------------------------------------
 
 
 def _split(spec: str) -> tuple[str, str]:

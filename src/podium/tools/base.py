@@ -1,21 +1,24 @@
-"""The tool port: `Tool`, `ToolContext` and `ToolError`; `McpServerConfig`; and the
-`ToolRegistry` that turns an agent's `tools` list into Tool objects (MCP servers connect lazily)."""
+"""The tool port: `Tool`, `ToolContext` and `ToolError`; `McpServerConfig` and the `Toolset` a
+connected server offers; and the `ToolRegistry` that turns an agent's `tools` list into Tool
+objects (MCP servers connect lazily).
+
+The registry knows no adapter: it is handed the built-in tools and a way to connect a server, by
+default the ones `podium.tools` (the package, which wires the adapters) installs with
+`install_defaults` when it is imported, which Python does before any module of the package."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from podium.errors import PodiumError, UsageError
 from podium.llm.base import ToolSpec
-
-if TYPE_CHECKING:
-    from podium.tools.mcp import McpToolset
 
 
 class ToolError(PodiumError):
@@ -84,6 +87,39 @@ class McpServerConfig(BaseModel):
         return [cls.model_validate({**fields, "name": name}) for name, fields in raw.items()]
 
 
+class Toolset(Protocol):
+    """The tools of one connected server, by the server's own tool names."""
+
+    @property
+    def tools(self) -> Mapping[str, Tool]: ...
+
+
+Connect: TypeAlias = Callable[[McpServerConfig], AbstractAsyncContextManager[Toolset]]
+"""Opens a connection to one server; entered and exited in one task the registry owns."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Defaults:
+    builtins: Callable[[], Mapping[str, Tool]]
+    connect: Connect
+
+
+_defaults: _Defaults | None = None
+
+
+def install_defaults(*, builtins: Callable[[], Mapping[str, Tool]], connect: Connect) -> None:
+    """What a `ToolRegistry` uses when it is given no `builtins` or `connect`: `podium.tools`
+    installs the built-in tools (run by the step executors) and the MCP client."""
+    global _defaults
+    _defaults = _Defaults(builtins=builtins, connect=connect)
+
+
+def _installed() -> _Defaults:
+    if _defaults is None:  # only if podium.tools failed half-way through its import
+        raise UsageError("no default tools are installed; import podium.tools first")
+    return _defaults
+
+
 class ToolRegistry:
     """Resolves agents' `tools` lists: built-in names, `mcp:<server>` (every tool of the server)
     and `mcp:<server>/<tool>`. Use it as an async context manager: MCP servers connect on first
@@ -94,14 +130,16 @@ class ToolRegistry:
         servers: Iterable[McpServerConfig] = (),
         *,
         builtins: Mapping[str, Tool] | None = None,
+        connect: Connect | None = None,
     ) -> None:
         self._servers: dict[str, McpServerConfig] = {}
         for config in servers:
             if config.name in self._servers:
                 raise UsageError(f"two MCP servers are named {config.name!r}; rename one")
             self._servers[config.name] = config
-        self._builtins = dict(builtins) if builtins is not None else _default_builtins()
-        self._open: dict[str, asyncio.Future[McpToolset]] = {}
+        self._builtins = dict(builtins if builtins is not None else _installed().builtins())
+        self._connect = connect if connect is not None else _installed().connect
+        self._open: dict[str, asyncio.Future[Toolset]] = {}
         self._holders: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
 
@@ -164,20 +202,18 @@ class ToolRegistry:
         offered = ", ".join(sorted(toolset.tools)) or "none"
         return f"MCP server {server!r} has no tool {name!r} (in {ref!r}); it offers: {offered}"
 
-    async def _toolset(self, server: str) -> McpToolset:
+    async def _toolset(self, server: str) -> Toolset:
         opening = self._open.get(server)
         if opening is None or (opening.done() and _failed(opening)):
             opening = self._open[server] = asyncio.get_running_loop().create_future()
             self._holders.append(asyncio.create_task(self._hold(server, opening, self._stop)))
         return await asyncio.shield(opening)  # a cancelled caller leaves the connection alone
 
-    async def _hold(
-        self, server: str, ready: asyncio.Future[McpToolset], stop: asyncio.Event
-    ) -> None:
+    async def _hold(self, server: str, ready: asyncio.Future[Toolset], stop: asyncio.Event) -> None:
         """Connect, hand the toolset over, and keep it open until `aclose`: one task enters and
         exits the connection, as the MCP client's task groups require."""
         try:
-            async with _toolset_class()(self._servers[server]) as toolset:
+            async with self._connect(self._servers[server]) as toolset:
                 ready.set_result(toolset)
                 await stop.wait()
         except Exception as exc:
@@ -187,24 +223,9 @@ class ToolRegistry:
             ready.cancel()  # no-op once a result or an exception is set
 
 
-def _toolset_class() -> type[McpToolset]:
-    try:
-        from podium.tools.mcp import McpToolset
-    except ImportError as exc:
-        message = f"MCP servers need the MCP SDK ({exc}); install it: pip install 'podium[mcp]'"
-        raise UsageError(message) from exc
-    return McpToolset
-
-
 def _unresolved(problems: list[str]) -> UsageError:
     return UsageError("cannot resolve the agent's tools:\n  " + "\n  ".join(problems))
 
 
 def _failed(future: asyncio.Future[Any]) -> bool:
     return future.cancelled() or future.exception() is not None
-
-
-def _default_builtins() -> dict[str, Tool]:
-    from podium.tools.builtin import builtin_tools
-
-    return builtin_tools()

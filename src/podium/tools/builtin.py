@@ -1,24 +1,30 @@
 """The built-in tools: `read_file`, `write_file` and `http_get`. They run through the `file` and
 `http` step executors, so a tool gets exactly the step kinds' workspace confinement (symlink escapes
-refused), atomic writes, URL checks (on every redirect too) and output caps."""
+refused), atomic writes, URL checks (on every redirect too) and output caps.
+
+The executors are handed in (`builtin_tools(executor_for)`): this adapter sees only the executor
+port, and `podium.tools` (which wires the adapters) passes `podium.steps.executor_for`."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeAlias, TypeVar
 
 from pydantic import ValidationError
 
 from podium.errors import StepExecutionError
 from podium.llm.base import ToolSpec
 from podium.spec.model import FileStep, HttpStep, StepBase
-from podium.steps import StepContext, executor_for
+from podium.steps.base import Executor, StepContext
 from podium.tools.base import Tool, ToolContext, ToolError
 
 HTTP_GET_TIMEOUT_SECONDS = 30.0
 _STEP_ID = "tool"
 _S = TypeVar("_S", bound=StepBase)
+ExecutorFor: TypeAlias = Callable[[str], Executor]
+"""The executor of a step kind (`"file"`, `"http"`)."""
 
 
 def _schema(**properties: str) -> dict[str, Any]:
@@ -32,7 +38,29 @@ def _schema(**properties: str) -> dict[str, Any]:
     }
 
 
-class ReadFileTool:
+class _StepTool:
+    """A tool that runs one step of a kind through that kind's executor."""
+
+    def __init__(self, executor_for: ExecutorFor) -> None:
+        self._executor_for = executor_for
+
+    async def _execute(self, kind: str, step: StepBase, ctx: ToolContext, tool: str) -> object:
+        step_ctx = StepContext(
+            run_id=ctx.run_id,
+            step_id=ctx.step_id,
+            attempt=1,
+            idempotency_key=f"{ctx.run_id}:{ctx.step_id}:{tool}",
+            workspace=ctx.workspace,
+            output_limit_bytes=ctx.output_limit_bytes,
+        )
+        try:
+            result = await self._executor_for(kind).execute(step, step_ctx)
+        except StepExecutionError as exc:
+            raise ToolError(f"{tool} failed: {exc}") from None
+        return result.output
+
+
+class ReadFileTool(_StepTool):
     """Reads a UTF-8 text file in the run's workspace (capped at the output limit)."""
 
     spec = ToolSpec(
@@ -43,11 +71,11 @@ class ReadFileTool:
 
     async def call(self, arguments: dict[str, Any], ctx: ToolContext) -> str:
         step = _step(FileStep, id=_STEP_ID, op="read", path=_text(arguments, "path", "read_file"))
-        output = await _execute("file", step, ctx, "read_file")
+        output = await self._execute("file", step, ctx, "read_file")
         return output if isinstance(output, str) else json.dumps(output)
 
 
-class WriteFileTool:
+class WriteFileTool(_StepTool):
     """Writes (replaces) a text file in the run's workspace, atomically."""
 
     spec = ToolSpec(
@@ -60,12 +88,12 @@ class WriteFileTool:
         path = _text(arguments, "path", "write_file")
         content = _text(arguments, "content", "write_file", allow_empty=True)
         step = _step(FileStep, id=_STEP_ID, op="write", path=path, content=content)
-        output = await _execute("file", step, ctx, "write_file")
+        output = await self._execute("file", step, ctx, "write_file")
         written = output if isinstance(output, dict) else {}
         return f"wrote {written.get('bytes', len(content.encode()))} bytes to {written.get('path')}"
 
 
-class HttpGetTool:
+class HttpGetTool(_StepTool):
     """Fetches a URL with GET (the http step's URL checks apply) and returns the body as text."""
 
     spec = ToolSpec(
@@ -79,16 +107,16 @@ class HttpGetTool:
         step = _step(HttpStep, id=_STEP_ID, url=url, method="GET", output="text")
         try:
             async with asyncio.timeout(HTTP_GET_TIMEOUT_SECONDS):
-                output = await _execute("http", step, ctx, "http_get")
+                output = await self._execute("http", step, ctx, "http_get")
         except TimeoutError:
             message = f"http_get: no answer from {url} in {HTTP_GET_TIMEOUT_SECONDS:g} s"
             raise ToolError(message) from None
         return output if isinstance(output, str) else json.dumps(output, ensure_ascii=False)
 
 
-def builtin_tools() -> dict[str, Tool]:
-    """A fresh instance of every built-in tool, by name."""
-    tools: list[Tool] = [ReadFileTool(), WriteFileTool(), HttpGetTool()]
+def builtin_tools(executor_for: ExecutorFor) -> dict[str, Tool]:
+    """A fresh instance of every built-in tool, by name, running steps with `executor_for`."""
+    tools: list[Tool] = [cls(executor_for) for cls in (ReadFileTool, WriteFileTool, HttpGetTool)]
     return {tool.spec.name: tool for tool in tools}
 
 
@@ -105,19 +133,3 @@ def _step(cls: type[_S], **fields: Any) -> _S:
         return cls.model_validate(fields)
     except ValidationError as exc:
         raise ToolError(f"invalid arguments: {exc.errors()[0]['msg']}") from None
-
-
-async def _execute(kind: str, step: StepBase, ctx: ToolContext, tool: str) -> object:
-    step_ctx = StepContext(
-        run_id=ctx.run_id,
-        step_id=ctx.step_id,
-        attempt=1,
-        idempotency_key=f"{ctx.run_id}:{ctx.step_id}:{tool}",
-        workspace=ctx.workspace,
-        output_limit_bytes=ctx.output_limit_bytes,
-    )
-    try:
-        result = await executor_for(kind).execute(step, step_ctx)
-    except StepExecutionError as exc:
-        raise ToolError(f"{tool} failed: {exc}") from None
-    return result.output

@@ -126,6 +126,7 @@ def test_run_succeeds_and_show_json_has_every_step(cli: Cli) -> None:
         "run_id",
         "workflow",
         "status",
+        "wake_at",
         "error",
         "created_at",
         "updated_at",
@@ -135,10 +136,11 @@ def test_run_succeeds_and_show_json_has_every_step(cli: Cli) -> None:
         "steps",
     }
     assert (doc["tokens"], doc["cost_usd"]) == (0, 0)
-    assert (doc["run_id"], doc["workflow"], doc["status"], doc["error"]) == (
+    assert (doc["run_id"], doc["workflow"], doc["status"], doc["wake_at"], doc["error"]) == (
         "r1",
         "greeting",
         "succeeded",
+        None,
         None,
     )
     steps = {s["id"]: s for s in doc["steps"]}

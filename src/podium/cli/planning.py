@@ -7,19 +7,18 @@ from typing import Annotated, Any
 
 import typer
 
-from podium.cli.app import (
+from podium.cli._session import (
     AgentsOption,
     DbOption,
     JsonOption,
     ModelOption,
     RunArg,
     Session,
-    _execute,
-    _finish,
-    _follow,
-    _owner,
-    _session,
-    app,
+    execute,
+    finish,
+    follow,
+    owner,
+    session,
 )
 from podium.errors import UsageError
 from podium.spec.load import read_document
@@ -30,7 +29,6 @@ Mode = Annotated[
 ]
 
 
-@app.command()
 def plan(
     ctx: typer.Context,
     goal: Annotated[str, typer.Argument(metavar="GOAL", help="What the agents should achieve.")],
@@ -50,8 +48,7 @@ def plan(
     as_json: JsonOption = False,
 ) -> None:
     """Plan a goal with the supervisor agent and run the plan, showing it live."""
-    session = _session(ctx, db, as_json)
-    session.agents, session.model = agents, model
+    here = session(ctx, db, as_json, agents=agents, model=model)
     step: dict[str, Any] = {
         "id": "plan",
         "kind": "plan",
@@ -63,18 +60,17 @@ def plan(
     }
     if aggregator:
         step["aggregator"] = aggregator
-    _execute(session, _plan(session, {"name": "goal", "steps": [step]}, run_id))
+    execute(here, _plan(here, {"name": "goal", "steps": [step]}, run_id))
 
 
-async def _plan(session: Session, workflow: dict[str, Any], run_id: str | None) -> int:
-    async with await session.engine() as engine:
+async def _plan(here: Session, workflow: dict[str, Any], run_id: str | None) -> int:
+    async with await here.engine() as engine:
         run_id = await engine.submit(workflow, run_id=run_id)
-        session.note(f"run {run_id}")
-        state = await _follow(session, engine, run_id)
-    return _finish(session, state)
+        here.note(f"run {run_id}")
+        state = await follow(here, engine, run_id)
+        return await finish(here, engine, state)
 
 
-@app.command()
 def approve(
     ctx: typer.Context,
     run_id: RunArg,
@@ -88,13 +84,10 @@ def approve(
     db: DbOption = None,
 ) -> None:
     """Approve the plan a run waits on (optionally as edited), then run it."""
-    session = _session(ctx, db)
-    session.agents, session.model = agents, model
-    edited = _read_plan(edit) if edit is not None else None
-    _execute(session, _decide(session, run_id, step_id, approve_plan=edited, reason=None))
+    here = session(ctx, db, agents=agents, model=model)
+    execute(here, _decide(here, run_id, step_id, edit=edit, reason=None))
 
 
-@app.command()
 def reject(
     ctx: typer.Context,
     run_id: RunArg,
@@ -103,8 +96,8 @@ def reject(
     db: DbOption = None,
 ) -> None:
     """Reject the plan a run waits on; its plan step fails with the reason."""
-    session = _session(ctx, db)
-    _execute(session, _decide(session, run_id, step_id, approve_plan=None, reason=reason))
+    here = session(ctx, db)
+    execute(here, _decide(here, run_id, step_id, edit=None, reason=reason))
 
 
 def _read_plan(path: Path) -> dict[str, Any]:
@@ -115,24 +108,22 @@ def _read_plan(path: Path) -> dict[str, Any]:
 
 
 async def _decide(
-    session: Session,
+    here: Session,
     run_id: str,
     step_id: str | None,
     *,
-    approve_plan: dict[str, Any] | None,
+    edit: Path | None,
     reason: str | None,
 ) -> int:
-    async with await session.engine() as engine:
+    edited = _read_plan(edit) if edit is not None else None  # a bad file: exit 2, one line
+    async with await here.engine() as engine:
         if reason is None:
-            driving = await engine.approve(run_id, step_id, plan=approve_plan)
+            driving = await engine.approve(run_id, step_id, plan=edited)
         else:
             driving = await engine.reject(run_id, step_id, reason=reason)
         if not driving:
-            owner = await _owner(engine, run_id)
-            session.note(f"decision recorded; {owner} drives the run and picks it up")
+            driver = await owner(engine, run_id)
+            here.note(f"decision recorded; {driver} drives the run and picks it up")
             return 0
-        state = await _follow(session, engine, run_id)
-    return _finish(session, state)
-
-
-__all__ = ["approve", "plan", "reject"]
+        state = await follow(here, engine, run_id)
+        return await finish(here, engine, state)

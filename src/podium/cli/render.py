@@ -1,5 +1,6 @@
-"""Formatting for the CLI: `show`, `runs` and `events` as Rich tables, plain lines and JSON
-documents, plus the end-of-run summary. Pure functions of states, records and events."""
+"""Human formatting for the CLI: `show`, `runs` and `events` as Rich tables and plain lines, plus
+the end-of-run summary. Pure functions of states, records and events; the JSON documents are
+`podium.views`'."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from rich.text import Text
 
 from podium.core.state import RunState, StepState, StepStatus
 from podium.store.base import RunRecord, StoredEvent, owner_is_dead
+from podium.views import run_status, wake_at
 
 STATUS_STYLES: dict[str, str] = {
     "pending": "dim",
@@ -54,10 +56,6 @@ def clock_time(at: datetime | None) -> str:
 def stamp(at: datetime | None) -> str:
     """`2024-05-01 12:00:01` in local time ('' for None)."""
     return at.astimezone().strftime("%Y-%m-%d %H:%M:%S") if at is not None else ""
-
-
-def iso(at: datetime | None) -> str | None:
-    return at.isoformat() if at is not None else None
 
 
 def duration(seconds: float | None) -> str:
@@ -101,39 +99,6 @@ def counts(state: RunState) -> str:
 # ------------------------------------------------------------------------------------ show
 
 
-def step_document(step: StepState) -> dict[str, Any]:
-    return {
-        "id": step.id,
-        "kind": step.spec.kind,  # type: ignore[attr-defined]
-        "status": str(step.status),
-        "attempts": step.attempts,
-        "started_at": iso(step.started_at),
-        "finished_at": iso(step.finished_at),
-        "output": step.output,
-        "truncated": step.truncated,
-        "error": step.error,
-        "reason": step.reason,
-        "tokens": step.tokens,
-        "cost_usd": round(step.cost_usd, 6),
-    }
-
-
-def show_document(state: RunState) -> dict[str, Any]:
-    """The `show --json` document."""
-    return {
-        "run_id": state.run_id,
-        "workflow": state.workflow.name,
-        "status": state.status,
-        "error": state.completed_error,
-        "created_at": iso(state.created_at),
-        "updated_at": iso(state.updated_at),
-        "tokens": state.tokens,
-        "cost_usd": round(state.cost_usd, 6),
-        "plans": {sid: record.versions for sid, record in state.plans.items()},
-        "steps": [step_document(step) for step in state.steps.values()],
-    }
-
-
 def show_renderable(state: RunState, record: RunRecord) -> RenderableType:
     """The human `show`: a header of run facts, then one row per step."""
     parts: list[RenderableType] = [_run_header(state, record), _steps_table(state.steps.values())]
@@ -162,9 +127,18 @@ def _run_header(state: RunState, record: RunRecord) -> Table:
     return grid
 
 
+def waiting_until(record: RunRecord) -> str:
+    """`  until 12:00:05` for a parked run that wakes by itself, else ''."""
+    at = wake_at(record)
+    return f"  until {clock_time(at)}" if at is not None else ""
+
+
 def _status_cell(state: RunState, record: RunRecord) -> Text:
-    text = styled(state.status)
-    if state.status not in ("running", "pending"):
+    status = run_status(state, record)
+    text = styled(status)
+    if status == "waiting":
+        text.append(waiting_until(record))
+    if status not in ("running", "pending"):
         return text
     if record.owner and not owner_is_dead(record.owner):
         text.append(f"  (driven by {record.owner})", style="dim")
@@ -205,35 +179,19 @@ def _result_cell(step: StepState) -> Text:
 # ------------------------------------------------------------------------------------ runs
 
 
-def run_document(record: RunRecord) -> dict[str, Any]:
-    return {
-        "run_id": record.run_id,
-        "workflow": record.workflow_name,
-        "status": record.status,
-        "created_at": iso(record.created_at),
-        "updated_at": iso(record.updated_at),
-    }
-
-
 def runs_table(records: Iterable[RunRecord]) -> Table:
     table = Table(show_edge=False, pad_edge=False)
     for name in ("run", "workflow", "status", "created", "updated"):
         table.add_column(name, no_wrap=True)
     for r in records:
-        table.add_row(
-            r.run_id, r.workflow_name, styled(r.status), stamp(r.created_at), stamp(r.updated_at)
-        )
+        status = styled(r.status)
+        if r.status == "waiting":
+            status.append(waiting_until(r))
+        table.add_row(r.run_id, r.workflow_name, status, stamp(r.created_at), stamp(r.updated_at))
     return table
 
 
 # ---------------------------------------------------------------------------------- events
-
-
-def event_document(stored: StoredEvent) -> dict[str, Any]:
-    """One `events --json` line: run_id, seq, kind, then the event's own fields."""
-    fields = stored.event.model_dump(mode="json")
-    kind = fields.pop("kind")
-    return {"run_id": stored.run_id, "seq": stored.seq, "kind": kind, **fields}
 
 
 def event_line(stored: StoredEvent) -> str:
@@ -292,10 +250,3 @@ def _plan_lines(versions: list[dict[str, Any]], last: int) -> list[str]:
                 f"      - {item.get('id')} [{item.get('agent')}]: {item.get('task')}{needs}"
             )
     return lines
-
-
-def exit_code(state: RunState) -> int:
-    """0 succeeded, 1 failed or cancelled, 3 parked waiting for a person."""
-    if state.status == "succeeded":
-        return 0
-    return 3 if state.status == "waiting" else 1

@@ -1,0 +1,177 @@
+"""What every command shares: the `Session` (store, output, the run it drives), the common
+options, and turning a command's coroutine into the process's exit code.
+
+Exit codes: 0 succeeded, 1 the run failed or was cancelled, 2 bad input (any PodiumError), 3 the
+run is parked waiting for a person, 130 interrupted by Ctrl-C, 143 stopped by SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from podium import views
+from podium.cli import render
+from podium.cli.view import watch
+from podium.core.state import RunState
+from podium.errors import PodiumError
+from podium.runtime.engine import Engine
+
+EXIT_BAD_INPUT = 2
+EXIT_PARKED = 3
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+PIPE_WIDTH = 200
+
+
+class StatusName(StrEnum):
+    pending = "pending"
+    running = "running"
+    waiting = "waiting"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        metavar="PATH",
+        show_default=False,
+        help="The event store: a SQLite file or URL (default: $PODIUM_DB, else .podium/podium.db).",
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+RunArg = Annotated[str, typer.Argument(metavar="RUN", help="The run id.", show_default=False)]
+StepArg = Annotated[str, typer.Argument(metavar="STEP", help="The step id.", show_default=False)]
+FileArg = Annotated[Path, typer.Argument(metavar="FILE", help="A workflow file (YAML or JSON).")]
+AgentsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--agents",
+        metavar="DIR",
+        help="The project folder whose agents/ holds the agent catalog (default: here).",
+    ),
+]
+ModelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        metavar="PROVIDER:MODEL",
+        help="The model for agents that name none (default: $PODIUM_MODEL).",
+    ),
+]
+
+
+def _console(*, stderr: bool) -> Console:
+    console = Console(stderr=stderr, highlight=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = PIPE_WIDTH
+    return console
+
+
+@dataclass
+class Session:
+    """What one command invocation knows: where the store is, how to print, which run it drives."""
+
+    db: str | None
+    json: bool = False
+    run_id: str | None = None
+    agents: Path | None = None
+    model: str | None = None
+    out: Console = field(default_factory=lambda: _console(stderr=False))
+    err: Console = field(default_factory=lambda: _console(stderr=True))
+
+    def note(self, text: str) -> None:
+        """A human line: on stdout, or on stderr when stdout carries JSON."""
+        (self.err if self.json else self.out).print(Text(text), soft_wrap=True)
+
+    def emit(self, document: Any) -> None:
+        sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+
+    async def engine(self) -> Engine:
+        return await Engine.open(self.db, agents_dir=self.agents, default_model=self.model)
+
+
+def session(
+    ctx: typer.Context,
+    db: str | None,
+    as_json: bool = False,
+    *,
+    agents: Path | None = None,
+    model: str | None = None,
+) -> Session:
+    """The command's session: `--db` given after the command wins over the one before it."""
+    root_db = ctx.obj if isinstance(ctx.obj, str) else None
+    return Session(db=db or root_db, json=as_json, agents=agents, model=model)
+
+
+def execute(session: Session, work: Coroutine[Any, Any, int]) -> None:
+    """Run the command's coroutine and turn its result or error into the process's exit code."""
+    try:
+        code = asyncio.run(_terminable(work))
+    except PodiumError as exc:
+        session.err.print(Text(f"error: {exc}", style="red"), soft_wrap=True)
+        code = EXIT_BAD_INPUT
+    except (KeyboardInterrupt, asyncio.CancelledError) as exc:
+        code = EXIT_INTERRUPTED if isinstance(exc, KeyboardInterrupt) else EXIT_TERMINATED
+        hint = f"; resume the run with `podium resume {session.run_id}`" if session.run_id else ""
+        session.err.print(Text(f"interrupted{hint}"), soft_wrap=True)
+    except BrokenPipeError:
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 1
+    raise typer.Exit(code)
+
+
+async def _terminable(work: Coroutine[Any, Any, int]) -> int:
+    """SIGTERM cancels the command like Ctrl-C does, so running steps are stopped cleanly."""
+    loop, task = asyncio.get_running_loop(), asyncio.current_task()
+    if task is not None:
+        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        return await work
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
+async def follow(session: Session, engine: Engine, run_id: str) -> RunState:
+    """Wait for a run this engine drives, showing it live unless stdout carries JSON."""
+    session.run_id = run_id
+    if session.json:
+        return await engine.wait(run_id)
+    return await watch(engine, run_id, session.out)
+
+
+async def finish(session: Session, engine: Engine, state: RunState) -> int:
+    """Print the summary (and, with --json, the `show` document); return the exit code."""
+    for line in render.summary_lines(state):
+        session.note(line)
+    if session.json:
+        session.emit(views.show_document(state, await engine.store.get_run(state.run_id)))
+    return exit_code(state)
+
+
+def exit_code(state: RunState) -> int:
+    """0 succeeded, 1 failed or cancelled, 3 parked waiting for a person."""
+    if state.status == "succeeded":
+        return 0
+    return EXIT_PARKED if state.status == "waiting" else 1
+
+
+async def owner(engine: Engine, run_id: str) -> str:
+    return (await engine.store.get_run(run_id)).owner or "the process driving it"

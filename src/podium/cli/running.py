@@ -1,0 +1,88 @@
+"""`podium run`, `podium validate` and `podium resume`: start, check and take over workflows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from podium.cli._session import (
+    AgentsOption,
+    DbOption,
+    FileArg,
+    JsonOption,
+    ModelOption,
+    RunArg,
+    Session,
+    execute,
+    finish,
+    follow,
+    session,
+)
+from podium.spec.load import load_workflow
+from podium.spec.validate import coerce_inputs, parse_input_pairs
+
+
+def run(
+    ctx: typer.Context,
+    file: FileArg,
+    inputs: Annotated[
+        list[str] | None,
+        typer.Option("--input", "-i", metavar="NAME=VALUE", help="A workflow input; repeatable."),
+    ] = None,
+    run_id: Annotated[str | None, typer.Option("--run-id", help="Choose the run id.")] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+    agents: AgentsOption = None,
+    model: ModelOption = None,
+) -> None:
+    """Validate and run a workflow, showing it live until it completes or waits for a person."""
+    here = session(ctx, db, as_json, agents=agents, model=model)
+    execute(here, _run(here, file, inputs or [], run_id))
+
+
+async def _run(here: Session, file: Path, pairs: list[str], run_id: str | None) -> int:
+    workflow = load_workflow(file)
+    given = parse_input_pairs(pairs)
+    coerce_inputs(workflow, given)  # bad inputs are refused before the store is touched
+    async with await here.engine() as engine:
+        rid = await engine.submit(workflow, given, run_id=run_id)
+        here.note(f"run {rid}")
+        state = await follow(here, engine, rid)
+        return await finish(here, engine, state)
+
+
+def validate(ctx: typer.Context, file: FileArg, db: DbOption = None) -> None:
+    """Check a workflow file and list every problem found."""
+    here = session(ctx, db)
+    execute(here, _validate(here, file))
+
+
+async def _validate(here: Session, file: Path) -> int:
+    workflow = load_workflow(file)
+    count = len(workflow.steps)
+    here.note(f"ok: {workflow.name} ({count} step{'s' if count != 1 else ''})")
+    return 0
+
+
+def resume(
+    ctx: typer.Context,
+    run_id: RunArg,
+    db: DbOption = None,
+    agents: AgentsOption = None,
+    model: ModelOption = None,
+) -> None:
+    """Take over a run nobody drives (after a crash or Ctrl-C) and finish it."""
+    here = session(ctx, db, agents=agents, model=model)
+    execute(here, _resume(here, run_id))
+
+
+async def _resume(here: Session, run_id: str) -> int:
+    async with await here.engine() as engine:
+        state = await engine.resume(run_id)
+        if engine.is_driving(run_id):
+            state = await follow(here, engine, run_id)
+        else:
+            here.note(f"run {run_id} already {state.status}")
+        return await finish(here, engine, state)

@@ -331,11 +331,14 @@ async def test_prune_deletes_only_old_finished_runs(store: EventStore) -> None:
     ]
     for run_id, status, finished in runs:
         await store.create_run(created(run_id), workflow_name="wf")
-        await store.post_signal(run_id, "cancel", {})
+        signal = await store.post_signal(run_id, "cancel", {})
         event = RunCompleted(at=later(finished), outcome="succeeded")
-        await store.append(run_id, [event], expected_seq=1, epoch=0, status=status)
+        await store.append(
+            run_id, [event], expected_seq=1, epoch=0, status=status, consumed_signals=[signal]
+        )
 
-    assert await store.prune(finished_before=later(50)) == 2
+    pruned = await store.prune(finished_before=later(50))
+    assert sorted(r.run_id for r in pruned) == ["old_done", "old_failed"]
 
     left = {r.run_id for r in await store.list_runs()}
     assert left == {"old_running", "new_done"}
@@ -345,4 +348,4 @@ async def test_prune_deletes_only_old_finished_runs(store: EventStore) -> None:
         with pytest.raises(RunNotFoundError):
             await store.pending_signals(gone)
     assert len(await store.read("new_done")) == 2
-    assert await store.prune(finished_before=later(50)) == 0
+    assert await store.prune(finished_before=later(50)) == []

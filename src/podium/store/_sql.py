@@ -1,20 +1,29 @@
-"""Shared by the stores: numbered migrations, SQL strings, row conversions, append/lease rules."""
+"""Shared by the stores: numbered migrations, SQL strings, row conversions, lease/claim/prune rules.
+
+Queries use `?` placeholders (sqlite3's paramstyle); a psycopg dialect swaps them for `%s`. Every
+query is plain SQL a Postgres dialect can run as it is, adding `FOR UPDATE SKIP LOCKED` to the
+claim candidates. Instants are stored as unix seconds, which round-trip microseconds exactly until
+the 2200s.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any, cast
 
-from podium.core.events import Event, encode
-from podium.errors import ConcurrencyError, RunExistsError, RunNotFoundError
-from podium.store.base import Lease, RunRecord, RunStatus, owner_is_dead
-
-# Queries use `?` placeholders (sqlite3's paramstyle); a psycopg dialect swaps them for `%s`.
-# Instants are stored as unix seconds, which round-trip microseconds exactly until the 2200s.
+from podium.errors import UsageError
+from podium.store.base import (
+    TERMINAL_STATUSES,
+    ClaimReason,
+    Lease,
+    RunRecord,
+    RunStatus,
+    owner_is_dead,
+)
 
 CREATE_MIGRATIONS_TABLE = (
     "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at REAL)"
@@ -22,24 +31,23 @@ CREATE_MIGRATIONS_TABLE = (
 SCHEMA_VERSION = "SELECT COALESCE(MAX(version), 0) FROM schema_migrations"
 RECORD_MIGRATION = "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)"
 
-RUN_COLUMNS = "run_id, workflow_name, status, created_at, updated_at, last_seq, owner, epoch"
+RUN_COLUMNS = (
+    "run_id, workflow_name, status, created_at, updated_at, last_seq, owner, epoch, wake_at,"
+    " lease_expires_at"
+)
 INSERT_RUN = (
     "INSERT INTO runs (run_id, workflow_name, status, created_at, updated_at, last_seq, epoch)"
     " VALUES (?, ?, 'pending', ?, ?, 1, 0)"
 )
 RUN_EXISTS = "SELECT 1 FROM runs WHERE run_id = ?"
 RUN_POSITION = "SELECT last_seq, epoch FROM runs WHERE run_id = ?"
+RUN_CURSOR = "SELECT created_at, run_id FROM runs WHERE run_id = ?"
 GET_RUN = f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?"
-LIST_RUNS = f"SELECT {RUN_COLUMNS} FROM runs ORDER BY created_at DESC, run_id DESC LIMIT ?"
-LIST_RUNS_BY_STATUS = (
-    f"SELECT {RUN_COLUMNS} FROM runs WHERE status IN ({{marks}})"
-    " ORDER BY created_at DESC, run_id DESC LIMIT ?"
-)
 # A run's updated_at is the `at` of its newest event (event time, not wall time): for a finished
 # run that is when it finished, which is what prune compares.
 UPDATE_RUN_AFTER_APPEND = (
     "UPDATE runs SET last_seq = ?, updated_at = COALESCE(?, updated_at),"
-    " status = COALESCE(?, status) WHERE run_id = ?"
+    " status = COALESCE(?, status), wake_at = ? WHERE run_id = ?"
 )
 
 INSERT_EVENT = "INSERT INTO events (run_id, seq, kind, at, data) VALUES (?, ?, ?, ?, ?)"
@@ -62,13 +70,132 @@ CONSUME_SIGNAL = (
     "UPDATE signals SET consumed_at = ? WHERE id = ? AND run_id = ? AND consumed_at IS NULL"
 )
 
-PRUNABLE_RUNS = (
-    "SELECT run_id FROM runs"
-    " WHERE status IN ('succeeded', 'failed', 'cancelled') AND updated_at < ?"
-)
 DELETE_SIGNALS = "DELETE FROM signals WHERE run_id = ?"
 DELETE_EVENTS = "DELETE FROM events WHERE run_id = ?"
 DELETE_RUN = "DELETE FROM runs WHERE run_id = ?"
+
+# -- claim ------------------------------------------------------------------------------------
+# Candidates come from three index lookups (runs_by_status, runs_by_wake, signals_pending), then
+# the full condition is checked on the run's row. Every `?` below is the store's `now`, except the
+# ones named in claim_free_params / claim_local_params.
+
+_TERMINAL = "('succeeded', 'failed', 'cancelled')"
+_SIGNALLED = "EXISTS (SELECT 1 FROM signals s WHERE s.run_id = r.run_id AND s.consumed_at IS NULL)"
+_DUE = f"(r.wake_at <= ? AND r.status NOT IN {_TERMINAL})"
+_CLAIM_SELECT = (
+    f"SELECT r.run_id, r.status, r.owner, r.epoch, {_SIGNALLED}, {_DUE},"
+    f" CASE WHEN {_DUE} THEN r.wake_at ELSE r.created_at END AS since, r.created_at"
+    " FROM runs r WHERE r.run_id IN ("
+    "SELECT run_id FROM runs WHERE status IN ('pending', 'running')"
+    " UNION SELECT run_id FROM runs WHERE wake_at <= ?"
+    " UNION SELECT run_id FROM signals WHERE consumed_at IS NULL)"
+    f" AND (r.status IN ('pending', 'running') OR {_DUE} OR {_SIGNALLED})"
+)
+_LEASE_FREE = "(r.owner IS NULL OR r.lease_expires_at IS NULL OR r.lease_expires_at < ?)"
+_CLAIM_ORDER = " ORDER BY since, r.created_at, r.run_id"
+# Free or expired leases: the database decides, so the query can stop at `limit`.
+CLAIM_FREE = f"{_CLAIM_SELECT} AND {_LEASE_FREE}{_CLAIM_ORDER} LIMIT ?"
+# Live leases of processes on this host (not our own): the caller keeps those whose process died.
+CLAIM_LOCAL = (
+    f"{_CLAIM_SELECT} AND NOT {_LEASE_FREE} AND r.owner LIKE ? AND r.owner <> ?{_CLAIM_ORDER}"
+)
+
+
+def claim_free_params(now: float, limit: int) -> tuple[Any, ...]:
+    return (now, now, now, now, now, limit)
+
+
+def claim_local_params(now: float, host_prefix: str, owner: str) -> tuple[Any, ...]:
+    pattern = host_prefix.replace("%", "_") + "%"  # `_` matches anything: owner_is_dead decides
+    return (now, now, now, now, now, pattern, owner)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimCandidate:
+    run_id: str
+    reason: ClaimReason
+    epoch: int
+    order: tuple[float, float, str]
+
+
+def claim_candidates(
+    free: Sequence[tuple[Any, ...]], local: Sequence[tuple[Any, ...]], limit: int
+) -> list[ClaimCandidate]:
+    """Rows of CLAIM_FREE and CLAIM_LOCAL → the `limit` most overdue runs that may be taken."""
+    chosen = [_candidate(row) for row in free]
+    chosen += [_candidate(row) for row in local if owner_is_dead(row[2])]
+    chosen.sort(key=lambda c: c.order)
+    return chosen[: max(limit, 0)]
+
+
+def _candidate(row: tuple[Any, ...]) -> ClaimCandidate:
+    run_id, status, _, epoch, signalled, due, since, created_at = row
+    reason = claim_reason(status, due=bool(due), signalled=bool(signalled))
+    return ClaimCandidate(run_id, cast(ClaimReason, reason), epoch, (since, created_at, run_id))
+
+
+def claim_reason(status: str, *, due: bool, signalled: bool) -> ClaimReason | None:
+    """Why a run whose lease is free is runnable, or None if it is not (see `Claim`)."""
+    if status == "running":
+        return "orphaned"
+    if signalled:
+        return "signalled"
+    if due and status not in TERMINAL_STATUSES:
+        return "due"
+    if status == "pending":
+        return "pending"
+    return None
+
+
+# -- list_runs and prune -----------------------------------------------------------------------
+
+
+def list_runs_query(
+    statuses: Sequence[str] | None,
+    workflow_name: str | None,
+    cursor: tuple[float, str] | None,
+    limit: int,
+) -> tuple[str, tuple[Any, ...]]:
+    """The page query and its parameters; `cursor` is the (created_at, run_id) to continue after."""
+    where: list[str] = []
+    params: list[Any] = []
+    if statuses is not None:
+        where.append(f"status IN ({', '.join('?' * len(statuses))})")
+        params += statuses
+    if workflow_name is not None:
+        where.append("workflow_name = ?")
+        params.append(workflow_name)
+    if cursor is not None:
+        where.append("(created_at < ? OR (created_at = ? AND run_id < ?))")
+        params += [cursor[0], cursor[0], cursor[1]]
+    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    order = " ORDER BY created_at DESC, run_id DESC LIMIT ?"
+    return f"SELECT {RUN_COLUMNS} FROM runs{clause}{order}", (*params, max(limit, 0))
+
+
+def prune_query(statuses: Sequence[str], cutoff: float | None) -> tuple[str, tuple[Any, ...]]:
+    """Finished runs of `statuses` (updated before `cutoff`) without unconsumed signals; the
+    caller drops the ones whose lease is live."""
+    where = f"status IN ({', '.join('?' * len(statuses))}) AND NOT {_SIGNALLED}"
+    params: tuple[Any, ...] = tuple(statuses)
+    if cutoff is not None:
+        where += " AND updated_at < ?"
+        params += (cutoff,)
+    query = f"SELECT {RUN_COLUMNS} FROM runs r WHERE {where} ORDER BY created_at DESC, run_id DESC"
+    return query, params
+
+
+def check_prunable(statuses: Sequence[str]) -> list[str]:
+    unfinished = sorted(set(statuses) - TERMINAL_STATUSES)
+    if unfinished:
+        raise UsageError(
+            f"only finished runs can be pruned, not {', '.join(unfinished)}; pass statuses "
+            "among succeeded, failed and cancelled (cancel a run first to prune it)"
+        )
+    return list(dict.fromkeys(statuses))
+
+
+# -- migrations ------------------------------------------------------------------------------
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
@@ -80,10 +207,11 @@ class Migration:
     script: str
 
 
-def migrations() -> list[Migration]:
-    """The packaged migrations (`migrations/NNNN_name.sql`), in the order they apply."""
+def migrations(dialect: str) -> list[Migration]:
+    """The packaged migrations of `dialect` (`migrations/<dialect>/NNNN_name.sql`), in order."""
+    folder = resources.files("podium.store").joinpath("migrations", dialect)
     found = []
-    for entry in resources.files("podium.store").joinpath("migrations").iterdir():
+    for entry in folder.iterdir():
         match = _MIGRATION_NAME.match(entry.name)
         if match:
             found.append(Migration(int(match[1]), entry.name, entry.read_text("utf-8")))
@@ -97,19 +225,20 @@ def newer_schema_message(where: str, found: int, known: int) -> str:
     )
 
 
-def list_runs_query(status_count: int) -> str:
-    if status_count == 0:
-        return LIST_RUNS
-    return LIST_RUNS_BY_STATUS.format(marks=", ".join("?" * status_count))
+# -- rows and rules every store applies, the memory store included ----------------------------
 
 
 def to_instant(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
+def maybe_instant(seconds: float | None) -> datetime | None:
+    return None if seconds is None else to_instant(seconds)
+
+
 def run_record(row: tuple[Any, ...]) -> RunRecord:
     """A RunRecord from a row selected with RUN_COLUMNS."""
-    run_id, workflow_name, status, created_at, updated_at, last_seq, owner, epoch = row
+    run_id, workflow_name, status, created_at, updated_at, last_seq, owner, epoch = row[:8]
     return RunRecord(
         run_id=run_id,
         workflow_name=workflow_name,
@@ -119,19 +248,23 @@ def run_record(row: tuple[Any, ...]) -> RunRecord:
         last_seq=last_seq,
         owner=owner,
         epoch=epoch,
+        wake_at=maybe_instant(row[8]),
+        lease_expires_at=maybe_instant(row[9]),
     )
 
 
-# Rules and messages every store applies, the memory store included.
+def lease_is_free(holder: str | None, expires_at: datetime | None, now: datetime) -> bool:
+    """Nobody live holds it: free, released, expired, or held by a dead process on this host."""
+    if holder is None or expires_at is None or expires_at < now:
+        return True
+    return owner_is_dead(holder)
 
 
 def lease_is_takeable(
     holder: str | None, expires_at: datetime | None, owner: str, now: datetime
 ) -> bool:
-    """Free, expired, ours already, or held by a process on this host that has died."""
-    if holder is None or holder == owner or expires_at is None or expires_at < now:
-        return True
-    return owner_is_dead(holder)
+    """Free (see lease_is_free) or ours already."""
+    return holder == owner or lease_is_free(holder, expires_at, now)
 
 
 def stale_message(run_id: str, position: tuple[int, int], expected_seq: int, epoch: int) -> str:
@@ -148,107 +281,3 @@ def lost_lease_message(lease: Lease, holder: str | None, epoch: int) -> str:
         f"the lease on run {lease.run_id} (epoch {lease.epoch}) was taken over by "
         f"{holder or 'nobody'} (epoch {epoch}); stop driving this run"
     )
-
-
-# Group commit: queued writes are checked against the runs' positions, then written in one go.
-
-EventRow = tuple[str, int, str, float, bytes]
-Outcome = int | BaseException
-
-
-@dataclass(frozen=True, slots=True)
-class CreateRun:
-    run_id: str
-    workflow_name: str
-    row: EventRow
-
-
-@dataclass(frozen=True, slots=True)
-class AppendEvents:
-    run_id: str
-    expected_seq: int
-    epoch: int
-    status: RunStatus | None
-    consumed: Sequence[int]
-    rows: list[EventRow]
-
-
-WriteRequest = CreateRun | AppendEvents
-
-
-def event_row(run_id: str, seq: int, event: Event) -> EventRow:
-    return (run_id, seq, event.kind, event.at.timestamp(), encode(event))
-
-
-@dataclass(slots=True)
-class WritePlan:
-    """Per request its new last seq or the error refusing it; the rows to write, in order."""
-
-    outcomes: list[Outcome] = field(default_factory=list)
-    runs: list[tuple[str, str, float, float]] = field(default_factory=list)
-    events: list[EventRow] = field(default_factory=list)
-    updates: list[tuple[int, float | None, str | None, str]] = field(default_factory=list)
-    consumed: list[tuple[float, int, str]] = field(default_factory=list)
-
-    @property
-    def writes(self) -> list[tuple[str, list[Any]]]:
-        return [
-            (INSERT_RUN, self.runs),
-            (INSERT_EVENT, self.events),
-            (UPDATE_RUN_AFTER_APPEND, self.updates),
-            (CONSUME_SIGNAL, self.consumed),
-        ]
-
-
-def plan_writes(
-    requests: Sequence[WriteRequest], positions: dict[str, tuple[int, int] | None], now: float
-) -> WritePlan:
-    """Check each request against `positions` ((last_seq, epoch) per run id, None if absent).
-
-    Accepted requests advance the positions, so later requests in the batch see them; a refused
-    request gets its error as its outcome and writes nothing.
-    """
-    plan = WritePlan()
-    for request in requests:
-        outcome: Outcome
-        try:
-            if isinstance(request, CreateRun):
-                outcome = _plan_create(plan, request, positions)
-            else:
-                outcome = _plan_append(plan, request, positions, now)
-        except (RunExistsError, RunNotFoundError, ConcurrencyError) as refused:
-            outcome = refused
-        plan.outcomes.append(outcome)
-    return plan
-
-
-def _plan_create(
-    plan: WritePlan, request: CreateRun, positions: dict[str, tuple[int, int] | None]
-) -> int:
-    if positions.get(request.run_id) is not None:
-        raise RunExistsError(request.run_id)
-    positions[request.run_id] = (1, 0)
-    at = request.row[3]
-    plan.runs.append((request.run_id, request.workflow_name, at, at))
-    plan.events.append(request.row)
-    return 1
-
-
-def _plan_append(
-    plan: WritePlan,
-    request: AppendEvents,
-    positions: dict[str, tuple[int, int] | None],
-    now: float,
-) -> int:
-    run_id, position = request.run_id, positions.get(request.run_id)
-    if position is None:
-        raise RunNotFoundError(run_id)
-    if position != (request.expected_seq, request.epoch):
-        raise ConcurrencyError(stale_message(run_id, position, request.expected_seq, request.epoch))
-    last_seq = request.expected_seq + len(request.rows)
-    positions[run_id] = (last_seq, request.epoch)
-    plan.events.extend(request.rows)
-    updated_at = request.rows[-1][3] if request.rows else None
-    plan.updates.append((last_seq, updated_at, request.status, run_id))
-    plan.consumed.extend((now, signal_id, run_id) for signal_id in request.consumed)
-    return last_seq

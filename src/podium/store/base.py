@@ -14,6 +14,7 @@ from podium.core.events import Event, RunCreated
 RunStatus = Literal["pending", "running", "waiting", "succeeded", "failed", "cancelled"]
 TERMINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 SignalKind = Literal["cancel", "retry", "skip", "approve", "reject"]
+ClaimReason = Literal["pending", "due", "signalled", "orphaned"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +36,9 @@ class RunRecord:
     last_seq: int
     owner: str | None
     epoch: int
+    wake_at: datetime | None = None
+    """The run's next timer (a parked retry's backoff, a budget's deadline), set by its driver."""
+    lease_expires_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +49,22 @@ class Lease:
     owner: str
     epoch: int
     expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A run `claim` took the lease of, and why it was runnable.
+
+    - `pending`: created and never driven;
+    - `due`: its `wake_at` timer is due (and it has not finished);
+    - `signalled`: a control signal waits for it (a retry may reopen a finished run);
+    - `orphaned`: `running`, but its driver's lease expired, was released, or its process died.
+
+    When several apply, the first in the order orphaned, signalled, due, pending is given.
+    """
+
+    lease: Lease
+    reason: ClaimReason
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +79,11 @@ class Signal:
 
 
 class EventStore(Protocol):
-    """Implementations: memory, SQLite (and Postgres later). One contract suite tests them all."""
+    """Implementations: memory, SQLite (and Postgres later). One contract suite tests them all.
+
+    Every instant the store decides with (lease expiry, which timers are due) comes from the
+    store's own clock, `now()`, never from the caller's.
+    """
 
     async def create_run(self, created: RunCreated, *, workflow_name: str) -> None:
         """Store a new run whose first event (seq 1) is `created`. RunExistsError if taken."""
@@ -74,10 +98,13 @@ class EventStore(Protocol):
         epoch: int,
         status: RunStatus | None = None,
         consumed_signals: Sequence[int] = (),
+        wake_at: datetime | None = None,
     ) -> int:
         """Append atomically after `expected_seq` under lease `epoch`; return the new last seq.
 
-        Also sets the run's listed `status` and marks `consumed_signals` in the same transaction.
+        In the same transaction: sets the run's listed `status` (None keeps it), marks
+        `consumed_signals` consumed, and sets the run's `wake_at` to the given value (None clears
+        it: only the driver appends, and it always knows its next wake-up).
         ConcurrencyError if the last seq or the epoch differs; RunNotFoundError if no such run.
         """
         ...
@@ -89,30 +116,85 @@ class EventStore(Protocol):
     async def get_run(self, run_id: str) -> RunRecord: ...
 
     async def list_runs(
-        self, *, statuses: Sequence[RunStatus] | None = None, limit: int = 100
+        self,
+        *,
+        statuses: Sequence[RunStatus] | None = None,
+        workflow_name: str | None = None,
+        limit: int = 100,
+        after: str | None = None,
     ) -> list[RunRecord]:
-        """Newest first."""
+        """Newest first (created_at, then run_id, descending); the filters combine.
+
+        `after` is the run_id of the last record of the previous page: the page continues
+        strictly after it (RunNotFoundError if there is no such run).
+        """
+        ...
+
+    async def now(self) -> datetime:
+        """The store's current time: what lease expiry and due timers are measured against."""
         ...
 
     async def acquire_lease(self, run_id: str, owner: str, *, ttl_seconds: float) -> Lease:
-        """Take the run's lease (free, expired, or held by a dead process on this host): epoch + 1.
+        """Take the run's lease (free, expired, ours, or held by a dead process on this host):
+        epoch + 1, expiring `ttl_seconds` after the store's `now()`.
 
         LeaseHeldError if a live owner holds it.
         """
         ...
 
     async def renew_lease(self, lease: Lease, *, ttl_seconds: float) -> Lease:
-        """Extend a held lease; ConcurrencyError if it was taken over."""
+        """Extend a held lease to `ttl_seconds` after the store's `now()`; ConcurrencyError if
+        it was taken over."""
         ...
 
-    async def release_lease(self, lease: Lease) -> None: ...
+    async def release_lease(self, lease: Lease) -> None:
+        """Free the lease if it is still this one (the epoch stays); otherwise do nothing."""
+        ...
+
+    async def claim(self, owner: str, *, limit: int, ttl_seconds: float) -> list[Claim]:
+        """Atomically take the leases of up to `limit` runnable runs nobody live drives.
+
+        Runnable: `pending`; a due `wake_at` on a run that has not finished; unconsumed signals
+        (any status); or `running` with an expired, released or dead owner's lease. A `waiting`
+        run with no due timer and no signal waits for a person and is not runnable. Runs whose
+        lease `owner` itself holds live are skipped (it already drives them).
+        Most overdue first: by the due `wake_at`, else `created_at`; then created_at, run_id.
+        Two claimers never get the same run. `limit <= 0` returns [].
+        """
+        ...
 
     async def post_signal(self, run_id: str, kind: SignalKind, payload: dict[str, Any]) -> int: ...
 
     async def pending_signals(self, run_id: str) -> list[Signal]: ...
 
-    async def prune(self, *, finished_before: datetime) -> int:
-        """Delete finished runs (and their events and signals) last updated before the instant."""
+    async def prune(
+        self,
+        *,
+        finished_before: datetime | None = None,
+        statuses: Sequence[RunStatus] = ("succeeded", "failed", "cancelled"),
+        dry_run: bool = False,
+    ) -> list[RunRecord]:
+        """Delete finished runs of `statuses` last updated before `finished_before` (None: any
+        time), with their events and signals, in one transaction; return what was removed (with
+        `dry_run`, what would be, removing nothing).
+
+        A run with unconsumed signals or a live lease is kept: it is about to be reopened or is
+        being driven. UsageError if `statuses` names an unfinished status.
+        """
+        ...
+
+    async def wait_for_events(
+        self, run_id: str, *, after_seq: int, timeout_seconds: float
+    ) -> list[StoredEvent]:
+        """The run's events after `after_seq`; if there are none yet, wait up to
+        `timeout_seconds` for some to be committed by anyone, and return them ([] on timeout).
+        RunNotFoundError if no such run."""
+        ...
+
+    async def wait_for_change(self, *, timeout_seconds: float) -> bool:
+        """True soon after anything (a run, an append, a signal, a lease change) is committed to
+        the store by anyone after the call began; False after `timeout_seconds` without one.
+        It may also return True for a commit made just before the call: callers re-check."""
         ...
 
     async def close(self) -> None: ...
@@ -121,6 +203,11 @@ class EventStore(Protocol):
 def current_owner() -> str:
     """An owner name for leases: `host:pid:random`."""
     return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
+
+
+def local_owner_prefix() -> str:
+    """What every owner naming a process on this host starts with."""
+    return f"{socket.gethostname()}:"
 
 
 def owner_is_dead(owner: str) -> bool:

@@ -5,14 +5,25 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
+from podium.clock import Clock, SystemClock
 from podium.core.events import Event, RunCreated, decode_many, encode
 from podium.errors import ConcurrencyError, LeaseHeldError, RunExistsError, RunNotFoundError
-from podium.store._sql import lease_is_takeable, lost_lease_message, stale_message
+from podium.store._changes import ChangeSignal, events_or_wait
+from podium.store._sql import (
+    check_prunable,
+    claim_reason,
+    lease_is_free,
+    lease_is_takeable,
+    lost_lease_message,
+    stale_message,
+)
 from podium.store.base import (
     TERMINAL_STATUSES,
+    Claim,
     Lease,
     RunRecord,
     RunStatus,
@@ -26,19 +37,26 @@ from podium.store.base import (
 class _Run:
     record: RunRecord
     rows: list[tuple[str, bytes | str]] = field(default_factory=list)
-    lease_expires_at: datetime | None = None
 
 
 class MemoryEventStore:
     """Events are kept encoded, as a database keeps them, so what reads back is what SQLite gives.
 
-    No method awaits inside, so concurrent tasks never interleave within one: no lock is needed.
+    No method awaits before it has finished changing the store, so concurrent tasks never
+    interleave within one (claims included): no lock is needed. Lease expiry and due timers are
+    measured on `clock` (default the system clock; pass a `podium.testing.FakeClock` to test
+    expiry without sleeping).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock | None = None) -> None:
+        self._clock: Clock = clock or SystemClock()
         self._runs: dict[str, _Run] = {}
         self._signals: dict[int, tuple[Signal, bool]] = {}
         self._last_signal_id = 0
+        self._changes = ChangeSignal()
+
+    async def now(self) -> datetime:
+        return self._clock.now()
 
     async def create_run(self, created: RunCreated, *, workflow_name: str) -> None:
         if created.run_id in self._runs:
@@ -54,6 +72,7 @@ class MemoryEventStore:
             epoch=0,
         )
         self._runs[created.run_id] = _Run(record, [(created.kind, encode(created))])
+        self._changes.fire()
 
     async def append(
         self,
@@ -64,6 +83,7 @@ class MemoryEventStore:
         epoch: int,
         status: RunStatus | None = None,
         consumed_signals: Sequence[int] = (),
+        wake_at: datetime | None = None,
     ) -> int:
         rows: list[tuple[str, bytes | str]] = [(e.kind, encode(e)) for e in events]
         run = self._run(run_id)
@@ -78,8 +98,10 @@ class MemoryEventStore:
             last_seq=record.last_seq + len(rows),
             updated_at=events[-1].at if events else record.updated_at,
             status=status or record.status,
+            wake_at=wake_at,
         )
         self._consume(run_id, consumed_signals)
+        self._changes.fire()
         return run.record.last_seq
 
     async def read(self, run_id: str, *, after_seq: int = 0) -> list[StoredEvent]:
@@ -91,62 +113,145 @@ class MemoryEventStore:
         return self._run(run_id).record
 
     async def list_runs(
-        self, *, statuses: Sequence[RunStatus] | None = None, limit: int = 100
+        self,
+        *,
+        statuses: Sequence[RunStatus] | None = None,
+        workflow_name: str | None = None,
+        limit: int = 100,
+        after: str | None = None,
     ) -> list[RunRecord]:
-        records = [r.record for r in self._runs.values()]
+        return self._page(statuses, workflow_name, limit, after)
+
+    def _page(
+        self,
+        statuses: Sequence[str] | None,
+        workflow_name: str | None,
+        limit: int,
+        after: str | None,
+    ) -> list[RunRecord]:
+        records = sorted(
+            (r.record for r in self._runs.values()),
+            key=lambda r: (r.created_at, r.run_id),
+            reverse=True,
+        )
+        if after is not None:
+            cursor = self._run(after).record
+            records = [r for r in records if (r.created_at, r.run_id) < (cursor.created_at, after)]
         if statuses is not None:
             records = [r for r in records if r.status in statuses]
-        records.sort(key=lambda r: (r.created_at, r.run_id), reverse=True)
-        return records[:limit]
+        if workflow_name is not None:
+            records = [r for r in records if r.workflow_name == workflow_name]
+        return records[: max(limit, 0)]
+
+    async def wait_for_events(
+        self, run_id: str, *, after_seq: int, timeout_seconds: float
+    ) -> list[StoredEvent]:
+        read = partial(self.read, run_id, after_seq=after_seq)
+        return await events_or_wait(read, self._token, self._changes.wait, timeout_seconds)
+
+    async def wait_for_change(self, *, timeout_seconds: float) -> bool:
+        return await self._changes.wait(self._changes.generation, timeout_seconds)
+
+    def _token(self) -> int:
+        return self._changes.generation
+
+    # -- leases ---------------------------------------------------------------------------------
 
     async def acquire_lease(self, run_id: str, owner: str, *, ttl_seconds: float) -> Lease:
         run = self._run(run_id)
-        now = datetime.now(UTC)
+        now = self._clock.now()
         holder = run.record.owner
-        if not lease_is_takeable(holder, run.lease_expires_at, owner, now):
+        if not lease_is_takeable(holder, run.record.lease_expires_at, owner, now):
             raise LeaseHeldError(run_id, holder or "")
-        run.record = replace(run.record, owner=owner, epoch=run.record.epoch + 1)
-        run.lease_expires_at = now + timedelta(seconds=ttl_seconds)
-        return Lease(run_id, owner, run.record.epoch, run.lease_expires_at)
+        return self._take(run, owner, now + timedelta(seconds=ttl_seconds))
+
+    def _take(self, run: _Run, owner: str, expires_at: datetime) -> Lease:
+        epoch = run.record.epoch + 1
+        run.record = replace(run.record, owner=owner, epoch=epoch, lease_expires_at=expires_at)
+        self._changes.fire()
+        return Lease(run.record.run_id, owner, epoch, expires_at)
 
     async def renew_lease(self, lease: Lease, *, ttl_seconds: float) -> Lease:
         run = self._run(lease.run_id)
         if (run.record.owner, run.record.epoch) != (lease.owner, lease.epoch):
             raise ConcurrencyError(lost_lease_message(lease, run.record.owner, run.record.epoch))
-        run.lease_expires_at = datetime.now(UTC) + timedelta(seconds=ttl_seconds)
-        return replace(lease, expires_at=run.lease_expires_at)
+        expires_at = self._clock.now() + timedelta(seconds=ttl_seconds)
+        run.record = replace(run.record, lease_expires_at=expires_at)
+        self._changes.fire()
+        return replace(lease, expires_at=expires_at)
 
     async def release_lease(self, lease: Lease) -> None:
         run = self._runs.get(lease.run_id)
         if run and (run.record.owner, run.record.epoch) == (lease.owner, lease.epoch):
-            run.record = replace(run.record, owner=None)
-            run.lease_expires_at = None
+            run.record = replace(run.record, owner=None, lease_expires_at=None)
+            self._changes.fire()
+
+    async def claim(self, owner: str, *, limit: int, ttl_seconds: float) -> list[Claim]:
+        now = self._clock.now()
+        signalled = {s.run_id for s, consumed in self._signals.values() if not consumed}
+        found = []
+        for run in self._runs.values():
+            record = run.record
+            due = record.wake_at is not None and record.wake_at <= now
+            reason = claim_reason(record.status, due=due, signalled=record.run_id in signalled)
+            live = not lease_is_free(record.owner, record.lease_expires_at, now)
+            if reason is None or live:
+                continue
+            overdue = due and record.status not in TERMINAL_STATUSES
+            since = record.wake_at if overdue and record.wake_at else record.created_at
+            found.append(((since, record.created_at, record.run_id), run, reason))
+        found.sort(key=lambda item: item[0])
+        expires_at = now + timedelta(seconds=ttl_seconds)
+        return [
+            Claim(self._take(run, owner, expires_at), reason)
+            for _, run, reason in found[: max(limit, 0)]
+        ]
+
+    # -- signals and retention ------------------------------------------------------------------
 
     async def post_signal(self, run_id: str, kind: SignalKind, payload: dict[str, Any]) -> int:
         self._run(run_id)
         self._last_signal_id += 1
         signal_id = self._last_signal_id
         stored_payload = json.loads(json.dumps(payload))
-        signal = Signal(signal_id, run_id, kind, stored_payload, datetime.now(UTC))
+        signal = Signal(signal_id, run_id, kind, stored_payload, self._clock.now())
         self._signals[signal_id] = (signal, False)
+        self._changes.fire()
         return signal_id
 
     async def pending_signals(self, run_id: str) -> list[Signal]:
         self._run(run_id)
         return [s for s, consumed in self._signals.values() if s.run_id == run_id and not consumed]
 
-    async def prune(self, *, finished_before: datetime) -> int:
-        doomed = {
-            run_id
-            for run_id, run in self._runs.items()
-            if run.record.status in TERMINAL_STATUSES and run.record.updated_at < finished_before
-        }
-        for run_id in doomed:
+    async def prune(
+        self,
+        *,
+        finished_before: datetime | None = None,
+        statuses: Sequence[RunStatus] = ("succeeded", "failed", "cancelled"),
+        dry_run: bool = False,
+    ) -> list[RunRecord]:
+        wanted = check_prunable(statuses)
+        now = self._clock.now()
+        signalled = {s.run_id for s, consumed in self._signals.values() if not consumed}
+        doomed = [
+            record
+            for record in self._page(wanted, None, len(self._runs), None)
+            if (finished_before is None or record.updated_at < finished_before)
+            and record.run_id not in signalled
+            and lease_is_free(record.owner, record.lease_expires_at, now)
+        ]
+        if not dry_run:
+            self._delete({record.run_id for record in doomed})
+        return doomed
+
+    def _delete(self, run_ids: set[str]) -> None:
+        for run_id in run_ids:
             del self._runs[run_id]
         for signal_id, (signal, _) in list(self._signals.items()):
-            if signal.run_id in doomed:
+            if signal.run_id in run_ids:
                 del self._signals[signal_id]
-        return len(doomed)
+        if run_ids:
+            self._changes.fire()
 
     async def close(self) -> None:
         return None

@@ -7,7 +7,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -15,18 +15,40 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from podium.core.events import Event, RunCreated, decode_many
-from podium.errors import (
-    ConcurrencyError,
-    LeaseHeldError,
-    RunNotFoundError,
-    StoreError,
-    StoreUnavailableError,
-)
+from podium.errors import ConcurrencyError, LeaseHeldError, RunNotFoundError, StoreError
+from podium.store import _batch as batch
 from podium.store import _sql as sql
-from podium.store.base import Lease, RunRecord, RunStatus, Signal, SignalKind, StoredEvent
+from podium.store._changes import events_or_wait
+from podium.store._sqlite_commit import Busy, GroupCommit, Queued
+from podium.store._sqlite_open import (
+    SLICE_SECONDS,
+    BusyBudget,
+    SchemaGuard,
+    backoff_seconds,
+    busy_error,
+    connect,
+    failure,
+    is_busy,
+)
+from podium.store._sqlite_watch import DataVersionWatch
+from podium.store.base import (
+    Claim,
+    Lease,
+    RunRecord,
+    RunStatus,
+    Signal,
+    SignalKind,
+    StoredEvent,
+    local_owner_prefix,
+)
 
 T = TypeVar("T")
-_BUSY_TIMEOUT_MS = 5000
+_SLICE_MS = int(SLICE_SECONDS * 1000)
+_NOT_CREATED = "nothing was recorded and no run was created"
+_NOT_APPENDED = (
+    "these events were not recorded; the run keeps its last recorded state and `podium resume` "
+    "continues it"
+)
 
 
 class SQLiteEventStore:
@@ -35,42 +57,68 @@ class SQLiteEventStore:
     Concurrent `create_run`/`append` calls are queued and committed together: the worker writes
     everything queued in one `BEGIN IMMEDIATE … COMMIT`, refusing (as values) the requests whose
     run position or epoch does not match, so many runs cost one fsync per turn, not one each.
+
+    While other processes hold the write lock, calls retry with jittered backoff for the busy
+    budget (`busy_seconds`, else $PODIUM_SQLITE_BUSY_SECONDS, else 30 s) and then raise a
+    StoreUnavailableError naming it: opening, `create_run`, reads, signals, claims and prunes.
+    Writes to a run that exists (appends and its lease) keep trying ten budgets, since giving up
+    there would lose a run's progress. The store's clock is this host's wall clock.
+    Followers' waits (`wait_for_events`, `wait_for_change`) notice another process's commit
+    within about 25 ms (see `_sqlite_watch`), this store's own at once.
     """
 
-    def __init__(self, path: Path, conn: sqlite3.Connection, executor: ThreadPoolExecutor) -> None:
+    def __init__(
+        self,
+        path: Path,
+        conn: sqlite3.Connection,
+        executor: ThreadPoolExecutor,
+        watch: DataVersionWatch,
+        budget: BusyBudget,
+    ) -> None:
         self._path = path
         self._conn = conn
         self._executor = executor
-        self._queue: list[tuple[sql.WriteRequest, asyncio.Future[int]]] = []
-        self._writing = False
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._watch = watch
+        self._budget = budget
+        self._guard = SchemaGuard(str(path), conn)
+        self._loop = asyncio.get_running_loop()
+        self._group = GroupCommit(
+            self._commit_inline, self._commit_on_worker, self._queued_busy_error
+        )
         self._closed = False
         self._thread_jobs = 0
         self.commits = 0
         """Write transactions committed so far (benchmarks and tests read it)."""
 
     @classmethod
-    async def open(cls, path: str | os.PathLike[str]) -> SQLiteEventStore:
+    async def open(
+        cls, path: str | os.PathLike[str], *, busy_seconds: float | None = None
+    ) -> SQLiteEventStore:
         """Open (creating it and its folder if needed) and migrate the store file at `path`."""
+        budget = BusyBudget.resolve(busy_seconds)
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="podium-sqlite")
         loop = asyncio.get_running_loop()
         try:
-            where, conn = await loop.run_in_executor(executor, _connect, path)
+            where, conn = await loop.run_in_executor(executor, connect, path, budget)
+            watch = await loop.run_in_executor(executor, DataVersionWatch, where)
         except BaseException:
             executor.shutdown(wait=False)
             raise
-        return cls(where, conn, executor)
+        return cls(where, conn, executor, watch, budget)
 
     @property
     def path(self) -> Path:
         return self._path
 
+    async def now(self) -> datetime:
+        return datetime.now(UTC)
+
     # -- writes that are group-committed ------------------------------------------------------
 
     async def create_run(self, created: RunCreated, *, workflow_name: str) -> None:
-        row = sql.event_row(created.run_id, 1, created)
-        await self._submit(sql.CreateRun(created.run_id, workflow_name, row))
+        row = batch.event_row(created.run_id, 1, created)
+        request = batch.CreateRun(created.run_id, workflow_name, row)
+        await self._submit(request, self._budget.seconds)
 
     async def append(
         self,
@@ -81,87 +129,56 @@ class SQLiteEventStore:
         epoch: int,
         status: RunStatus | None = None,
         consumed_signals: Sequence[int] = (),
+        wake_at: datetime | None = None,
     ) -> int:
-        rows = [sql.event_row(run_id, seq, e) for seq, e in enumerate(events, expected_seq + 1)]
-        request = sql.AppendEvents(run_id, expected_seq, epoch, status, consumed_signals, rows)
-        return await self._submit(request)
+        rows = [batch.event_row(run_id, seq, e) for seq, e in enumerate(events, expected_seq + 1)]
+        wake = wake_at.timestamp() if wake_at is not None else None
+        request = batch.AppendEvents(
+            run_id, expected_seq, epoch, status, consumed_signals, rows, wake
+        )
+        return await self._submit(request, self._budget.progress_seconds)
 
-    def _submit(self, request: sql.WriteRequest) -> asyncio.Future[int]:
-        # A caller cancelled while waiting does not stop the write: it may still commit, and the
-        # next append with a stale expected_seq then tells the driver to re-read the run.
+    def _submit(self, request: batch.WriteRequest, budget_seconds: float) -> asyncio.Future[int]:
         self._check_open()
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[int] = loop.create_future()
-        self._queue.append((request, future))
-        if not self._writing:
-            self._writing = True
-            self._idle.clear()
-            loop.call_soon(self._write_queued, loop)
-        return future
+        return self._group.submit(request, budget_seconds)
 
-    def _write_queued(self, loop: asyncio.AbstractEventLoop) -> None:
-        batch, self._queue = self._queue, []
-        requests = [request for request, _ in batch]
-        if self._thread_jobs == 0 and (outcomes := self._commit_inline(requests)) is not None:
-            self._settle(loop, batch, outcomes)
-            return
-        self._thread_jobs += 1
-        done = loop.run_in_executor(self._executor, self._guarded, self._commit_batch, requests)
-        done.add_done_callback(partial(self._resolve, loop, batch))
-
-    def _commit_inline(self, requests: list[sql.WriteRequest]) -> list[sql.Outcome] | None:
+    def _commit_inline(self, requests: list[batch.WriteRequest]) -> list[batch.Outcome] | None:
         """Commit on the event loop's thread when the connection is idle: no hand-off to the
         worker and back (a third of a chain step's cost). It never waits for a lock another
         process holds: on SQLITE_BUSY nothing was written and the worker thread, which may wait,
         takes the batch (None)."""
+        if self._thread_jobs:
+            return None
         self._conn.execute("PRAGMA busy_timeout = 0")
         try:
-            return self._commit_batch(requests)
-        except sqlite3.OperationalError as exc:
-            if _is_busy(exc):
-                return None
-            return [_failure(self._path, exc)] * len(requests)
-        except sqlite3.Error as exc:
-            return [_failure(self._path, exc)] * len(requests)
+            return self._guarded(self._commit_batch, requests)
+        except Busy:
+            return None
+        except StoreError as exc:
+            return [exc] * len(requests)
         finally:
-            self._conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            self._conn.execute(f"PRAGMA busy_timeout = {_SLICE_MS}")
 
-    def _resolve(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        batch: list[tuple[sql.WriteRequest, asyncio.Future[int]]],
-        done: asyncio.Future[list[sql.Outcome]],
-    ) -> None:
-        self._thread_jobs -= 1
-        error = StoreError("the write was cancelled") if done.cancelled() else done.exception()
-        outcomes = [error] * len(batch) if error is not None else done.result()
-        self._settle(loop, batch, outcomes)
+    def _commit_on_worker(
+        self, requests: list[batch.WriteRequest]
+    ) -> asyncio.Future[list[batch.Outcome]]:
+        self._thread_jobs += 1
+        done = self._loop.run_in_executor(
+            self._executor, self._guarded, self._commit_batch, requests
+        )
+        done.add_done_callback(lambda _: self._job_done())
+        return done
 
-    def _settle(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        batch: list[tuple[sql.WriteRequest, asyncio.Future[int]]],
-        outcomes: Sequence[sql.Outcome | BaseException],
-    ) -> None:
-        for (_, future), outcome in zip(batch, outcomes, strict=True):
-            if future.done():
-                continue
-            if isinstance(outcome, BaseException):
-                future.set_exception(outcome)
-            else:
-                future.set_result(outcome)
-        if self._queue:
-            loop.call_soon(self._write_queued, loop)
-        else:
-            self._writing = False
-            self._idle.set()
+    def _queued_busy_error(self, item: Queued) -> BaseException:
+        consequence = _NOT_CREATED if item.creates else _NOT_APPENDED
+        return busy_error(self._path, item.budget_seconds, consequence)
 
-    def _commit_batch(self, requests: list[sql.WriteRequest]) -> list[sql.Outcome]:
+    def _commit_batch(self, requests: list[batch.WriteRequest]) -> list[batch.Outcome]:
         return self._transaction(self._write_batch, requests)
 
-    def _write_batch(self, requests: list[sql.WriteRequest]) -> list[sql.Outcome]:
+    def _write_batch(self, requests: list[batch.WriteRequest]) -> list[batch.Outcome]:
         positions = {run_id: self._position(run_id) for run_id in {r.run_id for r in requests}}
-        plan = sql.plan_writes(requests, positions, datetime.now(UTC).timestamp())
+        plan = batch.plan_writes(requests, positions, datetime.now(UTC).timestamp())
         for statement, rows in plan.writes:
             if rows:
                 self._conn.executemany(statement, rows)
@@ -174,7 +191,7 @@ class SQLiteEventStore:
     # -- reads --------------------------------------------------------------------------------
 
     async def read(self, run_id: str, *, after_seq: int = 0) -> list[StoredEvent]:
-        rows = await self._call(self._read_rows, run_id, after_seq)
+        rows = await self._read(self._read_rows, run_id, after_seq)
         events = decode_many([(kind, data) for kind, data, _ in rows])
         return [StoredEvent(run_id, row[2], e) for row, e in zip(rows, events, strict=True)]
 
@@ -187,40 +204,68 @@ class SQLiteEventStore:
         return rows
 
     async def get_run(self, run_id: str) -> RunRecord:
-        row = await self._call(self._fetch_one, sql.GET_RUN, (run_id,))
+        row = await self._read(self._fetch_one, sql.GET_RUN, (run_id,))
         if row is None:
             raise RunNotFoundError(run_id)
         return sql.run_record(row)
 
     async def list_runs(
-        self, *, statuses: Sequence[RunStatus] | None = None, limit: int = 100
+        self,
+        *,
+        statuses: Sequence[RunStatus] | None = None,
+        workflow_name: str | None = None,
+        limit: int = 100,
+        after: str | None = None,
     ) -> list[RunRecord]:
-        wanted = list(statuses) if statuses is not None else []
-        if statuses is not None and not wanted:
-            return []
-        query = sql.list_runs_query(len(wanted))
-        rows = await self._call(self._fetch_all, query, (*wanted, limit))
+        wanted = list(statuses) if statuses is not None else None
+        rows = await self._read(self._page, wanted, workflow_name, limit, after)
         return [sql.run_record(row) for row in rows]
+
+    def _page(
+        self, statuses: list[str] | None, workflow_name: str | None, limit: int, after: str | None
+    ) -> list[tuple[Any, ...]]:
+        cursor = None
+        if after is not None:
+            cursor = self._fetch_one(sql.RUN_CURSOR, (after,))
+            if cursor is None:
+                raise RunNotFoundError(after)
+        if statuses == [] or limit <= 0:
+            return []
+        at = cast(tuple[float, str] | None, cursor)
+        return self._fetch_all(*sql.list_runs_query(statuses, workflow_name, at, limit))
+
+    async def wait_for_events(
+        self, run_id: str, *, after_seq: int, timeout_seconds: float
+    ) -> list[StoredEvent]:
+        self._check_open()
+        read = partial(self.read, run_id, after_seq=after_seq)
+        return await events_or_wait(read, self._watch.token, self._watch.wait, timeout_seconds)
+
+    async def wait_for_change(self, *, timeout_seconds: float) -> bool:
+        self._check_open()
+        try:
+            self._guard.check(self._watch.connection)
+        except sqlite3.Error as exc:
+            raise failure(self._path, exc) from exc
+        return await self._watch.wait(self._watch.token(), timeout_seconds)
 
     # -- leases ---------------------------------------------------------------------------------
 
     async def acquire_lease(self, run_id: str, owner: str, *, ttl_seconds: float) -> Lease:
-        return await self._call(self._transaction, self._take_lease, run_id, owner, ttl_seconds)
+        return await self._write_run(self._take_lease, run_id, owner, ttl_seconds)
 
     def _take_lease(self, run_id: str, owner: str, ttl_seconds: float) -> Lease:
         holder, epoch, expires = self._lease_state(run_id)
         now = datetime.now(UTC)
-        expires_at = sql.to_instant(expires) if expires is not None else None
-        if not sql.lease_is_takeable(holder, expires_at, owner, now):
+        if not sql.lease_is_takeable(holder, sql.maybe_instant(expires), owner, now):
             raise LeaseHeldError(run_id, holder or "")
         lease = Lease(run_id, owner, epoch + 1, now + timedelta(seconds=ttl_seconds))
-        self._conn.execute(
-            sql.TAKE_LEASE, (owner, lease.epoch, lease.expires_at.timestamp(), run_id)
-        )
+        params = (owner, lease.epoch, lease.expires_at.timestamp(), run_id)
+        self._conn.execute(sql.TAKE_LEASE, params)
         return lease
 
     async def renew_lease(self, lease: Lease, *, ttl_seconds: float) -> Lease:
-        return await self._call(self._transaction, self._renew_lease, lease, ttl_seconds)
+        return await self._write_run(self._renew_lease, lease, ttl_seconds)
 
     def _renew_lease(self, lease: Lease, ttl_seconds: float) -> Lease:
         expires_at = datetime.now(UTC) + timedelta(seconds=ttl_seconds)
@@ -232,7 +277,7 @@ class SQLiteEventStore:
 
     async def release_lease(self, lease: Lease) -> None:
         params = (lease.run_id, lease.owner, lease.epoch)
-        await self._call(self._transaction, self._conn.execute, sql.RELEASE_LEASE, params)
+        await self._write_run(self._conn.execute, sql.RELEASE_LEASE, params)
 
     def _lease_state(self, run_id: str) -> tuple[str | None, int, float | None]:
         row = self._conn.execute(sql.LEASE_STATE, (run_id,)).fetchone()
@@ -240,18 +285,40 @@ class SQLiteEventStore:
             raise RunNotFoundError(run_id)
         return cast(tuple[str | None, int, float | None], row)
 
+    async def claim(self, owner: str, *, limit: int, ttl_seconds: float) -> list[Claim]:
+        if limit <= 0 or not await self._read(self._claimable, owner, limit):
+            return []  # the common case, nothing to claim, takes no write lock
+        return await self._write("no run was claimed", self._claim, owner, limit, ttl_seconds)
+
+    def _claimable(self, owner: str, limit: int) -> list[sql.ClaimCandidate]:
+        now = datetime.now(UTC).timestamp()
+        free = self._fetch_all(sql.CLAIM_FREE, sql.claim_free_params(now, limit))
+        local_params = sql.claim_local_params(now, local_owner_prefix(), owner)
+        local = self._fetch_all(sql.CLAIM_LOCAL, local_params)
+        return sql.claim_candidates(free, local, limit)
+
+    def _claim(self, owner: str, limit: int, ttl_seconds: float) -> list[Claim]:
+        expires_at = datetime.now(UTC) + timedelta(seconds=ttl_seconds)
+        claims = []
+        for candidate in self._claimable(owner, limit):
+            lease = Lease(candidate.run_id, owner, candidate.epoch + 1, expires_at)
+            params = (owner, lease.epoch, expires_at.timestamp(), lease.run_id)
+            self._conn.execute(sql.TAKE_LEASE, params)
+            claims.append(Claim(lease, candidate.reason))
+        return claims
+
     # -- signals and retention ------------------------------------------------------------------
 
     async def post_signal(self, run_id: str, kind: SignalKind, payload: dict[str, Any]) -> int:
         params = (run_id, kind, json.dumps(payload), datetime.now(UTC).timestamp())
-        return await self._call(self._transaction, self._insert_signal, params)
+        return await self._write("the signal was not posted", self._insert_signal, params)
 
     def _insert_signal(self, params: tuple[str, str, str, float]) -> int:
         self._require_run(params[0])
         return cast(int, self._conn.execute(sql.INSERT_SIGNAL, params).lastrowid)
 
     async def pending_signals(self, run_id: str) -> list[Signal]:
-        rows = await self._call(self._pending_rows, run_id)
+        rows = await self._read(self._pending_rows, run_id)
         return [
             Signal(signal_id, run_id, kind, json.loads(payload), sql.to_instant(created_at))
             for signal_id, _, kind, payload, created_at in rows
@@ -261,29 +328,74 @@ class SQLiteEventStore:
         self._require_run(run_id)
         return self._conn.execute(sql.PENDING_SIGNALS, (run_id,)).fetchall()
 
-    async def prune(self, *, finished_before: datetime) -> int:
-        return await self._call(self._transaction, self._prune, finished_before.timestamp())
+    async def prune(
+        self,
+        *,
+        finished_before: datetime | None = None,
+        statuses: Sequence[RunStatus] = ("succeeded", "failed", "cancelled"),
+        dry_run: bool = False,
+    ) -> list[RunRecord]:
+        wanted = sql.check_prunable(statuses)
+        cutoff = finished_before.timestamp() if finished_before is not None else None
+        if not wanted:
+            return []
+        if dry_run:
+            return await self._read(self._prunable, wanted, cutoff)
+        return await self._write("nothing was pruned", self._prune, wanted, cutoff)
 
-    def _prune(self, cutoff: float) -> int:
-        doomed = self._conn.execute(sql.PRUNABLE_RUNS, (cutoff,)).fetchall()
+    def _prunable(self, statuses: list[str], cutoff: float | None) -> list[RunRecord]:
+        now = datetime.now(UTC)
+        records = [sql.run_record(r) for r in self._fetch_all(*sql.prune_query(statuses, cutoff))]
+        return [r for r in records if sql.lease_is_free(r.owner, r.lease_expires_at, now)]
+
+    def _prune(self, statuses: list[str], cutoff: float | None) -> list[RunRecord]:
+        doomed = self._prunable(statuses, cutoff)
+        run_ids = [(record.run_id,) for record in doomed]
         for statement in (sql.DELETE_SIGNALS, sql.DELETE_EVENTS, sql.DELETE_RUN):
-            self._conn.executemany(statement, doomed)
-        return len(doomed)
+            self._conn.executemany(statement, run_ids)
+        return doomed
 
     # -- lifecycle and plumbing -----------------------------------------------------------------
 
     async def close(self) -> None:
-        """Wait for queued writes, then close the connection and stop the worker thread."""
+        """Wait for queued writes, then close the connections and stop the worker thread."""
         if self._closed:
             return
-        await self._idle.wait()
+        await self._group.idle.wait()
         self._closed = True
+        self._watch.close()
         await asyncio.get_running_loop().run_in_executor(self._executor, self._conn.close)
         self._executor.shutdown(wait=True)
 
     def _check_open(self) -> None:
         if self._closed:
             raise StoreError(f"the store at {self._path} is closed; open it again to use it")
+
+    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
+        return await self._retrying(self._budget.seconds, "nothing was read", fn, *args)
+
+    async def _write(self, consequence: str, fn: Callable[..., T], *args: Any) -> T:
+        budget = self._budget.seconds
+        return await self._retrying(budget, consequence, self._transaction, fn, *args)
+
+    async def _write_run(self, fn: Callable[..., T], *args: Any) -> T:
+        """A write to a run that exists (its lease): it keeps trying for longer."""
+        budget, consequence = self._budget.progress_seconds, "the lease was not changed"
+        return await self._retrying(budget, consequence, self._transaction, fn, *args)
+
+    async def _retrying(
+        self, budget_seconds: float, consequence: str, fn: Callable[..., T], *args: Any
+    ) -> T:
+        deadline = time.monotonic() + budget_seconds
+        attempt = 0
+        while True:
+            try:
+                return await self._call(fn, *args)
+            except Busy:
+                if time.monotonic() >= deadline:
+                    raise busy_error(self._path, budget_seconds, consequence) from None
+            await asyncio.sleep(backoff_seconds(attempt))
+            attempt += 1
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         self._check_open()
@@ -297,11 +409,15 @@ class SQLiteEventStore:
         self._thread_jobs -= 1
 
     def _guarded(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run `fn` on the worker thread, turning driver errors into StoreErrors."""
+        """Run `fn` on the connection, refusing a newer schema and turning driver errors into
+        StoreErrors (a lock held elsewhere for a whole slice into Busy: retried)."""
         try:
+            self._guard.check(self._conn)
             return fn(*args)
         except sqlite3.Error as exc:
-            raise _failure(self._path, exc) from exc
+            if is_busy(exc):
+                raise Busy(str(exc)) from exc
+            raise failure(self._path, exc) from exc
 
     def _transaction(self, fn: Callable[..., T], *args: Any) -> T:
         self._conn.execute("BEGIN IMMEDIATE")
@@ -313,6 +429,8 @@ class SQLiteEventStore:
                 self._conn.execute("ROLLBACK")
             raise
         self.commits += 1
+        if self._watch.signal.has_waiters:  # followers in this process hear of it at once
+            self._loop.call_soon_threadsafe(self._watch.poke)
         return result
 
     def _fetch_one(self, query: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
@@ -324,131 +442,3 @@ class SQLiteEventStore:
     def _require_run(self, run_id: str) -> None:
         if self._conn.execute(sql.RUN_EXISTS, (run_id,)).fetchone() is None:
             raise RunNotFoundError(run_id)
-
-
-# -- opening ----------------------------------------------------------------------------------
-
-
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
-    text = str(exc)
-    return "locked" in text or "busy" in text
-
-
-def _connect(location: str | os.PathLike[str]) -> tuple[Path, sqlite3.Connection]:
-    """Open, configure and migrate; a failure becomes a StoreUnavailableError saying what to do."""
-    path = Path(location).expanduser()
-    if path.is_dir():
-        raise StoreUnavailableError(
-            f"the Podium store path {path} is a directory; pass a file path such as "
-            f"{path / 'podium.db'}"
-        )
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StoreUnavailableError(
-            f"cannot create the folder for the Podium store at {path}: {exc}; choose a "
-            "writable location (--db or PODIUM_DB)"
-        ) from exc
-    try:
-        conn = sqlite3.connect(
-            path, isolation_level=None, timeout=_BUSY_TIMEOUT_MS / 1000, check_same_thread=False
-        )
-    except sqlite3.Error as exc:
-        raise _unavailable(path, exc) from exc
-    try:
-        _configure(conn)
-        _migrate(conn, str(path))
-    except BaseException as exc:
-        conn.close()
-        if isinstance(exc, sqlite3.Error):
-            raise _unavailable(path, exc) from exc
-        raise
-    return path, conn
-
-
-def _configure(conn: sqlite3.Connection) -> None:
-    conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-    _enter_wal(conn)
-    conn.execute("PRAGMA synchronous = FULL")
-    conn.execute("PRAGMA foreign_keys = ON")
-
-
-def _enter_wal(conn: sqlite3.Connection) -> None:
-    """Switch to WAL. Two processes switching a new file at once can deadlock on SQLite's locks,
-    and SQLite then fails one at once without honouring the busy timeout: retry with backoff."""
-    deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
-    delay = 0.005
-    while True:
-        try:
-            conn.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) and "busy" not in str(exc):
-                raise
-            if time.monotonic() > deadline:
-                raise
-        time.sleep(delay)
-        delay = min(delay * 2, 0.1)
-
-
-def _migrate(conn: sqlite3.Connection, where: str) -> None:
-    """Apply the packaged migrations this file lacks, in order, in one transaction."""
-    known = sql.migrations()
-    latest = known[-1].version
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute(sql.CREATE_MIGRATIONS_TABLE)
-        current = conn.execute(sql.SCHEMA_VERSION).fetchone()[0]
-        if current > latest:
-            raise StoreUnavailableError(sql.newer_schema_message(where, current, latest))
-        for migration in known:
-            if migration.version > current:
-                for statement in _statements(migration.script):
-                    conn.execute(statement)
-                applied_at = datetime.now(UTC).timestamp()
-                conn.execute(sql.RECORD_MIGRATION, (migration.version, applied_at))
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-
-
-def _statements(script: str) -> Iterator[str]:
-    buffer = ""
-    for line in script.splitlines(keepends=True):
-        buffer += line
-        if sqlite3.complete_statement(buffer):
-            yield buffer
-            buffer = ""
-
-
-_OPEN_HINTS = (
-    ("not a database", "the file is not a Podium (SQLite) database or its header is damaged"),
-    ("malformed", "the database file is damaged; restore it from a backup or move it away"),
-    ("unable to open", "check that the path and its folder exist and are readable and writable"),
-    ("readonly", "the file or its folder is read-only; fix the permissions"),
-    ("locked", "another process kept it locked for 5 s; stop that process or try again"),
-)
-
-
-def _unavailable(path: Path, exc: sqlite3.Error) -> StoreUnavailableError:
-    text = str(exc)
-    hint = next((h for key, h in _OPEN_HINTS if key in text), "check the file and its folder")
-    return StoreUnavailableError(
-        f"cannot open the Podium store at {path}: {text}; {hint}, or point --db / PODIUM_DB at "
-        "another file"
-    )
-
-
-def _failure(path: Path, exc: sqlite3.Error) -> StoreError:
-    text = str(exc)
-    if "locked" in text or "busy" in text:
-        return StoreUnavailableError(
-            f"the Podium store at {path} stayed locked by another process for "
-            f"{_BUSY_TIMEOUT_MS // 1000} s; stop the process that holds it, then try again"
-        )
-    return StoreError(
-        f"the Podium store at {path} failed: {text}; check free disk space and permissions, and "
-        "run `sqlite3 FILE 'PRAGMA integrity_check'` if it persists"
-    )

@@ -1,0 +1,123 @@
+"""Group commit, shared by the SQL stores: queued writes are checked against the runs' positions,
+then written in one transaction; a refused request gets its error as its outcome."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from podium.core.events import Event, encode
+from podium.errors import ConcurrencyError, RunExistsError, RunNotFoundError
+from podium.store._sql import (
+    CONSUME_SIGNAL,
+    INSERT_EVENT,
+    INSERT_RUN,
+    UPDATE_RUN_AFTER_APPEND,
+    stale_message,
+)
+from podium.store.base import RunStatus
+
+EventRow = tuple[str, int, str, float, bytes]
+Outcome = int | BaseException
+
+
+@dataclass(frozen=True, slots=True)
+class CreateRun:
+    run_id: str
+    workflow_name: str
+    row: EventRow
+
+
+@dataclass(frozen=True, slots=True)
+class AppendEvents:
+    run_id: str
+    expected_seq: int
+    epoch: int
+    status: RunStatus | None
+    consumed: Sequence[int]
+    rows: list[EventRow]
+    wake_at: float | None = None
+
+
+WriteRequest = CreateRun | AppendEvents
+
+
+def event_row(run_id: str, seq: int, event: Event) -> EventRow:
+    return (run_id, seq, event.kind, event.at.timestamp(), encode(event))
+
+
+@dataclass(slots=True)
+class WritePlan:
+    """Per request its new last seq or the error refusing it; the rows to write, in order."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+    runs: list[tuple[str, str, float, float]] = field(default_factory=list)
+    events: list[EventRow] = field(default_factory=list)
+    updates: list[tuple[int, float | None, str | None, float | None, str]] = field(
+        default_factory=list
+    )
+    consumed: list[tuple[float, int, str]] = field(default_factory=list)
+
+    @property
+    def writes(self) -> list[tuple[str, list[Any]]]:
+        return [
+            (INSERT_RUN, self.runs),
+            (INSERT_EVENT, self.events),
+            (UPDATE_RUN_AFTER_APPEND, self.updates),
+            (CONSUME_SIGNAL, self.consumed),
+        ]
+
+
+def plan_writes(
+    requests: Sequence[WriteRequest], positions: dict[str, tuple[int, int] | None], now: float
+) -> WritePlan:
+    """Check each request against `positions` ((last_seq, epoch) per run id, None if absent).
+
+    Accepted requests advance the positions, so later requests in the batch see them; a refused
+    request gets its error as its outcome and writes nothing.
+    """
+    plan = WritePlan()
+    for request in requests:
+        outcome: Outcome
+        try:
+            if isinstance(request, CreateRun):
+                outcome = _plan_create(plan, request, positions)
+            else:
+                outcome = _plan_append(plan, request, positions, now)
+        except (RunExistsError, RunNotFoundError, ConcurrencyError) as refused:
+            outcome = refused
+        plan.outcomes.append(outcome)
+    return plan
+
+
+def _plan_create(
+    plan: WritePlan, request: CreateRun, positions: dict[str, tuple[int, int] | None]
+) -> int:
+    if positions.get(request.run_id) is not None:
+        raise RunExistsError(request.run_id)
+    positions[request.run_id] = (1, 0)
+    at = request.row[3]
+    plan.runs.append((request.run_id, request.workflow_name, at, at))
+    plan.events.append(request.row)
+    return 1
+
+
+def _plan_append(
+    plan: WritePlan,
+    request: AppendEvents,
+    positions: dict[str, tuple[int, int] | None],
+    now: float,
+) -> int:
+    run_id, position = request.run_id, positions.get(request.run_id)
+    if position is None:
+        raise RunNotFoundError(run_id)
+    if position != (request.expected_seq, request.epoch):
+        raise ConcurrencyError(stale_message(run_id, position, request.expected_seq, request.epoch))
+    last_seq = request.expected_seq + len(request.rows)
+    positions[run_id] = (last_seq, request.epoch)
+    plan.events.extend(request.rows)
+    updated_at = request.rows[-1][3] if request.rows else None
+    plan.updates.append((last_seq, updated_at, request.status, request.wake_at, run_id))
+    plan.consumed.extend((now, signal_id, run_id) for signal_id in request.consumed)
+    return last_seq

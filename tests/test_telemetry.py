@@ -120,7 +120,7 @@ async def test_a_step_task_created_inside_the_run_span_is_its_child(
 ) -> None:
     async def attempt(step_id: str) -> None:
         with telemetry.step_span("r1", step_id, "shell"):
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # an await inside the span (a task switch), not a wait
 
     with telemetry.run_span("r1", "w"):
         async with asyncio.TaskGroup() as group:
@@ -136,11 +136,11 @@ async def test_a_task_created_elsewhere_passes_the_parent_explicitly(
 ) -> None:
     async def attempt(parent: telemetry.SpanHandle) -> None:
         with telemetry.step_span("r1", "a", "shell", parent=parent):
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # an await inside the span (a task switch), not a wait
 
     async def by_context(run: telemetry.SpanHandle) -> None:
         with telemetry.step_span("r1", "b", "shell", parent=run.context):
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # an await inside the span (a task switch), not a wait
 
     with telemetry.run_span("r1", "w") as run:
         pass
@@ -150,12 +150,15 @@ async def test_a_task_created_elsewhere_passes_the_parent_explicitly(
 
 
 async def test_cancellation_is_marked_but_not_an_error(exporter: InMemorySpanExporter) -> None:
+    inside = asyncio.Event()
+
     async def attempt() -> None:
         with telemetry.step_span("r1", "slow", "shell"):
-            await asyncio.sleep(60)
+            inside.set()
+            await asyncio.sleep(60)  # the behaviour under test: a step cancelled while it runs
 
     task = asyncio.create_task(attempt())
-    await asyncio.sleep(0)
+    await inside.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

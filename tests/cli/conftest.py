@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ import pytest
 PODIUM = [sys.executable, "-m", "podium.cli.app"]
 COMMAND_TIMEOUT_SECONDS = 30.0
 WAIT_SECONDS = 15.0
+POLL_SECONDS = 0.05
 
 
 class Cli:
@@ -70,20 +71,22 @@ class Cli:
         self, runner: subprocess.Popen[str], run_id: str, step_id: str, status: str
     ) -> None:
         """Poll `show --json` until the step has `status`, while `runner` is still alive."""
-        deadline = time.monotonic() + WAIT_SECONDS
-        result = None
-        while time.monotonic() < deadline and runner.poll() is None:
-            result = self("show", run_id, "--json")
-            if result.returncode == 0:
-                steps = {s["id"]: s for s in json.loads(result.stdout)["steps"]}
-                if steps[step_id]["status"] == status:
-                    return
-            time.sleep(0.1)
-        out, err = runner.communicate() if runner.poll() is not None else ("(running)", "")
-        raise AssertionError(
-            f"step {step_id} of {run_id} never became {status}; last show: {result}; "
-            f"runner exit {runner.returncode}, stdout {out!r}, stderr {err!r}"
-        )
+        last: list[subprocess.CompletedProcess[str]] = []
+
+        def reached() -> bool:
+            if runner.poll() is not None:
+                out, err = runner.communicate()
+                raise AssertionError(
+                    f"{run_id} ended (exit {runner.returncode}) before step {step_id} was "
+                    f"{status}; stdout {out!r}, stderr {err!r}"
+                )
+            last[:] = [self("show", run_id, "--json")]
+            if last[0].returncode != 0:
+                return False
+            steps = {s["id"]: s for s in json.loads(last[0].stdout)["steps"]}
+            return bool(steps[step_id]["status"] == status)
+
+        wait_until(reached, lambda: f"step {step_id} of {run_id} to be {status}; last: {last}")
 
     def write(self, name: str, text: str) -> Path:
         path = self.folder / name
@@ -95,6 +98,21 @@ class Cli:
             if proc.poll() is None:
                 proc.kill()
             proc.communicate()
+
+
+def wait_until(
+    condition: Callable[[], bool],
+    what: str | Callable[[], str],
+    timeout_seconds: float = WAIT_SECONDS,
+) -> None:
+    """Check `condition` until it holds; fail naming `what` after `timeout_seconds`. The pause
+    between checks only paces the polling: the test goes on as soon as the condition holds."""
+    deadline = time.monotonic() + timeout_seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            said = what if isinstance(what, str) else what()
+            raise AssertionError(f"waited {timeout_seconds:g} s for {said}")
+        time.sleep(POLL_SECONDS)
 
 
 def _default_sigint() -> None:

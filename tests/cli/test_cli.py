@@ -67,7 +67,8 @@ steps:
     needs: [flaky]
 """
 
-# `exec` keeps the shell's pid, which is the step's process-group id, in `nap.pid`.
+# `exec` keeps the shell's pid, which is the step's process-group id, in `nap.pid`. The step
+# must still be running when the tests kill, cancel or interrupt it: 30 s is far longer than any.
 LONG = """\
 name: long
 steps:
@@ -337,16 +338,36 @@ def test_events_json_is_one_object_per_line_with_contiguous_seq(cli: Cli) -> Non
     assert text.stdout.splitlines()[1].split()[2:4] == ["step.started", "hello"]
 
 
-def test_events_follow_streams_until_the_run_completes(cli: Cli) -> None:
-    cli.write("slow.yaml", "name: slow\nsteps:\n  - {id: wait, kind: shell, run: sleep 1}\n")
-    runner = cli.start("run", "slow.yaml", "--run-id", "s1")
-    cli.wait_for_step(runner, "s1", "wait", "running")
+# The step runs until the test creates `go`: the test, not a timer, decides when it ends.
+GATED = """\
+name: gated
+steps:
+  - id: wait
+    kind: shell
+    shell: sh
+    run: while [ ! -e go ]; do sleep 0.05; done
+"""
 
-    followed = cli("events", "s1", "--follow", "--json")
-    assert followed.returncode == 0
-    kinds = [json.loads(line)["kind"] for line in followed.stdout.splitlines()]
+
+def test_events_follow_streams_until_the_run_completes(cli: Cli) -> None:
+    cli.write("gated.yaml", GATED)
+    runner = cli.start("run", "gated.yaml", "--run-id", "s1")
+    cli.wait_for_step(runner, "s1", "wait", "running")
+    follower = cli.start("events", "s1", "--follow", "--json")
+    assert follower.stdout is not None
+    seen = []
+    while "step.started" not in seen:  # a readiness line on the pipe: it is following
+        line = follower.stdout.readline()
+        assert line, f"events --follow ended early: {follower.communicate()}"
+        seen.append(json.loads(line)["kind"])
+
+    (cli.folder / "go").touch()
+    rest, err = follower.communicate(timeout=15)
+
+    assert follower.returncode == 0, err
+    kinds = seen + [json.loads(line)["kind"] for line in rest.splitlines()]
     assert kinds[-1] == "run.completed"
-    assert "step.succeeded" in kinds
+    assert kinds.index("step.started") < kinds.index("step.succeeded")  # streamed as it ran
     assert runner.wait(timeout=15) == 0
 
 

@@ -23,8 +23,28 @@ from podium.steps.http import HttpExecutor
 from .conftest import ContextFactory
 
 
+class Arrivals:
+    """The request paths the server has begun to answer, for tests to wait on."""
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+        self._changed = threading.Condition()
+
+    def note(self, path: str) -> None:
+        with self._changed:
+            self._seen.add(path)
+            self._changed.notify_all()
+
+    def wait(self, path: str, timeout_seconds: float = 10.0) -> bool:
+        with self._changed:
+            return self._changed.wait_for(lambda: path in self._seen, timeout_seconds)
+
+
+ARRIVALS = Arrivals()
+
+
 class Handler(BaseHTTPRequestHandler):
-    """/echo, /status/N, /redirect/N, /big/N, /slow/S, /text, /not-json; anything else is 404."""
+    """/echo, /status/N, /redirect/N, /big/N, /slow/S[/tag], /text, /not-json; else 404."""
 
     protocol_version = "HTTP/1.1"
 
@@ -51,7 +71,8 @@ class Handler(BaseHTTPRequestHandler):
         elif parts[0] == "text":
             self.send(200, "plain é".encode(), "text/plain; charset=utf-8")
         elif parts[0] == "slow":
-            time.sleep(float(parts[1]))
+            ARRIVALS.note(self.path)
+            time.sleep(float(parts[1]))  # the behaviour under test: a server slow to answer
             self.send(200, b"late", "text/plain")
         elif parts[0] == "not-json":
             self.send(200, b"<html>", "application/json")
@@ -238,8 +259,8 @@ async def test_invalid_urls_are_permanent(send: Any, url: str, why: str) -> None
 async def test_cancellation_propagates_and_the_client_stays_usable(
     send: Any, base_url: str
 ) -> None:
-    task = asyncio.create_task(send(f"{base_url}/slow/2"))
-    await asyncio.sleep(0.2)
+    task = asyncio.create_task(send(f"{base_url}/slow/2/cancel"))
+    assert await asyncio.to_thread(ARRIVALS.wait, "/slow/2/cancel")  # the request is in flight
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from pathlib import Path
 
 from podium.steps import procs
@@ -15,7 +14,7 @@ def _alive(proc: subprocess.Popen[bytes]) -> bool:
 
 
 def test_leftover_group_is_killed_and_forgotten(tmp_path: Path) -> None:
-    child = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    child = subprocess.Popen(["sleep", "30"], start_new_session=True)  # a group that stays up
     try:
         procs.record(tmp_path, "run1", "s", child.pid)
         assert procs.stop_leftovers(tmp_path, "run1", ["s", "other"]) == ["s"]
@@ -26,7 +25,7 @@ def test_leftover_group_is_killed_and_forgotten(tmp_path: Path) -> None:
 
 
 def test_a_reused_pid_is_left_alone(tmp_path: Path) -> None:
-    child = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    child = subprocess.Popen(["sleep", "30"], start_new_session=True)  # a group that stays up
     try:
         procs.record(tmp_path, "run1", "s", child.pid)
         entry_path = tmp_path / ".podium" / "procs" / "run1" / "s.json"
@@ -34,7 +33,8 @@ def test_a_reused_pid_is_left_alone(tmp_path: Path) -> None:
         entry["started"] -= 1  # a different process that happens to have the same pid
         entry_path.write_text(json.dumps(entry))
         assert procs.stop_leftovers(tmp_path, "run1", ["s"]) == []
-        time.sleep(0.05)
+        # No pause needed: a kill would have been waited for (until the group was gone) before
+        # stop_leftovers returned.
         assert _alive(child)
     finally:
         child.kill()

@@ -40,12 +40,14 @@ def read_pid(path: Path) -> int | None:
     return int(text) if text else None
 
 
-async def wait_for_pid(path: Path) -> int:
-    for _ in range(200):
-        if (pid := read_pid(path)) is not None:
-            return pid
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"{path} never appeared")
+async def wait_for_pid(path: Path, timeout_seconds: float = 10.0) -> int:
+    """The pid a step writes to `path`, as soon as the file appears (polled until a deadline)."""
+    deadline = time.monotonic() + timeout_seconds
+    while (pid := read_pid(path)) is None:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{path} never appeared")
+        await asyncio.sleep(0.02)  # paces the polling only
+    return pid
 
 
 async def test_stdout_with_one_trailing_newline_removed(ctx: StepContext) -> None:
@@ -98,17 +100,17 @@ async def test_killed_by_signal_names_it(ctx: StepContext) -> None:
 
 
 async def test_environment(make_ctx: ContextFactory, workspace: Path) -> None:
-    ctx = make_ctx(env={"FROM_CTX": "c", "BOTH": "ctx"})
+    ctx = make_ctx()
     script = (
         "echo $PODIUM_RUN_ID $PODIUM_STEP_ID $PODIUM_ATTEMPT $PODIUM_IDEMPOTENCY_KEY;"
-        "echo $PODIUM_WORKSPACE; echo $FROM_CTX $BOTH $PATH_SEEN"
+        "echo $PODIUM_WORKSPACE; echo $PODIUM_RUN_ID $PATH_SEEN"
     )
-    env = {"BOTH": "step", "PATH_SEEN": "yes"}
+    env = {"PODIUM_RUN_ID": "declared wins", "PATH_SEEN": "yes"}
     result = await run(ctx, script, shell="sh", env=env)
     assert result.output.split("\n") == [
-        "run-1 s 1 run-1:s:1",
+        "declared wins s 1 run-1:s:1",
         str(workspace),
-        "c step yes",
+        "declared wins yes",
     ]
 
 
@@ -170,6 +172,7 @@ async def test_output_is_capped_with_a_marker(make_ctx: ContextFactory) -> None:
 async def test_cancellation_kills_the_whole_process_group(
     ctx: StepContext, workspace: Path
 ) -> None:
+    # `sleep 60`: a grandchild that outlives the test unless the group kill reaches it
     script = "sleep 60 & echo $! > grandchild.pid; echo $$ > child.pid; wait"
     task = asyncio.create_task(run(ctx, script, shell="sh"))
     grandchild = await wait_for_pid(workspace / "grandchild.pid")
@@ -187,11 +190,18 @@ async def test_timeout_kills_a_group_that_ignores_sigterm(
     ctx: StepContext, workspace: Path
 ) -> None:
     script = "trap '' TERM; sleep 60 & echo $! > grandchild.pid; wait; wait"
-    with pytest.raises(TimeoutError):
-        async with asyncio.timeout(0.5):
+    scopes: list[asyncio.Timeout] = []
+
+    async def bounded() -> None:
+        async with asyncio.timeout(None) as scope:  # armed below, once the group is up
+            scopes.append(scope)
             await run(ctx, script, shell="sh")
-    grandchild = read_pid(workspace / "grandchild.pid")
-    assert grandchild is not None
+
+    task = asyncio.create_task(bounded())
+    grandchild = await wait_for_pid(workspace / "grandchild.pid")
+    scopes[0].reschedule(asyncio.get_running_loop().time())  # the runtime's timeout fires now
+    with pytest.raises(TimeoutError):
+        await task
     assert is_gone(grandchild)
 
 

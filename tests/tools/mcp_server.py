@@ -32,7 +32,7 @@ def fail() -> str:
 @server.tool()
 async def wait(seconds: float) -> str:
     """Sleep, then answer (for timeouts)."""
-    await anyio.sleep(seconds)
+    await anyio.sleep(seconds)  # the behaviour under test: a tool slow to answer
     return "done"
 
 

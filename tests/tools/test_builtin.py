@@ -91,7 +91,8 @@ async def test_file_failures_and_bad_arguments_are_tool_errors(workspace: Path) 
 
 
 class Handler(BaseHTTPRequestHandler):
-    """/text, /json, /big, /to-text (a redirect), /to-ftp (a redirect off the web); else 404."""
+    """/text, /json, /big, /search?q=podium, /to-text (a redirect), /to-ftp (a redirect off the
+    web); else 404."""
 
     protocol_version = "HTTP/1.1"
 
@@ -100,6 +101,7 @@ class Handler(BaseHTTPRequestHandler):
             "/text": (200, b"plain text", "text/plain; charset=utf-8"),
             "/json": (200, b'{"a": 1}', "application/json"),
             "/big": (200, b"y" * 5000, "text/plain"),
+            "/search?q=podium": (200, b"found podium", "text/plain"),
         }
         if self.path in ("/to-text", "/to-ftp"):
             self.send_response(302)
@@ -133,6 +135,15 @@ async def test_http_get_returns_the_body_as_text(server: str, workspace: Path) -
     assert await call("http_get", workspace, url=f"{server}/text") == "plain text"
     assert await call("http_get", workspace, url=f"{server}/to-text") == "plain text"
     assert await call("http_get", workspace, url=f"{server}/json") == '{"a": 1}'
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="podium.steps.http sends params={} when the step has no `query`, and httpx 0.28 "
+    "then replaces the URL's own query string: ?q=podium is dropped",
+)
+async def test_http_get_keeps_the_query_string_of_the_url(server: str, workspace: Path) -> None:
+    assert await call("http_get", workspace, url=f"{server}/search?q=podium") == "found podium"
 
 
 async def test_http_get_caps_the_body(server: str, workspace: Path) -> None:

@@ -47,7 +47,7 @@ def wait_until_answering(url: str, process: subprocess.Popen[bytes]) -> None:
             httpx.get(url, timeout=1)
             return
         except httpx.TransportError:
-            time.sleep(0.05)
+            time.sleep(0.05)  # paces the polling: it goes on as soon as the server answers
     pytest.fail(f"the MCP test server did not answer at {url}")
 
 
@@ -138,6 +138,7 @@ async def test_an_unreachable_url_is_a_clear_error() -> None:
 
 
 async def test_a_silent_server_times_out_on_connect() -> None:
+    # the behaviour under test: a "server" that never answers the handshake
     config = stdio_config(args=["-c", "import time; time.sleep(30)"], connect_timeout_seconds=0.5)
     started = time.monotonic()
     with pytest.raises(UsageError, match=r"no answer within 0\.5 s"):

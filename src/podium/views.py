@@ -63,8 +63,7 @@ def wake_at(record: RunRecord | None) -> datetime | None:
     """When the parked run of `record` wakes by itself; None if nothing will wake it."""
     if record is None or record.status in TERMINAL_STATUSES:
         return None
-    found: datetime | None = getattr(record, "wake_at", None)  # the store's new column
-    return found
+    return record.wake_at
 
 
 def run_status(state: RunState, record: RunRecord | None) -> RunStatus:

@@ -36,6 +36,31 @@ def forget(workspace: Path, run_id: str, step_id: str) -> None:
         (_ledger(workspace, run_id) / f"{step_id}.json").unlink()
 
 
+def forget_run(workspace: Path, run_id: str, *, dry_run: bool = False) -> list[Path]:
+    """Delete the ledger a run left in `workspace` (for a run that is over and being deleted);
+    return the paths removed (with `dry_run`, the ones that would be, removing nothing). Only
+    the ledger's `*.json` entries and then its empty folder go: nothing else in the workspace is
+    touched, and no process is signalled."""
+    folder = _ledger(workspace, run_id)
+    if run_id in ("", ".", "..") or "/" in run_id or os.sep in run_id:
+        return []  # names no ledger of ours: never walk out of procs/
+    if folder.is_symlink() or not folder.is_dir():
+        return []
+    entries = sorted(folder.glob("*.json"))
+    if dry_run:
+        others = any(p not in entries for p in folder.iterdir())
+        return entries if others else [*entries, folder]
+    removed = []
+    for entry in entries:
+        with contextlib.suppress(FileNotFoundError):
+            entry.unlink()
+            removed.append(entry)
+    with contextlib.suppress(OSError):  # not empty: something else lives there; leave it
+        folder.rmdir()
+        removed.append(folder)
+    return removed
+
+
 def stop_leftovers(workspace: Path, run_id: str, step_ids: Iterable[str]) -> list[str]:
     """Kill the recorded process groups of these steps that still run; return their step ids."""
     stopped = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
@@ -28,9 +28,9 @@ from podium.errors import (
     RunExistsError,
     RunNotFoundError,
 )
-from podium.store.base import EventStore, RunStatus, current_owner
+from podium.store.base import EventStore, current_owner
 
-from .conftest import T0, created, later
+from .conftest import PAST_SHORT_SECONDS, SHORT_SECONDS, T0, Backend, created, later
 
 
 def every_later_event() -> list[Event]:
@@ -165,6 +165,40 @@ async def test_racing_appends_to_one_run_have_exactly_one_winner(store: EventSto
     assert len(await store.read("run_a")) == last + 1
 
 
+async def test_append_sets_and_clears_the_wake_up(store: EventStore) -> None:
+    last = await started(store)
+    wake_at = T0 + timedelta(minutes=5, microseconds=7)
+
+    last = await store.append(
+        "run_a", [RunResumed(at=later(1))], expected_seq=last, epoch=0, wake_at=wake_at
+    )
+    assert (await store.get_run("run_a")).wake_at == wake_at
+    assert [r.wake_at for r in await store.list_runs()] == [wake_at]
+
+    await store.append("run_a", [RunResumed(at=later(2))], expected_seq=last, epoch=0)
+    assert (await store.get_run("run_a")).wake_at is None
+
+
+async def test_a_refused_append_leaves_the_wake_up(store: EventStore) -> None:
+    last = await started(store)
+    wake_at = T0 + timedelta(minutes=5)
+    await store.append("run_a", [], expected_seq=last, epoch=0, wake_at=wake_at)
+
+    with pytest.raises(ConcurrencyError):
+        await store.append("run_a", [], expected_seq=last - 1, epoch=0)
+
+    assert (await store.get_run("run_a")).wake_at == wake_at
+
+
+async def test_the_store_clock_is_aware_utc_and_moves_forward(backend: Backend) -> None:
+    first = await backend.store.now()
+    await backend.advance(0.01)
+    second = await backend.store.now()
+
+    assert first.utcoffset() == timedelta(0)
+    assert second > first
+
+
 # -- the listing projection ---------------------------------------------------------------------
 
 
@@ -211,13 +245,16 @@ async def test_list_runs_is_newest_first_and_filters_by_status(store: EventStore
 async def test_a_free_lease_is_taken_with_a_new_epoch(store: EventStore) -> None:
     await started(store)
     owner = current_owner()
+    before = await store.now()
 
     lease = await store.acquire_lease("run_a", owner, ttl_seconds=30)
 
     assert (lease.owner, lease.epoch) == (owner, 1)
-    assert lease.expires_at > datetime.now(UTC) + timedelta(seconds=25)
+    after = await store.now()
+    ttl = timedelta(seconds=30)
+    assert before + ttl <= lease.expires_at <= after + ttl
     record = await store.get_run("run_a")
-    assert (record.owner, record.epoch) == (owner, 1)
+    assert (record.owner, record.epoch, record.lease_expires_at) == (owner, 1, lease.expires_at)
 
 
 async def test_a_live_owner_keeps_its_lease(store: EventStore) -> None:
@@ -231,10 +268,13 @@ async def test_a_live_owner_keeps_its_lease(store: EventStore) -> None:
     assert caught.value.owner == holder
 
 
-async def test_an_expired_lease_is_taken_over(store: EventStore) -> None:
+async def test_an_expired_lease_is_taken_over_on_the_store_clock(backend: Backend) -> None:
+    store = backend.store
     await started(store)
-    await store.acquire_lease("run_a", current_owner(), ttl_seconds=0.01)
-    await asyncio.sleep(0.03)
+    await store.acquire_lease("run_a", current_owner(), ttl_seconds=SHORT_SECONDS)
+    with pytest.raises(LeaseHeldError):
+        await store.acquire_lease("run_a", "other-host:1:abc", ttl_seconds=30)
+    await backend.advance(PAST_SHORT_SECONDS)
 
     lease = await store.acquire_lease("run_a", "other-host:1:abc", ttl_seconds=30)
 
@@ -253,11 +293,12 @@ async def test_a_dead_local_process_loses_its_lease_at_once(store: EventStore) -
     assert lease.epoch == 2
 
 
-async def test_a_stale_epoch_is_fenced_off(store: EventStore) -> None:
+async def test_a_stale_epoch_is_fenced_off(backend: Backend) -> None:
+    store = backend.store
     last = await started(store)
-    old = await store.acquire_lease("run_a", current_owner(), ttl_seconds=0.01)
+    old = await store.acquire_lease("run_a", current_owner(), ttl_seconds=0.05)
     last = await store.append("run_a", [RunResumed(at=later(1))], expected_seq=last, epoch=1)
-    await asyncio.sleep(0.03)
+    await backend.advance(0.1)
     new = await store.acquire_lease("run_a", current_owner(), ttl_seconds=30)
 
     with pytest.raises(ConcurrencyError):
@@ -320,32 +361,3 @@ async def test_a_refused_append_consumes_no_signal(store: EventStore) -> None:
         await store.append("run_a", [], expected_seq=1, epoch=0, consumed_signals=[signal])
 
     assert [s.id for s in await store.pending_signals("run_a")] == [signal]
-
-
-async def test_prune_deletes_only_old_finished_runs(store: EventStore) -> None:
-    runs: list[tuple[str, RunStatus, int]] = [
-        ("old_done", "succeeded", 10),
-        ("old_failed", "failed", 20),
-        ("old_running", "running", 10),
-        ("new_done", "cancelled", 100),
-    ]
-    for run_id, status, finished in runs:
-        await store.create_run(created(run_id), workflow_name="wf")
-        signal = await store.post_signal(run_id, "cancel", {})
-        event = RunCompleted(at=later(finished), outcome="succeeded")
-        await store.append(
-            run_id, [event], expected_seq=1, epoch=0, status=status, consumed_signals=[signal]
-        )
-
-    pruned = await store.prune(finished_before=later(50))
-    assert sorted(r.run_id for r in pruned) == ["old_done", "old_failed"]
-
-    left = {r.run_id for r in await store.list_runs()}
-    assert left == {"old_running", "new_done"}
-    for gone in ("old_done", "old_failed"):
-        with pytest.raises(RunNotFoundError):
-            await store.read(gone)
-        with pytest.raises(RunNotFoundError):
-            await store.pending_signals(gone)
-    assert len(await store.read("new_done")) == 2
-    assert await store.prune(finished_before=later(50)) == []

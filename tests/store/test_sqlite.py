@@ -166,20 +166,3 @@ async def test_a_second_process_wins_and_the_stale_writer_is_refused(db_path: Pa
         assert [s.event.kind for s in await store.read("run_a")] == ["run.created", "step.started"]
     finally:
         await store.close()
-
-
-async def test_a_lock_held_elsewhere_waits_without_blocking_the_loop(db_path: Path) -> None:
-    store = await open_with_a_run(db_path)
-    other = sqlite3.connect(db_path, isolation_level=None)
-    try:
-        other.execute("BEGIN IMMEDIATE")
-        append = asyncio.create_task(
-            store.append("run_a", [RunResumed(at=later(1))], expected_seq=1, epoch=0)
-        )
-        await asyncio.sleep(0.1)  # the loop keeps running while the worker waits for the lock
-        assert not append.done()
-        other.execute("COMMIT")
-        assert await append == 2
-    finally:
-        other.close()
-        await store.close()

@@ -42,20 +42,26 @@ class BusyBudget:
     @classmethod
     def resolve(cls, seconds: float | None) -> BusyBudget:
         """`seconds` if given, else $PODIUM_SQLITE_BUSY_SECONDS, else 30 s."""
+        source = "busy_seconds"
         if seconds is None:
             text = os.environ.get(BUSY_ENV, "").strip()
-            seconds = _parse_seconds(text) if text else DEFAULT_BUSY_SECONDS
+            source = f"{BUSY_ENV}={text!r}"
+            seconds = _parse_seconds(text, source) if text else DEFAULT_BUSY_SECONDS
         if not seconds > 0:
-            raise UsageError(f"the SQLite busy budget must be positive, got {seconds} seconds")
+            raise UsageError(
+                f"{source} is not a positive number of seconds: the SQLite busy budget is how "
+                "long to wait for other processes' writes; set it to e.g. 30"
+            )
         return cls(float(seconds))
 
 
-def _parse_seconds(text: str) -> float:
+def _parse_seconds(text: str, source: str) -> float:
     try:
         return float(text)
     except ValueError:
         raise UsageError(
-            f"{BUSY_ENV}={text!r} is not a number of seconds; set it to e.g. 30, or unset it"
+            f"{source} is not a number of seconds: the SQLite busy budget is how long to wait "
+            "for other processes' writes; set it to e.g. 30, or unset it"
         ) from None
 
 

@@ -16,6 +16,21 @@ from .conftest import Cli, kill_recorded_groups
 from .test_cli import GREETING, LONG, assert_one_line_error
 from .test_planning_cli import EXAMPLES, SCRIPT
 
+# Runs until the test ends (the fixture's cleanup kills the group recorded in `live.pid`): a timed
+# step could finish while a slow machine is still working through the matrix.
+ENDLESS = """\
+name: endless
+steps:
+  - id: nap
+    kind: shell
+    shell: sh
+    run: echo $$ > live.pid; while true; do sleep 1; done
+  - id: after
+    kind: shell
+    run: echo after
+    needs: [nap]
+"""
+
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
@@ -34,6 +49,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
 def _prepare(cli: Cli) -> None:
     cli.write("greeting.yaml", GREETING)
     cli.write("long.yaml", LONG)
+    cli.write("endless.yaml", ENDLESS)
     assert cli("run", "greeting.yaml", "-i", "who=x", "--run-id", "done").returncode == 0
     crashed = cli.start("run", "long.yaml", "--run-id", "parked")
     cli.wait_for_step(crashed, "parked", "nap", "running")
@@ -43,7 +59,7 @@ def _prepare(cli: Cli) -> None:
     shutil.copytree(EXAMPLES / "agents", cli.folder / "agents")
     planning = ["--agents", str(cli.folder), "--model", f"scripted:{SCRIPT}"]
     assert cli("plan", "Brief me", "--confirm", "--run-id", "plan", *planning).returncode == 3
-    live = cli.start("run", "long.yaml", "--run-id", "live")
+    live = cli.start("run", "endless.yaml", "--run-id", "live")
     cli.wait_for_step(live, "live", "nap", "running")
 
 

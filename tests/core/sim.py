@@ -1,4 +1,5 @@
-"""A deterministic in-test driver for the pure core: decide, apply, complete steps by choice."""
+"""A deterministic in-test driver for the pure core: it calls the same `take_turn` the runtime
+does, and completes steps by choice instead of running them."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from typing import Any
 
 from podium.core import events as ev
 from podium.core.fold import apply, new_state
-from podium.core.scheduler import decide, failure_event
+from podium.core.happenings import AttemptCancelled, AttemptOutcome, Happening, Launch
 from podium.core.state import RunState
+from podium.core.turn import absorb, take_turn
 from podium.spec.model import Workflow
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -28,53 +30,50 @@ def make_state(doc: dict[str, Any], inputs: dict[str, Any] | None = None) -> Run
 
 
 class Sim:
-    """Applies decisions to a fixpoint like the runtime does, recording every event."""
+    """Takes turns like the runtime does, recording every event; attempts finish when told."""
 
     def __init__(self, state: RunState, now: datetime = T0) -> None:
         self.state = state
         self.now = now
         self.log: list[ev.Event] = []
         self.started: list[str] = []
+        self.launched: dict[str, Launch] = {}
         self.cancel_requests: list[str] = []
 
     def record(self, event: ev.Event) -> None:
         apply(self.state, event)
         self.log.append(event)
 
-    def turn(self, slots: int | None = None) -> list[str]:
-        started: list[str] = []
-        while True:
-            decision = decide(self.state, self.now, slots=slots)
-            for event in decision.events:
-                self.record(event)
-            started += decision.start
-            slots = None if slots is None else slots - len(decision.start)
-            if not decision.events:
-                self.cancel_requests += [
-                    c for c in decision.cancel if c not in self.cancel_requests
-                ]
-                self.started += started
-                return started
+    def turn(self) -> list[str]:
+        """One turn with nothing new reported: what it started."""
+        turn = take_turn(self.state, (), self.now)
+        self.log += turn.events
+        self.cancel_requests += [c for c in turn.cancel if c not in self.cancel_requests]
+        started = [launch.step_id for launch in turn.launch]
+        self.launched |= {launch.step_id: launch for launch in turn.launch}
+        self.started += started
+        return started
+
+    def happen(self, happening: Happening) -> list[ev.Event]:
+        """Fold one happening the way a turn does (without deciding): the events it became."""
+        events = absorb(self.state, happening, self.now)
+        self.log += events
+        return events
 
     def succeed(self, step_id: str, output: Any = None) -> None:
-        self.record(ev.StepSucceeded(at=self.now, step_id=step_id, output=output))
+        attempt = self.state.steps[step_id].attempts
+        self.happen(AttemptOutcome(step_id, attempt, output=output))
 
     def fail(self, step_id: str, *, retryable: bool = False, error: str = "boom") -> ev.Event:
         attempt = self.state.steps[step_id].attempts
-        event = failure_event(
-            self.state,
-            step_id,
-            attempt=attempt,
-            error=error,
-            retryable=retryable,
-            error_type="exit",
-            now=self.now,
+        outcome = AttemptOutcome(
+            step_id, attempt, error=error, retryable=retryable, error_type="exit"
         )
-        self.record(event)
+        (event,) = self.happen(outcome)
         return event
 
     def cancelled(self, step_id: str, reason: ev.CancelReason = "lost_race") -> None:
-        self.record(ev.StepCancelled(at=self.now, step_id=step_id, reason=reason))
+        self.happen(AttemptCancelled(step_id, reason))
 
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)

@@ -49,14 +49,12 @@ def test_longest_remaining_path_goes_first_under_a_limit() -> None:
     assert sim.turn() == ["tail"]
 
 
-def test_max_concurrency_and_slots_cap_starts() -> None:
+def test_max_concurrency_caps_starts() -> None:
     sim = Sim(make_state(wf(*(shell(f"s{i}") for i in range(10)), max_concurrency=3)))
     assert len(sim.turn()) == 3
     assert sim.turn() == []
     sim.succeed(sorted(sim.state.running)[0])
-    assert len(sim.turn(slots=5)) == 1
-    sim2 = Sim(make_state(wf(*(shell(f"s{i}") for i in range(10)))))
-    assert len(sim2.turn(slots=4)) == 4
+    assert len(sim.turn()) == 1
 
 
 def test_any_join_fires_on_first_success_and_cancels_losers() -> None:

@@ -12,7 +12,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from podium.steps.base import StepContext
+from podium.steps.python import PodiumContext
 
 BLOCK_SECONDS = 30.0
 
@@ -36,7 +36,7 @@ def record(
     upstream: Any = None,
     *,
     idempotency_key: str,
-    podium_context: StepContext,
+    podium_context: PodiumContext,
 ) -> dict[str, Any]:
     """Sleep `before`, record this execution, sleep `after`; with `fail_first` the first attempt
     of each generation fails after recording (so `retry:` has something to do). `upstream` is a
@@ -59,7 +59,7 @@ def record(
 
 
 def block_once(
-    ledger: str, ready: str, *, idempotency_key: str, podium_context: StepContext
+    ledger: str, ready: str, *, idempotency_key: str, podium_context: PodiumContext
 ) -> dict[str, Any]:
     """Record the execution; the first time (no `ready` file yet) create `ready` and block for
     a long time so the test can SIGKILL the engine mid-flight; later executions return at once."""

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 from typing import Any
+
+from podium.core.happenings import ReportError
 
 CALLS: dict[str, int] = {}
 
@@ -45,8 +48,19 @@ async def metered(podium_context: Any) -> str:
             "model.called",
             {"model": "scripted:x", "input_tokens": tokens, "output_tokens": 5, "cost_usd": 0.01},
         )
-    if podium_context.on_delta is not None:
-        podium_context.on_delta("partial ")
-    podium_context.report("model.called", {"not_a_field": 1})  # malformed: dropped
-    await asyncio.sleep(0.01)
+    podium_context.delta("partial ")
+    try:
+        podium_context.report("model.called", {"not_a_field": 1})
+    except ReportError:
+        pass  # malformed: refused where it was made, nothing recorded
+    else:
+        raise AssertionError("a malformed report was accepted")
     return "done"
+
+
+async def forger(podium_context: Any) -> str:
+    """Tries to report its own success, then fails for real."""
+    with contextlib.suppress(ReportError):
+        podium_context.report("step.succeeded", {"output": "forged"})
+    podium_context.report("step.succeeded", {"output": "forged"})
+    return "unreachable"

@@ -20,6 +20,7 @@ from rich.text import Text
 from podium.cli.render import clock_time, counts, duration, shorten, span, styled
 from podium.core import events as ev
 from podium.core.state import RunState, StepState, StepStatus
+from podium.runtime.bus import Subscription
 from podium.runtime.engine import Engine
 from podium.store.base import StoredEvent
 
@@ -52,15 +53,15 @@ async def watch(engine: Engine, run_id: str, console: Console) -> RunState:
     Call it right after submit/resume/retry/skip, before anything else awaits, so that no event
     is missed: it subscribes to the engine's bus before the driver takes its first turn.
     """
-    queue = engine.bus.subscribe(run_id)
+    subscription = engine.bus.subscribe(run_id)
     deltas = engine.bus.subscribe_deltas(run_id)
     waiter = asyncio.ensure_future(engine.wait(run_id))
     display: _Display = LiveTable(console) if is_tty(console) else PlainLines(console)
     try:
         with display:
-            return await _pump(engine, run_id, (queue, deltas), display, waiter)
+            return await _pump(engine, run_id, (subscription, deltas), display, waiter)
     finally:
-        engine.bus.unsubscribe(run_id, queue)
+        engine.bus.unsubscribe(subscription)
         engine.bus.unsubscribe_deltas(run_id, deltas)
         waiter.cancel()
 
@@ -68,7 +69,7 @@ async def watch(engine: Engine, run_id: str, console: Console) -> RunState:
 async def _pump(
     engine: Engine,
     run_id: str,
-    queues: tuple[asyncio.Queue[StoredEvent | None], asyncio.Queue[tuple[str, str]]],
+    queues: tuple[Subscription, asyncio.Queue[tuple[str, str]]],
     display: _Display,
     waiter: asyncio.Future[RunState],
 ) -> RunState:
@@ -80,23 +81,30 @@ async def _pump(
         await asyncio.wait({waiter}, timeout=MIN_INTERVAL_SECONDS)
         while not deltas.empty():
             display.stream(*deltas.get_nowait())
-        events += _drain(queue)
+        events += await _drain(engine, queue)
         idle = time.monotonic() - rendered_at >= IDLE_REFRESH_SECONDS
         if waiter.done() or not (events or (display.ticks and idle)):
             continue
         display.update(events, await engine.state(run_id))
         events, rendered_at = [], time.monotonic()
     state = waiter.result()
-    display.update(events + _drain(queue), state)
+    display.update(events + await _drain(engine, queue), state)
     return state
 
 
-def _drain(queue: asyncio.Queue[StoredEvent | None]) -> list[StoredEvent]:
+async def _drain(engine: Engine, subscription: Subscription) -> list[StoredEvent]:
+    """What the bus delivered since the last look; if the view fell behind, what it missed is
+    read from the store instead."""
     events = []
+    queue = subscription.queue
     while not queue.empty():
         item = queue.get_nowait()
         if item is not None:
             events.append(item)
+    if subscription.lagged:
+        for run_id, first in subscription.caught_up().items():
+            events = [e for e in events if e.seq < first]
+            events += await engine.store.read(run_id, after_seq=first - 1)
     return events
 
 

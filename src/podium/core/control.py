@@ -1,4 +1,5 @@
-"""Checks for the control commands people send (retry, skip, cancel) and the events they become."""
+"""Checks for the control commands people send (retry, skip, cancel, approve, reject) and the
+events they become; a signal that no longer fits when it is read becomes `signal.refused`."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ from datetime import datetime
 from typing import Any
 
 from podium.core import events as ev
+from podium.core.happenings import ControlSignal
 from podium.core.state import RunState, StepStatus, require_step
-from podium.errors import InvalidTransitionError
+from podium.errors import InvalidTransitionError, RunError
 
 RETRYABLE = frozenset(
     {StepStatus.FAILED, StepStatus.INTERRUPTED, StepStatus.CANCELLED, StepStatus.SKIPPED}
@@ -97,3 +99,46 @@ def reject_event(
     sid = awaiting_plan(state, step_id)
     version = len(state.plans[sid].versions)
     return ev.PlanRejected(at=now, step_id=sid, version=version, reason=reason)
+
+
+def signal_event(state: RunState, signal: ControlSignal, now: datetime) -> ev.Event:
+    """The event a control signal becomes when its driver reads it, or `signal.refused` saying
+    why it no longer fits the run (it was valid when posted; the run moved on since)."""
+    step_id = signal.payload.get("step_id")
+    if step_id is not None and not isinstance(step_id, str):
+        return _refused(signal, None, f"step_id must be a string, got {step_id!r}", now)
+    try:
+        return _control_event(state, signal, step_id, now)
+    except RunError as exc:
+        return _refused(signal, step_id, str(exc), now)
+
+
+def _control_event(
+    state: RunState, signal: ControlSignal, step_id: str | None, now: datetime
+) -> ev.Event:
+    payload = signal.payload
+    if signal.kind == "cancel":
+        return cancel_event(state, now, str(payload.get("reason", "")))
+    if signal.kind == "approve":
+        plan = payload.get("plan")
+        return approve_event(state, step_id, now, dict(plan) if isinstance(plan, dict) else None)
+    if signal.kind == "reject":
+        return reject_event(state, step_id, now, str(payload.get("reason", "")))
+    if signal.kind in ("retry", "skip") and step_id is None:
+        raise InvalidTransitionError(f"a {signal.kind} signal names no step", run_id=state.run_id)
+    if signal.kind == "retry":
+        return retry_event(state, str(step_id), now)
+    if signal.kind == "skip":
+        return skip_event(state, str(step_id), now)
+    raise InvalidTransitionError(
+        f"unknown signal kind {signal.kind!r}; known: cancel, retry, skip, approve, reject",
+        run_id=state.run_id,
+    )
+
+
+def _refused(
+    signal: ControlSignal, step_id: str | None, reason: str, now: datetime
+) -> ev.SignalRefused:
+    return ev.SignalRefused(
+        at=now, signal_id=signal.id, signal=signal.kind, step_id=step_id, reason=reason
+    )

@@ -133,6 +133,37 @@ class BreakerChanged(_Event):
     step_id: str | None = None
 
 
+class ToolCalled(_Event):
+    """One tool call made by an agent step: which tool, whether it worked, how long it took."""
+
+    kind: Literal["tool.called"] = "tool.called"
+    step_id: str
+    tool: str
+    ok: bool = True
+    latency_seconds: float = 0.0
+    error: str | None = None
+
+
+class StepProgress(_Event):
+    """A running step said how far it got (a message, and a fraction done when it knows one)."""
+
+    kind: Literal["step.progress"] = "step.progress"
+    step_id: str
+    message: str = ""
+    fraction: float | None = Field(default=None, ge=0.0, le=1.0)
+
+
+class SignalRefused(_Event):
+    """A control signal that no longer fit the run when its driver read it: consumed, not
+    applied."""
+
+    kind: Literal["signal.refused"] = "signal.refused"
+    signal_id: int
+    signal: str
+    step_id: str | None = None
+    reason: str
+
+
 class BudgetExceeded(_Event):
     """A run budget was exceeded: the run stops, running steps are cancelled."""
 
@@ -190,6 +221,9 @@ Event = Annotated[
     | ModelCalled
     | AgentRouted
     | BreakerChanged
+    | ToolCalled
+    | StepProgress
+    | SignalRefused
     | BudgetExceeded
     | PlanGenerated
     | PlanApproved

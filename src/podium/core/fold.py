@@ -182,7 +182,8 @@ def _on_model_called(state: RunState, e: ev.ModelCalled) -> None:
 
 
 def _noted(state: RunState, e: ev.Event) -> None:
-    """Events that are records for people (routing, breakers) and change no step."""
+    """Events that are records for people (routing, breakers, tool calls, progress, refused
+    signals) and change no step."""
 
 
 def _on_plan_generated(state: RunState, e: ev.PlanGenerated) -> None:
@@ -213,6 +214,9 @@ _HANDLERS: dict[type, Callable[[RunState, Any], None]] = {
     ev.ModelCalled: _on_model_called,
     ev.AgentRouted: _noted,
     ev.BreakerChanged: _noted,
+    ev.ToolCalled: _noted,
+    ev.StepProgress: _noted,
+    ev.SignalRefused: _noted,
     ev.BudgetExceeded: _on_budget_exceeded,
     ev.PlanGenerated: _on_plan_generated,
     ev.PlanApproved: _on_plan_approved,

@@ -1,6 +1,7 @@
 """`decide(state, now)`: what happens next in a run, as events to record and effects to carry out.
 
-Pure: the result depends only on the state (a fold of events), `now` and `slots`.
+Pure: the result depends only on the state (a fold of events) and `now`. `core.turn.take_turn`
+calls it until it has nothing more to say.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ class Decision:
 _IDLE = Decision()
 
 
-def decide(state: RunState, now: datetime, *, slots: int | None = None) -> Decision:
-    """Next events for the run. `slots` caps new starts (engine-wide limits), None = no cap."""
+def decide(state: RunState, now: datetime) -> Decision:
+    """Next events for the run."""
     if state.outcome is not None:
         return _IDLE
     if state.stopping is None and (over := _over_budget(state, now)) is not None:
@@ -55,7 +56,7 @@ def decide(state: RunState, now: datetime, *, slots: int | None = None) -> Decis
         for sid in state.losers
         if sid not in state.running
     ]
-    start = _starts(state, now, _capacity(state, slots), events)
+    start = _starts(state, now, _capacity(state), events)
     if not events and not state.running and state.unfinished == 0:
         events.append(_completion(state, now))
     return Decision(events=events, start=start, cancel=cancel, wake_at=_wake_at(state))
@@ -112,15 +113,11 @@ def _over_budget(state: RunState, now: datetime) -> ev.BudgetExceeded | None:
     return _exceeded_event(exceeded, now)
 
 
-def _capacity(state: RunState, slots: int | None) -> int | None:
+def _capacity(state: RunState) -> int | None:
     limit = state.workflow.max_concurrency
     free = None if limit is None else max(limit - len(state.running), 0)
     budget = state.workflow.budget
-    if budget is not None:
-        free = _budget_room(budget, state, free)
-    if slots is None:
-        return free
-    return slots if free is None else min(free, slots)
+    return free if budget is None else _budget_room(budget, state, free)
 
 
 def _budget_room(budget: Budget, state: RunState, free: int | None) -> int | None:

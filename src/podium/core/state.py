@@ -114,25 +114,29 @@ class RunState:
 
     @property
     def status(self) -> str:
-        """pending | running | waiting | succeeded | failed | cancelled."""
+        """pending | running | waiting | succeeded | failed | cancelled. A run is waiting when
+        nothing can start until a parked timer is due (a retry's backoff) or a person decides
+        (interrupted steps, a plan awaiting approval)."""
         if self.outcome is not None:
             return self.outcome
-        if (
-            self.running
-            or self.ready
-            or self.retrying
-            or self.doomed
-            or self.losers
-            or (self.settled_plans)
-        ):
+        if self.running or self.ready or self.doomed or self.losers or self.settled_plans:
             return "running"
-        if self.stopping is None and any(p.awaiting for p in self.plans.values()):
-            return "waiting"
-        if self.stopping is None and any(
-            s.status is StepStatus.INTERRUPTED for s in self.steps.values()
-        ):
+        if self.retrying or self.awaits_person:
             return "waiting"
         return "running" if self.seq > 1 else "pending"
+
+    @property
+    def awaits_person(self) -> bool:
+        """Nothing runs, nothing is due, and a person must decide before anything can."""
+        if self.outcome is not None or self.stopping is not None:
+            return False
+        if self.running or self.ready or self.retrying or self.doomed or self.losers:
+            return False
+        if self.settled_plans:
+            return False
+        return any(p.awaiting for p in self.plans.values()) or any(
+            s.status is StepStatus.INTERRUPTED for s in self.steps.values()
+        )
 
     @property
     def interrupted(self) -> list[str]:

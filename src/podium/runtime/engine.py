@@ -1,8 +1,13 @@
-"""The engine: submit, resume, cancel, retry and skip runs; wait for them; stream their events.
+"""The engine: submit, resume, cancel, retry and skip runs; wait for them; read and follow them.
 
 async with await Engine.open("sqlite:///.podium/podium.db") as engine:
     run_id = await engine.submit("examples/quickstart.yaml", {"name": "world"})
     state = await engine.wait(run_id)
+
+Modes: `local` (the default) drives the runs it submits or is asked to steer, and wakes the ones
+it parked; `worker` also claims every runnable run in the store (parked runs that are due, runs
+nobody started, runs whose driver died, runs with signals waiting); `control` never drives: it
+posts signals and reads, and workers do the driving.
 """
 
 from __future__ import annotations
@@ -11,10 +16,10 @@ import asyncio
 import contextlib
 import os
 import re
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 from podium import telemetry
 from podium.clock import Clock, SystemClock
@@ -22,24 +27,37 @@ from podium.core import events as ev
 from podium.core import plans
 from podium.core.breaker import BreakerPolicy
 from podium.core.control import awaiting_plan, cancel_event, retry_event, skip_event
-from podium.core.fold import new_state, replay
+from podium.core.fold import new_state
 from podium.core.state import RunState
 from podium.errors import LeaseHeldError, Problem, SpecError, UsageError
 from podium.ids import new_run_id
 from podium.runtime.bus import EventBus
-from podium.runtime.runner import LEASE_TTL_SECONDS, RunDriver
+from podium.runtime.execution import ExecutionBackend, InProcessBackend
+from podium.runtime.parking import Waker
+from podium.runtime.reads import committed_state, follow_all, follow_run
+from podium.runtime.runner import LeasePolicy, RunDriver
 from podium.runtime.services import AgentServices
 from podium.spec.load import WorkflowSource, load_workflow
 from podium.spec.model import PlanStep
 from podium.spec.plan import check_plan
-from podium.spec.validate import (
-    coerce_inputs,
-)
+from podium.spec.validate import coerce_inputs
+from podium.steps import Executors
 from podium.store import default_store_path, open_store
-from podium.store.base import TERMINAL_STATUSES, EventStore, Lease, StoredEvent, current_owner
+from podium.store.base import (
+    TERMINAL_STATUSES,
+    EventStore,
+    Lease,
+    RunRecord,
+    RunStatus,
+    SignalKind,
+    StoredEvent,
+    current_owner,
+)
 
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-FOLLOW_POLL_SECONDS = 0.2
+EngineMode = Literal["local", "worker", "control"]
+MODES: tuple[EngineMode, ...] = ("local", "worker", "control")
+WAIT_POLL_SECONDS = 1.0
 
 
 class Engine:
@@ -49,6 +67,7 @@ class Engine:
         self,
         store: EventStore,
         *,
+        mode: EngineMode = "local",
         max_concurrent_runs: int = 64,
         clock: Clock | None = None,
         workspace: str | os.PathLike[str] | None = None,
@@ -57,19 +76,29 @@ class Engine:
         mcp_servers: Mapping[str, Mapping[str, Any]] | None = None,
         services: AgentServices | None = None,
         breaker: BreakerPolicy | Mapping[str, Any] | None = None,
+        executors: Executors | None = None,
+        backend: ExecutionBackend | None = None,
+        lease: LeasePolicy | None = None,
     ) -> None:
         """`agents_dir` is the project folder whose `agents/` holds the catalog (default: the
         workspace, else the current directory; `~/.config/podium/agents` is read too);
         `default_model` applies to agents that name none (else `PODIUM_MODEL`); `breaker` is
-        the circuit-breaker policy for every agent and model (default `BreakerPolicy()`)."""
+        the circuit-breaker policy for every agent and model (default `BreakerPolicy()`);
+        `executors` overrides step kinds' executors and `backend` where attempts run (default:
+        in this process); `lease` sets the lease TTL, heartbeat and parking threshold."""
         if max_concurrent_runs < 1:
             raise UsageError("max_concurrent_runs must be at least 1")
+        if mode not in MODES:
+            raise UsageError(f"engine mode {mode!r} is not one of {', '.join(MODES)}")
         self.store = store
+        self.mode: EngineMode = mode
         self.bus = EventBus()
         self._clock = clock or SystemClock()
         self._workspace = Path(workspace) if workspace is not None else None
+        self._max_runs = max_concurrent_runs
         self._run_slots = asyncio.Semaphore(max_concurrent_runs)
         self._owner = current_owner()
+        self._policy = lease or LeasePolicy()
         self._drivers: dict[str, RunDriver] = {}
         self._tasks: dict[str, asyncio.Task[RunState]] = {}
         self._explicit_agents = agents_dir is not None
@@ -81,13 +110,29 @@ class Engine:
             breaker=breaker,
             clock=self._clock,
         )
+        self.backend = backend or InProcessBackend(executors or Executors(), self.services)
+        worker = mode == "worker"
+        self._waker = Waker(
+            now=self.store.now,
+            wake=self._wake,
+            claim=self._claim if worker else None,
+            changed=self._store_changed if worker else None,
+        )
+        self._settled: set[asyncio.Future[None]] = set()
 
     @classmethod
     async def open(cls, url: str | os.PathLike[str] | None = None, **options: Any) -> Engine:
         """Open the store at `url` (see `podium.store.open_store`); default `PODIUM_DB` or
-        `.podium/podium.db`."""
+        `.podium/podium.db`. A `mode="worker"` engine starts claiming runnable runs at once."""
         store = await open_store(url if url is not None else default_store_path())
-        return cls(store, **options)
+        try:
+            engine = cls(store, **options)
+        except BaseException:
+            await store.close()
+            raise
+        if engine.mode == "worker":
+            engine._waker.start()
+        return engine
 
     async def __aenter__(self) -> Engine:
         return self
@@ -101,11 +146,14 @@ class Engine:
         await self.close()
 
     async def close(self) -> None:
-        """Stop driving (in-flight steps stay in flight for a later resume) and close the store."""
+        """Stop driving (in-flight steps stay in flight for a later resume) and close the store.
+        Runs parked here stay parked in the store; any engine that resumes them wakes them."""
+        await self._waker.aclose()
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self.backend.aclose()
         await self.services.aclose()
         await self.store.close()
 
@@ -120,7 +168,8 @@ class Engine:
         workspace: str | os.PathLike[str] | None = None,
         start: bool = True,
     ) -> str:
-        """Validate, record `run.created`, and (unless `start=False`) start driving the run."""
+        """Validate, record `run.created`, and (unless `start=False`, or in control mode, where
+        a worker will claim it) start driving the run."""
         wf = load_workflow(workflow, agents=_LazyAgentNames(self.services))
         values = coerce_inputs(wf, dict(inputs or {}))
         rid = _check_run_id(run_id) if run_id is not None else new_run_id()
@@ -135,8 +184,8 @@ class Engine:
             default_model=self.services.default_model,
         )
         await self.store.create_run(created, workflow_name=wf.name)
-        if start:
-            lease = await self.store.acquire_lease(rid, self._owner, ttl_seconds=LEASE_TTL_SECONDS)
+        if start and self.mode != "control":
+            lease = await self._acquire(rid)
             self._spawn(new_state(created, wf), lease, resumed=False)
         return rid
 
@@ -147,62 +196,104 @@ class Engine:
         return await self.wait(await self.submit(workflow, inputs, **options))
 
     async def resume(self, run_id: str) -> RunState:
-        """Take over a run that nobody drives and start driving it. LeaseHeldError if somebody
-        does. Returns the state as replayed (a finished run is returned as it is)."""
-        state = await self.state(run_id)
+        """Take over a run that nobody drives (after a crash, or parked) and drive it.
+        LeaseHeldError if a live process drives it. Returns the committed state (a finished
+        run with no signal waiting to reopen it is returned as it is)."""
+        self._refuse_in_control_mode("resume")
         if run_id in self._tasks:
-            return state
+            return await self.state(run_id)
+        state = await committed_state(self.store, run_id)
         if state.outcome is not None and not await self.store.pending_signals(run_id):
-            return state  # finished, and no retry/skip waits to reopen it
-        lease = await self.store.acquire_lease(run_id, self._owner, ttl_seconds=LEASE_TTL_SECONDS)
-        state = replay(stored.event for stored in await self.store.read(run_id))
+            return state
+        lease = await self._acquire(run_id)
+        state = await committed_state(self.store, run_id)  # what was committed before we held it
         self._adopt_run_defaults(state)
         self._spawn(state, lease, resumed=True)
         return state
 
     async def wait(self, run_id: str) -> RunState:
-        """Wait until the run completes or parks (waiting for a person); return its state."""
-        task = self._tasks.get(run_id)
-        if task is not None:
-            try:
-                return await asyncio.shield(task)
-            except asyncio.CancelledError:
-                if not task.cancelled():  # we were cancelled, not the run's driver
-                    raise
-        else:
-            while (await self.store.get_run(run_id)).status not in (*TERMINAL_STATUSES, "waiting"):
-                await asyncio.sleep(FOLLOW_POLL_SECONDS)
-        return await self.state(run_id)
+        """Wait until the run completes or waits for a person; return its committed state.
+        A run parked on a timer is waited through (it wakes, here or in a worker)."""
+        while True:
+            task = self._tasks.get(run_id)
+            if task is not None:
+                if not await self._await_driver(task):
+                    return await self.state(run_id)
+                continue
+            record = await self.store.get_run(run_id)
+            if record.status in TERMINAL_STATUSES:
+                return await self.state(run_id)
+            if record.status == "waiting" and not self._waker.is_parked(run_id):
+                state = await self.state(run_id)
+                if state.awaits_person:
+                    return state
+            await self._next_change(run_id, record.last_seq)
 
     async def state(self, run_id: str) -> RunState:
-        """The run's state, replayed from its events."""
+        """The run's committed state. For a run this engine drives it is the driver's own state
+        when everything it holds is committed (read it before the next await), else a replay."""
         driver = self._drivers.get(run_id)
-        if driver is not None:
+        if driver is not None and driver.committed:
             return driver.state
-        return replay(stored.event for stored in await self.store.read(run_id))
+        return await committed_state(self.store, run_id)
+
+    snapshot = state
 
     def is_driving(self, run_id: str) -> bool:
         return run_id in self._tasks
+
+    # ---------------------------------------------------------------------- reads
+
+    async def list_runs(
+        self,
+        *,
+        statuses: Sequence[RunStatus] | None = None,
+        workflow_name: str | None = None,
+        limit: int = 100,
+        after: str | None = None,
+    ) -> list[RunRecord]:
+        """Runs, newest first; `after` is the last run id of the previous page."""
+        if limit < 1:
+            raise UsageError(f"limit must be at least 1, got {limit}")
+        return await self.store.list_runs(
+            statuses=statuses, workflow_name=workflow_name, limit=limit, after=after
+        )
+
+    async def events(
+        self, run_id: str, *, after_seq: int = 0, follow: bool = False
+    ) -> AsyncIterator[StoredEvent]:
+        """The run's committed events after `after_seq`; with `follow`, keep streaming until it
+        completes (from the live bus when this engine drives it, else from the store)."""
+        if not follow:
+            for stored in await self.store.read(run_id, after_seq=after_seq):
+                yield stored
+            return
+        async for stored in follow_run(
+            self.store, self.bus, run_id, after_seq=after_seq, driving=self.is_driving
+        ):
+            yield stored
+
+    def subscribe(self) -> AsyncIterator[StoredEvent]:
+        """Committed events of every run this engine drives, as they commit (bounded: a slow
+        consumer is caught up from the store)."""
+        return follow_all(self.store, self.bus)
 
     # --------------------------------------------------------------------- control
 
     async def cancel(self, run_id: str, reason: str = "") -> bool:
         """Request cancellation. Returns True if this engine now drives the run to its end."""
         cancel_event(await self.state(run_id), self._clock.now(), reason)
-        await self.store.post_signal(run_id, "cancel", {"reason": reason})
-        return await self._deliver(run_id)
+        return await self._signal(run_id, "cancel", {"reason": reason})
 
     async def retry(self, run_id: str, step_id: str) -> bool:
         """Run a failed, interrupted, cancelled or skipped step again (and what waits for it)."""
         retry_event(await self.state(run_id), step_id, self._clock.now())
-        await self.store.post_signal(run_id, "retry", {"step_id": step_id})
-        return await self._deliver(run_id)
+        return await self._signal(run_id, "retry", {"step_id": step_id})
 
     async def skip(self, run_id: str, step_id: str) -> bool:
         """Mark a waiting, interrupted or failed step skipped and carry on without it."""
         skip_event(await self.state(run_id), step_id, self._clock.now())
-        await self.store.post_signal(run_id, "skip", {"step_id": step_id})
-        return await self._deliver(run_id)
+        return await self._signal(run_id, "skip", {"step_id": step_id})
 
     async def approve(
         self, run_id: str, step_id: str | None = None, *, plan: Mapping[str, Any] | None = None
@@ -215,14 +306,29 @@ class Engine:
         edited = dict(plan) if plan is not None else None
         if edited is not None:
             self._check_edited_plan(state, sid, edited)
-        await self.store.post_signal(run_id, "approve", {"step_id": sid, "plan": edited})
-        return await self._deliver(run_id)
+        return await self._signal(run_id, "approve", {"step_id": sid, "plan": edited})
 
     async def reject(self, run_id: str, step_id: str | None = None, *, reason: str = "") -> bool:
         """Reject the plan awaiting confirmation: its plan step fails with the reason."""
         sid = awaiting_plan(await self.state(run_id), step_id)
-        await self.store.post_signal(run_id, "reject", {"step_id": sid, "reason": reason})
-        return await self._deliver(run_id)
+        return await self._signal(run_id, "reject", {"step_id": sid, "reason": reason})
+
+    async def _signal(self, run_id: str, kind: SignalKind, payload: dict[str, Any]) -> bool:
+        """Post a checked signal, then wake the local driver, or drive the run here if nobody
+        does; False if another process drives it (or will: a control engine never drives)."""
+        await self.store.post_signal(run_id, kind, payload)
+        driver = self._drivers.get(run_id)
+        if driver is not None:
+            driver.poke()
+            return True
+        if self.mode == "control":
+            return False
+        self._waker.forget(run_id)
+        try:
+            await self.resume(run_id)
+        except LeaseHeldError:
+            return False
+        return run_id in self._tasks
 
     def _adopt_run_defaults(self, state: RunState) -> None:
         """A run taken over uses the agent catalog and default model it was started with, unless
@@ -238,59 +344,19 @@ class Engine:
         if problems:
             raise SpecError(problems, source="edited plan", subject="plan")
 
-    async def _deliver(self, run_id: str) -> bool:
-        """Wake the local driver, or drive the run here if nobody does; False if another live
-        process drives it (it picks the signal up within a fraction of a second)."""
-        driver = self._drivers.get(run_id)
-        if driver is not None:
-            driver.poke()
-            return True
-        try:
-            await self.resume(run_id)
-        except LeaseHeldError:
-            return False
-        return run_id in self._tasks
-
-    # ---------------------------------------------------------------------- events
-
-    async def events(
-        self, run_id: str, *, after_seq: int = 0, follow: bool = False
-    ) -> AsyncIterator[StoredEvent]:
-        """The run's events after `after_seq`; with `follow`, keep streaming until it completes."""
-        queue = self.bus.subscribe(run_id) if follow else None
-        try:
-            last = after_seq
-            for stored in await self.store.read(run_id, after_seq=after_seq):
-                last = stored.seq
-                yield stored
-            while follow and not await self._finished(run_id):
-                async for stored in self._next_events(run_id, last, queue):
-                    last = stored.seq
-                    yield stored
-            if follow:  # what was committed together with the final status
-                for stored in await self.store.read(run_id, after_seq=last):
-                    yield stored
-        finally:
-            if queue is not None:
-                self.bus.unsubscribe(run_id, queue)
-
-    async def _next_events(
-        self, run_id: str, last: int, queue: asyncio.Queue[StoredEvent | None] | None
-    ) -> AsyncIterator[StoredEvent]:
-        if queue is not None and run_id in self._tasks:
-            item = await queue.get()
-            if item is not None and item.seq > last:
-                yield item
-                return
-        else:
-            await asyncio.sleep(FOLLOW_POLL_SECONDS)
-        for stored in await self.store.read(run_id, after_seq=last):
-            yield stored
-
-    async def _finished(self, run_id: str) -> bool:
-        return (await self.store.get_run(run_id)).status in TERMINAL_STATUSES
+    def _refuse_in_control_mode(self, what: str) -> None:
+        if self.mode == "control":
+            raise UsageError(
+                f"this engine is in control mode and never drives runs, so it cannot {what}; "
+                "open a local or worker engine for that"
+            )
 
     # -------------------------------------------------------------------- internals
+
+    async def _acquire(self, run_id: str) -> Lease:
+        return await self.store.acquire_lease(
+            run_id, self._owner, ttl_seconds=self._policy.ttl_seconds
+        )
 
     def _spawn(self, state: RunState, lease: Lease, *, resumed: bool) -> None:
         driver = RunDriver(
@@ -299,11 +365,20 @@ class Engine:
             lease=lease,
             bus=self.bus,
             clock=self._clock,
-            services=self.services,
+            backend=self.backend,
+            policy=self._policy,
         )
         self._drivers[state.run_id] = driver
         task = asyncio.create_task(self._drive(driver, resumed), name=state.run_id)
         self._tasks[state.run_id] = task
+        self._notify()
+
+    def _notify(self) -> None:
+        """Wake every `wait` that waits on this engine's drivers starting or stopping."""
+        waiters, self._settled = self._settled, set()
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     async def _drive(self, driver: RunDriver, resumed: bool) -> RunState:
         run_id = driver.state.run_id
@@ -316,6 +391,55 @@ class Engine:
             self._tasks.pop(run_id, None)
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.store.release_lease(driver.lease))
+            if driver.parked_until is not None:
+                self._waker.park(run_id, driver.parked_until)
+            self._notify()
+
+    async def _await_driver(self, task: asyncio.Task[RunState]) -> bool:
+        """Wait for the driver; False if it was cancelled (the engine is closing)."""
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if not task.cancelled():  # we were cancelled, not the run's driver
+                raise
+            return False
+        return True
+
+    async def _next_change(self, run_id: str, last_seq: int) -> None:
+        """Until this engine's drivers settle something, or the run gets new events elsewhere."""
+        if self._waker.is_parked(run_id):
+            waiter = asyncio.get_running_loop().create_future()
+            self._settled.add(waiter)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(waiter, WAIT_POLL_SECONDS)
+            return
+        await self.store.wait_for_events(
+            run_id, after_seq=last_seq, timeout_seconds=WAIT_POLL_SECONDS
+        )
+
+    async def _wake(self, run_id: str) -> None:
+        """A parked run is due: drive it again (unless somebody else already does)."""
+        if run_id in self._tasks:
+            return
+        with contextlib.suppress(LeaseHeldError):
+            await self.resume(run_id)
+
+    async def _claim(self) -> None:
+        free = self._max_runs - len(self._tasks)
+        if free <= 0:
+            return
+        claims = await self.store.claim(
+            self._owner, limit=free, ttl_seconds=self._policy.ttl_seconds
+        )
+        for claim in claims:
+            run_id = claim.lease.run_id
+            self._waker.forget(run_id)
+            state = await committed_state(self.store, run_id)
+            self._adopt_run_defaults(state)
+            self._spawn(state, claim.lease, resumed=True)
+
+    async def _store_changed(self, seconds: float) -> bool:
+        return await self.store.wait_for_change(timeout_seconds=seconds)
 
 
 class _LazyAgentNames:

@@ -1,53 +1,73 @@
-"""Drives one run: fold outcomes into the state, decide, commit the turn's events in one append,
-then launch what was started. Exactly one driver per run, holding the run's lease."""
+"""Drives one run while it holds the run's lease: gather what happened, take a turn (the core's
+pure `take_turn`), commit the turn's events in one append, then launch and cancel attempts through
+the execution backend. It returns when the run completes, waits for a person, or parks on a timer
+far enough away that holding a task for it would be waste."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from podium.clock import Clock
 from podium.core import events as ev
-from podium.core.control import (
-    approve_event,
-    cancel_event,
-    reject_event,
-    retry_event,
-    skip_event,
+from podium.core.happenings import (
+    AttemptCancelled,
+    AttemptOutcome,
+    ControlSignal,
+    Happening,
+    Report,
+    TakenOver,
 )
-from podium.core.fold import apply
-from podium.core.outputs import cap_output
-from podium.core.scheduler import Decision, decide, failure_event, recover, stop_reason
-from podium.core.state import RunState, StepStatus
-from podium.errors import InvalidTransitionError, PodiumError
-from podium.runtime.attempt import Channels, Outcome, run_attempt
+from podium.core.state import RunState
+from podium.core.turn import Turn, take_turn
+from podium.errors import ConcurrencyError, PodiumError, StoreError
 from podium.runtime.bus import EventBus
-from podium.spec.model import PlanStep
+from podium.runtime.execution import AttemptRequest, ExecutionBackend
 from podium.steps import procs
-from podium.store.base import EventStore, Lease, Signal, StoredEvent
+from podium.store.base import EventStore, Lease, StoredEvent
 
 SIGNAL_POLL_SECONDS = 0.25
 
 
 @dataclass(frozen=True, slots=True)
-class _Report:
-    step_id: str
-    kind: str
-    data: dict[str, Any]
+class LeasePolicy:
+    """How long a lease lasts without a heartbeat, how often it is renewed, and how long a run
+    may wait on a timer in its driver before it is parked in the store instead."""
+
+    ttl_seconds: float = 15.0
+    heartbeat_seconds: float = 5.0
+    park_after_seconds: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.heartbeat_seconds < self.ttl_seconds:
+            raise ValueError(
+                f"heartbeat_seconds ({self.heartbeat_seconds}) must be above 0 and below "
+                f"ttl_seconds ({self.ttl_seconds}), so a lease is renewed before it expires"
+            )
 
 
-_Item = Outcome | _Report | tuple[str, str] | None
-LEASE_TTL_SECONDS = 15.0
+class _Sink:
+    """Where one attempt's reports and live output go: the driver's inbox and the live bus."""
+
+    __slots__ = ("_driver", "_step_id")
+
+    def __init__(self, driver: RunDriver, step_id: str) -> None:
+        self._driver = driver
+        self._step_id = step_id
+
+    def report(self, report: Report) -> None:
+        self._driver.post(report)
+
+    def delta(self, text: str) -> None:
+        driver = self._driver
+        driver.bus.publish_delta(driver.state.run_id, self._step_id, text)
 
 
 class RunDriver:
-    """The turn loop of one run. `drive()` returns when the run completes or parks."""
+    """The turn loop of one run. `drive()` returns the state when the run completes or parks."""
 
     def __init__(
         self,
@@ -57,154 +77,146 @@ class RunDriver:
         lease: Lease,
         bus: EventBus,
         clock: Clock,
-        slots: Callable[[], int | None] = lambda: None,
-        services: Any = None,
+        backend: ExecutionBackend,
+        policy: LeasePolicy | None = None,
     ) -> None:
         self.state = state
-        self._store = store
         self.lease = lease
-        self._bus = bus
+        self.bus = bus
+        self.parked_until: datetime | None = None
+        self._store = store
         self._clock = clock
-        self._slots = slots
-        self._services = services
+        self._backend = backend
+        self._policy = policy or LeasePolicy()
         self._committed_seq = state.seq
-        self._buffer: list[ev.Event] = []
-        self._consumed: list[int] = []
-        self._inbox: deque[_Item] = deque()
+        self._inbox: deque[Happening | None] = deque()
         self._waiter: asyncio.Future[None] | None = None
-        self._tasks: dict[str, asyncio.Task[Outcome]] = {}
+        self._tasks: dict[str, asyncio.Task[AttemptOutcome]] = {}
         self._cancelling: dict[str, ev.CancelReason] = {}
         self._signals_at = 0.0
         self._lost: PodiumError | None = None
 
     # -------------------------------------------------------------------------- public
 
+    @property
+    def committed(self) -> bool:
+        """True when every event folded into `state` is committed (not mid-turn)."""
+        return self.state.seq == self._committed_seq
+
     def poke(self) -> None:
         """Wake the loop now (a control signal was posted for this run)."""
-        self._post(None)
+        self.post(None)
 
-    async def drive(self, *, resumed: bool = False) -> RunState:
-        heartbeat = asyncio.create_task(self._heartbeat())
-        try:
-            if resumed:
-                await self._take_over()
-            await self._loop()
-        finally:
-            heartbeat.cancel()
-            await self._abandon_tasks()
-            self._bus.close_run(self.state.run_id)
-        return self.state
-
-    # ---------------------------------------------------------------------------- loop
-
-    async def _loop(self) -> None:
-        await self._take_signals()
-        while True:
-            decision = self._decide_until_stable()
-            await self._commit()
-            self._launch(decision)
-            if self._finished():
-                return
-            await self._wait(decision.wake_at)
-
-    def _finished(self) -> bool:
-        if self._tasks:
-            return False
-        state = self.state
-        return state.outcome is not None or (not state.retrying and state.status == "waiting")
-
-    def _decide_until_stable(self) -> Decision:
-        """Apply decisions until the core has nothing more to say this turn."""
-        starts: list[str] = []
-        while True:
-            decision = decide(self.state, self._clock.now(), slots=self._slots())
-            for event in decision.events:
-                self._record(event)
-            starts += decision.start
-            if not decision.events:
-                return Decision(start=starts, cancel=decision.cancel, wake_at=decision.wake_at)
-
-    def _record(self, event: ev.Event) -> None:
-        apply(self.state, event)
-        self._buffer.append(event)
-
-    async def _commit(self) -> None:
-        if not self._buffer:
-            return
-        events, self._buffer = self._buffer, []
-        consumed, self._consumed = self._consumed, []
-        first = self._committed_seq + 1
-        self._committed_seq = await self._store.append(
-            self.state.run_id,
-            events,
-            expected_seq=self._committed_seq,
-            epoch=self.lease.epoch,
-            status=self.state.status,  # type: ignore[arg-type]
-            consumed_signals=consumed,
-        )
-        stored = [StoredEvent(self.state.run_id, first + i, e) for i, e in enumerate(events)]
-        self._bus.publish(self.state.run_id, stored)
-
-    def _launch(self, decision: Decision) -> None:
-        state = self.state
-        for step_id in decision.start:
-            task = asyncio.create_task(
-                run_attempt(state, state.steps[step_id], self._channels(step_id))
-            )
-            task.add_done_callback(functools.partial(self._on_done, step_id))
-            self._tasks[step_id] = task
-        for step_id in decision.cancel:
-            running = self._tasks.get(step_id)
-            if running is not None and step_id not in self._cancelling:
-                self._cancelling[step_id] = self._cancel_reason()
-                running.cancel()
-
-    def _channels(self, step_id: str) -> Channels:
-        return Channels(
-            report=functools.partial(self._report, step_id),
-            on_delta=functools.partial(self._bus.publish_delta, self.state.run_id, step_id),
-            services=self._services,
-        )
-
-    def _report(self, step_id: str, kind: str, data: dict[str, Any]) -> None:
-        self._post(_Report(step_id, kind, data))
-
-    def _cancel_reason(self) -> ev.CancelReason:
-        return stop_reason(self.state.stopping)
-
-    def _on_done(self, step_id: str, task: asyncio.Task[Outcome]) -> None:
-        if self._tasks.get(step_id) is not task:
-            return
-        if task.cancelled():
-            self._post(("cancelled", step_id))
-        else:
-            self._post(task.result())
-
-    def _post(self, item: _Item) -> None:
+    def post(self, item: Happening | None) -> None:
         self._inbox.append(item)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def _wait(self, wake_at: datetime | None) -> None:
-        """Sleep until an outcome or a poke arrives, a parked timer is due, or signals are due."""
+    async def drive(self, *, resumed: bool = False) -> RunState:
+        heartbeat = asyncio.create_task(self._heartbeat())
+        try:
+            await self._loop(await self._first_happenings(resumed))
+        finally:
+            heartbeat.cancel()
+            await self._abandon_tasks()
+            self.bus.close_run(self.state.run_id)
+        return self.state
+
+    # ---------------------------------------------------------------------------- loop
+
+    async def _loop(self, happenings: list[Happening]) -> None:
+        while True:
+            turn = take_turn(self.state, happenings, self._clock.now())
+            await self._commit(turn)
+            self._launch(turn)
+            if self._tasks or self._inbox:
+                happenings = await self._wait(turn.wake_at)
+                continue
+            if self.state.outcome is not None or turn.wake_at is None:
+                return  # finished, or waiting for a person
+            if self._seconds_until(turn.wake_at) >= self._policy.park_after_seconds:
+                self.parked_until = turn.wake_at
+                return
+            happenings = await self._wait(turn.wake_at)
+
+    async def _first_happenings(self, resumed: bool) -> list[Happening]:
+        first: list[Happening] = []
+        if resumed and self.state.running:
+            first.append(TakenOver(await self._stop_leftovers()))
+        return first + await self._signals()
+
+    async def _commit(self, turn: Turn) -> None:
+        if not turn.events:
+            return
+        state = self.state
+        first = self._committed_seq + 1
+        self._committed_seq = await self._store.append(
+            state.run_id,
+            turn.events,
+            expected_seq=self._committed_seq,
+            epoch=self.lease.epoch,
+            status=state.status,  # type: ignore[arg-type]
+            consumed_signals=turn.consumed,
+            wake_at=turn.wake_at,
+        )
+        stored = [StoredEvent(state.run_id, first + i, e) for i, e in enumerate(turn.events)]
+        self.bus.publish(state.run_id, stored)
+
+    def _launch(self, turn: Turn) -> None:
+        state = self.state
+        for launch in turn.launch:
+            request = AttemptRequest.of(
+                launch,
+                run_id=state.run_id,
+                epoch=self.lease.epoch,
+                workspace=state.workspace,
+                output_limit_bytes=state.workflow.output_limit_bytes,
+            )
+            step_id = launch.step_id
+            task = asyncio.create_task(self._backend.execute(request, _Sink(self, step_id)))
+            task.add_done_callback(functools.partial(self._on_done, step_id))
+            self._tasks[step_id] = task
+        for step_id, reason in turn.cancel.items():
+            running = self._tasks.get(step_id)
+            if running is not None and step_id not in self._cancelling:
+                self._cancelling[step_id] = reason
+                running.cancel()
+
+    def _on_done(self, step_id: str, task: asyncio.Task[AttemptOutcome]) -> None:
+        if self._tasks.get(step_id) is not task:
+            return
+        del self._tasks[step_id]
+        reason = self._cancelling.pop(step_id, None)
+        if task.cancelled():
+            self.post(AttemptCancelled(step_id, reason or "run_cancelled"))
+        else:
+            self.post(task.result())
+
+    async def _wait(self, wake_at: datetime | None) -> list[Happening]:
+        """Sleep until something reaches the inbox, a parked timer is due, or signals are due;
+        return what arrived."""
         if not self._inbox:
             timeout = SIGNAL_POLL_SECONDS
             if wake_at is not None:
-                timeout = min(timeout, max((wake_at - self._clock.now()).total_seconds(), 0.0))
+                timeout = min(timeout, max(self._seconds_until(wake_at), 0.0))
             await self._sleep(timeout)
+        happenings: list[Happening] = []
         poked = False
         while self._inbox:
             item = self._inbox.popleft()
-            poked = poked or item is None
-            self._absorb(item)
+            if item is None:
+                poked = True
+            else:
+                happenings.append(item)
         if self._lost is not None:
             raise self._lost
         if poked or self._clock.monotonic() - self._signals_at >= SIGNAL_POLL_SECONDS:
-            await self._take_signals()
+            happenings += await self._signals()
+        return happenings
 
     async def _sleep(self, seconds: float) -> None:
-        """Wait for `_post` or the timeout, without a task per wait (this is the hot path)."""
+        """Wait for `post` or the timeout, without a task per wait (this is the hot path)."""
         loop = asyncio.get_running_loop()
         waiter = self._waiter = loop.create_future()
         timer = loop.call_later(seconds, _wake, waiter)
@@ -214,119 +226,63 @@ class RunDriver:
             timer.cancel()
             self._waiter = None
 
-    def _absorb(self, item: _Item) -> None:
-        if item is None:
-            return
-        if isinstance(item, _Report):
-            self._record_report(item.step_id, item.kind, item.data)
-            return
-        if isinstance(item, tuple):
-            step_id = item[1]
-            self._tasks.pop(step_id, None)
-            reason = self._cancelling.pop(step_id, "run_cancelled")
-            self._record(ev.StepCancelled(at=self._clock.now(), step_id=step_id, reason=reason))
-            return
-        self._tasks.pop(item.step_id, None)
-        self._cancelling.pop(item.step_id, None)
-        if self.state.steps[item.step_id].status is not StepStatus.RUNNING:
-            return
-        self._record(self._outcome_event(item))
+    def _seconds_until(self, at: datetime) -> float:
+        return (at - self._clock.now()).total_seconds()
 
-    def _record_report(self, step_id: str, kind: str, data: dict[str, Any]) -> None:
-        """Record what an attempt reported (a model call and its usage). A malformed report is an
-        executor bug; it is dropped rather than allowed to stop the run."""
-        payload = {**data, "kind": kind, "at": self._clock.now(), "step_id": step_id}
-        try:
-            event = ev.EVENT_ADAPTER.validate_python(payload)
-        except ValueError:
-            return
-        self._record(event)
-
-    def _outcome_event(self, outcome: Outcome) -> ev.Event:
-        now = self._clock.now()
-        step = self.state.steps[outcome.step_id]
-        if outcome.error is None and isinstance(step.spec, PlanStep):
-            record = self.state.plans.get(step.id)
-            version = len(record.versions) + 1 if record is not None else 1
-            return ev.PlanGenerated(at=now, step_id=step.id, version=version, plan=outcome.output)
-        if outcome.error is None:
-            output, truncated = cap_output(outcome.output, self.state.workflow.output_limit_bytes)
-            return ev.StepSucceeded(
-                at=now,
-                step_id=outcome.step_id,
-                output=output,
-                truncated=truncated,
-                meta=outcome.meta,
-            )
-        return failure_event(
-            self.state,
-            outcome.step_id,
-            attempt=outcome.attempt,
-            error=outcome.error,
-            retryable=outcome.retryable,
-            error_type=outcome.error_type,
-            now=now,
-        )
-
-    # ------------------------------------------------------------------------- signals
-
-    async def _take_signals(self) -> None:
+    async def _signals(self) -> list[Happening]:
         self._signals_at = self._clock.monotonic()
-        for signal in await self._store.pending_signals(self.state.run_id):
-            self._consumed.append(signal.id)
-            with contextlib.suppress(InvalidTransitionError):
-                self._record(self._signal_event(signal))
-
-    def _signal_event(self, signal: Signal) -> ev.Event:
-        now = self._clock.now()
-        step_id = str(signal.payload.get("step_id", ""))
-        if signal.kind == "cancel":
-            return cancel_event(self.state, now, str(signal.payload.get("reason", "")))
-        if signal.kind == "retry":
-            return retry_event(self.state, step_id, now)
-        if signal.kind == "approve":
-            plan = signal.payload.get("plan")
-            return approve_event(self.state, step_id or None, now, plan)
-        if signal.kind == "reject":
-            reason = str(signal.payload.get("reason", ""))
-            return reject_event(self.state, step_id or None, now, reason)
-        return skip_event(self.state, step_id, now)
+        pending = await self._store.pending_signals(self.state.run_id)
+        return [ControlSignal(s.id, s.kind, s.payload) for s in pending]
 
     # ----------------------------------------------------------------------- lifecycle
 
-    async def _take_over(self) -> None:
-        """Stop process groups a dead driver left running, then requeue or interrupt its steps."""
-        in_flight = sorted(self.state.running)
-        if not in_flight:
-            return
+    async def _stop_leftovers(self) -> tuple[str, ...]:
+        """Kill the process groups a dead driver's shell steps left running."""
         state = self.state
         stopped = await asyncio.to_thread(
-            procs.stop_leftovers, state.workspace_path, state.run_id, in_flight
+            procs.stop_leftovers, state.workspace_path, state.run_id, sorted(state.running)
         )
-        resumed = recover(state, self._clock.now())
-        self._record(resumed.model_copy(update={"stopped": stopped}))
+        return tuple(stopped)
 
     async def _heartbeat(self) -> None:
+        """Renew the lease every heartbeat; a store error is retried until the lease would expire
+        (a passing lock or network fault must not drop a healthy run); losing the lease to
+        another driver stops this one at once."""
+        policy = self._policy
         while True:
-            await asyncio.sleep(LEASE_TTL_SECONDS / 3)
+            await asyncio.sleep(policy.heartbeat_seconds)
+            deadline = self._clock.monotonic() + policy.ttl_seconds - policy.heartbeat_seconds
             try:
-                self.lease = await self._store.renew_lease(
-                    self.lease, ttl_seconds=LEASE_TTL_SECONDS
-                )
-            except PodiumError as exc:  # taken over: stop driving, commit nothing more
+                self.lease = await self._renew_until(deadline)
+            except PodiumError as exc:
                 self._lost = exc
                 self.poke()
                 return
+
+    async def _renew_until(self, deadline: float) -> Lease:
+        delay = 0.05
+        while True:
+            try:
+                return await self._store.renew_lease(
+                    self.lease, ttl_seconds=self._policy.ttl_seconds
+                )
+            except ConcurrencyError:
+                raise
+            except StoreError:
+                if self._clock.monotonic() + delay >= deadline:
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
     async def _abandon_tasks(self) -> None:
         """On exit (normal or not) cancel leftover attempts without recording anything: a
         later resume sees them in flight and requeues or interrupts them."""
         tasks = list(self._tasks.values())
+        self._tasks.clear()
         for task in tasks:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-        self._tasks.clear()
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:
@@ -334,4 +290,4 @@ def _wake(waiter: asyncio.Future[None]) -> None:
         waiter.set_result(None)
 
 
-__all__ = ["LEASE_TTL_SECONDS", "PodiumError", "RunDriver"]
+__all__ = ["LeasePolicy", "RunDriver"]

@@ -8,7 +8,7 @@ import itertools
 import os
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -30,28 +30,14 @@ from podium.errors import UsageError
 from podium.llm import resolve_model
 from podium.llm.base import Model, ModelResponse
 from podium.llm.prices import cost_usd
-from podium.steps.base import StepContext
+from podium.steps.base import Route, StepContext
 from podium.tools.base import McpServerConfig, Tool, ToolRegistry
 
 DEFAULT_MODEL_ENV = "PODIUM_MODEL"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Route:
-    """Where one model call goes. `agent` is the candidate the breakers admitted (None when they
-    refused every one) and `model` its model string; `transitions` are the breaker changes the
-    routing made, to record; `reason` says why `agent` is not the one asked for (empty when it
-    is), or why there is none. Settle `ticket` with `AgentServices.settle` after the call."""
-
-    agent: AgentSpec | None
-    model: str | None = None
-    transitions: tuple[Transition, ...] = ()
-    reason: str = ""
-    ticket: int | None = None
-
-
 class AgentServices:
-    """Implements `podium.steps.agent.AgentServices` for one engine."""
+    """Implements the `podium.steps.base.AgentServices` port for one engine."""
 
     def __init__(
         self,

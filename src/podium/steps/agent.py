@@ -11,62 +11,47 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 from podium import telemetry
+from podium.agents import AgentSpec
+from podium.core.breaker import Transition
 from podium.errors import ModelError, PodiumError, StepExecutionError
 from podium.llm.base import Message, Model, ModelRequest, ModelResponse, ToolCall
 from podium.spec.model import AgentStep, StepBase
 from podium.steps._context import context_block
-from podium.steps.base import StepContext, StepResult
+from podium.steps.base import (
+    DETACHED,
+    AgentServices,
+    Route,
+    StepContext,
+    StepResult,
+    StepServices,
+)
 from podium.steps.output import shape_output
 from podium.tools.base import Tool, ToolContext, ToolError
 
-if TYPE_CHECKING:
-    from podium.agents import AgentSpec
-    from podium.core.breaker import Transition
-    from podium.runtime.services import Route
-
 TOOL_RESULT_CHARS = 20_000
-
-
-class AgentServices(Protocol):
-    """What the runtime provides to agent steps (see podium.runtime.services)."""
-
-    def agent(self, name: str) -> AgentSpec: ...
-
-    def model(self, spec: str | None) -> Model: ...
-
-    def cost_usd(self, model: Model, response: ModelResponse) -> float: ...
-
-    def route(
-        self, agent: AgentSpec, model: str | None = None, *, fallbacks: bool = True
-    ) -> Route: ...
-
-    def settle(self, route: Route, ok: bool | None) -> tuple[Transition, ...]: ...
-
-    def toolbox(
-        self, names: Sequence[str], ctx: StepContext
-    ) -> AbstractAsyncContextManager[Mapping[str, Tool]]: ...
 
 
 class AgentExecutor:
     """Runs `AgentStep`s through the services the runtime put in the step context."""
 
-    async def execute(self, step: StepBase, ctx: StepContext) -> StepResult:
+    async def execute(
+        self, step: StepBase, ctx: StepContext, services: StepServices = DETACHED
+    ) -> StepResult:
         if not isinstance(step, AgentStep):
             raise TypeError(f"AgentExecutor cannot run a {type(step).__name__}")
-        services = _services(ctx)
+        agents = agent_services(services)
         try:
-            agent, route = _admitted(ctx, services, services.agent(step.agent), step.model)
+            agent, route = _admitted(services, agents, agents.agent(step.agent), step.model)
             try:
-                model = services.model(route.model)
-                async with services.toolbox(agent.tools, ctx) as tools:
-                    conversation = _Conversation(step, ctx, agent, route, model, services, tools)
-                    return await conversation.run()
+                model = agents.model(route.model)
+                async with agents.toolbox(agent.tools, ctx) as tools:
+                    talk = _Conversation(step, ctx, services, agent, route, model, tools)
+                    return await talk.run()
             finally:
-                services.settle(route, None)  # frees an admission no call used
+                agents.settle(route, None)  # frees an admission no call used
         except ModelError as exc:
             raise StepExecutionError(
                 f"agent {step.agent}: {exc}", retryable=exc.retryable, error_type=exc.error_type
@@ -79,20 +64,22 @@ class AgentExecutor:
             ) from exc
 
 
-def _services(ctx: StepContext) -> AgentServices:
-    if ctx.services is None:
+def agent_services(services: StepServices) -> AgentServices:
+    """The engine's agent services, or a configuration error saying how to get them."""
+    agents = services.agents
+    if agents is None:
         raise StepExecutionError(
-            "agent steps need an engine with agent services (Engine.open(..., agents=DIR))",
+            "agent and plan steps need an engine with agent services "
+            "(Engine.open(..., agents_dir=DIR))",
             retryable=False,
             error_type="config",
         )
-    services: AgentServices = ctx.services
-    return services
+    return agents
 
 
 def _admitted(
-    ctx: StepContext,
-    services: AgentServices,
+    services: StepServices,
+    agents: AgentServices,
     agent: AgentSpec,
     model: str | None,
     *,
@@ -100,23 +87,23 @@ def _admitted(
 ) -> tuple[AgentSpec, Route]:
     """Route a call, record what the routing changed, and fail retryably if nothing admits it
     (the step's retry policy waits, and a later attempt finds the breaker half-open)."""
-    route = services.route(agent, model, fallbacks=fallbacks)
-    _report_transitions(ctx, route.transitions)
+    route = agents.route(agent, model, fallbacks=fallbacks)
+    _report_transitions(services, route.transitions)
     if route.agent is None:
         raise StepExecutionError(
             f"agent {agent.name}: {route.reason}", retryable=True, error_type="breaker_open"
         )
     if route.agent.name != agent.name:
         data = {"requested": agent.name, "selected": route.agent.name, "reason": route.reason}
-        ctx.report("agent.routed", data)
+        services.report("agent.routed", data)
     return route.agent, route
 
 
-def _report_transitions(ctx: StepContext, transitions: Sequence[Transition]) -> None:
+def _report_transitions(services: StepServices, transitions: Sequence[Transition]) -> None:
     for moved in transitions:
         data = {"key": moved.key, "from_status": moved.from_status.value}
         data |= {"to_status": moved.to_status.value, "reason": moved.reason}
-        ctx.report("breaker.changed", data)
+        services.report("breaker.changed", data)
 
 
 class _Conversation:
@@ -126,14 +113,15 @@ class _Conversation:
         self,
         step: AgentStep,
         ctx: StepContext,
+        services: StepServices,
         agent: AgentSpec,
         route: Route,
         model: Model,
-        services: AgentServices,
         tools: Mapping[str, Tool],
     ) -> None:
         self.step, self.ctx, self.agent, self.model = step, ctx, agent, model
         self.services, self.tools = services, tools
+        self.agents = agent_services(services)
         self.model_string = route.model
         self._admission: Route | None = route
         self.schema = _schema(step, agent)
@@ -212,7 +200,7 @@ class _Conversation:
             ok = False if exc.retryable else None
             raise
         finally:
-            _report_transitions(self.ctx, self.services.settle(route, ok))
+            _report_transitions(self.services, self.agents.settle(route, ok))
         self.turns += 1
         return response
 
@@ -221,7 +209,10 @@ class _Conversation:
         route, self._admission = self._admission, None
         if route is not None:
             return route
-        return _admitted(self.ctx, self.services, self.agent, self.model_string, fallbacks=False)[1]
+        admitted = _admitted(
+            self.services, self.agents, self.agent, self.model_string, fallbacks=False
+        )
+        return admitted[1]
 
     async def _complete(self, request: ModelRequest) -> ModelResponse:
         span = telemetry.model_span(
@@ -234,15 +225,15 @@ class _Conversation:
         )
         with span as call:
             started = time.monotonic()
-            response = await self.model.complete(request, on_delta=self.ctx.on_delta)
+            response = await self.model.complete(request, on_delta=self.services.delta)
             seconds = time.monotonic() - started
-            cost = self.services.cost_usd(self.model, response)
+            cost = self.agents.cost_usd(self.model, response)
             call.record(response.usage, response.finish_reason, response.model or None, cost)
         self._report(response, cost, seconds)
         return response
 
     def _report(self, response: ModelResponse, cost: float, seconds: float) -> None:
-        self.ctx.report(
+        self.services.report(
             "model.called",
             {
                 "model": self.model.name,

@@ -13,7 +13,7 @@ from typing import Any
 
 from podium.errors import StepExecutionError
 from podium.spec.model import FileStep, StepBase
-from podium.steps.base import StepContext, StepResult
+from podium.steps.base import DETACHED, StepContext, StepResult, StepServices
 from podium.steps.output import shape_output, with_marker
 
 _NEW_FILE_MODE = 0o644
@@ -22,7 +22,9 @@ _NEW_FILE_MODE = 0o644
 class FileExecutor:
     """Runs `FileStep`s. All file-system work, path checks included, runs in a worker thread."""
 
-    async def execute(self, step: StepBase, ctx: StepContext) -> StepResult:
+    async def execute(
+        self, step: StepBase, ctx: StepContext, services: StepServices = DETACHED
+    ) -> StepResult:
         if not isinstance(step, FileStep):
             raise TypeError(f"FileExecutor cannot run a {type(step).__name__}")
         output = await asyncio.to_thread(_run, step, ctx.workspace, ctx.output_limit_bytes)

@@ -14,7 +14,7 @@ import httpx
 
 from podium.errors import StepExecutionError
 from podium.spec.model import HttpStep, StepBase
-from podium.steps.base import StepContext, StepResult
+from podium.steps.base import DETACHED, StepContext, StepResult, StepServices
 from podium.steps.output import shape_output, with_marker
 
 MAX_REDIRECTS = 5
@@ -54,7 +54,9 @@ class HttpExecutor:
             weakref.WeakKeyDictionary()
         )
 
-    async def execute(self, step: StepBase, ctx: StepContext) -> StepResult:
+    async def execute(
+        self, step: StepBase, ctx: StepContext, services: StepServices = DETACHED
+    ) -> StepResult:
         if not isinstance(step, HttpStep):
             raise TypeError(f"HttpExecutor cannot run a {type(step).__name__}")
         url = check_url(step.url)

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from podium.agents import AgentCatalog
 from podium.errors import Problem, StepExecutionError
 from podium.spec.model import AgentStep, PlanStep, StepBase
 from podium.spec.plan import PLAN_SCHEMA, check_plan
 from podium.steps._context import context_block
-from podium.steps.agent import AgentExecutor
-from podium.steps.base import StepContext, StepResult
+from podium.steps.agent import AgentExecutor, agent_services
+from podium.steps.base import DETACHED, StepContext, StepResult, StepServices
 
 MODE_RULES = {
     "auto": "Choose the dependencies: steps run in parallel unless one `needs` another.",
@@ -25,24 +25,21 @@ MODE_RULES = {
 }
 
 
-class _PlanServices(Protocol):
-    @property
-    def catalog(self) -> AgentCatalog: ...
-
-
 class PlanExecutor:
     """Runs the planning attempt of a `PlanStep`; its output is the plan."""
 
-    async def execute(self, step: StepBase, ctx: StepContext) -> StepResult:
+    async def execute(
+        self, step: StepBase, ctx: StepContext, services: StepServices = DETACHED
+    ) -> StepResult:
         if not isinstance(step, PlanStep):
             raise TypeError(f"PlanExecutor cannot run a {type(step).__name__}")
-        catalog = _catalog(ctx)
+        catalog: AgentCatalog = agent_services(services).catalog
         prompt = _prompt(step, ctx, catalog)
         problems: list[Problem] = []
         plan: Any = None
         for attempt in range(1, step.max_plan_attempts + 1):
             ask = prompt if not problems else _feedback(prompt, plan, problems)
-            plan = await _ask(step, ctx, ask)
+            plan = await _ask(step, ctx, services, ask)
             problems = check_plan(plan, step, agents=catalog, taken=ctx.history.get("taken", ()))
             if not problems:
                 return StepResult(_normalised(plan), meta={"plan_attempts": attempt})
@@ -55,16 +52,7 @@ class PlanExecutor:
         )
 
 
-def _catalog(ctx: StepContext) -> AgentCatalog:
-    services: _PlanServices | None = ctx.services
-    if services is None:
-        raise StepExecutionError(
-            "plan steps need an engine with agent services", retryable=False, error_type="config"
-        )
-    return services.catalog
-
-
-async def _ask(step: PlanStep, ctx: StepContext, prompt: str) -> Any:
+async def _ask(step: PlanStep, ctx: StepContext, services: StepServices, prompt: str) -> Any:
     supervisor = AgentStep(
         id="supervisor",
         agent=step.planner,
@@ -73,7 +61,7 @@ async def _ask(step: PlanStep, ctx: StepContext, prompt: str) -> Any:
         context="none",
         max_reasks=1,
     )
-    result = await AgentExecutor().execute(supervisor, ctx)
+    result = await AgentExecutor().execute(supervisor, ctx, services)
     return result.output
 
 

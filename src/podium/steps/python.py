@@ -7,14 +7,14 @@ import asyncio
 import importlib
 import inspect
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
 from podium.errors import StepExecutionError, UsageError
 from podium.spec.model import PythonStep, StepBase
-from podium.steps.base import StepContext, StepResult
+from podium.steps.base import DETACHED, StepContext, StepResult, StepServices
 from podium.steps.output import json_safe, shape_output
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -194,15 +194,60 @@ def _make_plan(fn: Callable[..., Any]) -> _CallPlan:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class PodiumContext:
+    """What a python step's function gets as its `podium_context` argument: the attempt's facts
+    (`run_id`, `step_id`, `attempt`, `idempotency_key`, `workspace`, `upstream`), `report` for
+    what only the attempt can know (see `StepServices.report`) and `delta` for live output."""
+
+    ctx: StepContext
+    services: StepServices
+
+    @property
+    def run_id(self) -> str:
+        return self.ctx.run_id
+
+    @property
+    def step_id(self) -> str:
+        return self.ctx.step_id
+
+    @property
+    def attempt(self) -> int:
+        return self.ctx.attempt
+
+    @property
+    def idempotency_key(self) -> str:
+        return self.ctx.idempotency_key
+
+    @property
+    def workspace(self) -> Path:
+        return self.ctx.workspace
+
+    @property
+    def upstream(self) -> Mapping[str, Any]:
+        return self.ctx.upstream
+
+    def report(self, kind: str, data: Mapping[str, Any]) -> None:
+        """Record a model call, tool call, routing, breaker change or progress; anything else
+        raises `ReportError`."""
+        self.services.report(kind, data)
+
+    def delta(self, text: str) -> None:
+        """Stream live output to the run's subscribers (not stored)."""
+        self.services.delta(text)
+
+
 class PythonExecutor:
     """Runs `PythonStep`s: coroutine functions are awaited, plain functions run in a thread."""
 
-    async def execute(self, step: StepBase, ctx: StepContext) -> StepResult:
+    async def execute(
+        self, step: StepBase, ctx: StepContext, services: StepServices = DETACHED
+    ) -> StepResult:
         if not isinstance(step, PythonStep):
             raise TypeError(f"PythonExecutor cannot run a {type(step).__name__}")
         fn = _resolve(step.call, ctx.workspace)
         plan = _plan_for(fn)
-        kwargs = _arguments(plan, step.args, ctx)
+        kwargs = _arguments(plan, step.args, ctx, services)
         value = await _call(fn, plan, kwargs)
         return StepResult(shape_output(json_safe(value), step.output, step_id=step.id))
 
@@ -220,7 +265,9 @@ def _resolve(ref: str, workspace: Path) -> Callable[..., Any]:
         raise StepExecutionError(str(exc), retryable=False, error_type="usage") from exc
 
 
-def _arguments(plan: _CallPlan, args: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
+def _arguments(
+    plan: _CallPlan, args: dict[str, Any], ctx: StepContext, services: StepServices
+) -> dict[str, Any]:
     plan.check(args)
     if not (plan.wants_key or plan.wants_context):
         return args
@@ -228,7 +275,7 @@ def _arguments(plan: _CallPlan, args: dict[str, Any], ctx: StepContext) -> dict[
     if plan.wants_key:
         kwargs.setdefault("idempotency_key", ctx.idempotency_key)
     if plan.wants_context:
-        kwargs["podium_context"] = ctx
+        kwargs["podium_context"] = PodiumContext(ctx, services)
     return kwargs
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from podium.errors import StepExecutionError
 from podium.spec.model import ShellStep, StepBase
 from podium.steps import procs
-from podium.steps.base import StepContext, StepResult
+from podium.steps.base import DETACHED, StepContext, StepResult, StepServices
 from podium.steps.output import shape_output, with_marker
 
 TERMINATE_GRACE_SECONDS = 2.0
@@ -43,7 +43,9 @@ class _Captured:
 class ShellExecutor:
     """Runs `ShellStep`s: argv by default, `sh -c` / `bash -c` when the step names a shell."""
 
-    async def execute(self, step: StepBase, ctx: StepContext) -> StepResult:
+    async def execute(
+        self, step: StepBase, ctx: StepContext, services: StepServices = DETACHED
+    ) -> StepResult:
         if not isinstance(step, ShellStep):
             raise TypeError(f"ShellExecutor cannot run a {type(step).__name__}")
         argv = build_argv(step)
@@ -86,7 +88,6 @@ def build_env(step: ShellStep, ctx: StepContext, *, inherit: bool = True) -> dic
         PODIUM_IDEMPOTENCY_KEY=ctx.idempotency_key,
         PODIUM_WORKSPACE=str(ctx.workspace),
     )
-    env.update(ctx.env)
     env.update(step.env)
     return env
 

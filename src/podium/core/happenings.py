@@ -1,0 +1,135 @@
+"""What reaches a run's driver between two turns, as plain data: finished and cancelled attempts,
+reports from running attempts, control signals, a take-over. And what a turn asks the runtime to
+launch. All of it is picklable, so an attempt may run in another process."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal, cast, get_args
+
+from pydantic import BaseModel
+
+from podium.core import events as ev
+from podium.errors import UsageError
+from podium.spec.model import StepBase
+
+ReportKind = Literal[
+    "model.called", "tool.called", "agent.routed", "breaker.changed", "step.progress"
+]
+REPORT_KINDS: Final[tuple[str, ...]] = get_args(ReportKind)
+REPORT_EVENTS: Final[Mapping[str, type[BaseModel]]] = {
+    "model.called": ev.ModelCalled,
+    "tool.called": ev.ToolCalled,
+    "agent.routed": ev.AgentRouted,
+    "breaker.changed": ev.BreakerChanged,
+    "step.progress": ev.StepProgress,
+}
+_SET_BY_THE_RUN = frozenset({"kind", "at", "step_id"})
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptOutcome:
+    """A finished attempt: its output, or its error and whether a retry may help."""
+
+    step_id: str
+    attempt: int
+    output: Any = None
+    meta: dict[str, Any] | None = None
+    error: str | None = None
+    retryable: bool = False
+    error_type: str = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptCancelled:
+    """A running attempt ended because the turn asked to cancel it, for `reason`."""
+
+    step_id: str
+    reason: ev.CancelReason
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """Something a running attempt can know and the run records: one of `REPORT_KINDS`.
+    Build it with `make_report`, which refuses anything else."""
+
+    step_id: str
+    kind: ReportKind
+    data: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ControlSignal:
+    """A person's request (cancel, retry, skip, approve, reject) read from the store's inbox."""
+
+    id: int
+    kind: str
+    payload: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class TakenOver:
+    """A new driver took the run over; `stopped` names steps whose leftover processes it killed."""
+
+    stopped: tuple[str, ...] = ()
+
+
+Happening = AttemptOutcome | AttemptCancelled | Report | ControlSignal | TakenOver
+
+
+@dataclass(frozen=True, slots=True)
+class Launch:
+    """An attempt the turn started: the step as rendered against committed outputs, and what its
+    executor is given. Launch it only after the turn's events are committed."""
+
+    step_id: str
+    attempt: int
+    generation: int
+    idempotency_key: str
+    step: StepBase
+    upstream: Mapping[str, Any] = field(default_factory=dict)
+    history: Mapping[str, Any] = field(default_factory=dict)
+
+
+class ReportError(UsageError):
+    """An attempt reported something an attempt may not report, or reported it malformed."""
+
+
+def make_report(step_id: str, kind: str, data: Mapping[str, Any]) -> Report:
+    """Check a report where it is made, so the code that made it hears what is wrong."""
+    event_type = REPORT_EVENTS.get(kind)
+    if event_type is None:
+        raise ReportError(
+            f"step {step_id}: an attempt cannot report {kind!r}; it may report only "
+            f"{', '.join(REPORT_KINDS)} (a step's result is what it returns or raises)"
+        )
+    forged = _SET_BY_THE_RUN & set(data)
+    if forged:
+        raise ReportError(
+            f"step {step_id}: a {kind} report may not set {', '.join(sorted(forged))}; the run "
+            "fills those in"
+        )
+    report = Report(step_id, kind, dict(data))  # type: ignore[arg-type]
+    try:
+        report_event(report, at=_PROBE_TIME)
+    except ValueError as exc:
+        raise ReportError(f"step {step_id}: malformed {kind} report: {_first_error(exc)}") from exc
+    return report
+
+
+def report_event(report: Report, *, at: Any) -> ev.Event:
+    """The event a report becomes. ValueError if its kind or data do not fit the closed set."""
+    event_type = REPORT_EVENTS.get(report.kind)
+    if event_type is None or _SET_BY_THE_RUN & set(report.data):
+        raise ValueError(f"{report.kind!r} is not a report an attempt may make")
+    payload = {**report.data, "at": at, "step_id": report.step_id}
+    return cast(ev.Event, event_type.model_validate(payload))
+
+
+def _first_error(exc: ValueError) -> str:
+    text = str(exc).splitlines()
+    return "; ".join(line.strip() for line in text[1:3]) or str(exc)
+
+
+_PROBE_TIME = "2000-01-01T00:00:00Z"

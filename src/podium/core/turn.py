@@ -1,0 +1,178 @@
+"""The turn: fold what reached the driver since its last commit (finished and cancelled attempts,
+reports, control signals, a take-over) into the run's state, render and start what became ready,
+and decide again until nothing changes. Pure and deterministic; the runtime and the test
+simulator both call `take_turn`, and only do I/O around it: commit `events` (and mark `consumed`
+signals) in one append, then launch, cancel and sleep until `wake_at`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from podium.core import events as ev
+from podium.core import plans
+from podium.core.control import signal_event
+from podium.core.fold import apply
+from podium.core.happenings import (
+    AttemptCancelled,
+    AttemptOutcome,
+    ControlSignal,
+    Happening,
+    Launch,
+    Report,
+    TakenOver,
+    report_event,
+)
+from podium.core.outputs import cap_output
+from podium.core.render import RenderError, render_step
+from podium.core.scheduler import decide, failure_event, recover, stop_reason
+from podium.core.state import RunState, StepStatus
+from podium.ids import idempotency_key
+from podium.spec.model import PlanStep
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """`events` were applied to the state, in order, and must be committed in one append that
+    also marks `consumed` signals; then `launch` the attempts, cancel the running attempts in
+    `cancel` (with the reason to record when they end), and wake again at `wake_at` at the
+    latest."""
+
+    events: list[ev.Event] = field(default_factory=list)
+    launch: list[Launch] = field(default_factory=list)
+    cancel: dict[str, ev.CancelReason] = field(default_factory=dict)
+    consumed: list[int] = field(default_factory=list)
+    wake_at: datetime | None = None
+
+
+def take_turn(state: RunState, happenings: Iterable[Happening], now: datetime) -> Turn:
+    """Fold `happenings` into `state` (in place), then decide until the core has nothing to add."""
+    events: list[ev.Event] = []
+    consumed: list[int] = []
+    for happening in happenings:
+        if isinstance(happening, ControlSignal):
+            consumed.append(happening.id)
+        events += absorb(state, happening, now)
+    launches: list[Launch] = []
+    while True:
+        decision = decide(state, now)
+        changed = _record(state, decision.events, events)
+        for step_id in decision.start:
+            launch, failed = _launch(state, step_id, now)
+            if launch is not None:
+                launches.append(launch)
+            else:
+                changed = _record(state, failed, events) or changed
+        if not changed:
+            reason = stop_reason(state.stopping)
+            cancel = dict.fromkeys(decision.cancel, reason)
+            return Turn(events, launches, cancel, consumed, decision.wake_at)
+
+
+def absorb(state: RunState, happening: Happening, now: datetime) -> list[ev.Event]:
+    """The events one happening becomes, applied to `state`. Stale ones become nothing: an
+    outcome or report from an attempt that is no longer the step's running one is dropped."""
+    produced = _events_for(state, happening, now)
+    for event in produced:
+        apply(state, event)
+    return produced
+
+
+def _events_for(state: RunState, happening: Happening, now: datetime) -> list[ev.Event]:
+    if isinstance(happening, AttemptOutcome):
+        if not _is_running(state, happening.step_id, happening.attempt):
+            return []
+        return [outcome_event(state, happening, now)]
+    if isinstance(happening, AttemptCancelled):
+        if not _is_running(state, happening.step_id):
+            return []
+        return [ev.StepCancelled(at=now, step_id=happening.step_id, reason=happening.reason)]
+    if isinstance(happening, Report):
+        return _report(state, happening, now)
+    if isinstance(happening, ControlSignal):
+        return [signal_event(state, happening, now)]
+    if isinstance(happening, TakenOver) and state.running:
+        return [recover(state, now).model_copy(update={"stopped": list(happening.stopped)})]
+    return []
+
+
+def _is_running(state: RunState, step_id: str, attempt: int | None = None) -> bool:
+    step = state.steps.get(step_id)
+    if step is None or step.status is not StepStatus.RUNNING:
+        return False
+    return attempt is None or step.attempts == attempt
+
+
+def _report(state: RunState, report: Report, now: datetime) -> list[ev.Event]:
+    """A report of the closed set from a running step; anything else is dropped (the channel
+    that carried it already refused it at the source)."""
+    if not _is_running(state, report.step_id):
+        return []
+    try:
+        return [report_event(report, at=now)]
+    except ValueError:
+        return []
+
+
+def outcome_event(state: RunState, outcome: AttemptOutcome, now: datetime) -> ev.Event:
+    """A finished attempt's event: a plan step's plan, a success (output capped), a parked retry,
+    or a failure."""
+    step = state.steps[outcome.step_id]
+    if outcome.error is None and isinstance(step.spec, PlanStep):
+        record = state.plans.get(step.id)
+        version = len(record.versions) + 1 if record is not None else 1
+        return ev.PlanGenerated(at=now, step_id=step.id, version=version, plan=outcome.output)
+    if outcome.error is None:
+        output, truncated = cap_output(outcome.output, state.workflow.output_limit_bytes)
+        return ev.StepSucceeded(
+            at=now, step_id=step.id, output=output, truncated=truncated, meta=outcome.meta
+        )
+    return failure_event(
+        state,
+        step.id,
+        attempt=outcome.attempt,
+        error=outcome.error,
+        retryable=outcome.retryable,
+        error_type=outcome.error_type,
+        now=now,
+    )
+
+
+def _launch(state: RunState, step_id: str, now: datetime) -> tuple[Launch | None, list[ev.Event]]:
+    """What the started step's executor gets; a step whose templates cannot be rendered fails
+    at once instead (not retryable: the same outputs render the same way)."""
+    step = state.steps[step_id]
+    try:
+        spec = render_step(state, step.spec)
+    except RenderError as exc:
+        failed = failure_event(
+            state,
+            step_id,
+            attempt=step.attempts,
+            error=str(exc),
+            retryable=False,
+            error_type="template",
+            now=now,
+        )
+        return None, [failed]
+    launch = Launch(
+        step_id=step_id,
+        attempt=step.attempts,
+        generation=step.generation,
+        idempotency_key=idempotency_key(state.run_id, step_id, step.generation),
+        step=spec,
+        upstream={need: state.steps[need].output for need in spec.needs},
+        history=plans.history(state, step) if isinstance(spec, PlanStep) else {},
+    )
+    return launch, []
+
+
+def _record(state: RunState, new: list[ev.Event], events: list[ev.Event]) -> bool:
+    for event in new:
+        apply(state, event)
+        events.append(event)
+    return bool(new)
+
+
+__all__ = ["Turn", "absorb", "outcome_event", "take_turn"]

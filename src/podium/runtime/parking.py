@@ -1,0 +1,127 @@
+"""Parked runs: one timer serves every run an engine parked (a retry's backoff, a budget's
+wall-time check) and, for a worker engine, every runnable run in the store. A parked run holds
+no task, no lease and no heartbeat: only a (wake_at, run_id) entry here, and its store row."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+from podium.errors import PodiumError
+
+CLAIM_INTERVAL_SECONDS = 0.25  # a worker asks the store for runnable runs at most this often
+IDLE_CHECK_SECONDS = 5.0  # and at least this often, whatever the change notifications say
+
+
+class Waker:
+    """Calls `wake(run_id)` for each parked run when it is due by the store's clock, and (for a
+    worker) `claim()` whenever the store changed or a timer is due. One task for all of them."""
+
+    def __init__(
+        self,
+        *,
+        now: Callable[[], Awaitable[datetime]],
+        wake: Callable[[str], Awaitable[None]],
+        claim: Callable[[], Awaitable[None]] | None = None,
+        changed: Callable[[float], Awaitable[bool]] | None = None,
+    ) -> None:
+        self._now = now
+        self._wake = wake
+        self._claim = claim
+        self._changed = changed
+        self._heap: list[tuple[datetime, str]] = []
+        self._due: dict[str, datetime] = {}
+        self._nudge = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def __len__(self) -> int:
+        return len(self._due)
+
+    def park(self, run_id: str, wake_at: datetime) -> None:
+        """Wake `run_id` at `wake_at` (a later park of the same run replaces this one)."""
+        self._due[run_id] = wake_at
+        heapq.heappush(self._heap, (wake_at, run_id))
+        self._start()
+        if self._heap[0] == (wake_at, run_id):
+            self._nudge.set()
+
+    def forget(self, run_id: str) -> None:
+        """The run is driven again (a signal arrived, or it was resumed): drop its timer."""
+        self._due.pop(run_id, None)
+
+    def is_parked(self, run_id: str) -> bool:
+        return run_id in self._due
+
+    def nudge(self) -> None:
+        """Look again now (a worker: something may have become runnable)."""
+        self._start()
+        self._nudge.set()
+
+    def start(self) -> None:
+        self._start()
+
+    async def aclose(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def _start(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="podium-waker")
+
+    async def _run(self) -> None:
+        while True:
+            self._nudge.clear()
+            now = await self._now()
+            for run_id in self._pop_due(now):
+                await self._guarded(self._wake(run_id))
+            if self._claim is not None:
+                await self._guarded(self._claim())
+            await self._sleep(self._seconds_to_next(now))
+
+    def _pop_due(self, now: datetime) -> list[str]:
+        due: list[str] = []
+        while self._heap and self._heap[0][0] <= now:
+            at, run_id = heapq.heappop(self._heap)
+            if self._due.get(run_id) == at:
+                del self._due[run_id]
+                due.append(run_id)
+        return due
+
+    def _seconds_to_next(self, now: datetime) -> float | None:
+        while self._heap and self._due.get(self._heap[0][1]) != self._heap[0][0]:
+            heapq.heappop(self._heap)  # a stale entry: the run was parked again or forgotten
+        if not self._heap:
+            return None
+        return max((self._heap[0][0] - now).total_seconds(), 0.0)
+
+    async def _sleep(self, seconds: float | None) -> None:
+        if self._changed is not None:
+            limit = IDLE_CHECK_SECONDS if seconds is None else min(seconds, IDLE_CHECK_SECONDS)
+            await asyncio.sleep(min(CLAIM_INTERVAL_SECONDS, limit))
+            limit -= CLAIM_INTERVAL_SECONDS
+            if limit > 0 and not self._nudge.is_set():
+                await self._first(self._changed(limit), self._nudge.wait())
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._nudge.wait(), seconds)
+
+    async def _first(self, *waits: Awaitable[object]) -> None:
+        tasks = [asyncio.ensure_future(w) for w in waits]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _guarded(self, work: Awaitable[None]) -> None:
+        """A store fault while waking must not stop the timer: the run stays due and is tried
+        again on the next pass."""
+        with contextlib.suppress(PodiumError):
+            await work

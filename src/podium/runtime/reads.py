@@ -1,0 +1,90 @@
+"""The engine's read side: committed snapshots, and the event streams a follower reads — from
+the live bus when this process drives the run, from the store (woken by its change
+notification, never a fixed poll) when another process does, and from the store again when a
+bus subscriber fell behind."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+from podium.core.fold import replay
+from podium.core.state import RunState
+from podium.runtime.bus import EventBus, Subscription
+from podium.store.base import TERMINAL_STATUSES, EventStore, StoredEvent
+
+FOLLOW_WAIT_SECONDS = 1.0
+
+
+async def committed_state(store: EventStore, run_id: str) -> RunState:
+    """The run as its committed events say: a replay of the store's log."""
+    return replay(stored.event for stored in await store.read(run_id))
+
+
+async def follow_run(
+    store: EventStore,
+    bus: EventBus,
+    run_id: str,
+    *,
+    after_seq: int,
+    driving: Callable[[str], bool],
+) -> AsyncIterator[StoredEvent]:
+    """Every committed event of the run after `after_seq`, until the run is finished and
+    everything committed with its end has been yielded."""
+    subscription = bus.subscribe(run_id)
+    last = after_seq
+    try:
+        while True:
+            for stored in await store.read(run_id, after_seq=last):
+                last = stored.seq
+                yield stored
+            if (await store.get_run(run_id)).status in TERMINAL_STATUSES:
+                for stored in await store.read(run_id, after_seq=last):
+                    yield stored
+                return
+            if driving(run_id):
+                async for stored in _from_bus(subscription, last):
+                    last = stored.seq
+                    yield stored
+            else:
+                for stored in await store.wait_for_events(
+                    run_id, after_seq=last, timeout_seconds=FOLLOW_WAIT_SECONDS
+                ):
+                    last = stored.seq
+                    yield stored
+    finally:
+        bus.unsubscribe(subscription)
+
+
+async def _from_bus(subscription: Subscription, last: int) -> AsyncIterator[StoredEvent]:
+    """Events from the bus until the driver stops or the subscriber lags (the caller then
+    reads the store from `last`)."""
+    while True:
+        item = await subscription.queue.get()
+        if item is None or subscription.lagged:
+            subscription.caught_up()
+            return
+        if item.seq > last:
+            last = item.seq
+            yield item
+
+
+async def follow_all(store: EventStore, bus: EventBus) -> AsyncIterator[StoredEvent]:
+    """Committed events of every run this engine drives, as they commit. A subscriber that falls
+    behind gets the events it missed from the store, run by run, before live ones again."""
+    subscription = bus.subscribe(None)
+    seen: dict[str, int] = {}
+    try:
+        while True:
+            item = await subscription.queue.get()
+            if subscription.lagged:
+                for run_id, first in subscription.caught_up().items():
+                    after = max(seen.get(run_id, 0), first - 1)
+                    for stored in await store.read(run_id, after_seq=after):
+                        seen[run_id] = stored.seq
+                        yield stored
+                continue
+            if item is not None and item.seq > seen.get(item.run_id, 0):
+                seen[item.run_id] = item.seq
+                yield item
+    finally:
+        bus.unsubscribe(subscription)

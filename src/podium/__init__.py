@@ -31,7 +31,9 @@ from podium.errors import (
     StoreUnavailableError,
     UsageError,
 )
-from podium.runtime.engine import Engine
+from podium.ids import RunId
+from podium.runtime.engine import Engine, EngineMode
+from podium.runtime.runner import LeasePolicy
 from podium.spec import (
     RetryPolicy,
     StepRef,
@@ -40,8 +42,9 @@ from podium.spec import (
     load_workflow,
     validate_workflow,
 )
-from podium.steps.base import StepContext
-from podium.steps.python import register
+from podium.steps import Executors
+from podium.steps.base import StepContext, StepResult, StepServices
+from podium.steps.python import PodiumContext, register
 from podium.store import open_store
 from podium.store.base import EventStore, RunRecord, StoredEvent
 
@@ -58,16 +61,21 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
 __all__ = [
     "ConcurrencyError",
     "Engine",
+    "EngineMode",
     "Event",
     "EventStore",
+    "Executors",
     "InputError",
     "InvalidTransitionError",
     "LeaseHeldError",
+    "LeasePolicy",
+    "PodiumContext",
     "PodiumError",
     "Problem",
     "RetryPolicy",
     "RunError",
     "RunExistsError",
+    "RunId",
     "RunNotFoundError",
     "RunRecord",
     "RunState",
@@ -76,6 +84,8 @@ __all__ = [
     "StepExecutionError",
     "StepNotFoundError",
     "StepRef",
+    "StepResult",
+    "StepServices",
     "StepState",
     "StepStatus",
     "StoreError",

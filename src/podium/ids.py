@@ -7,7 +7,7 @@ import time
 from typing import NewType
 
 RunId = NewType("RunId", str)
-StepId = NewType("StepId", str)
+"""A run's id: what `new_run_id` makes and `Engine.submit` returns (a plain `str` at run time)."""
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from podium.core import events as ev
 from podium.core.state import StepStatus
 from podium.errors import InvalidTransitionError, RunExistsError, RunNotFoundError, SpecError
 from podium.runtime.engine import Engine
@@ -24,6 +25,14 @@ CALL = "tests.runtime.callables"
 async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
     async with await Engine.open(tmp_path / "podium.db", workspace=tmp_path) as eng:
         yield eng
+
+
+async def until(check: Callable[[], bool], seconds: float = 10.0) -> None:
+    """Wait for a condition the test cannot be told about (a process's death, a file a
+    process writes), looking every 10 ms, for at most `seconds`."""
+    async with asyncio.timeout(seconds):
+        while not check():
+            await asyncio.sleep(0.01)
 
 
 def py(step_id: str, fn: str, *needs: str, **fields: Any) -> dict[str, Any]:
@@ -93,25 +102,20 @@ async def test_timeout_kills_a_shell_process_group(engine: Engine, tmp_path: Pat
     assert time.monotonic() - started < 10
     assert state.status == "failed"
     assert state.steps["s"].error_type == "timeout"
-    await asyncio.sleep(0.2)
-    assert not _alive(int(pidfile.read_text()))
+    await until(lambda: not _alive(int(pidfile.read_text())))
 
 
 async def test_cancel_reaches_running_steps(engine: Engine, tmp_path: Path) -> None:
     pidfile = tmp_path / "pid"
     step = {"id": "s", "kind": "shell", "shell": "sh", "run": f"echo $$ > {pidfile}; sleep 30"}
     run_id = await engine.submit(wf(step, py("after", "echo", "s")))
-    for _ in range(100):
-        if pidfile.exists() and pidfile.read_text().strip():
-            break
-        await asyncio.sleep(0.05)
+    await until(lambda: pidfile.exists() and bool(pidfile.read_text().strip()))
     assert await engine.cancel(run_id, "test")
     state = await engine.wait(run_id)
     assert state.status == "cancelled"
     assert state.steps["s"].status is StepStatus.CANCELLED
     assert state.steps["after"].status is StepStatus.CANCELLED
-    await asyncio.sleep(0.2)
-    assert not _alive(int(pidfile.read_text()))
+    await until(lambda: not _alive(int(pidfile.read_text())))
     with pytest.raises(InvalidTransitionError):
         await engine.cancel(run_id)
 
@@ -170,10 +174,9 @@ async def test_a_closed_engine_leaves_the_run_resumable(tmp_path: Path) -> None:
     )
     async with await Engine.open(db, workspace=tmp_path) as first:
         run_id = await first.submit(doc)
-        for _ in range(100):
-            if (await first.state(run_id)).steps["b"].status is StepStatus.RUNNING:
+        async for stored in first.events(run_id, follow=True):
+            if isinstance(stored.event, ev.StepStarted) and stored.event.step_id == "b":
                 break
-            await asyncio.sleep(0.02)
     doc_fast = dict(doc)
     async with await Engine.open(db, workspace=tmp_path) as second:
         before = await second.state(run_id)
@@ -181,7 +184,9 @@ async def test_a_closed_engine_leaves_the_run_resumable(tmp_path: Path) -> None:
         assert before.steps["b"].status is StepStatus.RUNNING
         assert doc_fast  # the recorded workflow is what resumes, not the caller's copy
         await second.resume(run_id)
-        await asyncio.sleep(0.2)
+        async for stored in second.events(run_id, after_seq=before.seq, follow=True):
+            if isinstance(stored.event, ev.StepStarted) and stored.event.step_id == "b":
+                break  # b runs again (it is idempotent): cancel it there
         await second.cancel(run_id)
         state = await second.wait(run_id)
     kinds = [e.event.kind for e in await _read_all(db, run_id)]

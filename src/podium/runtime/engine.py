@@ -30,7 +30,7 @@ from podium.core.control import awaiting_plan, cancel_event, retry_event, skip_e
 from podium.core.fold import new_state
 from podium.core.state import RunState
 from podium.errors import LeaseHeldError, Problem, SpecError, UsageError
-from podium.ids import new_run_id
+from podium.ids import RunId, new_run_id
 from podium.runtime.bus import EventBus
 from podium.runtime.execution import ExecutionBackend, InProcessBackend
 from podium.runtime.parking import Waker
@@ -167,12 +167,12 @@ class Engine:
         run_id: str | None = None,
         workspace: str | os.PathLike[str] | None = None,
         start: bool = True,
-    ) -> str:
+    ) -> RunId:
         """Validate, record `run.created`, and (unless `start=False`, or in control mode, where
         a worker will claim it) start driving the run."""
         wf = load_workflow(workflow, agents=_LazyAgentNames(self.services))
         values = coerce_inputs(wf, dict(inputs or {}))
-        rid = _check_run_id(run_id) if run_id is not None else new_run_id()
+        rid = RunId(_check_run_id(run_id)) if run_id is not None else new_run_id()
         where = Path(workspace) if workspace is not None else (self._workspace or Path.cwd())
         created = ev.RunCreated(
             at=self._clock.now(),

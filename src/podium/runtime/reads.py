@@ -76,15 +76,16 @@ async def follow_all(store: EventStore, bus: EventBus) -> AsyncIterator[StoredEv
     try:
         while True:
             item = await subscription.queue.get()
-            if subscription.lagged:
-                for run_id, first in subscription.caught_up().items():
-                    after = max(seen.get(run_id, 0), first - 1)
-                    for stored in await store.read(run_id, after_seq=after):
-                        seen[run_id] = stored.seq
-                        yield stored
-                continue
             if item is not None and item.seq > seen.get(item.run_id, 0):
                 seen[item.run_id] = item.seq
                 yield item
+            if not (subscription.lagged and subscription.queue.empty()):
+                continue
+            # everything queued before the overflow is delivered; the rest is in the store
+            for run_id, first in subscription.caught_up().items():
+                after = max(seen.get(run_id, 0), first - 1)
+                for stored in await store.read(run_id, after_seq=after):
+                    seen[run_id] = stored.seq
+                    yield stored
     finally:
         bus.unsubscribe(subscription)

@@ -7,8 +7,7 @@ import threading
 from typing import Any
 
 from podium.errors import StepExecutionError
-from podium.steps.base import StepContext
-from podium.steps.python import register
+from podium.steps.python import PodiumContext, register
 
 NOT_CALLABLE = 42
 
@@ -20,7 +19,7 @@ def add(a: int, b: int = 0) -> dict[str, int]:
 
 @register
 async def echo_async_sample(value: Any) -> Any:
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # a real await point inside the call, not a wait for anything
     return value
 
 
@@ -36,7 +35,7 @@ async def with_kwargs(**kwargs: Any) -> dict[str, Any]:
     return kwargs
 
 
-def with_context(podium_context: StepContext) -> dict[str, Any]:
+def with_context(podium_context: PodiumContext) -> dict[str, Any]:
     return {"run": podium_context.run_id, "attempt": podium_context.attempt}
 
 
@@ -56,8 +55,14 @@ def positional_only(a: int, /) -> int:
     return a
 
 
-async def sleeps(seconds: float) -> str:
-    await asyncio.sleep(seconds)
+STARTED: dict[str, asyncio.Event] = {}
+"""Events a test puts here under a name; `sleeps(..., started=name)` sets its one on entry."""
+
+
+async def sleeps(seconds: float, started: str = "") -> str:
+    if started:
+        STARTED[started].set()
+    await asyncio.sleep(seconds)  # the behaviour under test: a call that runs until cancelled
     return "done"
 
 

@@ -110,8 +110,9 @@ async def test_json_output_parses_a_returned_string(ctx: StepContext) -> None:
 
 
 async def test_cancellation_propagates(ctx: StepContext) -> None:
-    task = asyncio.create_task(run(ctx, f"{MOD}:sleeps", seconds=30))
-    await asyncio.sleep(0.05)
+    started = sample_callables.STARTED["cancel"] = asyncio.Event()
+    task = asyncio.create_task(run(ctx, f"{MOD}:sleeps", seconds=30, started="cancel"))
+    await asyncio.wait_for(started.wait(), timeout=10)  # the call is running: cancel it now
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

@@ -13,6 +13,7 @@ import pytest
 
 from .conftest import Cli
 from .test_cli import FAILING, GREETING, LONG, assert_one_line_error
+from .test_control_checks import ENDLESS
 
 DAY_SECONDS = 86_400
 
@@ -157,7 +158,8 @@ def test_live_and_parked_runs_are_never_pruned(cli: Cli) -> None:
     parked.send_signal(signal.SIGKILL)
     parked.communicate(timeout=10)
     assert cli("resume", "parked").returncode == 3  # its interrupted step waits for a person
-    live = cli.start("run", "long.yaml", "--run-id", "live")
+    cli.write("endless.yaml", ENDLESS)
+    live = cli.start("run", "endless.yaml", "--run-id", "live")
     cli.wait_for_step(live, "live", "nap", "running")
     age(cli, "parked", 400)
     age(cli, "live", 400)

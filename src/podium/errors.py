@@ -2,7 +2,8 @@
 
 PodiumError
 ├── UsageError                 misuse of the API or CLI, raised before anything changes
-│   └── InputError             a bad --input / submit input value
+│   ├── InputError             a bad --input / submit input value
+│   └── ReportError            an attempt reported what an attempt may not report
 ├── SpecError                  an invalid workflow or plan; carries every problem with its path
 ├── StoreError                 the event store cannot be used
 │   ├── StoreUnavailableError  cannot open / connect (bad path, permissions, newer schema)
@@ -50,6 +51,10 @@ class UsageError(PodiumError):
 
 class InputError(UsageError):
     """A run input is malformed or missing."""
+
+
+class ReportError(UsageError):
+    """An attempt reported something outside the closed set of reports, or malformed."""
 
 
 @dataclass(frozen=True, slots=True)

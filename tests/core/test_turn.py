@@ -15,12 +15,12 @@ from podium.core.happenings import (
     AttemptOutcome,
     ControlSignal,
     Report,
-    ReportError,
     TakenOver,
     make_report,
 )
 from podium.core.state import StepStatus
 from podium.core.turn import take_turn
+from podium.errors import ReportError
 
 
 def shell(step_id: str, **extra: Any) -> dict[str, Any]:

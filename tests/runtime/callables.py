@@ -7,7 +7,7 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
-from podium.core.happenings import ReportError
+from podium.errors import ReportError
 
 CALLS: dict[str, int] = {}
 

@@ -70,9 +70,8 @@ async def test_a_run_waiting_on_a_backoff_is_parked_not_held(engine: Engine) -> 
         wf(py("flaky", "flaky", args={"name": "parked", "failures": 1}, retry=retry))
     )
     waiting = asyncio.ensure_future(engine.wait(run_id))
-    record = await _until(engine, run_id, lambda r: r.status == "waiting")
-    assert record.wake_at is not None
-    assert record.owner is None  # no lease held while parked
+    record = await _until(engine, run_id, lambda r: r.status == "waiting" and r.owner is None)
+    assert record.wake_at is not None  # parked until then, holding no lease
     assert not engine.is_driving(run_id)  # and no task
     state = await waiting
     assert state.status == "succeeded"
@@ -98,7 +97,7 @@ async def test_executors_are_injectable(tmp_path: Path) -> None:
 async def test_an_attempt_request_is_plain_picklable_data(tmp_path: Path) -> None:
     launch = Launch("s", 1, 0, "run:s", ShellStep(id="s", run="echo hi"), {"up": [1]}, {})
     request = AttemptRequest.of(
-        launch, run_id="run", epoch=3, workspace=str(tmp_path), output_limit_bytes=1024
+        launch, run_id="run", epoch=3, workspace=tmp_path, output_limit_bytes=1024
     )
     assert pickle.loads(pickle.dumps(request)) == request
 

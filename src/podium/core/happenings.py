@@ -11,7 +11,7 @@ from typing import Any, Final, Literal, cast, get_args
 from pydantic import BaseModel
 
 from podium.core import events as ev
-from podium.errors import UsageError
+from podium.errors import ReportError
 from podium.spec.model import StepBase
 
 ReportKind = Literal[
@@ -90,10 +90,6 @@ class Launch:
     step: StepBase
     upstream: Mapping[str, Any] = field(default_factory=dict)
     history: Mapping[str, Any] = field(default_factory=dict)
-
-
-class ReportError(UsageError):
-    """An attempt reported something an attempt may not report, or reported it malformed."""
 
 
 def make_report(step_id: str, kind: str, data: Mapping[str, Any]) -> Report:

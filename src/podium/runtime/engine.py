@@ -217,8 +217,11 @@ class Engine:
         while True:
             task = self._tasks.get(run_id)
             if task is not None:
-                if not await self._await_driver(task):
+                settled = await self._await_driver(task)
+                if settled is None:  # the engine is closing
                     return await self.state(run_id)
+                if settled.outcome is not None or settled.awaits_person:
+                    return settled  # the driver's last act was to commit: nothing is pending
                 continue
             record = await self.store.get_run(run_id)
             if record.status in TERMINAL_STATUSES:
@@ -395,15 +398,14 @@ class Engine:
                 self._waker.park(run_id, driver.parked_until)
             self._notify()
 
-    async def _await_driver(self, task: asyncio.Task[RunState]) -> bool:
-        """Wait for the driver; False if it was cancelled (the engine is closing)."""
+    async def _await_driver(self, task: asyncio.Task[RunState]) -> RunState | None:
+        """The state the driver stopped with; None if it was cancelled (the engine closes)."""
         try:
-            await asyncio.shield(task)
+            return await asyncio.shield(task)
         except asyncio.CancelledError:
             if not task.cancelled():  # we were cancelled, not the run's driver
                 raise
-            return False
-        return True
+            return None
 
     async def _next_change(self, run_id: str, last_seq: int) -> None:
         """Until this engine's drivers settle something, or the run gets new events elsewhere."""

@@ -30,7 +30,7 @@ class AttemptRequest:
     generation: int
     idempotency_key: str
     lease_epoch: int
-    workspace: str
+    workspace: Path
     output_limit_bytes: int
     step: StepBase
     upstream: Mapping[str, Any] = field(default_factory=dict)
@@ -38,7 +38,7 @@ class AttemptRequest:
 
     @classmethod
     def of(
-        cls, launch: Launch, *, run_id: str, epoch: int, workspace: str, output_limit_bytes: int
+        cls, launch: Launch, *, run_id: str, epoch: int, workspace: Path, output_limit_bytes: int
     ) -> AttemptRequest:
         return cls(
             run_id=run_id,
@@ -50,8 +50,8 @@ class AttemptRequest:
             workspace=workspace,
             output_limit_bytes=output_limit_bytes,
             step=launch.step,
-            upstream=dict(launch.upstream),
-            history=dict(launch.history),
+            upstream=launch.upstream,
+            history=launch.history,
         )
 
     def context(self) -> StepContext:
@@ -60,7 +60,7 @@ class AttemptRequest:
             step_id=self.step_id,
             attempt=self.attempt,
             idempotency_key=self.idempotency_key,
-            workspace=Path(self.workspace),
+            workspace=self.workspace,
             output_limit_bytes=self.output_limit_bytes,
             upstream=self.upstream,
             history=self.history,

@@ -170,7 +170,7 @@ class RunDriver:
                 launch,
                 run_id=state.run_id,
                 epoch=self.lease.epoch,
-                workspace=state.workspace,
+                workspace=state.workspace_path,
                 output_limit_bytes=state.workflow.output_limit_bytes,
             )
             step_id = launch.step_id

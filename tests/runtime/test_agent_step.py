@@ -81,8 +81,10 @@ async def test_tool_call_then_answer_records_usage(engine: Engine, model: list[A
     tool_result = seen[1].messages[-1]
     assert tool_result.role == "tool"
     assert "launch is on Tuesday" in tool_result.content
-    kinds = [e.event.kind for e in await engine.store.read(state.run_id)]
-    assert kinds.count("model.called") == 2
+    events = [e.event for e in await engine.store.read(state.run_id)]
+    assert [e.kind for e in events].count("model.called") == 2
+    (tool_call,) = [e for e in events if e.kind == "tool.called"]
+    assert (tool_call.tool, tool_call.ok, tool_call.error) == ("read_file", True, None)
 
 
 async def test_dependencies_outputs_are_passed_as_context(engine: Engine, model: list[Any]) -> None:

@@ -256,17 +256,22 @@ class _Conversation:
 
     async def _use_tool(self, call: ToolCall) -> Message:
         tool = self.tools.get(call.name)
+        started = time.monotonic()
+        error: str | None = None
         if tool is None:
-            text = (
-                f"error: no tool named {call.name!r}; available: {', '.join(self.tools) or 'none'}"
-            )
+            error = f"no tool named {call.name!r}; available: {', '.join(self.tools) or 'none'}"
         else:
             try:
                 text = await tool.call(call.arguments, self._tool_context())
             except ToolError as exc:
-                text = f"error: {exc}"
+                error = str(exc)
             except Exception as exc:  # a tool bug becomes a message the model can react to
-                text = f"error: the tool failed: {type(exc).__name__}: {exc}"
+                error = f"the tool failed: {type(exc).__name__}: {exc}"
+        if error is not None:
+            text = f"error: {error}"
+        seconds = round(time.monotonic() - started, 6)
+        record = {"tool": call.name, "ok": error is None, "latency_seconds": seconds}
+        self.services.report("tool.called", record | ({"error": error} if error else {}))
         if len(text) > TOOL_RESULT_CHARS:
             text = text[:TOOL_RESULT_CHARS] + f"\n[cut: {len(text) - TOOL_RESULT_CHARS:,} more]"
         return Message("tool", text, tool_call_id=call.id, name=call.name)

@@ -19,7 +19,7 @@ from podium.store import _batch as batch
 from podium.store import _sql as sql
 from podium.store._changes import events_or_wait
 from podium.store._sqlite_commit import GroupCommit, Queued
-from podium.store._sqlite_open import BusyBudget, busy_error, connect
+from podium.store._sqlite_open import BusyBudget, busy_error, connect, unavailable
 from podium.store._sqlite_watch import DataVersionWatch
 from podium.store._sqlite_worker import Worker
 from podium.store.base import (
@@ -81,9 +81,16 @@ class SQLiteEventStore:
         loop = asyncio.get_running_loop()
         try:
             where, conn = await loop.run_in_executor(executor, connect, path, budget)
-            watch = await loop.run_in_executor(executor, DataVersionWatch, where)
         except BaseException:
             executor.shutdown(wait=False)
+            raise
+        try:
+            watch = await loop.run_in_executor(executor, DataVersionWatch, where)
+        except BaseException as exc:
+            await loop.run_in_executor(executor, conn.close)
+            executor.shutdown(wait=False)
+            if isinstance(exc, sqlite3.Error):
+                raise unavailable(where, exc, budget) from exc
             raise
         return cls(where, conn, executor, watch, budget)
 

@@ -386,9 +386,8 @@ class Engine:
     async def _drive(self, driver: RunDriver, resumed: bool) -> RunState:
         run_id = driver.state.run_id
         try:
-            async with self._run_slots:
-                with telemetry.run_span(run_id, driver.state.workflow.name):
-                    return await driver.drive(resumed=resumed)
+            with telemetry.run_span(run_id, driver.state.workflow.name):
+                return await driver.drive(resumed=resumed, slot=self._run_slots)
         finally:
             self._drivers.pop(run_id, None)
             self._tasks.pop(run_id, None)

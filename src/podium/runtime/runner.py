@@ -6,6 +6,7 @@ far enough away that holding a task for it would be waste."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from collections import deque
 from dataclasses import dataclass
@@ -113,10 +114,15 @@ class RunDriver:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def drive(self, *, resumed: bool = False) -> RunState:
+    async def drive(
+        self, *, resumed: bool = False, slot: asyncio.Semaphore | None = None
+    ) -> RunState:
+        """Drive until the run completes or parks. With `slot`, wait for it first (an engine's
+        run limit) while already heartbeating, so a queued run keeps its lease."""
         heartbeat = asyncio.create_task(self._heartbeat())
         try:
-            await self._loop(await self._first_happenings(resumed))
+            async with slot if slot is not None else contextlib.nullcontext():
+                await self._loop(await self._first_happenings(resumed))
         finally:
             heartbeat.cancel()
             await self._abandon_tasks()

@@ -35,5 +35,5 @@ def test_builder_runs_through_the_engine(tmp_path: object) -> None:
             return await engine.run(wb.build())
 
     state = podium.run_sync(main())
-    assert state.status == "succeeded"
+    assert state.status == "succeeded", {s.id: (s.status, s.error) for s in state.steps.values()}
     assert state.steps["shout"].output == "hello!"

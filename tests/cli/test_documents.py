@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from rich.console import Console
 
 from podium import views
-from podium.cli.render import runs_table, show_renderable
+from podium.cli.render import clock_time, runs_table, show_renderable, summary_lines
 from podium.core import events as ev
 from podium.core.fold import apply, new_state
 from podium.core.state import RunState
@@ -111,3 +111,15 @@ def test_runs_and_show_say_until_when_a_parked_run_wakes(cli: Cli) -> None:
     assert (doc["status"], datetime.fromisoformat(doc["wake_at"])) == ("waiting", wake)
     listed = cli("runs", "--json").stdout
     assert datetime.fromisoformat(json.loads(listed)[0]["wake_at"]) == wake
+
+
+def test_the_summary_of_a_run_parked_on_a_backoff_needs_nobody() -> None:
+    backing_off = state()
+    apply(
+        backing_off,
+        ev.StepRetrying(at=T0, step_id="flaky", attempt=1, error="exit 1", retry_at=WAKE),
+    )
+    assert backing_off.status == "waiting"
+    lines = summary_lines(backing_off)
+    assert lines[-1] == f"run r waits until {clock_time(WAKE)} to retry; it wakes by itself"
+    assert not any("waiting for a person" in line for line in lines)

@@ -215,8 +215,15 @@ def summary_lines(state: RunState) -> list[str]:
             lines.append(f"  step {step.id} failed: {shorten(step.error or '', DETAIL_CHARS)}")
             lines.append(f"    retry it with: podium retry {state.run_id} {step.id}")
     if state.status == "waiting":
-        lines += _parked_lines(state)
+        lines += _parked_lines(state) if state.awaits_person else _timer_lines(state)
     return lines
+
+
+def _timer_lines(state: RunState) -> list[str]:
+    """A run parked on a retry's backoff: nobody needs to act, it wakes by itself."""
+    due = min(state.retrying.values(), default=None)
+    until = f" until {clock_time(due)}" if due is not None else ""
+    return [f"run {state.run_id} waits{until} to retry; it wakes by itself"]
 
 
 def _parked_lines(state: RunState) -> list[str]:

@@ -67,8 +67,9 @@ def wake_at(record: RunRecord | None) -> datetime | None:
 
 
 def run_status(state: RunState, record: RunRecord | None) -> RunStatus:
-    """The run's status from its events, except that a run the store parked on a timer (no step
-    running, a wake-up due) is `waiting`, which only the store knows."""
+    """The run's status from its events (a retry's backoff is `waiting` there too), except that
+    the store's `waiting` wins over `running`: a driver parks a run in the store, with its
+    wake-up, only when nothing of it runs."""
     status = cast(RunStatus, state.status)
     if status == "running" and record is not None and record.status == "waiting":
         return "waiting"

@@ -184,3 +184,18 @@ async def test_concurrent_claimers_never_share_a_run(backend: Backend) -> None:
     for owner, mine in zip(owners, results, strict=True):
         for run_id in mine:
             assert (await backend.store.get_run(run_id)).owner == owner
+
+
+async def test_a_run_created_with_its_lease_cannot_be_claimed_first(store: EventStore) -> None:
+    before = await store.now()
+    lease = await store.create_run(
+        created("run_a"), workflow_name="wf", lease_owner="driver-host:1:d", ttl_seconds=30
+    )
+    assert lease is not None
+    assert (lease.run_id, lease.owner, lease.epoch) == ("run_a", "driver-host:1:d", 1)
+    assert lease.expires_at >= before + timedelta(seconds=29)
+    assert await claimed(store) == []
+    record = await store.get_run("run_a")
+    assert (record.owner, record.epoch, record.status) == ("driver-host:1:d", 1, "pending")
+    assert await store.append("run_a", [RunResumed(at=later(1))], expected_seq=1, epoch=1) == 2
+    assert await store.create_run(created("run_b"), workflow_name="wf") is None

@@ -183,9 +183,14 @@ class Engine:
             agents_dir=str(self.services.project_dir.resolve()),
             default_model=self.services.default_model,
         )
-        await self.store.create_run(created, workflow_name=wf.name)
-        if start and self.mode != "control":
-            lease = await self._acquire(rid)
+        drive = start and self.mode != "control"
+        lease = await self.store.create_run(
+            created,
+            workflow_name=wf.name,
+            lease_owner=self._owner if drive else None,
+            ttl_seconds=self._policy.ttl_seconds,
+        )
+        if lease is not None:  # created already leased to us: no worker can claim it first
             self._spawn(new_state(created, wf), lease, resumed=False)
         return rid
 

@@ -27,6 +27,8 @@ class CreateRun:
     run_id: str
     workflow_name: str
     row: EventRow
+    owner: str | None = None
+    lease_expires_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +54,9 @@ class WritePlan:
     """Per request its new last seq or the error refusing it; the rows to write, in order."""
 
     outcomes: list[Outcome] = field(default_factory=list)
-    runs: list[tuple[str, str, float, float]] = field(default_factory=list)
+    runs: list[tuple[str, str, float, float, int, str | None, float | None]] = field(
+        default_factory=list
+    )
     events: list[EventRow] = field(default_factory=list)
     updates: list[tuple[int, float | None, str | None, float | None, str]] = field(
         default_factory=list
@@ -96,9 +100,11 @@ def _plan_create(
 ) -> int:
     if positions.get(request.run_id) is not None:
         raise RunExistsError(request.run_id)
-    positions[request.run_id] = (1, 0)
+    epoch = 0 if request.owner is None else 1
+    positions[request.run_id] = (1, epoch)
     at = request.row[3]
-    plan.runs.append((request.run_id, request.workflow_name, at, at))
+    row = (request.run_id, request.workflow_name, at, at, epoch, request.owner)
+    plan.runs.append((*row, request.lease_expires_at))
     plan.events.append(request.row)
     return 1
 

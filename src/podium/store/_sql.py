@@ -36,8 +36,8 @@ RUN_COLUMNS = (
     " lease_expires_at"
 )
 INSERT_RUN = (
-    "INSERT INTO runs (run_id, workflow_name, status, created_at, updated_at, last_seq, epoch)"
-    " VALUES (?, ?, 'pending', ?, ?, 1, 0)"
+    "INSERT INTO runs (run_id, workflow_name, status, created_at, updated_at, last_seq, epoch,"
+    " owner, lease_expires_at) VALUES (?, ?, 'pending', ?, ?, 1, ?, ?, ?)"
 )
 RUN_EXISTS = "SELECT 1 FROM runs WHERE run_id = ?"
 RUN_POSITION = "SELECT last_seq, epoch FROM runs WHERE run_id = ?"

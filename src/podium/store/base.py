@@ -85,8 +85,20 @@ class EventStore(Protocol):
     store's own clock, `now()`, never from the caller's.
     """
 
-    async def create_run(self, created: RunCreated, *, workflow_name: str) -> None:
-        """Store a new run whose first event (seq 1) is `created`. RunExistsError if taken."""
+    async def create_run(
+        self,
+        created: RunCreated,
+        *,
+        workflow_name: str,
+        lease_owner: str | None = None,
+        ttl_seconds: float = 0.0,
+    ) -> Lease | None:
+        """Store a new run whose first event (seq 1) is `created`. RunExistsError if taken.
+
+        With `lease_owner`, the run is created already leased to that owner (epoch 1, expiring
+        `ttl_seconds` from now on the store's clock) and the lease is returned: no claimer can
+        take the run between its creation and its first turn.
+        """
         ...
 
     async def append(

@@ -58,9 +58,18 @@ class MemoryEventStore:
     async def now(self) -> datetime:
         return self._clock.now()
 
-    async def create_run(self, created: RunCreated, *, workflow_name: str) -> None:
+    async def create_run(
+        self,
+        created: RunCreated,
+        *,
+        workflow_name: str,
+        lease_owner: str | None = None,
+        ttl_seconds: float = 0.0,
+    ) -> Lease | None:
         if created.run_id in self._runs:
             raise RunExistsError(created.run_id)
+        expires_at = self._clock.now() + timedelta(seconds=ttl_seconds)
+        leased = lease_owner is not None
         record = RunRecord(
             run_id=created.run_id,
             workflow_name=workflow_name,
@@ -68,11 +77,13 @@ class MemoryEventStore:
             created_at=created.at,
             updated_at=created.at,
             last_seq=1,
-            owner=None,
-            epoch=0,
+            owner=lease_owner,
+            epoch=1 if leased else 0,
+            lease_expires_at=expires_at if leased else None,
         )
         self._runs[created.run_id] = _Run(record, [(created.kind, encode(created))])
         self._changes.fire()
+        return Lease(created.run_id, lease_owner, 1, expires_at) if lease_owner else None
 
     async def append(
         self,

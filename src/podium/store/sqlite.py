@@ -108,10 +108,22 @@ class SQLiteEventStore:
 
     # -- writes that are group-committed ------------------------------------------------------
 
-    async def create_run(self, created: RunCreated, *, workflow_name: str) -> None:
+    async def create_run(
+        self,
+        created: RunCreated,
+        *,
+        workflow_name: str,
+        lease_owner: str | None = None,
+        ttl_seconds: float = 0.0,
+    ) -> Lease | None:
         row = batch.event_row(created.run_id, 1, created)
-        request = batch.CreateRun(created.run_id, workflow_name, row)
+        expires_at = datetime.now(UTC) + timedelta(seconds=ttl_seconds)
+        expires = expires_at.timestamp() if lease_owner is not None else None
+        request = batch.CreateRun(created.run_id, workflow_name, row, lease_owner, expires)
         await self._submit(request, self._db.budget.seconds)
+        if lease_owner is None:
+            return None
+        return Lease(created.run_id, lease_owner, 1, expires_at)
 
     async def append(
         self,

@@ -30,34 +30,29 @@ class Subscription:
         self.missed: dict[str, int] = {}
 
     def offer(self, stored: StoredEvent) -> None:
-        if not self.lagged:
-            try:
-                self.queue.put_nowait(stored)
-                return
-            except asyncio.QueueFull:
-                self.lagged = True
-        self.missed.setdefault(stored.run_id, stored.seq)
-        self._signal_lag()
+        if not self._put(stored):
+            self.missed.setdefault(stored.run_id, stored.seq)
 
     def close(self) -> None:
         """The run's driver stopped (finished, parked or lost): a `None` tells the subscriber."""
+        self._put(CLOSED)
+
+    def _put(self, item: StoredEvent | None) -> bool:
+        """Queue `item`; False when the subscriber lags (then it is woken to notice)."""
         if not self.lagged:
             try:
-                self.queue.put_nowait(CLOSED)
-                return
+                self.queue.put_nowait(item)
+                return True
             except asyncio.QueueFull:
                 self.lagged = True
-        self._signal_lag()
+        if self.queue.empty():  # make sure a waiting `get()` returns, to notice `lagged`
+            self.queue.put_nowait(CLOSED)
+        return False
 
     def caught_up(self) -> dict[str, int]:
         """Take the runs (and first seqs) missed while lagging, and take events again."""
         missed, self.missed, self.lagged = self.missed, {}, False
         return missed
-
-    def _signal_lag(self) -> None:
-        """Make sure a waiting `get()` returns, so the subscriber notices `lagged`."""
-        if self.queue.empty():
-            self.queue.put_nowait(CLOSED)
 
 
 class EventBus:

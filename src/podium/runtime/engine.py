@@ -15,32 +15,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import re
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
 from podium import telemetry
 from podium.clock import Clock, SystemClock
-from podium.core import events as ev
-from podium.core import plans
 from podium.core.breaker import BreakerPolicy
 from podium.core.control import awaiting_plan, cancel_event, retry_event, skip_event
 from podium.core.fold import new_state
 from podium.core.state import RunState
-from podium.errors import LeaseHeldError, Problem, SpecError, UsageError
-from podium.ids import RunId, new_run_id
+from podium.errors import LeaseHeldError, UsageError
+from podium.ids import RunId
 from podium.runtime.bus import EventBus
 from podium.runtime.execution import ExecutionBackend, InProcessBackend
 from podium.runtime.parking import Waker
 from podium.runtime.reads import committed_state, follow_all, follow_run
 from podium.runtime.runner import LeasePolicy, RunDriver
 from podium.runtime.services import AgentServices
-from podium.spec.load import WorkflowSource, load_workflow
-from podium.spec.model import PlanStep
-from podium.spec.plan import check_plan
-from podium.spec.validate import coerce_inputs
+from podium.runtime.submission import check_edited_plan, new_run
+from podium.spec.load import WorkflowSource
 from podium.steps import Executors
 from podium.store import default_store_path, open_store
 from podium.store.base import (
@@ -54,7 +49,6 @@ from podium.store.base import (
     current_owner,
 )
 
-RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 EngineMode = Literal["local", "worker", "control"]
 MODES: tuple[EngineMode, ...] = ("local", "worker", "control")
 WAIT_POLL_SECONDS = 1.0
@@ -170,18 +164,14 @@ class Engine:
     ) -> RunId:
         """Validate, record `run.created`, and (unless `start=False`, or in control mode, where
         a worker will claim it) start driving the run."""
-        wf = load_workflow(workflow, agents=_LazyAgentNames(self.services))
-        values = coerce_inputs(wf, dict(inputs or {}))
-        rid = RunId(_check_run_id(run_id)) if run_id is not None else new_run_id()
         where = Path(workspace) if workspace is not None else (self._workspace or Path.cwd())
-        created = ev.RunCreated(
-            at=self._clock.now(),
-            run_id=rid,
-            workflow=wf.model_dump(mode="json", exclude_unset=True),
-            inputs=values,
-            workspace=str(where.resolve()),
-            agents_dir=str(self.services.project_dir.resolve()),
-            default_model=self.services.default_model,
+        created, wf = new_run(
+            workflow,
+            inputs,
+            run_id=run_id,
+            workspace=where,
+            services=self.services,
+            clock=self._clock,
         )
         drive = start and self.mode != "control"
         lease = await self.store.create_run(
@@ -192,7 +182,7 @@ class Engine:
         )
         if lease is not None:  # created already leased to us: no worker can claim it first
             self._spawn(new_state(created, wf), lease, resumed=False)
-        return rid
+        return RunId(created.run_id)
 
     async def run(
         self, workflow: WorkflowSource, inputs: Mapping[str, Any] | None = None, **options: Any
@@ -313,7 +303,7 @@ class Engine:
         self._adopt_run_defaults(state)
         edited = dict(plan) if plan is not None else None
         if edited is not None:
-            self._check_edited_plan(state, sid, edited)
+            check_edited_plan(state, sid, edited, self.services)
         return await self._signal(run_id, "approve", {"step_id": sid, "plan": edited})
 
     async def reject(self, run_id: str, step_id: str | None = None, *, reason: str = "") -> bool:
@@ -343,14 +333,6 @@ class Engine:
         this engine was given its own."""
         if not self._explicit_agents and state.agents_dir is not None:
             self.services.adopt(Path(state.agents_dir), state.default_model)
-
-    def _check_edited_plan(self, state: RunState, step_id: str, plan: dict[str, Any]) -> None:
-        spec = state.steps[step_id].spec
-        assert isinstance(spec, PlanStep)
-        taken = plans.history(state, state.steps[step_id]).get("taken", [])
-        problems = check_plan(plan, spec, agents=self.services.catalog, taken=taken)
-        if problems:
-            raise SpecError(problems, source="edited plan", subject="plan")
 
     def _refuse_in_control_mode(self, what: str) -> None:
         if self.mode == "control":
@@ -446,25 +428,3 @@ class Engine:
 
     async def _store_changed(self, seconds: float) -> bool:
         return await self.store.wait_for_change(timeout_seconds=seconds)
-
-
-class _LazyAgentNames:
-    """Checks agent names against the catalog, loading it only when a workflow has agent steps."""
-
-    def __init__(self, services: AgentServices) -> None:
-        self._services = services
-
-    def check(self, names_with_paths: Iterable[tuple[str, str]]) -> list[Problem]:
-        references = list(names_with_paths)
-        if not references:
-            return []
-        return self._services.catalog.check(references)
-
-
-def _check_run_id(run_id: str) -> str:
-    if not RUN_ID_PATTERN.match(run_id):
-        raise UsageError(
-            f"run id {run_id!r} is not valid: use 1-128 letters, digits, '_', '-' or '.', "
-            "starting with a letter or digit"
-        )
-    return run_id

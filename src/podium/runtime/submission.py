@@ -1,0 +1,83 @@
+"""What the engine checks before anything is recorded: a workflow and its inputs become the run's
+`run.created` event; an edited plan is checked like a planner's. Every problem is raised before
+the store is touched."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from podium.clock import Clock
+from podium.core import events as ev
+from podium.core import plans
+from podium.core.state import RunState
+from podium.errors import Problem, SpecError, UsageError
+from podium.ids import RunId, new_run_id
+from podium.runtime.services import AgentServices
+from podium.spec.load import WorkflowSource, load_workflow
+from podium.spec.model import PlanStep, Workflow
+from podium.spec.plan import check_plan
+from podium.spec.validate import coerce_inputs
+
+RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+def new_run(
+    workflow: WorkflowSource,
+    inputs: Mapping[str, Any] | None,
+    *,
+    run_id: str | None,
+    workspace: Path,
+    services: AgentServices,
+    clock: Clock,
+) -> tuple[ev.RunCreated, Workflow]:
+    """The validated workflow and the `run.created` event that records it (and its inputs)."""
+    wf = load_workflow(workflow, agents=_LazyAgentNames(services))
+    values = coerce_inputs(wf, dict(inputs or {}))
+    rid = RunId(check_run_id(run_id)) if run_id is not None else new_run_id()
+    created = ev.RunCreated(
+        at=clock.now(),
+        run_id=rid,
+        workflow=wf.model_dump(mode="json", exclude_unset=True),
+        inputs=values,
+        workspace=str(workspace.resolve()),
+        agents_dir=str(services.project_dir.resolve()),
+        default_model=services.default_model,
+    )
+    return created, wf
+
+
+def check_run_id(run_id: str) -> str:
+    if not RUN_ID_PATTERN.match(run_id):
+        raise UsageError(
+            f"run id {run_id!r} is not valid: use 1-128 letters, digits, '_', '-' or '.', "
+            "starting with a letter or digit"
+        )
+    return run_id
+
+
+def check_edited_plan(
+    state: RunState, step_id: str, plan: dict[str, Any], services: AgentServices
+) -> None:
+    """An edited plan is checked like the planner's own: SpecError with every problem."""
+    spec = state.steps[step_id].spec
+    assert isinstance(spec, PlanStep)
+    taken = plans.history(state, state.steps[step_id]).get("taken", [])
+    problems = check_plan(plan, spec, agents=services.catalog, taken=taken)
+    if problems:
+        raise SpecError(problems, source="edited plan", subject="plan")
+
+
+class _LazyAgentNames:
+    """Checks agent names against the catalog, loading it only when a workflow has agent steps."""
+
+    def __init__(self, services: AgentServices) -> None:
+        self._services = services
+
+    def check(self, names_with_paths: Iterable[tuple[str, str]]) -> list[Problem]:
+        references = list(names_with_paths)
+        if not references:
+            return []
+        return self._services.catalog.check(references)

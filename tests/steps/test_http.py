@@ -152,6 +152,13 @@ async def test_get_json_with_idempotency_key(send: Any, base_url: str) -> None:
     assert echoed["body"] == ""
 
 
+async def test_query_merges_with_the_urls_own_query_string(send: Any, base_url: str) -> None:
+    only_url = await send(f"{base_url}/echo?keep=1")
+    assert only_url.output["query"] == {"keep": ["1"]}
+    both = await send(f"{base_url}/echo?keep=1", query={"q": "x"})
+    assert both.output["query"] == {"keep": ["1"], "q": ["x"]}
+
+
 async def test_step_can_set_its_own_idempotency_key(send: Any, base_url: str) -> None:
     result = await send(f"{base_url}/echo", headers={"idempotency-key": "mine", "X-A": "1"})
     assert result.output["headers"]["idempotency-key"] == "mine"

@@ -137,11 +137,6 @@ async def test_http_get_returns_the_body_as_text(server: str, workspace: Path) -
     assert await call("http_get", workspace, url=f"{server}/json") == '{"a": 1}'
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="podium.steps.http sends params={} when the step has no `query`, and httpx 0.28 "
-    "then replaces the URL's own query string: ?q=podium is dropped",
-)
 async def test_http_get_keeps_the_query_string_of_the_url(server: str, workspace: Path) -> None:
     assert await call("http_get", workspace, url=f"{server}/search?q=podium") == "found podium"
 

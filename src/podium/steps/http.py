@@ -59,11 +59,11 @@ class HttpExecutor:
     ) -> StepResult:
         if not isinstance(step, HttpStep):
             raise TypeError(f"HttpExecutor cannot run a {type(step).__name__}")
-        url = check_url(step.url)
+        url = httpx.URL(check_url(step.url))
+        if step.query:  # merged into the URL's own query string (params= would replace it)
+            url = url.copy_merge_params(_query(step.query))
         client = await self._client()
-        request = client.build_request(
-            step.method, url, params=_query(step.query), headers=_headers(step, ctx), **_body(step)
-        )
+        request = client.build_request(step.method, url, headers=_headers(step, ctx), **_body(step))
         status, text, value = await _send(client, request, step, ctx.output_limit_bytes)
         if not _expected(step, status):
             raise _status_error(step, status, text)

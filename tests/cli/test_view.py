@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime
 
 from rich.console import Console
@@ -51,3 +52,26 @@ def test_running_agents_show_the_tail_of_their_stream() -> None:
 def test_no_output_column_without_streams() -> None:
     text = _text(render_table(_state(), T0))  # type: ignore[arg-type]
     assert "output" not in text
+
+
+def test_plain_lines_name_tool_calls_progress_and_refused_requests() -> None:
+    from podium.cli.view import PlainLines
+    from podium.store.base import StoredEvent
+
+    state = _state()
+    out = io.StringIO()
+    console = Console(file=out, width=200)
+    events: list[ev.Event] = [
+        ev.ToolCalled(at=T0, step_id="ask", tool="read_file", latency_seconds=0.1),
+        ev.ToolCalled(at=T0, step_id="ask", tool="http_get", ok=False, error="refused"),
+        ev.StepProgress(at=T0, step_id="ask", message="half way", fraction=0.5),
+        ev.SignalRefused(at=T0, signal_id=3, signal="retry", step_id="done", reason="it ran"),
+    ]
+    with PlainLines(console) as lines:
+        lines.update([StoredEvent("r", 10 + i, e) for i, e in enumerate(events)], state)  # type: ignore[arg-type]
+    text = out.getvalue()
+    assert "tool call" in text
+    assert "read_file" in text
+    assert "http_get failed: refused" in text
+    assert "50% half way" in text
+    assert "retry request refused: it ran" in text

@@ -28,7 +28,7 @@ from podium.cli import render
 from podium.cli.view import watch
 from podium.core.state import RunState
 from podium.errors import PodiumError
-from podium.runtime.engine import Engine
+from podium.runtime.engine import Engine, EngineMode
 
 EXIT_BAD_INPUT = 2
 EXIT_PARKED = 3
@@ -103,8 +103,12 @@ class Session:
     def emit(self, document: Any) -> None:
         sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
 
-    async def engine(self) -> Engine:
-        return await Engine.open(self.db, agents_dir=self.agents, default_model=self.model)
+    async def engine(self, mode: EngineMode = "local") -> Engine:
+        """The command's engine: `local` drives the run it is about; `control` (for commands
+        that only read) never drives anything."""
+        return await Engine.open(
+            self.db, mode=mode, agents_dir=self.agents, default_model=self.model
+        )
 
 
 def session(

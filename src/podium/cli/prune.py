@@ -78,7 +78,7 @@ def parse_statuses(text: str) -> list[RunStatus]:
 async def _prune(here: Session, older_than: str, status: str, dry_run: bool) -> int:
     cutoff = datetime.now(UTC) - parse_age(older_than)
     statuses = parse_statuses(status)  # both checked before the store is opened
-    async with await here.engine() as engine:
+    async with await here.engine("control") as engine:
         store = engine.store
         found = await store.prune(finished_before=cutoff, statuses=statuses, dry_run=True)
         workspaces = {r.run_id: await _workspace(store, r.run_id) for r in found}

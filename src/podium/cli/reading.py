@@ -36,7 +36,7 @@ def runs(
 
 async def _runs(here: Session, status: StatusName | None, limit: int) -> int:
     statuses: list[RunStatus] | None = [status.value] if status is not None else None
-    async with await here.engine() as engine:
+    async with await here.engine("control") as engine:
         records = await engine.store.list_runs(statuses=statuses, limit=limit)
     if here.json:
         here.emit([views.run_document(r) for r in records])
@@ -56,7 +56,7 @@ def show(
 
 
 async def _show(here: Session, run_id: str) -> int:
-    async with await here.engine() as engine:
+    async with await here.engine("control") as engine:
         state = await engine.state(run_id)
         record = await engine.store.get_run(run_id)
     if here.json:
@@ -80,7 +80,7 @@ def events(
 
 
 async def _events(here: Session, run_id: str, follow: bool, after: int) -> int:
-    async with await here.engine() as engine:
+    async with await here.engine("control") as engine:
         async for stored in engine.events(run_id, after_seq=after, follow=follow):
             if here.json:
                 line = json.dumps(views.event_document(stored), ensure_ascii=False)

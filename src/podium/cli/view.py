@@ -156,6 +156,8 @@ class PlainLines:
             return [f"{clock_time(e.at)}  run stopped: {e.message}"]
         if isinstance(e, ev.BreakerChanged):
             return [f"{clock_time(e.at)}  breaker {e.key}: {e.from_status} -> {e.to_status}"]
+        if isinstance(e, ev.SignalRefused):
+            return [f"{clock_time(e.at)}  {e.signal} request refused: {e.reason}"]
         step_id = getattr(e, "step_id", None)
         return [] if step_id is None else [self._step_line(e, step_id, state)]
 
@@ -196,6 +198,11 @@ def _note(e: ev.Event) -> tuple[str, ...]:
         return "rejected", e.reason
     if isinstance(e, ev.AgentRouted):
         return "routed", f"{e.requested} -> {e.selected} ({e.reason})"
+    if isinstance(e, ev.ToolCalled):
+        return "tool call", e.tool if e.ok else f"{e.tool} failed: {e.error}"
+    if isinstance(e, ev.StepProgress):
+        done = f"{e.fraction:.0%} " if e.fraction is not None else ""
+        return "progress", f"{done}{e.message}".strip()
     return (e.kind.removeprefix("step.").replace("_", " "),)
 
 

@@ -117,3 +117,13 @@ async def test_a_control_engine_never_drives(tmp_path: Path) -> None:
 async def test_an_unknown_mode_is_refused(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="not one of local, worker, control"):
         await Engine.open(tmp_path / "p.db", mode="server")
+
+
+async def test_live_deltas_stream_while_the_run_is_driven(tmp_path: Path) -> None:
+    async with await Engine.open(tmp_path / "p.db", workspace=tmp_path) as engine:
+        run_id = await engine.submit(wf(py("m", "metered")), start=False)
+        await engine.resume(run_id)
+        texts = [fragment async for fragment in engine.deltas(run_id)]  # ends with the driver
+        assert texts == [("m", "partial ")]
+        assert (await engine.wait(run_id)).status == "succeeded"
+        assert [f async for f in engine.deltas(run_id)] == []  # nobody drives it: nothing

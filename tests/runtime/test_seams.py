@@ -111,8 +111,12 @@ async def test_an_attempt_request_is_plain_picklable_data(tmp_path: Path) -> Non
         def delta(self, text: str) -> None:
             return None
 
-    outcome = await InProcessBackend(Executors()).execute(request, Sink())
+    sink = Sink()
+    outcome = await InProcessBackend(Executors()).execute(request, sink)
     assert outcome == AttemptOutcome("s", 1, output="hi", meta=outcome.meta)
+    assert pickle.loads(pickle.dumps(outcome)) == outcome  # what a remote backend sends back
+    report = Report("s", "step.progress", {"message": "m"})
+    assert pickle.loads(pickle.dumps(report)) == report
 
 
 async def test_a_control_engine_posts_and_a_worker_drives(tmp_path: Path) -> None:

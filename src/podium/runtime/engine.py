@@ -31,7 +31,7 @@ from podium.ids import RunId
 from podium.runtime.bus import EventBus
 from podium.runtime.execution import ExecutionBackend, InProcessBackend
 from podium.runtime.parking import Waker
-from podium.runtime.reads import committed_state, follow_all, follow_run
+from podium.runtime.reads import committed_state, follow_all, follow_deltas, follow_run
 from podium.runtime.runner import LeasePolicy, RunDriver
 from podium.runtime.services import AgentServices
 from podium.runtime.submission import check_edited_plan, new_run
@@ -270,6 +270,10 @@ class Engine:
             self.store, self.bus, run_id, after_seq=after_seq, driving=self.is_driving
         ):
             yield stored
+
+    def deltas(self, run_id: str) -> AsyncIterator[tuple[str, str]]:
+        """Live text `(step_id, fragment)` of the run's steps while this engine drives it."""
+        return follow_deltas(self.bus, run_id, lambda: self._tasks.get(run_id))
 
     def subscribe(self) -> AsyncIterator[StoredEvent]:
         """Committed events of every run this engine drives, as they commit (bounded: a slow

@@ -5,6 +5,8 @@ bus subscriber fell behind."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 
 from podium.core.fold import replay
@@ -89,3 +91,30 @@ async def follow_all(store: EventStore, bus: EventBus) -> AsyncIterator[StoredEv
                     yield stored
     finally:
         bus.unsubscribe(subscription)
+
+
+async def follow_deltas(
+    bus: EventBus, run_id: str, driver: Callable[[], asyncio.Task[RunState] | None]
+) -> AsyncIterator[tuple[str, str]]:
+    """Live text `(step_id, fragment)` of the run's running steps while this engine drives it;
+    ends when its driver stops (the run finished or parked). Not stored, bounded: a consumer
+    that falls far behind misses fragments, never events."""
+    queue = bus.subscribe_deltas(run_id)
+    try:
+        while True:
+            if not queue.empty():
+                yield queue.get_nowait()
+                continue
+            task = driver()
+            if task is None:
+                return
+            getter = asyncio.ensure_future(queue.get())
+            await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+            if getter.done():
+                yield getter.result()
+            else:
+                getter.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await getter
+    finally:
+        bus.unsubscribe_deltas(run_id, queue)

@@ -148,3 +148,20 @@ def test_runs_benchmarks_report_their_figures() -> None:
     )
     resumed = json.loads(res.stdout)
     assert resumed["events"] == resumed["replayed_seq"] >= 200
+
+
+def test_the_parked_benchmark_holds_no_task_per_run() -> None:
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.parked", "--runs", "300"],
+        capture_output=True,
+        text=True,
+        check=True,  # it exits 1 when parked runs hold tasks or leases
+    )
+    figures = json.loads(done.stdout)
+    assert figures["status_waiting"] == figures["with_wake_at"] == 300
+    assert figures["tasks_held"] <= 2
+    assert figures["leases_held"] == 0

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from podium.agents import AgentCatalog, AgentSpec
+from podium.agents import AgentCatalog, AgentOptions, AgentSpec
 from podium.errors import Problem, SpecError, UsageError
+from podium.spec.model import AgentStep
 
 
 def write(folder: Path, name: str, text: str) -> Path:
@@ -222,3 +223,113 @@ def test_readme_and_hidden_files_are_not_agents(project: Path) -> None:
     write(project / "agents", "README.md", "# Our agents\n")
     write(project / "agents", ".draft.md", "not yet\n")
     assert load(project).names() == ["editor", "Writer"]
+
+
+# ----------------------------------------------------------------------------------- options
+
+OPTIONS_MD = """---
+name: careful
+model: smollm2
+provider: local
+tools: [read_file, "mcp:fs"]
+temperature: 0.2
+max_tokens: 300
+reasoning_effort: low
+seed: 7
+top_p: 0.9
+stop: END
+tool_choice: fs__read_text
+parallel_tool_calls: false
+timeout: 30s
+stream: false
+---
+Be careful.
+"""
+
+
+def test_an_agent_file_sets_its_call_options_as_top_level_keys(tmp_path: Path) -> None:
+    write(tmp_path / "agents", "careful.md", OPTIONS_MD)
+    agent = load(tmp_path).resolve("careful")
+    assert agent.options == AgentOptions(
+        temperature=0.2,
+        max_tokens=300,
+        reasoning_effort="low",
+        seed=7,
+        top_p=0.9,
+        stop=["END"],
+        tool_choice="fs__read_text",
+        parallel_tool_calls=False,
+        timeout=30.0,
+        provider="local",
+        stream=False,
+    )
+    assert agent.model == "smollm2"  # the provider option names the provider
+
+
+def test_step_options_are_merged_over_the_agents_and_win() -> None:
+    agent = AgentSpec(name="a", model="openai:m", temperature=0.2, max_tokens=100, seed=1)
+    step = AgentStep.model_validate(
+        {
+            "id": "s",
+            "agent": "a",
+            "prompt": "p",
+            "timeout": "5m",
+            "options": {"temperature": 0.9, "timeout": "20s", "stop": ["a", "b"]},
+        }
+    )
+    assert step.options is not None
+    merged = agent.options.merged(step.options)
+    assert (merged.temperature, merged.max_tokens, merged.seed) == (0.9, 100, 1)
+    assert (merged.timeout, merged.stop, step.timeout) == (20.0, ["a", "b"], 300.0)
+    assert AgentStep.model_validate({"id": "s", "agent": "a", "prompt": "p"}).options is None
+
+
+@pytest.mark.parametrize(
+    ("line", "path", "says"),
+    [
+        ("temperature: 3", "temperature", "less than or equal to 2"),
+        ("top_p: -0.1", "top_p", "greater than or equal to 0"),
+        ("max_tokens: 0", "max_tokens", "greater than 0"),
+        ("reasoning_effort: extreme", "reasoning_effort", "'minimal', 'low', 'medium' or 'high'"),
+        ("stop: [a, b, c, d, e]", "stop", "at most 4"),
+        ("timeout: soon", "timeout", "not a duration"),
+        ("timeout: 0", "timeout", "greater than 0"),
+        ("stream: true", "stream", "only `stream: false`"),
+        ("seed: many", "seed", "valid integer"),
+        ("parallel_tool_calls: maybe", "parallel_tool_calls", "valid boolean"),
+        ("tool_choice: write_file", "tools", "tool_choice 'write_file' is not one of"),
+        ("provider: Bad Name", "provider", "should match pattern"),
+        ("model: gpt-4o", "model", "must be provider:model"),
+    ],
+)
+def test_bad_options_are_problems_at_their_key(
+    tmp_path: Path, line: str, path: str, says: str
+) -> None:
+    write(tmp_path / "agents", "a.yaml", f"name: a\ntools: [read_file]\n{line}\n")
+    with pytest.raises(SpecError) as caught:
+        load(tmp_path)
+    (problem,) = caught.value.problems
+    assert problem.message.startswith(f"{path}: ")
+    assert says in problem.message
+
+
+def test_tool_choice_may_name_any_tool_the_agent_has() -> None:
+    tools = ["read_file", "mcp:fs", "mcp:gh/search"]
+    for choice in ("auto", "none", "required", "read_file", "fs__anything", "gh__search"):
+        assert AgentSpec(name="a", tools=tools, tool_choice=choice).tool_choice == choice
+    with pytest.raises(ValueError, match="gh__other"):
+        AgentSpec(name="a", tools=tools, tool_choice="gh__other")
+
+
+def test_step_options_are_checked_with_their_path() -> None:
+    with pytest.raises(ValueError, match=r"options\.temperature"):
+        AgentStep.model_validate(
+            {"id": "s", "agent": "a", "prompt": "p", "options": {"temperature": 9}}
+        )
+    with pytest.raises(ValueError, match="names no provider"):
+        AgentStep.model_validate({"id": "s", "agent": "a", "prompt": "p", "model": "m"})
+    step = AgentStep.model_validate(
+        {"id": "s", "agent": "a", "prompt": "p", "model": "m", "options": {"provider": "local"}}
+    )
+    assert step.options is not None
+    assert step.options.provider == "local"

@@ -5,15 +5,23 @@ case-insensitive lookup that names the candidates when a reference is missing or
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 from jsonschema.exceptions import SchemaError  # type: ignore[import-untyped]
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from podium.errors import Problem, SpecError, UsageError
 
@@ -22,24 +30,100 @@ USER_AGENTS_DIR = Path("~/.config/podium/agents")
 
 _TOOL_REF = r"^(mcp:[A-Za-z0-9_-]+(/[^\s/]+)?|[a-z][a-z0-9_]*)$"
 _SUFFIXES = (".md", ".yaml", ".yml")
+_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}
+_TIMEOUT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")
+TOOL_CHOICES = ("auto", "none", "required")
 
 
-class AgentSpec(BaseModel):
-    """One agent. `model` is `provider:model` (None: the engine's default model applies); `tools`
-    holds built-in tool names, `mcp:<server>` (all its tools) or `mcp:<server>/<tool>`."""
+class _CallOptions(BaseModel):
+    """The fields and checks `AgentOptions` and `AgentSpec` share."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    temperature: float | None = Field(None, ge=0, le=2)
+    max_tokens: int | None = Field(None, gt=0)
+    reasoning_effort: Literal["minimal", "low", "medium", "high"] | None = None
+    seed: int | None = None
+    top_p: float | None = Field(None, ge=0, le=1)
+    stop: list[Annotated[str, Field(min_length=1)]] | None = Field(None, min_length=1, max_length=4)
+    tool_choice: str | None = Field(None, pattern=r"^[A-Za-z0-9_:/-]{1,128}$")
+    parallel_tool_calls: bool | None = None
+    timeout: float | None = Field(None, gt=0, le=86_400)
+    provider: str | None = Field(None, pattern=r"^[a-z][a-z0-9_-]*$")
+    stream: bool | None = None
+
+    @field_validator("stop", mode="before")
+    @classmethod
+    def _one_or_up_to_four(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _seconds(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            match = _TIMEOUT.match(value)
+            if match is None:
+                raise ValueError(f"{value!r} is not a duration; write seconds (30), 500ms, 30s, 2m")
+            return float(match.group(1)) * _SECONDS[match.group(2)]
+        return value
+
+    @field_validator("stream")
+    @classmethod
+    def _no_forced_streaming(cls, value: bool | None) -> bool | None:
+        if value is True:
+            raise ValueError("only `stream: false` can be set (streaming is the default)")
+        return value
+
+
+class AgentOptions(_CallOptions):
+    """How an agent's model is called. An agent file sets them as top-level keys; an `agent`
+    step under `options:`, merged over the agent's (`merged`). None leaves a setting to the
+    provider's defaults. `timeout` is the seconds of one model call; `provider` names a
+    configured provider (the model string then names only the model)."""
+
+    def merged(self, over: AgentOptions) -> AgentOptions:
+        """These options with every setting `over` gives replacing this one's."""
+        return self.model_copy(update=over.model_dump(exclude_none=True))
+
+
+OPTION_FIELDS = tuple(_CallOptions.model_fields)
+
+
+class AgentSpec(_CallOptions):
+    """One agent. `model` is `provider:model` (None: the engine's default model applies; with a
+    `provider` option it names only the model); `tools` holds built-in tool names,
+    `mcp:<server>` (all its tools) or `mcp:<server>/<tool>`. The call options
+    (`AgentOptions`'s fields) are top-level keys; `options` gathers them."""
+
     name: str = Field(min_length=1, max_length=128, pattern=r"^\S(.*\S)?$")
-    model: str | None = Field(None, pattern=r"^[a-z][a-z0-9_-]*:\S+$")
+    model: str | None = Field(None, pattern=r"^\S+$")
     description: str = ""
     instructions: str = ""
     tools: list[Annotated[str, Field(pattern=_TOOL_REF)]] = Field(default_factory=list)
     output: dict[str, Any] | None = None
-    temperature: float | None = Field(None, ge=0, le=2)
-    max_tokens: int | None = Field(None, gt=0)
     fallbacks: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
     source: str = ""
+
+    @field_validator("model")
+    @classmethod
+    def _names_a_provider(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and ":" not in value and info.data.get("provider") is None:
+            raise ValueError(
+                f"{value!r} must be provider:model, such as openai:gpt-4o-mini, or set "
+                "`provider:` to a configured provider and name only the model"
+            )
+        return value
+
+    @field_validator("tools")
+    @classmethod
+    def _has_the_chosen_tool(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        check_tool_choice(info.data.get("tool_choice"), value)
+        return value
+
+    @property
+    def options(self) -> AgentOptions:
+        """The agent's call options (only the ones its file sets are not None)."""
+        return AgentOptions.model_validate(self.model_dump(include=set(OPTION_FIELDS)))
 
     @field_validator("tools", "fallbacks", mode="before")
     @classmethod
@@ -58,6 +142,21 @@ class AgentSpec(BaseModel):
 
 
 _FIELDS = sorted(set(AgentSpec.model_fields) - {"source"})
+
+
+def check_tool_choice(choice: str | None, tools: Sequence[str]) -> None:
+    """ValueError unless `choice` is auto, none, required or one of `tools`: a built-in name, an
+    `mcp:` reference as written, or `<server>__<tool>` of an `mcp:<server>` the agent has."""
+    if choice is None or choice in TOOL_CHOICES or choice in tools:
+        return
+    server, sep, tool = choice.partition("__")
+    if sep and ({f"mcp:{server}", f"mcp:{server}/{tool}"} & set(tools)):
+        return
+    have = ", ".join(tools) or "none"
+    raise ValueError(
+        f"tool_choice {choice!r} is not one of the agent's tools ({have}); use auto, none, "
+        "required or one of them"
+    )
 
 
 class AgentCatalog:

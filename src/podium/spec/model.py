@@ -7,6 +7,8 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from podium.agents import AgentOptions
+
 STEP_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]{0,255}$"  # "." only in plan children's ids
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -220,18 +222,31 @@ class ContextLimits(_Frozen):
 
 class AgentStep(StepBase):
     """Asks a catalog agent: its instructions, this prompt and the dependencies' outputs go in;
-    the agent may call its tools for up to `max_turns` model calls; its answer is the output."""
+    the agent may call its tools for up to `max_turns` model calls; its answer is the output.
+    `options` are merged over the agent's own (the step's win); its `timeout` is one model
+    call's, the step's `timeout` the whole step's."""
 
     templated: ClassVar[tuple[str, ...]] = ("prompt",)
     default_idempotent: ClassVar[bool] = True
     kind: Literal["agent"] = "agent"
     agent: str = Field(min_length=1, max_length=200)
     prompt: str = Field(min_length=1)
-    model: str | None = Field(None, pattern=r"^[a-z][a-z0-9_-]*:.+$")
+    model: str | None = Field(None, pattern=r"^\S+$")
     context: Literal["auto", "none"] | list[str] = "auto"
     context_limits: ContextLimits = Field(default_factory=ContextLimits)
     max_turns: int = Field(8, ge=1, le=100)
     max_reasks: int = Field(2, ge=0, le=10)
+    options: AgentOptions | None = None
+
+    @model_validator(mode="after")
+    def _model_names_a_provider(self) -> AgentStep:
+        provider = self.options.provider if self.options is not None else None
+        if self.model is not None and provider is None and ":" not in self.model:
+            raise ValueError(
+                f"model {self.model!r} names no provider: write provider:model (such as "
+                "openai:gpt-4o-mini), or set `options.provider` to a configured provider"
+            )
+        return self
 
 
 class PlanStep(StepBase):

@@ -50,6 +50,7 @@ def test_a_malformed_report_is_refused_at_the_source() -> None:
 def test_every_report_kind_becomes_its_event(kind: str) -> None:
     data: dict[str, Any] = {
         "model.called": {"model": "m", "input_tokens": 3},
+        "tool.started": {"call_id": "t1.0", "tool": "read_file", "safe": True},
         "tool.called": {"tool": "read_file", "latency_seconds": 0.1},
         "agent.routed": {"requested": "x", "selected": "y"},
         "breaker.changed": {"key": "k", "from_status": "closed", "to_status": "open"},

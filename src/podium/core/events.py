@@ -27,6 +27,9 @@ class RunCreated(_Event):
     workspace: str
     agents_dir: str | None = None
     default_model: str | None = None
+    # the project configuration it used: {"path", "digest", "model", "agents", "providers",
+    # "mcp_servers"} (names only, never a secret value); None before there was one
+    config: dict[str, Any] | None = None
 
 
 class RunResumed(_Event):
@@ -99,7 +102,9 @@ class StepCancelled(_Event):
 
 
 class ModelCalled(_Event):
-    """One model call made by a step: what it cost. Recorded as it happens, so budgets see it."""
+    """One model call made by a step: what it cost, and (for an agent's turns) what the model
+    replied, so a resumed step continues from it instead of asking again. Recorded as it
+    happens, so budgets see it."""
 
     kind: Literal["model.called"] = "model.called"
     step_id: str
@@ -110,6 +115,8 @@ class ModelCalled(_Event):
     cost_usd: float = 0.0
     latency_seconds: float = 0.0
     finish_reason: str | None = None
+    turn: int | None = None
+    reply: dict[str, Any] | None = None  # {"content": str, "tool_calls": [{id, name, arguments}]}
 
 
 class AgentRouted(_Event):
@@ -133,8 +140,23 @@ class BreakerChanged(_Event):
     step_id: str | None = None
 
 
+class ToolStarted(_Event):
+    """An agent step is about to call a tool (committed before the call is made). `safe` says
+    whether running it again is harmless (read-only or idempotent): after a crash mid-call, a
+    safe call is made again, an unsafe one interrupts the step for a person."""
+
+    kind: Literal["tool.started"] = "tool.started"
+    step_id: str
+    call_id: str
+    tool: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    safe: bool = False
+    turn: int | None = None
+
+
 class ToolCalled(_Event):
-    """One tool call made by an agent step: which tool, whether it worked, how long it took."""
+    """One tool call made by an agent step: which tool, whether it worked, how long it took,
+    and the result the model was given (within the output cap)."""
 
     kind: Literal["tool.called"] = "tool.called"
     step_id: str
@@ -142,6 +164,8 @@ class ToolCalled(_Event):
     ok: bool = True
     latency_seconds: float = 0.0
     error: str | None = None
+    call_id: str | None = None
+    result: str | None = None
 
 
 class StepProgress(_Event):
@@ -221,6 +245,7 @@ Event = Annotated[
     | ModelCalled
     | AgentRouted
     | BreakerChanged
+    | ToolStarted
     | ToolCalled
     | StepProgress
     | SignalRefused

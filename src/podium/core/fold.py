@@ -78,6 +78,8 @@ def _on_started(state: RunState, e: ev.StepStarted) -> None:
         state.steps_started += 1
     if step.status is StepStatus.RETRYING:
         state.retrying.pop(step.id, None)
+    if not step.requeued or (step.attempts, step.generation) != (e.attempt, e.generation):
+        step.transcript = None  # a new attempt talks afresh; a requeued one continues
     step.status = StepStatus.RUNNING
     step.attempts = e.attempt
     step.generation = e.generation
@@ -179,11 +181,33 @@ def _on_model_called(state: RunState, e: ev.ModelCalled) -> None:
     step.cost_usd += e.cost_usd
     state.tokens += tokens
     state.cost_usd += e.cost_usd
+    if e.reply is not None:
+        _transcribe(step, {"kind": "model", "turn": e.turn, "reply": e.reply})
+
+
+def _on_tool_started(state: RunState, e: ev.ToolStarted) -> None:
+    entry = {"kind": "tool_started", "call_id": e.call_id, "tool": e.tool, "safe": e.safe}
+    _transcribe(state.steps[e.step_id], entry)
+
+
+def _on_tool_called(state: RunState, e: ev.ToolCalled) -> None:
+    if e.call_id is not None:
+        entry = {"kind": "tool", "call_id": e.call_id, "result": e.result, "ok": e.ok}
+        _transcribe(state.steps[e.step_id], entry)
+
+
+def _transcribe(step: StepState, entry: dict[str, Any]) -> None:
+    """Keep what the running attempt said and did, so a resumed attempt continues from it."""
+    if step.status is not StepStatus.RUNNING:
+        return
+    if step.transcript is None:
+        step.transcript = []
+    step.transcript.append(entry)
 
 
 def _noted(state: RunState, e: ev.Event) -> None:
-    """Events that are records for people (routing, breakers, tool calls, progress, refused
-    signals) and change no step."""
+    """Events that are records for people (routing, breakers, progress, refused signals) and
+    change no step."""
 
 
 def _on_plan_generated(state: RunState, e: ev.PlanGenerated) -> None:
@@ -214,7 +238,8 @@ _HANDLERS: dict[type, Callable[[RunState, Any], None]] = {
     ev.ModelCalled: _on_model_called,
     ev.AgentRouted: _noted,
     ev.BreakerChanged: _noted,
-    ev.ToolCalled: _noted,
+    ev.ToolStarted: _on_tool_started,
+    ev.ToolCalled: _on_tool_called,
     ev.StepProgress: _noted,
     ev.SignalRefused: _noted,
     ev.BudgetExceeded: _on_budget_exceeded,
@@ -245,6 +270,7 @@ def _finish(state: RunState, step: StepState, status: StepStatus, at: datetime) 
     step.status = status
     step.finished_at = at
     step.retry_at = None
+    step.transcript = None
     if not was_terminal:
         state.unfinished -= 1
     tidy_ready(state)

@@ -15,11 +15,17 @@ from podium.errors import ReportError
 from podium.spec.model import StepBase
 
 ReportKind = Literal[
-    "model.called", "tool.called", "agent.routed", "breaker.changed", "step.progress"
+    "model.called",
+    "tool.started",
+    "tool.called",
+    "agent.routed",
+    "breaker.changed",
+    "step.progress",
 ]
 REPORT_KINDS: Final[tuple[str, ...]] = get_args(ReportKind)
 REPORT_EVENTS: Final[Mapping[str, type[BaseModel]]] = {
     "model.called": ev.ModelCalled,
+    "tool.started": ev.ToolStarted,
     "tool.called": ev.ToolCalled,
     "agent.routed": ev.AgentRouted,
     "breaker.changed": ev.BreakerChanged,

@@ -56,6 +56,7 @@ class StepState:
     tokens: int = 0
     cost_usd: float = 0.0
     parent: str | None = None
+    transcript: list[dict[str, Any]] | None = None  # the running attempt's model turns, tool calls
     ok: int = 0
     bad: int = 0
     skipped: int = 0

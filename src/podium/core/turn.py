@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from podium.core import events as ev
 from podium.core import plans
@@ -27,7 +28,7 @@ from podium.core.happenings import (
 from podium.core.outputs import cap_output
 from podium.core.render import RenderError, render_step
 from podium.core.scheduler import decide, failure_event, recover, stop_reason
-from podium.core.state import RunState, StepStatus
+from podium.core.state import RunState, StepState, StepStatus
 from podium.ids import idempotency_key
 from podium.spec.model import PlanStep
 
@@ -163,9 +164,19 @@ def _launch(state: RunState, step_id: str, now: datetime) -> tuple[Launch | None
         idempotency_key=idempotency_key(state.run_id, step_id, step.generation),
         step=spec,
         upstream={need: state.steps[need].output for need in spec.needs},
-        history=plans.history(state, step) if isinstance(spec, PlanStep) else {},
+        history=_history(state, step),
     )
     return launch, []
+
+
+def _history(state: RunState, step: StepState) -> dict[str, Any]:
+    """What an attempt is told of the past: a plan step its earlier plans and their outcome; a
+    resumed agent step the turns and tool calls its attempt already made."""
+    if isinstance(step.spec, PlanStep):
+        return plans.history(state, step)
+    if step.transcript:
+        return {"transcript": list(step.transcript)}
+    return {}
 
 
 def _record(state: RunState, new: list[ev.Event], events: list[ev.Event]) -> bool:

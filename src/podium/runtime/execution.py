@@ -72,6 +72,10 @@ class AttemptSink(Protocol):
 
     def report(self, report: Report) -> None: ...
 
+    async def checkpoint(self, report: Report) -> None:
+        """Send `report` and return once the run has committed it."""
+        ...
+
     def delta(self, text: str) -> None: ...
 
 
@@ -145,6 +149,9 @@ class _AttemptServices:
 
     def report(self, kind: str, data: Mapping[str, Any]) -> None:
         self._sink.report(make_report(self._step_id, kind, data))
+
+    async def checkpoint(self, kind: str, data: Mapping[str, Any]) -> None:
+        await self._sink.checkpoint(make_report(self._step_id, kind, data))
 
     def delta(self, text: str) -> None:
         self._sink.delta(text)

@@ -50,6 +50,14 @@ class LeasePolicy:
             )
 
 
+@dataclass(frozen=True, slots=True)
+class _Checkpoint:
+    """A report whose sender waits until the turn that records it is committed."""
+
+    report: Report
+    committed: asyncio.Future[None]
+
+
 class _Sink:
     """Where one attempt's reports and live output go: the driver's inbox and the live bus."""
 
@@ -61,6 +69,11 @@ class _Sink:
 
     def report(self, report: Report) -> None:
         self._driver.post(report)
+
+    async def checkpoint(self, report: Report) -> None:
+        committed = asyncio.get_running_loop().create_future()
+        self._driver.post(_Checkpoint(report, committed))
+        await committed
 
     def delta(self, text: str) -> None:
         driver = self._driver
@@ -90,7 +103,8 @@ class RunDriver:
         self._backend = backend
         self._policy = policy or LeasePolicy()
         self._committed_seq = state.seq
-        self._inbox: deque[Happening | None] = deque()
+        self._inbox: deque[Happening | _Checkpoint | None] = deque()
+        self._checkpoints: list[asyncio.Future[None]] = []
         self._waiter: asyncio.Future[None] | None = None
         self._tasks: dict[str, asyncio.Task[AttemptOutcome]] = {}
         self._cancelling: dict[str, ev.CancelReason] = {}
@@ -108,7 +122,7 @@ class RunDriver:
         """Wake the loop now (a control signal was posted for this run)."""
         self.post(None)
 
-    def post(self, item: Happening | None) -> None:
+    def post(self, item: Happening | _Checkpoint | None) -> None:
         self._inbox.append(item)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
@@ -135,6 +149,7 @@ class RunDriver:
         while True:
             turn = take_turn(self.state, happenings, self._clock.now())
             await self._commit(turn)
+            self._release_checkpoints()
             self._launch(turn)
             if self._tasks or self._inbox:
                 happenings = await self._wait(turn.wake_at)
@@ -213,6 +228,9 @@ class RunDriver:
             item = self._inbox.popleft()
             if item is None:
                 poked = True
+            elif isinstance(item, _Checkpoint):
+                happenings.append(item.report)
+                self._checkpoints.append(item.committed)
             else:
                 happenings.append(item)
         if self._lost is not None:
@@ -220,6 +238,13 @@ class RunDriver:
         if poked or self._clock.monotonic() - self._signals_at >= SIGNAL_POLL_SECONDS:
             happenings += await self._signals()
         return happenings
+
+    def _release_checkpoints(self) -> None:
+        """The turn that held these reports is committed: let their senders go on."""
+        waiting, self._checkpoints = self._checkpoints, []
+        for committed in waiting:
+            if not committed.done():
+                committed.set_result(None)
 
     async def _sleep(self, seconds: float) -> None:
         """Wait for `post` or the timeout, without a task per wait (this is the hot path)."""

@@ -85,6 +85,12 @@ class StepServices(Protocol):
 
     def report(self, kind: str, data: Mapping[str, Any]) -> None: ...
 
+    async def checkpoint(self, kind: str, data: Mapping[str, Any]) -> None:
+        """Report, and return once the report is committed: what must be durable before the
+        attempt goes on (a model's reply before its tool calls run, a tool call before it is
+        made)."""
+        ...
+
     def delta(self, text: str) -> None: ...
 
     @property
@@ -100,6 +106,9 @@ class DetachedServices:
         self._agents = agents
 
     def report(self, kind: str, data: Mapping[str, Any]) -> None:
+        make_report(self._step_id, kind, data)
+
+    async def checkpoint(self, kind: str, data: Mapping[str, Any]) -> None:
         make_report(self._step_id, kind, data)
 
     def delta(self, text: str) -> None:

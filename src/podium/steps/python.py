@@ -232,6 +232,10 @@ class PodiumContext:
         raises `ReportError`."""
         self.services.report(kind, data)
 
+    async def checkpoint(self, kind: str, data: Mapping[str, Any]) -> None:
+        """Report, and return once the run has committed the report."""
+        await self.services.checkpoint(kind, data)
+
     def delta(self, text: str) -> None:
         """Stream live output to the run's subscribers (not stored)."""
         self.services.delta(text)

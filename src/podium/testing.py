@@ -15,8 +15,15 @@ from typing import Any, TypeAlias
 
 from podium.errors import UsageError
 from podium.llm import function_model, register_function_model, unregister_function_model
-from podium.llm.base import DeltaSink, Message, ModelRequest, ModelResponse, ToolCall
-from podium.llm.scripted import ScriptedModel, estimate_usage, word_chunks
+from podium.llm.base import (
+    DeltaSink,
+    Message,
+    ModelRequest,
+    ModelResponse,
+    ToolCall,
+    estimate_usage,
+)
+from podium.llm.scripted import ScriptedModel, word_chunks
 from podium.store.memory import MemoryEventStore
 
 __all__ = [

@@ -13,7 +13,7 @@ from tests.llm.anthropic_server import AnthropicServer, Scripted, text, tool_use
 
 from podium.errors import ModelError
 from podium.llm.anthropic import AnthropicModel
-from podium.llm.base import Message, ModelRequest, ToolCall, ToolSpec, Usage
+from podium.llm.base import Message, ModelOptions, ModelRequest, ToolCall, ToolSpec, Usage
 
 KEY = "sk-ant-test"
 SEARCH = ToolSpec(
@@ -92,7 +92,7 @@ async def test_system_messages_go_to_the_system_parameter(
         Message("user", "hi"),
         Message("system", "Answer in French."),
     )
-    await model.complete(ask(*messages, temperature=0.2, max_tokens=100))
+    await model.complete(ask(*messages, options=ModelOptions(temperature=0.2, max_tokens=100)))
     body = server.received[0].body
     assert body["system"] == "You are terse.\n\nAnswer in French."
     assert [m["role"] for m in body["messages"]] == ["user"]
@@ -317,7 +317,7 @@ async def test_timeout_is_retryable(server: AnthropicServer, where: str) -> None
     model = AnthropicModel(
         "claude-test", base_url=server.url, api_key=KEY, timeout_seconds=per_model
     )
-    request = ask(timeout_seconds=0.3) if where == "request" else ask()
+    request = ask(options=ModelOptions(timeout_seconds=0.3)) if where == "request" else ask()
     with pytest.raises(ModelError) as caught:
         await asyncio.wait_for(model.complete(request), timeout=10)
     await model.aclose()

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from podium.errors import ModelError
-from podium.llm.base import Message, ModelRequest, ToolCall, ToolSpec, Usage
+from podium.llm.base import Message, ModelOptions, ModelRequest, ToolCall, ToolSpec, Usage
 from podium.llm.openai import PLACEHOLDER_API_KEY, OpenAIModel
 
 from .openai_server import (
@@ -99,7 +99,7 @@ async def test_temperature_and_max_tokens_are_sent_when_set(
     server: OpenAIServer, make_model: ModelFactory
 ) -> None:
     server.script(completion("ok"))
-    await make_model().complete(ask(temperature=0.2, max_tokens=64))
+    await make_model().complete(ask(options=ModelOptions(temperature=0.2, max_tokens=64)))
     assert server.last.body["temperature"] == 0.2
     assert server.last.body["max_tokens"] == 64
 
@@ -122,7 +122,7 @@ async def test_tool_conversation_is_mapped_to_function_calls(
     sent = server.last.body
     assert sent["messages"][1] == {
         "role": "assistant",
-        "content": None,
+        "content": "",
         "tool_calls": [
             {
                 "id": "call_1",
@@ -157,6 +157,7 @@ async def test_output_schema_asks_for_json_schema(
     response = await make_model().complete(ask(output_schema=schema))
 
     assert response.text == '{"answer": "42"}'
+    assert response.structured_mode == "json_schema"
     assert server.last.body["response_format"] == {
         "type": "json_schema",
         "json_schema": {"name": "output", "schema": schema, "strict": False},
@@ -238,13 +239,14 @@ async def test_streamed_deltas_concatenate_to_the_content(
     assert server.last.body["stream_options"] == {"include_usage": True}
 
 
-async def test_stream_without_usage_reports_zero_usage(
+async def test_stream_without_usage_gets_estimated_usage(
     server: OpenAIServer, make_model: ModelFactory
 ) -> None:
-    server.script(text_stream(["a", "b"], usage=None))
+    server.script(text_stream(["abcd", "efgh"], usage=None))
     response = await make_model().complete(ask(), on_delta=lambda _: None)
-    assert response.text == "ab"
-    assert response.usage == Usage()
+    assert response.text == "abcdefgh"
+    assert response.usage == Usage(input_tokens=3, output_tokens=2)  # "Be brief." + "Hi": 11 chars
+    assert response.usage.estimated
 
 
 async def test_an_error_event_mid_stream_is_retryable(
@@ -336,7 +338,7 @@ async def test_a_hanging_server_times_out_as_retryable(
 ) -> None:
     server.script(Reply(hang=True))
     model = make_model(timeout_seconds=0.3 if where == "model" else 60)
-    request = ask(timeout_seconds=0.3 if where == "request" else None)
+    request = ask(options=ModelOptions(timeout_seconds=0.3 if where == "request" else None))
 
     with pytest.raises(ModelError) as caught:
         await asyncio.wait_for(model.complete(request), 10)
@@ -346,15 +348,15 @@ async def test_a_hanging_server_times_out_as_retryable(
     assert "timed out after 0.3s" in str(caught.value)
 
 
-async def test_a_reply_without_choices_is_an_error(
+async def test_a_reply_without_choices_is_a_retryable_error(
     server: OpenAIServer, make_model: ModelFactory
 ) -> None:
     body = completion("x").json | {"choices": []}
     server.script(Reply(json=body))
     with pytest.raises(ModelError) as caught:
         await make_model().complete(ask())
-    assert not caught.value.retryable
-    assert caught.value.error_type == "invalid_response"
+    assert caught.value.retryable
+    assert caught.value.error_type == "empty_response"
 
 
 # -- configuration ------------------------------------------------------------------------------

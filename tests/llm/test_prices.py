@@ -34,23 +34,36 @@ def test_known_models_are_priced_per_million_tokens() -> None:
 
 
 @pytest.mark.parametrize(
-    ("model", "prefix"),
+    ("model", "catalog_id"),
     [
         ("openai:gpt-4o-mini-2024-07-18", "gpt-4o-mini"),
         ("openai:gpt-4o-2024-08-06", "gpt-4o"),
         ("openai:gpt-4.1-nano", "gpt-4.1-nano"),
         ("openai:o3-mini", "o3-mini"),
-        ("anthropic:claude-3-5-haiku-latest", "claude-3-5-haiku"),
         ("anthropic:claude-opus-4-5-20251101", "claude-opus-4-5"),
-        ("anthropic:claude-opus-4-1", "claude-opus-4"),
         ("openai:openai/gpt-4o-mini", "gpt-4o-mini"),  # OpenRouter-style vendor/model
         ("openai:GPT-4o", "gpt-4o"),
     ],
 )
-def test_the_longest_prefix_wins(model: str, prefix: str) -> None:
+def test_other_models_are_priced_from_genai_prices(model: str, catalog_id: str) -> None:
     result = cost(model, MILLION)
     assert result.priced
-    assert result.matched == prefix
+    assert result.matched == f"genai-prices:{catalog_id}"
+    assert result.usd > 0
+
+
+def test_a_cost_from_estimated_usage_says_so() -> None:
+    estimated = Usage(input_tokens=1000, output_tokens=10, estimated=True)
+    assert cost("openai:gpt-4o", estimated).estimated
+    assert cost("openai:llama3:8b", estimated).estimated
+    assert not cost("openai:gpt-4o", MILLION).estimated
+
+
+def test_the_longest_user_prefix_wins() -> None:
+    register_price("house", 1, 1)
+    register_price("house-large", 5, 5)
+    assert cost("openai:house-large-v2", MILLION).matched == "house-large"
+    assert cost("openai:house-small", MILLION).matched == "house"
 
 
 @pytest.mark.parametrize(
@@ -67,7 +80,8 @@ def test_register_price_adds_and_overrides() -> None:
     assert cost_usd("openai:llama3:8b", MILLION) == pytest.approx(0.3)
     register_price("gpt-4o", 1, 1)
     assert cost_usd("gpt-4o-2024-08-06", MILLION) == pytest.approx(2.0)
-    assert cost_usd("gpt-4o-mini", MILLION) == pytest.approx(0.75)  # longer prefix still wins
+    assert cost_usd("gpt-4o-mini", MILLION) == pytest.approx(2.0)  # the user's price is on top
+    assert cost_usd("gpt-4.1", MILLION) == pytest.approx(10.0)  # the catalog's, untouched
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from podium.errors import ModelError, UsageError
-from podium.llm.base import Message, ModelRequest, ToolCall, Usage
+from podium.llm.base import Message, ModelOptions, ModelRequest, ToolCall, Usage
 from podium.llm.scripted import ScriptedModel, word_chunks
 
 DEMO = """
@@ -46,7 +46,10 @@ def ask(
 ) -> ModelRequest:
     message = Message(role="user", content=text)
     return ModelRequest(
-        messages=(message,), agent=agent, step_id=step_id, timeout_seconds=timeout_seconds
+        messages=(message,),
+        agent=agent,
+        step_id=step_id,
+        options=ModelOptions(timeout_seconds=timeout_seconds),
     )
 
 
@@ -164,6 +167,14 @@ def test_word_chunks_keep_every_character() -> None:
 async def test_usage_is_estimated_when_not_scripted(model: ScriptedModel) -> None:
     response = await model.complete(ask("planner", text="x" * 40))
     assert response.usage == Usage(input_tokens=10, output_tokens=3)  # "first plan" = 10 chars
+    assert response.usage.estimated
+
+
+async def test_scripted_usage_is_not_marked_estimated(model: ScriptedModel) -> None:
+    for _ in range(3):
+        response = await model.complete(ask("planner"))
+    assert response.usage == Usage(input_tokens=10, output_tokens=5)
+    assert not response.usage.estimated
 
 
 async def test_delay_is_honoured_and_a_short_timeout_fails_retryably(tmp_path: Path) -> None:

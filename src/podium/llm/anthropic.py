@@ -9,7 +9,10 @@ model calls its tools as usual and answers by calling `respond`. The schema must
 schema (the API requires an object as a tool's input).
 
 The SDK's own retries are off: errors become `ModelError`s, classified retryable or not, and
-Podium's retry policy decides. The SDK has no `temperature` argument; it is sent in the body.
+Podium's retry policy decides. The SDK has no `temperature` or `top_p` argument; they are sent in
+the body. Of `ModelOptions`, Anthropic takes temperature, max_tokens, top_p, stop (as
+`stop_sequences`), tool_choice, the timeout and stream; the rest are ignored. A reply stopped by
+`max_tokens` is an error (not retryable), never a truncated answer.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ class _CreateArgs(TypedDict, total=False):
     system: str
     tools: list[ToolParam]
     tool_choice: ToolChoiceParam
+    stop_sequences: list[str]
     extra_body: dict[str, object]
     timeout: float
 
@@ -98,10 +102,19 @@ class AnthropicModel:
         where = self._where(request)
         client = self._client(where)
         args = self._create_args(request)
+        stream = on_delta if request.options.stream else None
         try:
-            reply = await _send(client, args, on_delta, where)
+            reply = await _send(client, args, stream, where)
         except anthropic.APIError as err:
             raise _classify(err, where, self.base_url, self.model) from err
+        if reply.stop_reason == "max_tokens":
+            message = (
+                f"{where}: the reply hit the token limit before it was finished "
+                "(stop_reason: max_tokens); raise max_tokens for this agent or provider"
+            )
+            raise _error(message, False, "length")
+        if on_delta is not None and stream is None and reply.text:
+            on_delta(reply.text)
         return self._response(reply, structured=request.output_schema is not None)
 
     async def aclose(self) -> None:
@@ -131,9 +144,10 @@ class AnthropicModel:
         )
 
     def _create_args(self, request: ModelRequest) -> _CreateArgs:
+        options = request.options
         system, messages = _split_system(request.messages)
         tools, tool_choice = _tooling(request)
-        max_tokens = request.max_tokens or self.max_tokens_default
+        max_tokens = options.max_tokens or self.max_tokens_default
         args = _CreateArgs(model=self.model, max_tokens=max_tokens, messages=_turns(messages))
         if system:
             args["system"] = system
@@ -141,10 +155,13 @@ class AnthropicModel:
             args["tools"] = tools
         if tool_choice is not None:
             args["tool_choice"] = tool_choice
-        if request.temperature is not None:
-            args["extra_body"] = {"temperature": request.temperature}
-        if request.timeout_seconds is not None:
-            args["timeout"] = request.timeout_seconds
+        sampling = {"temperature": options.temperature, "top_p": options.top_p}
+        if body := {key: value for key, value in sampling.items() if value is not None}:
+            args["extra_body"] = dict(body)
+        if options.stop:
+            args["stop_sequences"] = list(options.stop)
+        if options.timeout_seconds is not None:
+            args["timeout"] = options.timeout_seconds
         return args
 
     def _response(self, reply: Reply, *, structured: bool) -> ModelResponse:
@@ -155,7 +172,11 @@ class AnthropicModel:
             content = json.dumps(answer.arguments, ensure_ascii=False)
             message, finish_reason = Message(role="assistant", content=content), "end_turn"
         return ModelResponse(
-            message=message, usage=reply.usage, model=self.name, finish_reason=finish_reason
+            message=message,
+            usage=reply.usage,
+            model=self.name,
+            finish_reason=finish_reason,
+            structured_mode="tool" if structured else None,
         )
 
 
@@ -242,12 +263,25 @@ def _tooling(request: ModelRequest) -> tuple[list[ToolParam], ToolChoiceParam | 
     """The request's tools, plus the forced `respond` tool when structured output is asked for."""
     tools = [_tool(spec) for spec in request.tools]
     if request.output_schema is None:
-        return tools, None
+        choice = request.options.tool_choice
+        return tools, _tool_choice(choice) if tools and choice is not None else None
     description = "Give your final answer as this tool's input; it must match the schema."
-    respond = ToolSpec(RESPOND_TOOL, description, request.output_schema)
+    schema = dict(request.output_schema) or {"type": "object"}
+    respond = ToolSpec(RESPOND_TOOL, description, schema)
     if not tools:
         return [_tool(respond)], {"type": "tool", "name": RESPOND_TOOL}
     return [*tools, _tool(respond)], {"type": "any"}
+
+
+def _tool_choice(choice: str) -> ToolChoiceParam:
+    """Podium's `tool_choice` in Anthropic's terms ("required" is "any"; a name forces it)."""
+    if choice == "auto":
+        return {"type": "auto"}
+    if choice == "none":
+        return {"type": "none"}
+    if choice == "required":
+        return {"type": "any"}
+    return {"type": "tool", "name": choice}
 
 
 # --- errors ------------------------------------------------------------------------------------

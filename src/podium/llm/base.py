@@ -7,6 +7,7 @@ applies, so they raise `podium.errors.ModelError` with `retryable` set and let t
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -45,17 +46,65 @@ class ToolSpec:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
+    """Token counts of a call. `estimated` is True when the provider gave none and they were
+    counted here (see `estimate_usage`), so they are near, not exact; it does not take part in
+    `==` (usages compare by their counts)."""
+
     input_tokens: int = 0
     output_tokens: int = 0
+    estimated: bool = field(default=False, compare=False)
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
-            self.input_tokens + other.input_tokens, self.output_tokens + other.output_tokens
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.estimated or other.estimated,
         )
 
     @property
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class ModelOptions:
+    """How to sample one call. None leaves a setting to the provider; an adapter sends what its
+    provider takes and ignores the rest. `tool_choice` is "auto", "none", "required" or a tool's
+    name (that tool is forced). `stream=False` asks for one whole reply, never a stream."""
+
+    temperature: float | None = None
+    max_tokens: int | None = None
+    reasoning_effort: str | None = None
+    seed: int | None = None
+    top_p: float | None = None
+    stop: tuple[str, ...] | None = None
+    tool_choice: str | None = None
+    parallel_tool_calls: bool | None = None
+    timeout_seconds: float | None = None
+    stream: bool = True
+
+    def merged(self, over: ModelOptions) -> ModelOptions:
+        """These options laid over `over` (a provider's defaults): fields set here win; `stream`
+        is off when either says so."""
+        taken = {
+            name: value if value is not None else getattr(over, name)
+            for name in _OPTIONAL_FIELDS
+            if (value := getattr(self, name)) is not None or getattr(over, name) is not None
+        }
+        return ModelOptions(**taken, stream=self.stream and over.stream)
+
+
+_OPTIONAL_FIELDS = tuple(name for name in ModelOptions.__slots__ if name != "stream")
+
+
+@dataclass(frozen=True, slots=True)
+class AzureSettings:
+    """Azure OpenAI: the resource's endpoint, the API version, and the deployment (else the
+    model name is taken as the deployment)."""
+
+    endpoint: str
+    api_version: str
+    deployment: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,11 +116,9 @@ class ModelRequest:
     messages: tuple[Message, ...]
     tools: tuple[ToolSpec, ...] = ()
     output_schema: Mapping[str, Any] | None = None
-    temperature: float | None = None
-    max_tokens: int | None = None
+    options: ModelOptions = ModelOptions()
     agent: str | None = None
     step_id: str | None = None
-    timeout_seconds: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +129,7 @@ class ModelResponse:
     usage: Usage = field(default_factory=Usage)
     model: str = ""
     finish_reason: str | None = None
+    structured_mode: str | None = None  # how structured output was asked for: json_schema, …
 
     @property
     def text(self) -> str:
@@ -103,6 +151,16 @@ class Model(Protocol):
         it with each text fragment as it arrives (live output; the reply is still returned whole).
         Raise `ModelError` on failure, never retry."""
         ...
+
+
+def estimate_usage(request: ModelRequest, message: Message) -> Usage:
+    """Token counts for a call the provider gave none for: about four characters a token (no
+    tokenizer is installed; near enough for budgets and cost), marked `estimated`."""
+    sent = sum(len(m.content) for m in request.messages)
+    said = len(message.content) + sum(
+        len(call.name) + len(json.dumps(call.arguments)) for call in message.tool_calls
+    )
+    return Usage(input_tokens=-(-sent // 4), output_tokens=-(-said // 4), estimated=True)
 
 
 def caller(model_name: str, request: ModelRequest) -> str:

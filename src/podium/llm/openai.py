@@ -1,16 +1,30 @@
-"""The `openai:` adapter: chat completions through the official SDK, against OpenAI or, via
-`base_url`, any server that speaks its protocol (vLLM, Ollama, llama.cpp, LM Studio, OpenRouter).
+"""The `openai:` adapter: chat completions through the official SDK, against OpenAI, Azure OpenAI
+or, via `base_url`, any server that speaks its protocol (vLLM, Ollama, llama.cpp, LM Studio,
+LiteLLM, OpenRouter).
 
 Choices worth knowing:
 - The SDK's own retries are off (`max_retries=0`); failures become `ModelError` with `retryable`
   set and Podium's retry policy decides.
-- `output_schema` is sent as `response_format={"type": "json_schema", ..., "strict": False}`:
-  non-strict so that schemas outside OpenAI's strict subset still work, and most local servers
-  accept this form. The caller validates the reply and re-asks when it does not fit.
-- `max_tokens` is sent as `max_tokens`, which local servers and most OpenAI chat models accept;
-  OpenAI's reasoning models (o-series, gpt-5) want `max_completion_tokens` and reject it.
-- Tool-call arguments that are not a JSON object are kept as `{"_raw": text}` so the caller can
-  show the model its mistake and ask again.
+- Options: the request's `ModelOptions` over the provider's `defaults`. `max_tokens` goes as
+  `max_completion_tokens` to OpenAI's reasoning models (o1/o3/o4…, gpt-5…) and to Azure, as
+  `max_tokens` elsewhere; `tool_choice` and `parallel_tool_calls` only when tools are sent; a
+  tool name as `tool_choice` forces that function; `stream=False` makes one whole request.
+- Structured output (`structured_output=`): `json_schema` (strict only on OpenAI proper and when
+  the schema can be put in its strict subset, optional properties made nullable and their nulls
+  dropped from the reply), `json_object` or `prompt` (the schema written into a system message),
+  or `tool` (a forced `respond` tool). `auto` starts with `json_schema`; a 400 that names
+  `response_format` moves it to `json_object`, then to `prompt`, and the model remembers the mode
+  that worked. A schema the server calls invalid is not retried. Empty schemas are sent as
+  `{"type": "object"}`; non-object roots are wrapped in `{"value": …}` and unwrapped. The caller
+  validates the reply and re-asks when it does not fit; `ModelResponse.structured_mode` says how
+  it was asked for.
+- No reply passes for an answer when it is not one: no choices, an empty message, no finish reason
+  (cut off: retryable), or `finish_reason: length` (not retryable: raise `max_tokens`).
+- Usage is asked for in streams (`include_usage`); a server that omits it gets it estimated at
+  about four characters a token (tiktoken is not a dependency), marked `Usage.estimated`.
+- Tool-call assistant messages are sent with `content: ""` (llama.cpp refuses `null`). Tool-call
+  arguments that are not a JSON object are kept as `{"_raw": text}` so the caller can show the
+  model its mistake and ask again.
 """
 
 from __future__ import annotations
@@ -19,27 +33,42 @@ import asyncio
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
+from urllib.parse import urlparse
 
 import openai
-from openai.types.chat import (
-    ChatCompletion,
-    ChatCompletionChunk,
-    ChatCompletionMessageFunctionToolCallParam,
-    ChatCompletionMessageParam,
-    ChatCompletionToolParam,
-)
-from openai.types.chat.chat_completion_chunk import ChoiceDeltaToolCall
-from openai.types.completion_usage import CompletionUsage
-from openai.types.shared_params import FunctionDefinition
 
-from podium.errors import ModelError
-from podium.llm.base import DeltaSink, Message, ModelRequest, ModelResponse, ToolCall, Usage, caller
+from podium.errors import ModelError, UsageError
+from podium.llm._openai_reply import BadReply, Raw, checked, from_completion, from_stream
+from podium.llm._openai_request import Shape, Target, request_params
+from podium.llm._structured import (
+    FALLBACKS,
+    RESPOND_TOOL,
+    SETTINGS,
+    Mode,
+    Setting,
+    rejects_response_format,
+    schema_invalid,
+    unwrap,
+)
+from podium.llm.base import (
+    AzureSettings,
+    DeltaSink,
+    Message,
+    ModelOptions,
+    ModelRequest,
+    ModelResponse,
+    caller,
+)
 
 PROVIDER = "openai"
 # Local servers ignore the key, but the SDK refuses to start without one.
 PLACEHOLDER_API_KEY = "podium-local"
+OPENAI_HOST = "api.openai.com"
+
+
+class _Refused(Exception):
+    """The server refused the structured-output mode; auto mode tries the next one."""
 
 
 class OpenAIModel:
@@ -53,41 +82,94 @@ class OpenAIModel:
         api_key: str | None = None,
         timeout_seconds: float | None = None,
         organization: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        defaults: ModelOptions | None = None,
+        azure: AzureSettings | None = None,
+        structured_output: str = "auto",
     ) -> None:
+        if structured_output not in SETTINGS:
+            raise UsageError(
+                f"structured_output {structured_output!r} is not a mode; use one of: "
+                + ", ".join(SETTINGS)
+            )
         self.model = model
         self.name = f"{PROVIDER}:{model}"
         self._base_url = base_url
         self._api_key = api_key
         self._timeout_seconds = timeout_seconds
         self._organization = organization
+        self._headers = dict(headers or {})
+        self._defaults = defaults or ModelOptions()
+        self._azure = azure
+        self._setting = cast(Setting, structured_output)
+        self._mode: Mode = "json_schema" if self._setting == "auto" else self._setting
         self._client: openai.AsyncOpenAI | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def structured_mode(self) -> str:
+        """The structured-output mode the next call will use (auto mode learns it)."""
+        return self._mode
 
     async def complete(
         self, request: ModelRequest, *, on_delta: DeltaSink | None = None
     ) -> ModelResponse:
         client = self._client_for(request)
-        timeout = request.timeout_seconds or self._timeout_seconds
-        params = _request_params(self.model, request, timeout)
+        options = request.options.merged(self._defaults)
+        mode = self._mode if request.output_schema is not None else None
+        while True:
+            try:
+                response = await self._attempt(client, request, options, mode, on_delta)
+            except _Refused:
+                mode = FALLBACKS[cast(str, mode)]
+                continue
+            if mode is not None:
+                self._mode = mode
+            return response
+
+    async def _attempt(
+        self,
+        client: openai.AsyncOpenAI,
+        request: ModelRequest,
+        options: ModelOptions,
+        mode: Mode | None,
+        on_delta: DeltaSink | None,
+    ) -> ModelResponse:
+        target = self._target(str(client.base_url))
+        shape = None
+        if request.output_schema is not None:
+            shape = Shape.of(request.output_schema, strict=target.strict and mode == "json_schema")
+        params = request_params(target, request, options, mode, shape)
+        timeout = options.timeout_seconds or self._timeout_seconds
+        if timeout is not None:
+            params["timeout"] = timeout
         try:
-            if on_delta is None:
-                completion = await client.chat.completions.create(**params)
-                if not completion.choices:
-                    raise self._no_choices(request)
-                return _from_completion(completion)
-            stream = await client.chat.completions.create(
-                **params, stream=True, stream_options={"include_usage": True}
-            )
-            async with stream:
-                return await _from_stream(stream, on_delta)
+            raw = await _send(client, params, on_delta if options.stream else None)
+            response = checked(raw, request)
         except openai.OpenAIError as exc:
-            raise self._error(exc, request, str(client.base_url), timeout) from exc
+            if self._falls_back(exc, mode):
+                raise _Refused from exc
+            raise self._error(exc, request, str(client.base_url), timeout, mode) from exc
+        except BadReply as bad:
+            raise self._failure(
+                request, bad.what, retryable=bad.retryable, error_type=bad.error_type
+            ) from None
+        if on_delta is not None and not options.stream and response.text:
+            on_delta(response.text)
+        return _shaped(response, mode, shape)
 
     async def aclose(self) -> None:
         """Close the HTTP client of the current event loop, if one was opened."""
         if self._client is not None:
             await self._client.close()
             self._client = self._client_loop = None
+
+    def _target(self, base_url: str) -> Target:
+        model = self.model
+        if self._azure is not None:
+            model = self._azure.deployment or self.model
+        proper = self._azure is None and urlparse(base_url).hostname == OPENAI_HOST
+        return Target.of(model, azure=self._azure is not None, openai_proper=proper)
 
     def _client_for(self, request: ModelRequest) -> openai.AsyncOpenAI:
         """The SDK client of the running event loop, created on first use in that loop."""
@@ -98,6 +180,8 @@ class OpenAIModel:
         return self._client
 
     def _new_client(self, request: ModelRequest) -> openai.AsyncOpenAI:
+        if self._azure is not None:
+            return self._azure_client(request, self._azure)
         base_url = self._base_url or os.environ.get("OPENAI_BASE_URL") or None
         api_key = self._api_key or os.environ.get("OPENAI_API_KEY") or None
         if api_key is None and base_url is None:
@@ -110,18 +194,53 @@ class OpenAIModel:
             api_key=api_key or PLACEHOLDER_API_KEY,
             base_url=base_url,
             organization=self._organization,
+            default_headers=self._headers or None,
             max_retries=0,
         )
 
-    def _no_choices(self, request: ModelRequest) -> ModelError:
-        what = "the reply has no choices (a content filter?); check the server's log"
-        return self._failure(request, what, retryable=False, error_type="invalid_response")
+    def _azure_client(self, request: ModelRequest, azure: AzureSettings) -> openai.AsyncOpenAI:
+        api_key = self._api_key or os.environ.get("AZURE_OPENAI_API_KEY") or None
+        if api_key is None:
+            what = "no Azure API key; set AZURE_OPENAI_API_KEY (or pass api_key)"
+            raise self._failure(request, what, retryable=False, error_type="config")
+        return openai.AsyncAzureOpenAI(
+            api_key=api_key,
+            azure_endpoint=azure.endpoint,
+            api_version=azure.api_version,
+            azure_deployment=azure.deployment or self.model,
+            default_headers=self._headers or None,
+            max_retries=0,
+        )
+
+    def _falls_back(self, exc: openai.OpenAIError, mode: Mode | None) -> bool:
+        """Auto mode, and the server refused this structured-output mode: try the next one."""
+        if self._setting != "auto" or mode not in FALLBACKS:
+            return False
+        status = exc.status_code if isinstance(exc, openai.APIStatusError) else None
+        return isinstance(exc, openai.APIStatusError) and rejects_response_format(
+            status, _server_message(exc)
+        )
 
     def _error(
-        self, exc: openai.OpenAIError, request: ModelRequest, base_url: str, timeout: float | None
+        self,
+        exc: openai.OpenAIError,
+        request: ModelRequest,
+        base_url: str,
+        timeout: float | None,
+        mode: Mode | None,
     ) -> ModelError:
-        what, retryable, error_type = _classify(exc, self.model, base_url, timeout)
         status = exc.status_code if isinstance(exc, openai.APIStatusError) else None
+        if isinstance(exc, openai.APIStatusError) and mode is not None:
+            message = _server_message(exc)
+            if schema_invalid(status, message):
+                what = (
+                    f"HTTP {status} the server finds the output schema invalid: {message}; "
+                    "fix the agent's output schema (retrying will not help)"
+                )
+                return self._failure(
+                    request, what, retryable=False, error_type="invalid_schema", status=status
+                )
+        what, retryable, error_type = _classify(exc, self.model, base_url, timeout)
         return self._failure(
             request, what, retryable=retryable, error_type=error_type, status=status
         )
@@ -145,145 +264,38 @@ class OpenAIModel:
         )
 
 
-# -- request ----------------------------------------------------------------------------------
-
-
-def _request_params(model: str, request: ModelRequest, timeout: float | None) -> dict[str, Any]:
-    params: dict[str, Any] = {"model": model, "messages": [_message(m) for m in request.messages]}
-    if request.tools:
-        params["tools"] = [_tool(t.name, t.description, t.parameters) for t in request.tools]
-    if request.output_schema is not None:
-        params["response_format"] = _response_format(request.output_schema)
-    if request.temperature is not None:
-        params["temperature"] = request.temperature
-    if request.max_tokens is not None:
-        params["max_tokens"] = request.max_tokens
-    if timeout is not None:
-        params["timeout"] = timeout
-    return params
-
-
-def _message(message: Message) -> ChatCompletionMessageParam:
-    if message.role == "system":
-        return {"role": "system", "content": message.content}
-    if message.role == "user":
-        return {"role": "user", "content": message.content}
-    if message.role == "tool":
-        call_id = message.tool_call_id or ""
-        return {"role": "tool", "content": message.content, "tool_call_id": call_id}
-    if not message.tool_calls:
-        return {"role": "assistant", "content": message.content}
-    calls: list[ChatCompletionMessageFunctionToolCallParam] = [
-        {
-            "id": call.id,
-            "type": "function",
-            "function": {"name": call.name, "arguments": json.dumps(call.arguments)},
-        }
-        for call in message.tool_calls
-    ]
-    return {"role": "assistant", "content": message.content or None, "tool_calls": calls}
-
-
-def _tool(name: str, description: str, parameters: Mapping[str, Any]) -> ChatCompletionToolParam:
-    spec: FunctionDefinition = {"name": name, "description": description}
-    return {"type": "function", "function": spec | {"parameters": dict(parameters)}}
-
-
-def _response_format(schema: Mapping[str, Any]) -> dict[str, Any]:
-    json_schema = {"name": "output", "schema": dict(schema), "strict": False}
-    return {"type": "json_schema", "json_schema": json_schema}
-
-
-# -- response ---------------------------------------------------------------------------------
-
-
-def _from_completion(completion: ChatCompletion) -> ModelResponse:
-    choice = completion.choices[0]
-    calls = tuple(
-        ToolCall(id=call.id, name=call.function.name, arguments=_arguments(call.function.arguments))
-        for call in choice.message.tool_calls or ()
-        if call.type == "function"
+async def _send(
+    client: openai.AsyncOpenAI, params: dict[str, Any], on_delta: DeltaSink | None
+) -> Raw:
+    if on_delta is None:
+        return from_completion(await client.chat.completions.create(**params))
+    stream = await client.chat.completions.create(
+        **params, stream=True, stream_options={"include_usage": True}
     )
-    message = Message(role="assistant", content=choice.message.content or "", tool_calls=calls)
+    return await from_stream(stream, on_delta)
+
+
+def _shaped(response: ModelResponse, mode: Mode | None, shape: Shape | None) -> ModelResponse:
+    """The reply in the caller's terms: the `respond` tool's arguments as the text, a wrapped
+    value unwrapped, strict-mode nulls dropped; the mode recorded."""
+    if mode is None or shape is None:
+        return response
+    message = response.message
+    finish_reason = response.finish_reason
+    answer = next((c for c in message.tool_calls if c.name == RESPOND_TOOL), None)
+    if mode == "tool" and answer is not None:
+        content = json.dumps(answer.arguments, ensure_ascii=False)
+        message, finish_reason = Message(role="assistant", content=content), "stop"
+    if not message.tool_calls:
+        content = unwrap(message.content, shape.wrapped, shape.strict_from)
+        message = Message(role="assistant", content=content)
     return ModelResponse(
         message=message,
-        usage=_usage(completion.usage),
-        model=completion.model,
-        finish_reason=choice.finish_reason,
+        usage=response.usage,
+        model=response.model,
+        finish_reason=finish_reason,
+        structured_mode=mode,
     )
-
-
-def _usage(usage: CompletionUsage | None) -> Usage:
-    if usage is None:
-        return Usage()
-    return Usage(input_tokens=usage.prompt_tokens or 0, output_tokens=usage.completion_tokens or 0)
-
-
-def _arguments(text: str | None) -> dict[str, Any]:
-    """Tool-call arguments as an object; anything else is kept raw for the caller to re-ask."""
-    if not text or not text.strip():
-        return {}
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        return {"_raw": text}
-    return value if isinstance(value, dict) else {"_raw": text}
-
-
-@dataclass(slots=True)
-class _PartialCall:
-    id: str = ""
-    name: str = ""
-    arguments: list[str] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class _StreamState:
-    """What the chunks of one streamed reply have said so far."""
-
-    content: list[str] = field(default_factory=list)
-    calls: dict[int, _PartialCall] = field(default_factory=dict)
-    usage: Usage = field(default_factory=Usage)
-    model: str = ""
-    finish_reason: str | None = None
-
-    def add(self, chunk: ChatCompletionChunk, on_delta: DeltaSink) -> None:
-        self.model = chunk.model or self.model
-        if chunk.usage is not None:
-            self.usage = _usage(chunk.usage)
-        for choice in chunk.choices[:1]:
-            self.finish_reason = choice.finish_reason or self.finish_reason
-            if choice.delta.content:
-                self.content.append(choice.delta.content)
-                on_delta(choice.delta.content)
-            for part in choice.delta.tool_calls or ():
-                self._add_call_part(part)
-
-    def _add_call_part(self, part: ChoiceDeltaToolCall) -> None:
-        call = self.calls.setdefault(part.index, _PartialCall())
-        call.id = call.id or part.id or ""
-        if part.function is not None:
-            call.name = call.name or part.function.name or ""
-            call.arguments.append(part.function.arguments or "")
-
-    def response(self) -> ModelResponse:
-        calls = tuple(
-            ToolCall(id=c.id, name=c.name, arguments=_arguments("".join(c.arguments)))
-            for _, c in sorted(self.calls.items())
-        )
-        message = Message(role="assistant", content="".join(self.content), tool_calls=calls)
-        return ModelResponse(
-            message=message, usage=self.usage, model=self.model, finish_reason=self.finish_reason
-        )
-
-
-async def _from_stream(
-    stream: openai.AsyncStream[ChatCompletionChunk], on_delta: DeltaSink
-) -> ModelResponse:
-    state = _StreamState()
-    async for chunk in stream:
-        state.add(chunk, on_delta)
-    return state.response()
 
 
 # -- errors -----------------------------------------------------------------------------------

@@ -1,9 +1,11 @@
-"""What model calls cost: a price table in USD per million tokens, matched by model-name prefix.
+"""What model calls cost, in USD: the user's prices first, then the `genai-prices` catalog.
 
-Built-in prices cover common OpenAI and Anthropic models; users add or override entries in a YAML
-file named by `PODIUM_PRICES` (else `~/.config/podium/prices.yaml`, if it exists), shaped
-`{prices: {"my-model": {input: 0.5, output: 1.5}}}`, or with `register_price()`. Local, scripted
-and unknown models cost 0, and `cost()` says they were not priced.
+Users add or override prices (USD per million tokens, matched by model-name prefix) in a YAML file
+named by `PODIUM_PRICES` (else `~/.config/podium/prices.yaml`, if it exists), shaped
+`{prices: {"my-model": {input: 0.5, output: 1.5}}}`, or with `register_price()`. Other models are
+priced from `genai-prices`, the catalog the Pydantic team maintains (its snapshot in the installed
+package: no network). Local, scripted and unknown models cost 0, and `cost()` says they were not
+priced; a cost computed from estimated usage says so too.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import genai_prices
 import yaml
 
 from podium.errors import UsageError
@@ -44,46 +47,24 @@ class Price:
 @dataclass(frozen=True, slots=True)
 class Cost:
     """A call's cost. `priced` is False when no price applies (local, scripted or unknown model)
-    and `usd` is then 0; `matched` is the price-table prefix that applied."""
+    and `usd` is then 0; `matched` is the user's prefix that applied, or `genai-prices:` and the
+    catalog's model id; `estimated` is True when the usage it was computed from was estimated."""
 
     usd: float
     priced: bool
     matched: str | None = None
+    estimated: bool = False
 
 
-BUILTIN_PRICES: Mapping[str, Price] = {
-    # OpenAI
-    "gpt-5": Price(1.25, 10.00),
-    "gpt-5-mini": Price(0.25, 2.00),
-    "gpt-5-nano": Price(0.05, 0.40),
-    "gpt-4.1": Price(2.00, 8.00),
-    "gpt-4.1-mini": Price(0.40, 1.60),
-    "gpt-4.1-nano": Price(0.10, 0.40),
-    "gpt-4o": Price(2.50, 10.00),
-    "gpt-4o-mini": Price(0.15, 0.60),
-    "gpt-4-turbo": Price(10.00, 30.00),
-    "gpt-3.5-turbo": Price(0.50, 1.50),
-    "o1": Price(15.00, 60.00),
-    "o1-mini": Price(1.10, 4.40),
-    "o3-mini": Price(1.10, 4.40),
-    "o4-mini": Price(1.10, 4.40),
-    # Anthropic
-    "claude-opus-4": Price(15.00, 75.00),
-    "claude-opus-4-5": Price(5.00, 25.00),
-    "claude-sonnet-4": Price(3.00, 15.00),
-    "claude-haiku-4-5": Price(1.00, 5.00),
-    "claude-3-7-sonnet": Price(3.00, 15.00),
-    "claude-3-5-sonnet": Price(3.00, 15.00),
-    "claude-3-5-haiku": Price(0.80, 4.00),
-    "claude-3-opus": Price(15.00, 75.00),
-    "claude-3-haiku": Price(0.25, 1.25),
-}
+CATALOG = "genai-prices"
 
 
 class PriceTable:
-    """Prices by model-name prefix; the longest matching prefix wins."""
+    """Prices by model-name prefix (the longest matching prefix wins), over the `genai-prices`
+    catalog unless `catalog=False`."""
 
-    def __init__(self, prices: Mapping[str, Price] | None = None) -> None:
+    def __init__(self, prices: Mapping[str, Price] | None = None, *, catalog: bool = True) -> None:
+        self._catalog = catalog
         self._prices: dict[str, Price] = {}
         for prefix, price in (prices or {}).items():
             self.register(prefix, price.input_per_mtok, price.output_per_mtok)
@@ -113,10 +94,12 @@ class PriceTable:
 
     def cost(self, model_name: str, usage: Usage) -> Cost:
         found = self.lookup(model_name)
-        if found is None:
-            return Cost(usd=0.0, priced=False)
-        prefix, price = found
-        return Cost(usd=price.of(usage), priced=True, matched=prefix)
+        if found is not None:
+            prefix, price = found
+            return Cost(price.of(usage), priced=True, matched=prefix, estimated=usage.estimated)
+        if self._catalog:
+            return _catalog_cost(model_name, usage)
+        return Cost(usd=0.0, priced=False, estimated=usage.estimated)
 
     def load(self, path: str | Path) -> None:
         """Register every price in a YAML file; a bad file is a UsageError naming it."""
@@ -126,6 +109,25 @@ class PriceTable:
     def _longest_prefix(self, model: str) -> str | None:
         matches = [prefix for prefix in self._prices if model.startswith(prefix)]
         return max(matches, key=len) if matches else None
+
+
+def _catalog_cost(model_name: str, usage: Usage) -> Cost:
+    """The `genai-prices` price, or an unpriced 0 for a model it does not know."""
+    provider, model = split_provider(model_name)
+    unpriced = Cost(usd=0.0, priced=False, estimated=usage.estimated)
+    if provider in _UNPRICED_PROVIDERS:
+        return unpriced
+    tokens = genai_prices.Usage(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens)
+    for candidate in dict.fromkeys((model, model.rsplit("/", 1)[-1])):
+        try:
+            found = genai_prices.calc_price(tokens, model_ref=candidate, provider_id=provider)
+        except (LookupError, ValueError):
+            continue
+        matched = f"{CATALOG}:{found.model.id}"
+        return Cost(
+            float(found.total_price), priced=True, matched=matched, estimated=usage.estimated
+        )
+    return unpriced
 
 
 def split_provider(model_name: str) -> tuple[str | None, str]:
@@ -194,7 +196,8 @@ def user_prices_path() -> Path | None:
 
 
 def builtin_table() -> PriceTable:
-    return PriceTable(BUILTIN_PRICES)
+    """A table with no prices of its own, over the `genai-prices` catalog."""
+    return PriceTable()
 
 
 _default: PriceTable | None = None
@@ -202,7 +205,7 @@ _default_lock = threading.Lock()
 
 
 def default_table() -> PriceTable:
-    """The process's table: built-ins plus the user's file, loaded on first use."""
+    """The process's table: the user's file over the catalog, loaded on first use."""
     global _default
     with _default_lock:
         if _default is None:
@@ -215,7 +218,7 @@ def default_table() -> PriceTable:
 
 
 def reset_prices() -> None:
-    """Forget registered prices; the next lookup reloads the built-ins and the user's file."""
+    """Forget registered prices; the next lookup reloads the user's file."""
     global _default
     with _default_lock:
         _default = None

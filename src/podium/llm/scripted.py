@@ -19,7 +19,16 @@ from typing import Any, NoReturn
 import yaml
 
 from podium.errors import ModelError, UsageError
-from podium.llm.base import DeltaSink, Message, ModelRequest, ModelResponse, ToolCall, Usage, caller
+from podium.llm.base import (
+    DeltaSink,
+    Message,
+    ModelRequest,
+    ModelResponse,
+    ToolCall,
+    Usage,
+    caller,
+    estimate_usage,
+)
 
 PROVIDER = "scripted"
 ANY_AGENT = "*"
@@ -276,15 +285,6 @@ def word_chunks(text: str) -> list[str]:
     return [chunk for chunk in _WORD_CHUNK.split(text) if chunk]
 
 
-def estimate_usage(request: ModelRequest, message: Message) -> Usage:
-    """Rough token counts, about four characters a token, for fakes that have no real figures."""
-    sent = sum(len(m.content) for m in request.messages)
-    said = len(message.content) + sum(
-        len(call.name) + len(json.dumps(call.arguments)) for call in message.tool_calls
-    )
-    return Usage(input_tokens=-(-sent // 4), output_tokens=-(-said // 4))
-
-
 # -- the model ---------------------------------------------------------------------------------
 
 
@@ -348,7 +348,7 @@ class ScriptedModel:
     async def _wait(
         self, turn: ScriptedTurn, request: ModelRequest, on_delta: DeltaSink | None
     ) -> None:
-        limit = request.timeout_seconds
+        limit = request.options.timeout_seconds
         if limit is not None and turn.delay_seconds > limit:
             await asyncio.sleep(limit)
             raise self._timeout(request, limit)

@@ -17,7 +17,7 @@ from podium import telemetry
 from podium.agents import AgentSpec
 from podium.core.breaker import Transition
 from podium.errors import ModelError, PodiumError, StepExecutionError
-from podium.llm.base import Message, Model, ModelRequest, ModelResponse, ToolCall
+from podium.llm.base import Message, Model, ModelOptions, ModelRequest, ModelResponse, ToolCall
 from podium.spec.model import AgentStep, StepBase
 from podium.steps._context import context_block
 from podium.steps.base import (
@@ -186,8 +186,9 @@ class _Conversation:
             messages=tuple(self.messages),
             tools=specs,
             output_schema=schema,
-            temperature=self.agent.temperature,
-            max_tokens=self.agent.max_tokens,
+            options=ModelOptions(
+                temperature=self.agent.temperature, max_tokens=self.agent.max_tokens
+            ),
             agent=self.agent.name,
             step_id=self.ctx.step_id,
         )
@@ -217,8 +218,8 @@ class _Conversation:
     async def _complete(self, request: ModelRequest) -> ModelResponse:
         span = telemetry.model_span(
             self.model.name,
-            temperature=request.temperature,
-            max_tokens=request.max_tokens,
+            temperature=request.options.temperature,
+            max_tokens=request.options.max_tokens,
             run_id=self.ctx.run_id,
             step_id=self.ctx.step_id,
             agent=self.agent.name,

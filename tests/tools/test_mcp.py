@@ -4,74 +4,38 @@ client, and over streamable HTTP, as a subprocess on a free 127.0.0.1 port."""
 from __future__ import annotations
 
 import asyncio
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from pydantic import ValidationError
+from tests.tools.mcp_helpers import context, free_port, stdio_config
 
 from podium.errors import UsageError
-from podium.tools import McpServerConfig, ToolContext, ToolError, ToolRegistry
+from podium.tools import McpServerConfig, ToolError, ToolRegistry
 from podium.tools.mcp import McpToolset, exposed_name
 
-SERVER = Path(__file__).with_name("mcp_server.py")
-TOOL_NAMES = ["add", "fail", "picture", "wait"]
-
-
-def stdio_config(**overrides: object) -> McpServerConfig:
-    fields = {"name": "test", "command": sys.executable, "args": [str(SERVER)]} | overrides
-    return McpServerConfig.model_validate(fields)
-
-
-def context(tmp_path: Path, limit: int = 1024 * 1024) -> ToolContext:
-    return ToolContext(workspace=tmp_path, run_id="r", step_id="s", output_limit_bytes=limit)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_until_answering(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "the MCP test server exited during startup"
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.TransportError:
-            time.sleep(0.05)  # paces the polling: it goes on as soon as the server answers
-    pytest.fail(f"the MCP test server did not answer at {url}")
-
-
-@pytest.fixture(scope="module")
-def http_url() -> Iterator[str]:
-    port = free_port()
-    command = [sys.executable, str(SERVER), "--http", str(port)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        url = f"http://127.0.0.1:{port}/mcp"
-        wait_until_answering(url, process)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+TOOL_NAMES = sorted(
+    [
+        "add",
+        "background",
+        "die",
+        "fail",
+        "picture",
+        "pid",
+        "read_resource",
+        "search.v2",
+        "search_v2",
+        "shout",
+        "summarise_the_repository_history_and_write_a_report_for_maintainers_x",
+        "wait",
+    ]
+)
 
 
 async def exercise(toolset: McpToolset, tmp_path: Path) -> None:
     """What both transports must do: list, call, report errors, summarise non-text content."""
-    assert sorted(toolset.tools) == TOOL_NAMES
+    assert sorted(toolset.tools) == TOOL_NAMES  # `background` is hidden only in the 2025 era
     add = toolset.tools["add"]
     assert add.spec.name == "test__add"
     assert add.spec.description == "Add two integers."
@@ -124,8 +88,10 @@ async def test_a_missing_command_is_a_clear_error() -> None:
 
 async def test_a_command_that_is_not_an_mcp_server_is_a_clear_error() -> None:
     config = stdio_config(args=["-c", "print('hello')"])
-    with pytest.raises(UsageError, match="closed the connection during the handshake"):
+    with pytest.raises(UsageError, match="not an MCP message on stdout: 'hello'"):
         await McpToolset(config).__aenter__()
+    with pytest.raises(UsageError, match=r"exited .* during the handshake"):
+        await McpToolset(stdio_config(args=["-c", "pass"])).__aenter__()
 
 
 async def test_an_unreachable_url_is_a_clear_error() -> None:
@@ -141,7 +107,7 @@ async def test_a_silent_server_times_out_on_connect() -> None:
     # the behaviour under test: a "server" that never answers the handshake
     config = stdio_config(args=["-c", "import time; time.sleep(30)"], connect_timeout_seconds=0.5)
     started = time.monotonic()
-    with pytest.raises(UsageError, match=r"no answer within 0\.5 s"):
+    with pytest.raises(UsageError, match=r"no answer to the MCP handshake within 0\.5 s"):
         await McpToolset(config).__aenter__()
     assert time.monotonic() - started < 8
 
@@ -158,26 +124,29 @@ def test_configs_need_exactly_one_transport() -> None:
     assert [e["loc"] for e in bad_name.value.errors()] == [("name",)]
     configs = McpServerConfig.from_mapping({"gh": {"url": "https://h/mcp"}, "fs": {"command": "x"}})
     assert [(c.name, c.transport) for c in configs] == [("gh", "http"), ("fs", "stdio")]
-    assert exposed_name("gh", "repo.search/v2") == "gh__repo_search_v2"
+    assert exposed_name("gh", "repo_search-v2") == "gh__repo_search-v2"
     assert len(exposed_name("s", "t" * 100)) == 64
 
 
-async def test_the_registry_resolves_builtins_and_mcp_tools_from_any_task() -> None:
+async def test_the_registry_resolves_builtins_and_mcp_tools_from_any_task(tmp_path: Path) -> None:
     registry = ToolRegistry([stdio_config()])
     assert registry.available() == ["http_get", "read_file", "write_file", "mcp:test"]
     refs = ["read_file", "mcp:test/add", "mcp:test"]
     async with registry:
         tools = await asyncio.create_task(registry.resolve(refs))  # connects in another task
         names = [tool.spec.name for tool in tools]
-        assert names == ["read_file", "test__add", "test__fail", "test__wait", "test__picture"]
+        expected = ["read_file", "test__add", "test__fail", "test__wait", "test__picture"]
+        assert names[:5] == expected
         again = await registry.resolve(["mcp:test/add"])
         assert again[0] is tools[1]  # the connection is shared
         with pytest.raises(UsageError) as caught:
             await registry.resolve(["mcp:test/sub", "read_file"])
         assert "MCP server 'test' has no tool 'sub'" in str(caught.value)
-        assert "it offers: add, fail, picture, wait" in str(caught.value)
+        assert "it offers: add, background, die, fail, picture, pid, read_resource" in str(
+            caught.value
+        )
     with pytest.raises(ToolError, match="not connected"):
-        await tools[1].call({"a": 1, "b": 2}, context(Path(".")))
+        await tools[1].call({"a": 1, "b": 2}, context(tmp_path))
 
 
 async def test_the_registry_reports_unknown_names_with_what_is_available() -> None:
@@ -185,7 +154,8 @@ async def test_the_registry_reports_unknown_names_with_what_is_available() -> No
     problems = registry.check(["grep", "mcp:nope/x", "read_file", "mcp:test/anything"])
     assert problems == [
         "unknown tool 'grep'; available: http_get, read_file, write_file, mcp:test",
-        "unknown MCP server 'nope' in 'mcp:nope/x'; configured servers: test",
+        "unknown MCP server 'nope' in 'mcp:nope/x'; configured servers: test"
+        " (servers are configured under `mcpServers`)",
     ]
     with pytest.raises(UsageError) as caught:
         await registry.resolve(["grep", "mcp:nope/x"])

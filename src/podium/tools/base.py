@@ -1,6 +1,6 @@
-"""The tool port: `Tool`, `ToolContext` and `ToolError`; `McpServerConfig` and the `Toolset` a
-connected server offers; and the `ToolRegistry` that turns an agent's `tools` list into Tool
-objects (MCP servers connect lazily).
+"""The tool port: `Tool`, `ToolContext`, `ToolOutput` and the `ToolError`s; `McpServerConfig` and
+the `Toolset` a connected server offers; and the `ToolRegistry` that turns an agent's `tools` list
+into Tool objects (MCP servers connect lazily).
 
 The registry knows no adapter: it is handed the built-in tools and a way to connect a server, by
 default the ones `podium.tools` (the package, which wires the adapters) installs with
@@ -9,13 +9,14 @@ default the ones `podium.tools` (the package, which wires the adapters) installs
 from __future__ import annotations
 
 import asyncio
+import difflib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from podium.errors import PodiumError, UsageError
 from podium.llm.base import ToolSpec
@@ -24,6 +25,41 @@ from podium.llm.base import ToolSpec
 class ToolError(PodiumError):
     """A tool call failed in a way the model can act on (bad path, HTTP 404, a server-side error).
     The agent loop sends the message back as the tool's result; it never ends the step."""
+
+    retryable = False
+
+
+class ToolUnavailableError(ToolError):
+    """The tool's server cannot be reached (it died again after a restart, or its connection
+    failed mid-call). `retryable`: the agent step may fail as retryable instead of telling the
+    model, since a later attempt may find the server back."""
+
+    retryable = True
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ToolImage:
+    """An image a tool returned: base64 `data` and its `mime_type` (e.g. `image/png`)."""
+
+    data: str
+    mime_type: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ToolOutput:
+    """What a tool returned: its text (what `Tool.call` returns) and the images beside it."""
+
+    text: str
+    images: tuple[ToolImage, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ToolAnnotations:
+    """What a tool says about its effects (MCP's hints; None: the tool did not say)."""
+
+    read_only: bool | None = None
+    idempotent: bool | None = None
+    destructive: bool | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -46,9 +82,35 @@ class Tool(Protocol):
     async def call(self, arguments: dict[str, Any], ctx: ToolContext) -> str: ...
 
 
+class RichTool(Tool, Protocol):
+    """A tool that can return images too: `run` is `call` with the whole `ToolOutput`."""
+
+    @property
+    def annotations(self) -> ToolAnnotations: ...
+
+    async def run(self, arguments: dict[str, Any], ctx: ToolContext) -> ToolOutput: ...
+
+
+async def run_tool(tool: Tool, arguments: dict[str, Any], ctx: ToolContext) -> ToolOutput:
+    """Call `tool` for its whole output: `run` where the tool has it, else `call`'s text."""
+    run = getattr(tool, "run", None)
+    if run is not None:
+        output: ToolOutput = await run(arguments, ctx)
+        return output
+    return ToolOutput(text=await tool.call(arguments, ctx))
+
+
+def annotations_of(tool: Tool) -> ToolAnnotations:
+    """What `tool` says about its effects (nothing, for a tool without annotations)."""
+    found = getattr(tool, "annotations", None)
+    return found if isinstance(found, ToolAnnotations) else ToolAnnotations()
+
+
 class McpServerConfig(BaseModel):
     """One MCP server: `command` (+ `args`, `env` merged over a minimal safe environment) for stdio,
-    or `url` (+ `headers`) for streamable HTTP. Its tools are exposed as `<name>__<tool>`."""
+    or `url` (+ `headers`, e.g. `Authorization: Bearer …`) for streamable HTTP. Its tools are
+    exposed as `<name>__<tool>`. `timeout` (seconds, default 30) bounds starting and the
+    handshake; its stderr is appended to `<workspace>/.podium/logs/mcp-<name>.log`."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -58,7 +120,9 @@ class McpServerConfig(BaseModel):
     env: dict[str, str] = Field(default_factory=dict)
     url: str | None = Field(None, pattern=r"^https?://\S+$")
     headers: dict[str, str] = Field(default_factory=dict)
-    connect_timeout_seconds: float = Field(30.0, gt=0)
+    connect_timeout_seconds: float = Field(
+        30.0, gt=0, validation_alias=AliasChoices("timeout", "connect_timeout_seconds")
+    )
     call_timeout_seconds: float = Field(120.0, gt=0)
 
     @model_validator(mode="after")
@@ -153,7 +217,8 @@ class ToolRegistry:
         return sorted(self._builtins) + [f"mcp:{name}" for name in sorted(self._servers)]
 
     def check(self, refs: Sequence[str]) -> list[str]:
-        """What is wrong with `refs` that can be told without connecting to any server."""
+        """What is wrong with `refs` that can be told without starting any server: unknown
+        built-ins and MCP servers that are not configured, each with a did-you-mean."""
         return [message for ref in refs if (message := self._unknown(ref))]
 
     async def resolve(self, refs: Sequence[str]) -> list[Tool]:
@@ -185,10 +250,14 @@ class ToolRegistry:
             if server in self._servers:
                 return ""
             known = ", ".join(sorted(self._servers)) or "none are configured"
-            return f"unknown MCP server {server!r} in {ref!r}; configured servers: {known}"
+            return (
+                f"unknown MCP server {server!r} in {ref!r}{_did_you_mean(server, self._servers)}; "
+                f"configured servers: {known} (servers are configured under `mcpServers`)"
+            )
         if ref in self._builtins:
             return ""
-        return f"unknown tool {ref!r}; available: {', '.join(self.available())}"
+        hint = _did_you_mean(ref, self.available())
+        return f"unknown tool {ref!r}{hint}; available: {', '.join(self.available())}"
 
     async def _tools_for(self, ref: str) -> list[Tool] | str:
         if not ref.startswith("mcp:"):
@@ -221,6 +290,11 @@ class ToolRegistry:
                 ready.set_exception(exc)
         finally:
             ready.cancel()  # no-op once a result or an exception is set
+
+
+def _did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _unresolved(problems: list[str]) -> UsageError:

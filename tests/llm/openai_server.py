@@ -2,20 +2,26 @@
 
 Each test scripts the replies (a queue of `Reply`, or a `handler` function) and reads back what the
 client sent (`requests`: path, headers, JSON body). Replies are JSON bodies, SSE streams
-(`data: {...}` … `data: [DONE]`), OpenAI-style error bodies, or a hang until the server stops.
+(`data: {...}` … `data: [DONE]`, or cut off before it), OpenAI-style error bodies, or a hang until
+the server stops. The handlers at the end behave like real servers do: llama.cpp's 500 on a null
+`content`, a server without `response_format`.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import urlparse
 
 MODEL = "gpt-4o-mini"
+# OpenAI's path, and Azure's (`/openai/deployments/<name>/chat/completions?api-version=…`).
+_CHAT_PATH = re.compile(r"^(/v1|/openai/deployments/[^/]+)/chat/completions$")
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,7 @@ class Reply:
     json: Any = None
     events: tuple[Any, ...] = ()
     hang: bool = False
+    done: bool = True  # end the stream with `data: [DONE]` (False: the connection just closes)
 
 
 Handler = Callable[[Received], Reply]
@@ -72,7 +79,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(length) or b"{}")
         headers = {k.lower(): v for k, v in self.headers.items()}
         received = Received(path=self.path, headers=headers, body=body)
-        if self.path != "/v1/chat/completions":
+        if not _CHAT_PATH.match(urlparse(self.path).path):
             self.send_json(404, error(404, f"no route {self.path}").json)
             return
         self.answer(self.server.script.next_reply(received))
@@ -81,7 +88,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if reply.hang:
             self.server.script.stopping.wait(30)
         elif reply.events:
-            self.send_events(reply.events)
+            self.send_events(reply.events, done=reply.done)
         else:
             self.send_json(reply.status, reply.json)
 
@@ -93,14 +100,15 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def send_events(self, events: tuple[Any, ...]) -> None:
+    def send_events(self, events: tuple[Any, ...], *, done: bool) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
         for event in events:
             self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
             self.wfile.flush()
-        self.wfile.write(b"data: [DONE]\n\n")
+        if done:
+            self.wfile.write(b"data: [DONE]\n\n")
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -193,3 +201,54 @@ def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
     }
+
+
+# -- servers as they behave in the wild ---------------------------------------------------------
+
+
+def empty_stream() -> Reply:
+    """A stream with no choices at all (only a usage chunk), as some proxies send."""
+    return Reply(events=(usage_chunk(5, 0),))
+
+
+def cut_off_stream(pieces: list[str]) -> Reply:
+    """Text, then the connection closes: no finish reason, no `[DONE]`."""
+    events = [chunk({"role": "assistant", "content": ""})]
+    events += [chunk({"content": piece}) for piece in pieces]
+    return Reply(events=tuple(events), done=False)
+
+
+def length_stream(pieces: list[str]) -> Reply:
+    """A reply stopped by the token limit."""
+    events = [chunk({"content": piece}) for piece in pieces]
+    events.append(chunk({}, finish_reason="length"))
+    return Reply(events=tuple(events))
+
+
+def null_content_refused(then: Handler) -> Handler:
+    """llama.cpp's server: a message whose `content` is null is a 500; otherwise `then`."""
+
+    def handle(received: Received) -> Reply:
+        if any(m.get("content", "") is None for m in received.body.get("messages", [])):
+            return error(500, "Failed to parse messages: content must be a string", "server_error")
+        return then(received)
+
+    return handle
+
+
+def without_response_format(then: Handler, *, kinds: tuple[str, ...] = ("json_schema",)) -> Handler:
+    """A server that refuses these `response_format` types with a 400; otherwise `then`."""
+
+    def handle(received: Received) -> Reply:
+        kind = (received.body.get("response_format") or {}).get("type")
+        if kind in kinds:
+            return error(400, f"response_format type '{kind}' is not supported")
+        return then(received)
+
+    return handle
+
+
+def replies(*queue: Reply) -> Handler:
+    """A handler that answers from a queue (for wrapping in the handlers above)."""
+    pending = deque(queue)
+    return lambda received: pending.popleft() if pending else error(500, "no reply left")

@@ -42,6 +42,7 @@ LAYERS: dict[str, int] = {
     "podium.spec": 1,
     "podium.spec.*": 1,
     "podium.agents": 1,
+    "podium.config": 1,
     "podium.core": 2,
     "podium.core.*": 2,
     "podium.store.base": 3,

@@ -168,12 +168,18 @@ class AgentCatalog:
 
     @classmethod
     def load(
-        cls, project_dir: Path | None, user_dir: Path | None = USER_AGENTS_DIR
+        cls,
+        project_dir: Path | None,
+        user_dir: Path | None = USER_AGENTS_DIR,
+        *,
+        folder: Path | None = None,
     ) -> AgentCatalog:
-        """Read `project_dir/agents` and `user_dir` (an agents folder itself; None skips it).
-        The project's agent wins over a user agent whose name matches case-insensitively.
-        Raise `SpecError` listing every problem in every file."""
-        folders = [project_dir / "agents" if project_dir else None, user_dir]
+        """Read `project_dir/agents` (or `folder`, the project configuration's agents folder)
+        and `user_dir` (an agents folder itself; None skips it). The project's agent wins over
+        a user agent whose name matches case-insensitively. Raise `SpecError` listing every
+        problem in every file."""
+        project = folder or (project_dir / "agents" if project_dir else None)
+        folders = [project, user_dir]
         searched = [folder.expanduser() for folder in folders if folder is not None]
         agents: dict[str, AgentSpec] = {}
         problems: list[Problem] = []

@@ -26,9 +26,12 @@ from rich.text import Text
 from podium import views
 from podium.cli import render
 from podium.cli.view import watch
+from podium.config import CONFIG_ENV, ProjectConfig, load_config, recorded_config
 from podium.core.state import RunState
 from podium.errors import PodiumError
 from podium.runtime.engine import Engine, EngineMode
+from podium.store import default_store_path, open_store
+from podium.store.base import EventStore
 
 EXIT_BAD_INPUT = 2
 EXIT_PARKED = 3
@@ -67,6 +70,16 @@ AgentsOption = Annotated[
         help="The project folder whose agents/ holds the agent catalog (default: here).",
     ),
 ]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        metavar="FILE",
+        show_default=False,
+        help=f"The project configuration (default: ${CONFIG_ENV}, else the nearest podium.toml, "
+        "pyproject.toml with [tool.podium] or .mcp.json; a run's own for an existing run).",
+    ),
+]
 ModelOption = Annotated[
     str | None,
     typer.Option(
@@ -93,6 +106,7 @@ class Session:
     run_id: str | None = None
     agents: Path | None = None
     model: str | None = None
+    config: Path | None = None
     out: Console = field(default_factory=lambda: _console(stderr=False))
     err: Console = field(default_factory=lambda: _console(stderr=True))
 
@@ -103,12 +117,33 @@ class Session:
     def emit(self, document: Any) -> None:
         sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
 
-    async def engine(self, mode: EngineMode = "local") -> Engine:
+    async def engine(self, mode: EngineMode = "local", *, run_id: str | None = None) -> Engine:
         """The command's engine: `local` drives the run it is about; `control` (for commands
-        that only read) never drives anything."""
-        return await Engine.open(
-            self.db, mode=mode, agents_dir=self.agents, default_model=self.model
-        )
+        that only read) never drives anything. A local engine uses `--config` (else
+        $PODIUM_CONFIG); without one, the configuration recorded on `run_id` (re-read, a note
+        if it changed), or for a new run (`run_id` None) the nearest project file."""
+        store = await open_store(self.db if self.db is not None else default_store_path())
+        try:
+            config = await self._config(store, run_id) if mode != "control" else None
+            return Engine(
+                store, mode=mode, agents_dir=self.agents, default_model=self.model, config=config
+            )
+        except BaseException:
+            await store.close()
+            raise
+
+    async def _config(self, store: EventStore, run_id: str | None) -> ProjectConfig | None:
+        if self.config is not None or os.environ.get(CONFIG_ENV):
+            return load_config(path=self.config)
+        if run_id is None:
+            return load_config()
+        record = getattr((await store.read(run_id))[0].event, "config", None)
+        if not record:
+            return None
+        config, note = recorded_config(record)
+        if note:
+            self.note(note)
+        return config
 
 
 def session(
@@ -118,10 +153,18 @@ def session(
     *,
     agents: Path | None = None,
     model: str | None = None,
+    config: Path | None = None,
 ) -> Session:
-    """The command's session: `--db` given after the command wins over the one before it."""
-    root_db = ctx.obj if isinstance(ctx.obj, str) else None
-    return Session(db=db or root_db, json=as_json, agents=agents, model=model)
+    """The command's session: `--db` and `--config` given after the command win over the ones
+    before it."""
+    root = ctx.obj if isinstance(ctx.obj, dict) else {}
+    return Session(
+        db=db or root.get("db"),
+        json=as_json,
+        agents=agents,
+        model=model,
+        config=config or root.get("config"),
+    )
 
 
 def execute(session: Session, work: Coroutine[Any, Any, int]) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import typer
 
 from podium.cli import control, planning, prune, reading, running
-from podium.cli._session import DbOption
+from podium.cli._session import ConfigOption, DbOption
 
 COMMANDS: tuple[Callable[..., None], ...] = (
     running.run,
@@ -41,8 +41,8 @@ app = typer.Typer(
 
 
 @app.callback()
-def _root(ctx: typer.Context, db: DbOption = None) -> None:
-    ctx.obj = db
+def _root(ctx: typer.Context, db: DbOption = None, config: ConfigOption = None) -> None:
+    ctx.obj = {"db": db, "config": config}
 
 
 for _command in COMMANDS:

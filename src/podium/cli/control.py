@@ -10,6 +10,7 @@ import typer
 
 from podium.cli._session import (
     AgentsOption,
+    ConfigOption,
     DbOption,
     ModelOption,
     RunArg,
@@ -35,7 +36,7 @@ def cancel(
 
 
 async def _cancel(here: Session, run_id: str, reason: str) -> int:
-    async with await here.engine() as engine:
+    async with await here.engine(run_id=run_id) as engine:
         if not await engine.cancel(run_id, reason):
             here.note(f"cancel requested; {await owner(engine, run_id)} will stop it")
             return 0
@@ -55,8 +56,9 @@ def _step_command(verb: str, summary: str) -> Callable[..., None]:
         db: DbOption = None,
         agents: AgentsOption = None,
         model: ModelOption = None,
+        config: ConfigOption = None,
     ) -> None:
-        here = session(ctx, db, agents=agents, model=model)
+        here = session(ctx, db, agents=agents, model=model, config=config)
         execute(here, _control(here, verb, run_id, step_id))
 
     command.__name__ = command.__qualname__ = verb
@@ -65,7 +67,7 @@ def _step_command(verb: str, summary: str) -> Callable[..., None]:
 
 
 async def _control(here: Session, verb: str, run_id: str, step_id: str) -> int:
-    async with await here.engine() as engine:
+    async with await here.engine(run_id=run_id) as engine:
         command = engine.retry if verb == "retry" else engine.skip
         if not await command(run_id, step_id):
             driver = await owner(engine, run_id)

@@ -9,6 +9,7 @@ import typer
 
 from podium.cli._session import (
     AgentsOption,
+    ConfigOption,
     DbOption,
     JsonOption,
     ModelOption,
@@ -46,9 +47,10 @@ def plan(
     run_id: Annotated[str | None, typer.Option("--run-id", help="Choose the run id.")] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
+    config: ConfigOption = None,
 ) -> None:
     """Plan a goal with the supervisor agent and run the plan, showing it live."""
-    here = session(ctx, db, as_json, agents=agents, model=model)
+    here = session(ctx, db, as_json, agents=agents, model=model, config=config)
     step: dict[str, Any] = {
         "id": "plan",
         "kind": "plan",
@@ -82,9 +84,10 @@ def approve(
     agents: AgentsOption = None,
     model: ModelOption = None,
     db: DbOption = None,
+    config: ConfigOption = None,
 ) -> None:
     """Approve the plan a run waits on (optionally as edited), then run it."""
-    here = session(ctx, db, agents=agents, model=model)
+    here = session(ctx, db, agents=agents, model=model, config=config)
     execute(here, _decide(here, run_id, step_id, edit=edit, reason=None))
 
 
@@ -116,7 +119,7 @@ async def _decide(
     reason: str | None,
 ) -> int:
     edited = _read_plan(edit) if edit is not None else None  # a bad file: exit 2, one line
-    async with await here.engine() as engine:
+    async with await here.engine(run_id=run_id) as engine:
         if reason is None:
             driving = await engine.approve(run_id, step_id, plan=edited)
         else:

@@ -9,6 +9,7 @@ import typer
 
 from podium.cli._session import (
     AgentsOption,
+    ConfigOption,
     DbOption,
     FileArg,
     JsonOption,
@@ -20,6 +21,7 @@ from podium.cli._session import (
     follow,
     session,
 )
+from podium.config import load_config
 from podium.spec.load import load_workflow
 from podium.spec.validate import coerce_inputs, parse_input_pairs
 
@@ -36,9 +38,10 @@ def run(
     as_json: JsonOption = False,
     agents: AgentsOption = None,
     model: ModelOption = None,
+    config: ConfigOption = None,
 ) -> None:
     """Validate and run a workflow, showing it live until it completes or waits for a person."""
-    here = session(ctx, db, as_json, agents=agents, model=model)
+    here = session(ctx, db, as_json, agents=agents, model=model, config=config)
     execute(here, _run(here, file, inputs or [], run_id))
 
 
@@ -53,13 +56,16 @@ async def _run(here: Session, file: Path, pairs: list[str], run_id: str | None) 
         return await finish(here, engine, state)
 
 
-def validate(ctx: typer.Context, file: FileArg, db: DbOption = None) -> None:
-    """Check a workflow file and list every problem found."""
-    here = session(ctx, db)
+def validate(
+    ctx: typer.Context, file: FileArg, db: DbOption = None, config: ConfigOption = None
+) -> None:
+    """Check a workflow file (and the project configuration) and list every problem found."""
+    here = session(ctx, db, config=config)
     execute(here, _validate(here, file))
 
 
 async def _validate(here: Session, file: Path) -> int:
+    load_config(path=here.config)
     workflow = load_workflow(file)
     count = len(workflow.steps)
     here.note(f"ok: {workflow.name} ({count} step{'s' if count != 1 else ''})")
@@ -72,14 +78,16 @@ def resume(
     db: DbOption = None,
     agents: AgentsOption = None,
     model: ModelOption = None,
+    config: ConfigOption = None,
 ) -> None:
-    """Take over a run nobody drives (after a crash or Ctrl-C) and finish it."""
-    here = session(ctx, db, agents=agents, model=model)
+    """Take over a run nobody drives (after a crash or Ctrl-C) and finish it, with the project
+    configuration recorded on it unless --config is given."""
+    here = session(ctx, db, agents=agents, model=model, config=config)
     execute(here, _resume(here, run_id))
 
 
 async def _resume(here: Session, run_id: str) -> int:
-    async with await here.engine() as engine:
+    async with await here.engine(run_id=run_id) as engine:
         state = await engine.resume(run_id)
         if engine.is_driving(run_id):
             state = await follow(here, engine, run_id)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Hashable, Mapping
 from pathlib import Path
 from typing import Any
 
+from podium.config import ProviderConfig
 from podium.errors import UsageError
 from podium.llm.base import Message, Model, ModelRequest, ModelResponse, ToolCall, ToolSpec, Usage
 
@@ -39,25 +40,64 @@ _cache: dict[Hashable, Model] = {}
 _cache_lock = threading.Lock()
 
 
-def resolve_model(spec: str, **options: Any) -> Model:
+def resolve_model(
+    spec: str,
+    *,
+    providers: Mapping[str, ProviderConfig] | None = None,
+    agent: str | None = None,
+    step: str | None = None,
+    **options: Any,
+) -> Model:
     """The model for `provider:model`, built on first use and shared afterwards.
 
+    `providers` are the project's named providers (`podium.config`): `local:smollm2` is model
+    smollm2 of the provider `local`, built with its settings and its key variable read now
+    (UsageError naming `agent`, `step`, the provider and the variable if it is not set).
     `options` go to the adapter's constructor (`base_url`, `api_key`, `timeout_seconds`, …);
     the scripted and function models take none and ignore them. One instance is shared per spec
     and options (per script file, for `scripted:`), so its clients and turn counters are too.
     """
     provider, target = _split(spec)
+    named = (providers or {}).get(provider)
+    if named is not None:
+        options = {**_named_options(provider, named, agent, step), **options}
+        provider = named.type
     if provider == "function":
         return function_model(target)
     build = _BUILDERS.get(provider)
     if build is None:
-        raise UsageError(f"unknown model provider {provider!r} in {spec!r}; use one of: {_FORMS}")
+        raise UsageError(unknown_provider(provider, spec, providers))
     key = _cache_key(provider, target, options)
     with _cache_lock:
         model = _cache.get(key)
         if model is None:
             model = _cache[key] = build(target, options)
     return model
+
+
+def unknown_provider(
+    provider: str, spec: str, providers: Mapping[str, ProviderConfig] | None = None
+) -> str:
+    """The error for a model string whose provider is neither built in nor configured."""
+    configured = ", ".join(sorted(providers or {})) or "none"
+    return (
+        f"unknown model provider {provider!r} in {spec!r}; use one of: {_FORMS}; or a provider "
+        f"configured in podium.toml [providers] (configured: {configured})"
+    )
+
+
+def is_known_provider(provider: str, providers: Mapping[str, ProviderConfig] | None) -> bool:
+    return provider in _BUILDERS or provider == "function" or provider in (providers or {})
+
+
+def _named_options(
+    name: str, provider: ProviderConfig, agent: str | None, step: str | None
+) -> dict[str, Any]:
+    """The adapter's constructor arguments for a configured provider."""
+    options: dict[str, Any] = {"api_key": provider.api_key(name, agent=agent, step=step)}
+    if provider.base_url is not None:
+        options["base_url"] = provider.base_url
+    return options
 
 
 def clear_model_cache() -> None:

@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from podium import telemetry
 from podium.clock import Clock, SystemClock
+from podium.config import ProjectConfig, recorded_config
 from podium.core.breaker import BreakerPolicy
 from podium.core.control import awaiting_plan, cancel_event, retry_event, skip_event
 from podium.core.fold import new_state
@@ -73,13 +74,17 @@ class Engine:
         executors: Executors | None = None,
         backend: ExecutionBackend | None = None,
         lease: LeasePolicy | None = None,
+        config: ProjectConfig | None = None,
     ) -> None:
         """`agents_dir` is the project folder whose `agents/` holds the catalog (default: the
         workspace, else the current directory; `~/.config/podium/agents` is read too);
         `default_model` applies to agents that name none (else `PODIUM_MODEL`); `breaker` is
         the circuit-breaker policy for every agent and model (default `BreakerPolicy()`);
         `executors` overrides step kinds' executors and `backend` where attempts run (default:
-        in this process); `lease` sets the lease TTL, heartbeat and parking threshold."""
+        in this process); `lease` sets the lease TTL, heartbeat and parking threshold.
+        `config` is the project configuration (`podium.config.load_config`): its providers, MCP
+        servers, agents folder and default model; the explicit arguments win over it. A run
+        taken over without one uses the configuration file recorded on the run."""
         if max_concurrent_runs < 1:
             raise UsageError("max_concurrent_runs must be at least 1")
         if mode not in MODES:
@@ -96,6 +101,8 @@ class Engine:
         self._drivers: dict[str, RunDriver] = {}
         self._tasks: dict[str, asyncio.Task[RunState]] = {}
         self._explicit_agents = agents_dir is not None
+        self._explicit_config = config is not None or services is not None
+        self.config_notes: list[str] = []
         project = Path(agents_dir) if agents_dir is not None else (self._workspace or Path.cwd())
         self.services = services or AgentServices(
             project_dir=project,
@@ -103,6 +110,7 @@ class Engine:
             mcp_servers=mcp_servers,
             breaker=breaker,
             clock=self._clock,
+            config=config,
         )
         self.backend = backend or InProcessBackend(executors or Executors(), self.services)
         worker = mode == "worker"
@@ -202,7 +210,7 @@ class Engine:
             return state
         lease = await self._acquire(run_id)
         state = await committed_state(self.store, run_id)  # what was committed before we held it
-        self._adopt_run_defaults(state)
+        await self._adopt_run_defaults(state)
         self._spawn(state, lease, resumed=True)
         return state
 
@@ -304,7 +312,7 @@ class Engine:
         edit is refused with every problem, nothing is recorded)."""
         state = await self.state(run_id)
         sid = awaiting_plan(state, step_id)
-        self._adopt_run_defaults(state)
+        await self._adopt_run_defaults(state)
         edited = dict(plan) if plan is not None else None
         if edited is not None:
             check_edited_plan(state, sid, edited, self.services)
@@ -332,11 +340,19 @@ class Engine:
             return False
         return run_id in self._tasks
 
-    def _adopt_run_defaults(self, state: RunState) -> None:
-        """A run taken over uses the agent catalog and default model it was started with, unless
-        this engine was given its own."""
+    async def _adopt_run_defaults(self, state: RunState) -> None:
+        """A run taken over uses the agent catalog, default model and project configuration
+        (re-read from the file recorded on the run) it was started with, unless this engine was
+        given its own. A changed file is used and noted in `config_notes`."""
+        config = None
+        if not self._explicit_config and self.services.adoptable:
+            created = (await self.store.read(state.run_id))[0].event
+            record = getattr(created, "config", None)
+            if record:
+                config, note = recorded_config(record)
+                self.config_notes += [note] if note else []
         if not self._explicit_agents and state.agents_dir is not None:
-            self.services.adopt(Path(state.agents_dir), state.default_model)
+            self.services.adopt(Path(state.agents_dir), state.default_model, config)
 
     def _refuse_in_control_mode(self, what: str) -> None:
         if self.mode == "control":
@@ -427,7 +443,7 @@ class Engine:
             run_id = claim.lease.run_id
             self._waker.forget(run_id)
             state = await committed_state(self.store, run_id)
-            self._adopt_run_defaults(state)
+            await self._adopt_run_defaults(state)
             self._spawn(state, claim.lease, resumed=True)
 
     async def _store_changed(self, seconds: float) -> bool:

@@ -15,6 +15,7 @@ from typing import Any
 
 from podium.agents import AgentCatalog, AgentSpec
 from podium.clock import Clock, SystemClock
+from podium.config import ProjectConfig
 from podium.core.breaker import (
     BreakerPolicy,
     BreakerState,
@@ -49,14 +50,18 @@ class AgentServices:
         catalog: AgentCatalog | None = None,
         breaker: BreakerPolicy | Mapping[str, Any] | None = None,
         clock: Clock | None = None,
+        config: ProjectConfig | None = None,
     ) -> None:
         """`breaker` is the policy of every circuit breaker (default `BreakerPolicy()`); the
-        breakers live as long as this object, keyed by agent name and by model string."""
+        breakers live as long as this object, keyed by agent name and by model string.
+        `config` gives the named providers, MCP servers, agents folder and default model; the
+        explicit arguments win over it."""
         self._project_dir = project_dir
         self._user_dir = user_dir
-        self._default_model = default_model or os.environ.get(DEFAULT_MODEL_ENV)
-        self._servers = McpServerConfig.from_mapping(mcp_servers or {})
+        self._given_model = default_model
+        self._given_servers = mcp_servers
         self._catalog = catalog
+        self._use(config or ProjectConfig(root=project_dir))
         self._tools: ToolRegistry | None = None
         self.breaker_policy = (
             breaker
@@ -68,6 +73,25 @@ class AgentServices:
         self._tickets: dict[int, dict[str, int]] = {}
         self._serials = itertools.count(1)
 
+    def _use(self, config: ProjectConfig) -> None:
+        self.config = config
+        self._default_model = self._given_model or config.model or os.environ.get(DEFAULT_MODEL_ENV)
+        servers = self._given_servers
+        if servers is None:
+            servers = {name: s.settings() for name, s in config.mcp_servers.items()}
+        self._servers = McpServerConfig.from_mapping(servers)
+
+    @property
+    def configured(self) -> bool:
+        """Whether a project configuration applies (a file, or one given in code)."""
+        c = self.config
+        return c.path is not None or bool(c.providers or c.mcp_servers or c.model or c.agents)
+
+    @property
+    def adoptable(self) -> bool:
+        """Whether `adopt` may still change the configuration (nothing has used it yet)."""
+        return self._catalog is None and self._tools is None
+
     @property
     def project_dir(self) -> Path:
         return self._project_dir
@@ -76,8 +100,13 @@ class AgentServices:
     def default_model(self) -> str | None:
         return self._default_model
 
-    def adopt(self, project_dir: Path, default_model: str | None) -> None:
-        """Use another catalog folder and default model (before the catalog is first loaded)."""
+    def adopt(
+        self, project_dir: Path, default_model: str | None, config: ProjectConfig | None = None
+    ) -> None:
+        """Use another catalog folder, default model and configuration (before the catalog and
+        the tools are first used)."""
+        if config is not None and self.adoptable:
+            self._use(config)
         if self._catalog is None:
             self._project_dir = project_dir
         self._default_model = self._default_model or default_model
@@ -86,36 +115,62 @@ class AgentServices:
     def catalog(self) -> AgentCatalog:
         """The catalog, loaded on first use (a SpecError lists every problem in every file)."""
         if self._catalog is None:
-            self._catalog = AgentCatalog.load(self._project_dir, self._user_dir)
+            folder = self.config.agents_dir
+            self._catalog = AgentCatalog.load(self._project_dir, self._user_dir, folder=folder)
         return self._catalog
 
     def agent(self, name: str) -> AgentSpec:
         return self.catalog.resolve(name)
 
-    def model(self, spec: str | None) -> Model:
+    def model(
+        self, spec: str | None, *, agent: str | None = None, step: str | None = None
+    ) -> Model:
+        """The model `spec` names (else the default model); a configured provider's key is read
+        now, and a missing one names `agent` and `step`."""
         chosen = spec or self._default_model
         if not chosen:
             raise UsageError(
                 "no model: give the agent a `model:` (e.g. openai:gpt-4o-mini), the step a "
                 f"`model:`, or set {DEFAULT_MODEL_ENV} / --model"
             )
-        return resolve_model(chosen)
+        return resolve_model(chosen, providers=self.config.providers, agent=agent, step=step)
+
+    def model_string(
+        self, agent: AgentSpec, model: str | None = None, provider: str | None = None
+    ) -> str | None:
+        """The model string for `agent`: a step's `model` over the agent's, else the default
+        model; a `provider` option (the step's, else the agent's for the agent's model) names
+        the configured provider, its model string then names only the model."""
+        if model is not None:
+            return f"{provider}:{model}" if provider else model
+        if agent.model is None:
+            return self._default_model
+        prefix = provider or agent.provider
+        return f"{prefix}:{agent.model}" if prefix else agent.model
 
     @property
     def breakers(self) -> Mapping[str, BreakerState]:
         """Every breaker asked so far, by key (a read-only view)."""
         return MappingProxyType(self._breakers)
 
-    def route(self, agent: AgentSpec, model: str | None = None, *, fallbacks: bool = True) -> Route:
+    def route(
+        self,
+        agent: AgentSpec,
+        model: str | None = None,
+        *,
+        fallbacks: bool = True,
+        provider: str | None = None,
+    ) -> Route:
         """The first of [agent, *its fallbacks] whose own breaker and its model's breaker both
-        admit a call now; `model` overrides the requested agent's model (a step's `model:`)."""
+        admit a call now; `model` and `provider` override the requested agent's model and
+        `provider` option (a step's `model:` and `options.provider`)."""
         candidates = {agent.name: agent}
         if fallbacks:
             candidates |= {spec.name: spec for spec in map(self.agent, agent.fallbacks)}
         models = {
             name: chosen
             for name, spec in candidates.items()
-            if (chosen := (model if spec is agent else None) or spec.model or self._default_model)
+            if (chosen := self.model_string(spec, *((model, provider) if spec is agent else ())))
         }
         routing = first_admitted(
             agent.name,

@@ -15,9 +15,10 @@ from podium.core import plans
 from podium.core.state import RunState
 from podium.errors import Problem, SpecError, UsageError
 from podium.ids import RunId, new_run_id
+from podium.llm import is_known_provider, unknown_provider
 from podium.runtime.services import AgentServices
 from podium.spec.load import WorkflowSource, load_workflow
-from podium.spec.model import PlanStep, Workflow
+from podium.spec.model import AgentStep, PlanStep, Workflow
 from podium.spec.plan import check_plan
 from podium.spec.validate import coerce_inputs
 
@@ -36,6 +37,7 @@ def new_run(
     """The validated workflow and the `run.created` event that records it (and its inputs)."""
     wf = load_workflow(workflow, agents=_LazyAgentNames(services))
     values = coerce_inputs(wf, dict(inputs or {}))
+    check_providers(wf, services)
     rid = RunId(check_run_id(run_id)) if run_id is not None else new_run_id()
     created = ev.RunCreated(
         at=clock.now(),
@@ -45,8 +47,37 @@ def new_run(
         workspace=str(workspace.resolve()),
         agents_dir=str(services.project_dir.resolve()),
         default_model=services.default_model,
+        config=services.config.record() if services.configured else None,
     )
     return created, wf
+
+
+def check_providers(wf: Workflow, services: AgentServices) -> None:
+    """UsageError before anything is recorded if the default model or an agent step's model
+    names a provider that is neither built in nor configured, or a configured provider whose
+    key variable is not set (providers nobody uses are not checked)."""
+    providers = services.config.providers
+    if services.default_model:
+        _known(services.default_model, providers, "the default model")
+    for step in wf.steps:
+        if not isinstance(step, AgentStep):
+            continue
+        agent = services.agent(step.agent)
+        chosen = services.model_string(
+            agent, step.model, step.options.provider if step.options else None
+        )
+        if chosen is None:
+            continue
+        name = _known(chosen, providers, f"step {step.id!r} (agent {agent.name!r})")
+        if name in providers:
+            providers[name].api_key(name, agent=agent.name, step=step.id)
+
+
+def _known(model: str, providers: Mapping[str, Any], who: str) -> str:
+    name = model.partition(":")[0].strip().lower()
+    if not is_known_provider(name, providers):
+        raise UsageError(f"{who}: {unknown_provider(name, model, providers)}")
+    return name
 
 
 def check_run_id(run_id: str) -> str:

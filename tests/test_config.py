@@ -1,0 +1,284 @@
+"""The project configuration against real files: podium.toml, [tool.podium] in pyproject.toml and
+.mcp.json, found by walking up; every bad input reported at its key path; the digest that never
+sees a secret value; named providers in the model resolver and the services."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from podium.agents import AgentOptions, AgentSpec
+from podium.config import CONFIG_ENV, ProjectConfig, load_config, recorded_config
+from podium.errors import SpecError, UsageError
+from podium.llm import resolve_model
+from podium.runtime.services import AgentServices
+from podium.runtime.submission import check_providers
+from podium.spec.load import load_workflow
+
+FULL = """
+model = "local:smollm2"
+agents = "team"
+
+[providers.local]
+type = "openai"
+base_url = "http://127.0.0.1:8080/v1"
+api_key_env = "LOCAL_KEY"
+headers = { X-Team = "research" }
+options = { temperature = 0.2, max_tokens = 500 }
+
+[providers.work]
+type = "azure"
+endpoint = "https://example.openai.azure.com"
+api_version = "2024-10-21"
+api_key_env = "AZURE_OPENAI_API_KEY"
+deployment = "gpt-4o-mini"
+
+[mcpServers.fs]
+command = "python"
+args = ["server.py"]
+env = { ROOT = "." }
+
+[mcpServers.web]
+type = "http"
+url = "https://mcp.example.com/mcp"
+headers = { Authorization = "Bearer s3cr3t-token" }
+"""
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _no_config_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(CONFIG_ENV, raising=False)
+
+
+def test_a_full_podium_toml_loads(tmp_path: Path) -> None:
+    file = write(tmp_path / "podium.toml", FULL)
+    config = load_config(path=file)
+    assert config.path == file
+    assert config.model == "local:smollm2"
+    assert config.agents_dir == (tmp_path / "team").resolve()
+    local = config.providers["local"]
+    assert (local.type, local.base_url, local.headers) == (
+        "openai",
+        "http://127.0.0.1:8080/v1",
+        {"X-Team": "research"},
+    )
+    assert local.options == AgentOptions(temperature=0.2, max_tokens=500)
+    work = config.providers["work"]
+    assert (work.type, work.api_version, work.deployment) == ("azure", "2024-10-21", "gpt-4o-mini")
+    assert config.mcp_servers["fs"].settings() == {
+        "command": "python",
+        "args": ["server.py"],
+        "env": {"ROOT": "."},
+    }
+    assert config.mcp_servers["web"].settings()["url"] == "https://mcp.example.com/mcp"
+    assert config.record() == {
+        "path": str(file),
+        "digest": config.digest(),
+        "model": "local:smollm2",
+        "agents": str((tmp_path / "team").resolve()),
+        "providers": ["local", "work"],
+        "mcp_servers": ["fs", "web"],
+    }
+
+
+def test_discovery_walks_up_and_pyproject_needs_a_tool_podium_table(tmp_path: Path) -> None:
+    deep = tmp_path / "a" / "b"
+    deep.mkdir(parents=True)
+    assert load_config(deep).path is None  # none anywhere: the defaults
+    write(tmp_path / "pyproject.toml", '[tool.podium]\nmodel = "openai:gpt-4o-mini"\n')
+    assert load_config(deep).model == "openai:gpt-4o-mini"
+    write(tmp_path / "a" / "pyproject.toml", "[project]\nname = 'x'\n")  # no [tool.podium]
+    assert load_config(deep).path == tmp_path / "pyproject.toml"
+    write(tmp_path / "a" / "podium.toml", 'model = "scripted:s.yaml"\n')
+    assert load_config(deep).path == tmp_path / "a" / "podium.toml"
+
+
+def test_the_environment_variable_and_an_explicit_path_override_discovery(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path / "podium.toml", 'model = "openai:here"\n')
+    other = write(tmp_path / "elsewhere" / "other.toml", 'model = "openai:there"\n')
+    monkeypatch.setenv(CONFIG_ENV, str(other))
+    assert load_config(tmp_path).model == "openai:there"
+    assert load_config(tmp_path, path=tmp_path / "podium.toml").model == "openai:here"
+    with pytest.raises(UsageError, match="does not exist"):
+        load_config(path=tmp_path / "missing.toml")
+
+
+def test_mcp_json_beside_the_config_merges_and_the_project_file_wins(tmp_path: Path) -> None:
+    write(tmp_path / "podium.toml", '[mcpServers.fs]\ncommand = "mine"\n')
+    servers = {"fs": {"command": "theirs"}, "gh": {"type": "http", "url": "https://gh/mcp"}}
+    write(tmp_path / ".mcp.json", json.dumps({"mcpServers": servers}))
+    config = load_config(tmp_path)
+    assert config.mcp_servers["fs"].command == "mine"
+    assert config.mcp_servers["fs"].source == str(tmp_path / "podium.toml")
+    assert config.mcp_servers["gh"].source == str(tmp_path / ".mcp.json")
+
+
+def test_an_mcp_json_alone_is_a_configuration(tmp_path: Path) -> None:
+    write(tmp_path / ".mcp.json", json.dumps({"mcpServers": {"fs": {"command": "x"}}}))
+    (tmp_path / "sub").mkdir()
+    config = load_config(tmp_path / "sub")
+    assert config.path == tmp_path / ".mcp.json"
+    assert list(config.mcp_servers) == ["fs"]
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "says"),
+    [
+        ('modle = "openai:x"', "modle", "did you mean 'model'?"),
+        ('model = "gpt-4o"', "model", "should match pattern"),
+        ("[servers.fs]\ncommand = 'x'", "servers", "Podium reads MCP servers from `mcpServers`"),
+        (
+            "[providers.local]\nbase_url = 'http://x'\napi_key = 'sk'",
+            "providers.local.api_key",
+            "set `api_key_env`",
+        ),
+        (
+            "[providers.local]\nbase_ulr = 'http://x'",
+            "providers.local.base_ulr",
+            "did you mean 'base_url'?",
+        ),
+        ("[providers.local]\ntype = 'bedrock'", "providers.local.type", "'openai' or 'azure'"),
+        (
+            "[providers.local]\noptions = { temperature = 5 }",
+            "providers.local.options.temperature",
+            "less than or equal to 2",
+        ),
+        (
+            "[providers.az]\ntype = 'azure'\nendpoint = 'https://x'",
+            "providers.az",
+            "needs `endpoint` and `api_version`",
+        ),
+        ("[providers.openai]\nbase_url = 'http://x'", "providers.openai", "built-in provider"),
+        ("[mcpServers.fs]\ncommand = 'x'\ncwd = 'here'", "mcpServers.fs.cwd", "absolute path"),
+        (
+            "[mcpServers.fs]\ncommand = 'x'\nautoApprove = []",
+            "mcpServers.fs.autoApprove",
+            "tools: [mcp:<server>/<tool>]",
+        ),
+        (
+            "[mcpServers.web]\ntype = 'sse'\nurl = 'http://x'",
+            "mcpServers.web.type",
+            'type = "stdio" or "http"',
+        ),
+        ("[mcpServers.web]\nurl = 'http://x'\ncommand = 'y'", "mcpServers.web", "either `command`"),
+        ("[mcpServers.web]\nserverUrl = 'http://x'", "mcpServers.web.serverUrl", "use `url`"),
+    ],
+)
+def test_every_bad_input_is_a_problem_at_its_key_path(
+    tmp_path: Path, text: str, where: str, says: str
+) -> None:
+    file = write(tmp_path / "podium.toml", text + "\n")
+    with pytest.raises(SpecError) as caught:
+        load_config(tmp_path)
+    paths = [p.path for p in caught.value.problems]
+    assert f"{file}: {where}" in paths, caught.value
+    assert says in str(caught.value)
+
+
+def test_problems_in_pyproject_and_mcp_json_name_their_file(tmp_path: Path) -> None:
+    pyproject = write(tmp_path / "pyproject.toml", "[tool.podium]\nmodle = 'openai:x'\n")
+    mcp = write(tmp_path / ".mcp.json", json.dumps({"mcpServers": {"gh": {"httpUrl": "x"}}}))
+    with pytest.raises(SpecError) as caught:
+        load_config(tmp_path)
+    paths = {p.path for p in caught.value.problems}
+    assert paths == {f"{pyproject}: tool.podium.modle", f"{mcp}: mcpServers.gh.httpUrl"}
+    write(tmp_path / ".mcp.json", '{"servers": {}}')
+    with pytest.raises(SpecError, match="only the `mcpServers` object"):
+        load_config(tmp_path)
+    write(tmp_path / ".mcp.json", "{not json")
+    with pytest.raises(SpecError, match="not valid JSON"):
+        load_config(tmp_path)
+
+
+def test_the_digest_ignores_secret_values_but_not_names(tmp_path: Path) -> None:
+    file = write(tmp_path / "podium.toml", FULL)
+    before = load_config(path=file).digest()
+    write(
+        file,
+        FULL.replace("Bearer s3cr3t-token", "Bearer other").replace('ROOT = "."', 'ROOT = "/"'),
+    )
+    assert load_config(path=file).digest() == before
+    assert "s3cr3t" not in json.dumps(load_config(path=file).record())
+    write(file, FULL.replace("LOCAL_KEY", "OTHER_KEY"))
+    assert load_config(path=file).digest() != before
+
+
+def test_a_recorded_configuration_is_re_read_noted_when_changed_and_missing_is_an_error(
+    tmp_path: Path,
+) -> None:
+    file = write(tmp_path / "podium.toml", 'model = "openai:a"\n')
+    record = load_config(path=file).record()
+    assert recorded_config(record) == (load_config(path=file), None)
+    write(file, 'model = "openai:b"\n')
+    config, note = recorded_config(record)
+    assert config is not None
+    assert config.model == "openai:b"
+    assert note == f"configuration {file} changed since the run started; using the current file"
+    file.unlink()
+    with pytest.raises(UsageError, match=f"{file} is gone"):
+        recorded_config(record)
+    assert recorded_config({"path": None}) == (None, None)
+
+
+def test_a_named_provider_resolves_with_its_settings_and_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = load_config(path=write(tmp_path / "podium.toml", FULL))
+    monkeypatch.setenv("LOCAL_KEY", "k-1")
+    model = resolve_model("local:smollm2", providers=config.providers)
+    assert model.name == "openai:smollm2"
+    assert resolve_model("local:smollm2", providers=config.providers) is model
+    monkeypatch.delenv("LOCAL_KEY")
+    with pytest.raises(UsageError) as caught:
+        resolve_model("local:other", providers=config.providers, agent="writer", step="draft")
+    message = str(caught.value)
+    for part in ("agent 'writer'", "step 'draft'", "provider 'local'", "set LOCAL_KEY"):
+        assert part in message
+    with pytest.raises(UsageError, match=r"configured: local, work"):
+        resolve_model("nowhere:m", providers=config.providers)
+
+
+def _services(tmp_path: Path, config: ProjectConfig, agent: str) -> AgentServices:
+    write(tmp_path / "team" / "a.md", agent)
+    return AgentServices(project_dir=tmp_path, config=config)
+
+
+def test_submission_refuses_unknown_providers_and_missing_keys_of_used_providers_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("LOCAL_KEY", raising=False)
+    monkeypatch.delenv("AZURE_OPENAI_API_KEY", raising=False)
+    config = load_config(path=write(tmp_path / "podium.toml", FULL.replace("local:", "openai:")))
+    services = _services(tmp_path, config, "---\nname: a\nmodel: smollm2\nprovider: local\n---\n")
+    step = {"id": "s", "kind": "agent", "agent": "a", "prompt": "hi"}
+    workflow = load_workflow({"name": "w", "steps": [step]})
+    with pytest.raises(UsageError, match=r"agent 'a' in step 's' uses provider 'local'.*LOCAL_KEY"):
+        check_providers(workflow, services)  # the azure key is never asked for
+    monkeypatch.setenv("LOCAL_KEY", "k")
+    check_providers(workflow, services)
+    other = {**step, "model": "ghost:m"}
+    with pytest.raises(UsageError, match=r"step 's'.*unknown model provider 'ghost'"):
+        check_providers(load_workflow({"name": "w", "steps": [other]}), services)
+    assert services.model_string(AgentSpec(name="b", model="m", provider="work")) == "work:m"
+
+
+def test_the_services_take_mcp_servers_agents_folder_and_model_from_the_config(
+    tmp_path: Path,
+) -> None:
+    config = load_config(path=write(tmp_path / "podium.toml", FULL))
+    services = _services(tmp_path, config, "---\nname: a\n---\nHello.\n")
+    assert services.default_model == "local:smollm2"
+    assert services.catalog.names() == ["a"]
+    assert services.configured
+    explicit = AgentServices(project_dir=tmp_path, default_model="openai:x", config=config)
+    assert explicit.default_model == "openai:x"  # an explicit argument wins

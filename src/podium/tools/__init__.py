@@ -15,23 +15,37 @@ from contextlib import AbstractAsyncContextManager
 from podium.errors import UsageError
 from podium.tools.base import (
     McpServerConfig,
+    RichTool,
     Tool,
+    ToolAnnotations,
     ToolContext,
     ToolError,
+    ToolImage,
+    ToolOutput,
     ToolRegistry,
     Toolset,
+    ToolUnavailableError,
+    annotations_of,
     install_defaults,
+    run_tool,
 )
 
 __all__ = [
     "McpServerConfig",
+    "RichTool",
     "Tool",
+    "ToolAnnotations",
     "ToolContext",
     "ToolError",
+    "ToolImage",
+    "ToolOutput",
     "ToolRegistry",
+    "ToolUnavailableError",
     "Toolset",
+    "annotations_of",
     "builtin_tools",
     "connect_mcp",
+    "run_tool",
 ]
 
 

@@ -15,9 +15,14 @@ from podium.spec.validate import AgentNames, validate_workflow
 CHILD_ID = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
 _STEP_INDEX = re.compile(r"^steps\[(\d+)\]")
 
+# Both schemas are in OpenAI's strict subset but for one rule: the optional properties (`summary`,
+# `needs`, `reasons`) stay optional, so a reply from a server that leaves them out still fits.
+# The openai adapter sends them strict (those properties required and nullable) and drops the
+# nulls from the reply; tests/spec/test_plan_schema.py walks both.
 PLAN_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["steps"],
+    "additionalProperties": False,
     "properties": {
         "summary": {"type": "string"},
         "steps": {
@@ -26,6 +31,7 @@ PLAN_SCHEMA: dict[str, Any] = {
             "items": {
                 "type": "object",
                 "required": ["id", "agent", "task"],
+                "additionalProperties": False,
                 "properties": {
                     "id": {"type": "string", "pattern": CHILD_ID},
                     "agent": {"type": "string"},
@@ -40,8 +46,9 @@ PLAN_SCHEMA: dict[str, Any] = {
 VERDICT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["verdict"],
+    "additionalProperties": False,
     "properties": {
-        "verdict": {"enum": ["pass", "fail"]},
+        "verdict": {"type": "string", "enum": ["pass", "fail"]},
         "reasons": {"type": "array", "items": {"type": "string"}},
     },
 }

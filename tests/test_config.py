@@ -5,14 +5,17 @@ sees a secret value; named providers in the model resolver and the services."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.llm.openai_server import completion, serve
 
 from podium.agents import AgentOptions, AgentSpec
 from podium.config import CONFIG_ENV, ProjectConfig, load_config, recorded_config
 from podium.errors import SpecError, UsageError
-from podium.llm import resolve_model
+from podium.llm import clear_model_cache, resolve_model
+from podium.llm.base import Message, ModelRequest
 from podium.runtime.services import AgentServices
 from podium.runtime.submission import check_providers
 from podium.spec.load import load_workflow
@@ -54,8 +57,12 @@ def write(path: Path, text: str) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _no_config_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def _no_config_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.delenv(CONFIG_ENV, raising=False)
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "AZURE_OPENAI_API_KEY", "OPENAI_API_VERSION"):
+        monkeypatch.delenv(name, raising=False)
+    yield
+    clear_model_cache()
 
 
 def test_a_full_podium_toml_loads(tmp_path: Path) -> None:
@@ -282,3 +289,42 @@ def test_the_services_take_mcp_servers_agents_folder_and_model_from_the_config(
     assert services.configured
     explicit = AgentServices(project_dir=tmp_path, default_model="openai:x", config=config)
     assert explicit.default_model == "openai:x"  # an explicit argument wins
+
+
+async def test_a_named_provider_sends_its_headers_key_and_default_options(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for server in serve():
+        server.script(completion("hello"), completion("from azure"))
+        endpoint = server.url.removesuffix("/v1")
+        text = (
+            f'[providers.local]\nbase_url = "{server.url}"\napi_key_env = "LOCAL_KEY"\n'
+            'headers = { X-Team = "research" }\noptions = { temperature = 0.25, seed = 3 }\n'
+            f'[providers.work]\ntype = "azure"\nendpoint = "{endpoint}"\n'
+            'api_version = "2024-10-21"\napi_key_env = "AZ_KEY"\ndeployment = "prod-4o"\n'
+        )
+        config = load_config(path=write(tmp_path / "podium.toml", text))
+        monkeypatch.setenv("LOCAL_KEY", "k-local")
+        monkeypatch.setenv("AZ_KEY", "k-azure")
+        local = resolve_model("local:smollm2", providers=config.providers)
+        assert (await local.complete(ask())).message.content == "hello"
+        sent = server.last
+        assert sent.headers["x-team"] == "research"
+        assert sent.headers["authorization"] == "Bearer k-local"
+        assert (sent.body["model"], sent.body["temperature"], sent.body["seed"]) == (
+            "smollm2",
+            0.25,
+            3,
+        )
+        work = resolve_model("work:gpt-4o", providers=config.providers)
+        assert (await work.complete(ask())).message.content == "from azure"
+        assert server.last.path == (
+            "/openai/deployments/prod-4o/chat/completions?api-version=2024-10-21"
+        )
+        assert server.last.headers["api-key"] == "k-azure"
+        for model in (local, work):
+            await model.aclose()  # type: ignore[attr-defined]
+
+
+def ask() -> ModelRequest:
+    return ModelRequest(messages=(Message(role="user", content="hi"),))

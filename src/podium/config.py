@@ -42,7 +42,7 @@ class ProviderConfig(_Strict):
     api_key_env: str | None = Field(None, pattern=_ENV_NAME)
     headers: dict[str, str] = Field(default_factory=dict)
     options: AgentOptions = Field(default_factory=AgentOptions)
-    endpoint: str | None = Field(None, pattern=r"^https://\S+$")
+    endpoint: str | None = Field(None, pattern=r"^https?://\S+$")
     api_version: str | None = Field(None, min_length=1)
     deployment: str | None = Field(None, min_length=1)
 

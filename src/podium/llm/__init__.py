@@ -12,13 +12,26 @@ from collections.abc import Callable, Hashable, Mapping
 from pathlib import Path
 from typing import Any
 
+from podium.agents import AgentOptions
 from podium.config import ProviderConfig
 from podium.errors import UsageError
-from podium.llm.base import Message, Model, ModelRequest, ModelResponse, ToolCall, ToolSpec, Usage
+from podium.llm.base import (
+    AzureSettings,
+    Message,
+    Model,
+    ModelOptions,
+    ModelRequest,
+    ModelResponse,
+    ToolCall,
+    ToolSpec,
+    Usage,
+)
 
 __all__ = [
+    "AzureSettings",
     "Message",
     "Model",
+    "ModelOptions",
     "ModelRequest",
     "ModelResponse",
     "ToolCall",
@@ -26,8 +39,10 @@ __all__ = [
     "Usage",
     "clear_model_cache",
     "function_model",
+    "is_known_provider",
     "register_function_model",
     "resolve_model",
+    "unknown_provider",
     "unregister_function_model",
 ]
 
@@ -61,7 +76,7 @@ def resolve_model(
     named = (providers or {}).get(provider)
     if named is not None:
         options = {**_named_options(provider, named, agent, step), **options}
-        provider = named.type
+        provider = "openai"  # azure too: the OpenAI adapter with `azure` settings
     if provider == "function":
         return function_model(target)
     build = _BUILDERS.get(provider)
@@ -97,7 +112,33 @@ def _named_options(
     options: dict[str, Any] = {"api_key": provider.api_key(name, agent=agent, step=step)}
     if provider.base_url is not None:
         options["base_url"] = provider.base_url
+    if provider.headers:
+        options["headers"] = dict(provider.headers)
+    if provider.options != AgentOptions():
+        options["defaults"] = _model_options(provider.options)
+    if provider.type == "azure" and provider.endpoint and provider.api_version:  # both validated
+        options["azure"] = AzureSettings(
+            endpoint=provider.endpoint,
+            api_version=provider.api_version,
+            deployment=provider.deployment,
+        )
     return options
+
+
+def _model_options(options: AgentOptions) -> ModelOptions:
+    """A provider's default `options` as the adapter takes them."""
+    given = options.model_dump(exclude_none=True, exclude={"provider", "tool_choice"})
+    timeout, stop, stream = (
+        given.pop("timeout", None),
+        given.pop("stop", None),
+        given.pop("stream", True),
+    )
+    return ModelOptions(
+        **given,
+        timeout_seconds=timeout,
+        stop=tuple(stop) if stop is not None else None,
+        stream=stream,
+    )
 
 
 def clear_model_cache() -> None:

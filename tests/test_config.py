@@ -5,6 +5,7 @@ sees a secret value; named providers in the model resolver and the services."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -328,3 +329,12 @@ async def test_a_named_provider_sends_its_headers_key_and_default_options(
 
 def ask() -> ModelRequest:
     return ModelRequest(messages=(Message(role="user", content="hi"),))
+
+
+def test_the_readme_example_loads(tmp_path: Path) -> None:
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    (block,) = re.findall(r"```toml\n(.*?)```", readme.read_text(), flags=re.S)
+    config = load_config(path=write(tmp_path / "podium.toml", block))
+    assert sorted(config.providers) == ["local", "work"]
+    assert sorted(config.mcp_servers) == ["fs", "search"]
+    assert config.providers["local"].options.timeout == 60.0

@@ -79,7 +79,8 @@ class ProviderConfig(_Strict):
 
 class McpServer(_Strict):
     """One MCP server in the `mcpServers` shape: `command` (+ `args`, `env`) for stdio, or
-    `url` (+ `headers`) for streamable HTTP; `type` may say which. `source` is its file."""
+    `url` (+ `headers`) for streamable HTTP; `type` may say which; `timeout` bounds starting
+    and the handshake (seconds). `source` is its file."""
 
     type: Literal["stdio", "http", "streamable-http", "streamableHttp"] | None = None
     command: str | None = Field(None, min_length=1)
@@ -87,6 +88,7 @@ class McpServer(_Strict):
     env: dict[str, str] = Field(default_factory=dict)
     url: str | None = Field(None, pattern=r"^https?://\S+$")
     headers: dict[str, str] = Field(default_factory=dict)
+    timeout: float | None = Field(None, gt=0, le=3600)
     source: str = ""
 
     @model_validator(mode="after")
@@ -105,9 +107,10 @@ class McpServer(_Strict):
 
     def settings(self) -> dict[str, Any]:
         """The fields a tool registry's server takes (`type` and `source` left out)."""
+        timeout = {"timeout": self.timeout} if self.timeout is not None else {}
         if self.command is not None:
-            return {"command": self.command, "args": self.args, "env": self.env}
-        return {"url": self.url, "headers": self.headers}
+            return {"command": self.command, "args": self.args, "env": self.env, **timeout}
+        return {"url": self.url, "headers": self.headers, **timeout}
 
 
 class ProjectConfig(_Strict):
@@ -335,7 +338,6 @@ _OTHER_CLIENTS: dict[str, dict[str, str]] = {
         "includeTools": _NO_APPROVALS,
         "excludeTools": _NO_APPROVALS,
         "trust": _NO_APPROVALS,
-        "timeout": "Podium does not take a per-server timeout",
         "envFile": "set the variables in `env`",
     },
 }

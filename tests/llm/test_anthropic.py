@@ -366,3 +366,85 @@ def test_each_event_loop_gets_its_own_client(server: AnthropicServer) -> None:
     assert asyncio.run(call()) == "ok"
     assert asyncio.run(call_and_close()) == "ok"
     assert len(server.received) == 2
+
+
+# --- model options, token limits, schemas --------------------------------------------------------
+
+
+async def test_the_options_anthropic_takes_are_sent_and_the_rest_ignored(
+    model: AnthropicModel, server: AnthropicServer
+) -> None:
+    options = ModelOptions(
+        temperature=0.3,
+        top_p=0.8,
+        stop=("END", "STOP"),
+        max_tokens=77,
+        tool_choice="search",
+        seed=5,
+        reasoning_effort="high",
+        parallel_tool_calls=False,
+    )
+    await model.complete(ask(tools=(SEARCH,), options=options))
+    body = server.received[0].body
+    assert (body["temperature"], body["top_p"], body["max_tokens"]) == (0.3, 0.8, 77)
+    assert body["stop_sequences"] == ["END", "STOP"]
+    assert body["tool_choice"] == {"type": "tool", "name": "search"}
+    for ignored in ("seed", "reasoning_effort", "parallel_tool_calls"):
+        assert ignored not in body
+
+
+@pytest.mark.parametrize(
+    ("choice", "sent"),
+    [("auto", {"type": "auto"}), ("none", {"type": "none"}), ("required", {"type": "any"})],
+)
+async def test_tool_choice_words_map_to_anthropic_types(
+    model: AnthropicModel, server: AnthropicServer, choice: str, sent: dict[str, str]
+) -> None:
+    await model.complete(ask(tools=(SEARCH,), options=ModelOptions(tool_choice=choice)))
+    assert server.received[0].body["tool_choice"] == sent
+
+
+async def test_stream_false_makes_one_whole_request(
+    model: AnthropicModel, server: AnthropicServer
+) -> None:
+    server.script(Scripted(blocks=(text("whole"),)))
+    deltas: list[str] = []
+    response = await model.complete(ask(options=ModelOptions(stream=False)), on_delta=deltas.append)
+    assert response.text == "whole"
+    assert deltas == ["whole"]
+    assert not server.received[0].body.get("stream")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_reply_stopped_by_max_tokens_is_not_an_answer(
+    model: AnthropicModel, server: AnthropicServer, stream: bool
+) -> None:
+    server.script(Scripted(blocks=(text("The answer is"),), stop_reason="max_tokens"))
+    with pytest.raises(ModelError) as caught:
+        await model.complete(ask(), on_delta=(lambda _: None) if stream else None)
+    assert not caught.value.retryable
+    assert caught.value.error_type == "length"
+    assert "raise max_tokens" in str(caught.value)
+
+
+async def test_an_array_schema_is_wrapped_and_the_answer_unwrapped(
+    model: AnthropicModel, server: AnthropicServer
+) -> None:
+    schema = {"type": "array", "items": {"type": "string"}}
+    answer = tool_use("toolu_1", "respond", {"value": ["a", "b"]})
+    server.script(Scripted(blocks=(answer,), stop_reason="tool_use"))
+    response = await model.complete(ask(output_schema=schema))
+    assert json.loads(response.text) == ["a", "b"]
+    assert response.structured_mode == "tool"
+    [respond] = server.received[0].body["tools"]
+    assert respond["input_schema"]["properties"] == {"value": schema}
+
+
+async def test_an_empty_schema_is_sent_as_an_object(
+    model: AnthropicModel, server: AnthropicServer
+) -> None:
+    answer = tool_use("toolu_1", "respond", {"free": 1})
+    server.script(Scripted(blocks=(answer,), stop_reason="tool_use"))
+    response = await model.complete(ask(output_schema={}))
+    assert json.loads(response.text) == {"free": 1}
+    assert server.received[0].body["tools"][0]["input_schema"] == {"type": "object"}

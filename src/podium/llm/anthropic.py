@@ -5,8 +5,9 @@ Structured output: the Messages API has no response-format switch, so a request 
 (`tool_choice={"type": "tool", "name": "respond"}`); the adapter returns the tool's input as JSON
 text in the message content, with no tool calls and `finish_reason="end_turn"`. When the request
 also offers tools, forcing `respond` would shut them out, so the choice is `{"type": "any"}`: the
-model calls its tools as usual and answers by calling `respond`. The schema must be a JSON object
-schema (the API requires an object as a tool's input).
+model calls its tools as usual and answers by calling `respond`. The API wants an object as a
+tool's input, so an empty schema goes as `{"type": "object"}` and a non-object root (an array…) is
+wrapped as `{"value": …}` and unwrapped from the reply.
 
 The SDK's own retries are off: errors become `ModelError`s, classified retryable or not, and
 Podium's retry policy decides. The SDK has no `temperature` or `top_p` argument; they are sent in
@@ -21,8 +22,8 @@ import asyncio
 import json
 import os
 import weakref
-from collections.abc import Sequence
-from typing import Literal, TypeAlias, TypedDict
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, TypeAlias, TypedDict
 
 import anthropic
 from anthropic import NOT_GIVEN, AsyncAnthropic
@@ -44,6 +45,7 @@ from podium.llm._anthropic_stream import (
     StreamFolder,
     reply_from_message,
 )
+from podium.llm._structured import object_schema, unwrap
 from podium.llm.base import DeltaSink, Message, ModelRequest, ModelResponse, ToolSpec, caller
 
 PROVIDER = "anthropic"
@@ -115,7 +117,7 @@ class AnthropicModel:
             raise _error(message, False, "length")
         if on_delta is not None and stream is None and reply.text:
             on_delta(reply.text)
-        return self._response(reply, structured=request.output_schema is not None)
+        return self._response(reply, request.output_schema)
 
     async def aclose(self) -> None:
         """Close the client made for the running event loop, if any."""
@@ -164,19 +166,21 @@ class AnthropicModel:
             args["timeout"] = options.timeout_seconds
         return args
 
-    def _response(self, reply: Reply, *, structured: bool) -> ModelResponse:
+    def _response(self, reply: Reply, schema: Mapping[str, Any] | None) -> ModelResponse:
         message = Message(role="assistant", content=reply.text, tool_calls=reply.tool_calls)
         finish_reason = reply.stop_reason
         answer = next((c for c in reply.tool_calls if c.name == RESPOND_TOOL), None)
-        if structured and answer is not None:
-            content = json.dumps(answer.arguments, ensure_ascii=False)
+        if schema is not None and answer is not None:
+            content = unwrap(
+                json.dumps(answer.arguments, ensure_ascii=False), wrapped(schema), None
+            )
             message, finish_reason = Message(role="assistant", content=content), "end_turn"
         return ModelResponse(
             message=message,
             usage=reply.usage,
             model=self.name,
             finish_reason=finish_reason,
-            structured_mode="tool" if structured else None,
+            structured_mode="tool" if schema is not None else None,
         )
 
 
@@ -266,7 +270,7 @@ def _tooling(request: ModelRequest) -> tuple[list[ToolParam], ToolChoiceParam | 
         choice = request.options.tool_choice
         return tools, _tool_choice(choice) if tools and choice is not None else None
     description = "Give your final answer as this tool's input; it must match the schema."
-    schema = dict(request.output_schema) or {"type": "object"}
+    schema, _ = object_schema(request.output_schema)
     respond = ToolSpec(RESPOND_TOOL, description, schema)
     if not tools:
         return [_tool(respond)], {"type": "tool", "name": RESPOND_TOOL}
@@ -282,6 +286,11 @@ def _tool_choice(choice: str) -> ToolChoiceParam:
     if choice == "required":
         return {"type": "any"}
     return {"type": "tool", "name": choice}
+
+
+def wrapped(schema: Mapping[str, Any]) -> bool:
+    """Whether the schema went out wrapped as `{"value": …}` (its root is not an object)."""
+    return object_schema(schema)[1]
 
 
 # --- errors ------------------------------------------------------------------------------------

@@ -217,7 +217,9 @@ class McpToolset:
 
     async def _restart(self, dead: Connection) -> Connection:
         async with self._restarting:
-            if self._connection is not dead and self._connection is not None:
+            if self._connection is None:
+                raise ToolError(f"MCP server {self.config.name!r} is not connected")
+            if self._connection is not dead:
                 return self._connection  # another call restarted it meanwhile
             await dead.close()
             self.log.line(f"[podium] restarting MCP server {self.config.name!r}")

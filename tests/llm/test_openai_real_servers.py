@@ -222,10 +222,11 @@ async def test_whole_replies_that_are_not_answers_are_errors(
     assert (caught.value.retryable, caught.value.error_type) == (retryable, error_type)
 
 
+@pytest.mark.parametrize("usage", [None, (0, 0)])
 async def test_a_server_that_omits_usage_gets_it_estimated(
-    server: OpenAIServer, make_model: ModelFactory
+    server: OpenAIServer, make_model: ModelFactory, usage: tuple[int, int] | None
 ) -> None:
-    server.script(completion("x" * 40, usage=None))
+    server.script(completion("x" * 40, usage=usage))
     response = await make_model().complete(ask(Message("user", "y" * 400)))
     assert (response.usage.input_tokens, response.usage.output_tokens) == (100, 10)
     assert response.usage.estimated

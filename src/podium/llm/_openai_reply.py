@@ -46,7 +46,7 @@ class Raw:
 
 def checked(raw: Raw, request: ModelRequest) -> ModelResponse:
     """The reply as a response, or `BadReply` when it is empty, cut off or ran out of tokens.
-    Usage the server left out is estimated (and marked so)."""
+    Usage the server left out (or sent as all zeros) is estimated, and marked so."""
     if not raw.had_choices:
         raise BadReply(
             "the server sent no answer (no choices); it may have dropped the request or "
@@ -74,7 +74,9 @@ def checked(raw: Raw, request: ModelRequest) -> ModelResponse:
             error_type="empty_response",
         )
     message = Message(role="assistant", content=raw.content, tool_calls=raw.calls)
-    usage = raw.usage if raw.usage is not None else estimate_usage(request, message)
+    usage = raw.usage
+    if usage is None or usage.total_tokens == 0:  # left out, or zeros as some servers send
+        usage = estimate_usage(request, message)
     return ModelResponse(
         message=message, usage=usage, model=raw.model, finish_reason=raw.finish_reason
     )

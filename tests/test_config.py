@@ -17,8 +17,9 @@ from podium.config import CONFIG_ENV, ProjectConfig, load_config, recorded_confi
 from podium.errors import SpecError, UsageError
 from podium.llm import clear_model_cache, resolve_model
 from podium.llm.base import Message, ModelRequest
+from podium.runtime.engine import Engine
 from podium.runtime.services import AgentServices
-from podium.runtime.submission import check_providers
+from podium.runtime.submission import check_agent_steps
 from podium.spec.load import load_workflow
 
 FULL = """
@@ -271,12 +272,12 @@ def test_submission_refuses_unknown_providers_and_missing_keys_of_used_providers
     step = {"id": "s", "kind": "agent", "agent": "a", "prompt": "hi"}
     workflow = load_workflow({"name": "w", "steps": [step]})
     with pytest.raises(UsageError, match=r"agent 'a' in step 's' uses provider 'local'.*LOCAL_KEY"):
-        check_providers(workflow, services)  # the azure key is never asked for
+        check_agent_steps(workflow, services)  # the azure key is never asked for
     monkeypatch.setenv("LOCAL_KEY", "k")
-    check_providers(workflow, services)
+    check_agent_steps(workflow, services)
     other = {**step, "model": "ghost:m"}
     with pytest.raises(UsageError, match=r"step 's'.*unknown model provider 'ghost'"):
-        check_providers(load_workflow({"name": "w", "steps": [other]}), services)
+        check_agent_steps(load_workflow({"name": "w", "steps": [other]}), services)
     assert services.model_string(AgentSpec(name="b", model="m", provider="work")) == "work:m"
 
 
@@ -338,3 +339,38 @@ def test_the_readme_example_loads(tmp_path: Path) -> None:
     assert sorted(config.providers) == ["local", "work"]
     assert sorted(config.mcp_servers) == ["fs", "search"]
     assert config.providers["local"].options.timeout == 60.0
+
+
+def test_a_step_tool_choice_must_name_one_of_its_agents_tools(tmp_path: Path) -> None:
+    services = _services(tmp_path, ProjectConfig(root=tmp_path, agents=Path("team")), ADDER)
+    step = {"id": "s", "kind": "agent", "agent": "a", "prompt": "hi", "model": "openai:m"}
+    good = {**step, "options": {"tool_choice": "fs__add"}}
+    check_agent_steps(load_workflow({"name": "w", "steps": [good]}), services)
+    bad = {**step, "options": {"tool_choice": "write_file"}}
+    with pytest.raises(SpecError) as caught:
+        check_agent_steps(load_workflow({"name": "w", "steps": [bad]}), services)
+    assert [p.path for p in caught.value.problems] == ["steps[0].options.tool_choice"]
+
+
+ADDER = "---\nname: a\ntools: ['mcp:fs']\n---\nAdd.\n"
+FAILING = {"name": "w", "steps": [{"id": "gate", "kind": "shell", "run": "test -f ok"}]}
+
+
+async def test_an_engine_taking_a_run_over_re_reads_its_recorded_configuration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    file = write(tmp_path / "podium.toml", '[mcpServers.fs]\ncommand = "x"\n')
+    async with await Engine.open(tmp_path / "p.db", config=load_config(path=file)) as first:
+        state = await first.wait(await first.submit(FAILING, run_id="r"))
+    assert state.status == "failed"
+    write(file, '[mcpServers.fs]\ncommand = "y"\n')
+    (tmp_path / "ok").write_text("")
+    async with await Engine.open(tmp_path / "p.db") as second:
+        assert await second.retry("r", "gate")
+        assert (await second.wait("r")).status == "succeeded"
+        assert second.services.config.path == file
+        assert second.services.config.mcp_servers["fs"].command == "y"
+        assert second.config_notes == [
+            f"configuration {file} changed since the run started; using the current file"
+        ]

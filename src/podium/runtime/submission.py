@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from podium.agents import AgentSpec, check_tool_choice
 from podium.clock import Clock
 from podium.core import events as ev
 from podium.core import plans
@@ -37,7 +38,7 @@ def new_run(
     """The validated workflow and the `run.created` event that records it (and its inputs)."""
     wf = load_workflow(workflow, agents=_LazyAgentNames(services))
     values = coerce_inputs(wf, dict(inputs or {}))
-    check_providers(wf, services)
+    check_agent_steps(wf, services)
     rid = RunId(check_run_id(run_id)) if run_id is not None else new_run_id()
     created = ev.RunCreated(
         at=clock.now(),
@@ -52,17 +53,19 @@ def new_run(
     return created, wf
 
 
-def check_providers(wf: Workflow, services: AgentServices) -> None:
+def check_agent_steps(wf: Workflow, services: AgentServices) -> None:
     """UsageError before anything is recorded if the default model or an agent step's model
     names a provider that is neither built in nor configured, or a configured provider whose
-    key variable is not set (providers nobody uses are not checked)."""
+    key variable is not set (providers nobody uses are not checked); SpecError if a step's
+    `tool_choice` names a tool its agent lacks."""
     providers = services.config.providers
     if services.default_model:
         _known(services.default_model, providers, "the default model")
-    for step in wf.steps:
+    for index, step in enumerate(wf.steps):
         if not isinstance(step, AgentStep):
             continue
         agent = services.agent(step.agent)
+        _check_tool_choice(step, agent, index)
         chosen = services.model_string(
             agent, step.model, step.options.provider if step.options else None
         )
@@ -71,6 +74,15 @@ def check_providers(wf: Workflow, services: AgentServices) -> None:
         name = _known(chosen, providers, f"step {step.id!r} (agent {agent.name!r})")
         if name in providers:
             providers[name].api_key(name, agent=agent.name, step=step.id)
+
+
+def _check_tool_choice(step: AgentStep, agent: AgentSpec, index: int) -> None:
+    """A step's `options.tool_choice` must name one of its agent's tools (as the agent's own)."""
+    try:
+        check_tool_choice(step.options.tool_choice if step.options else None, agent.tools)
+    except ValueError as exc:
+        where = f"steps[{index}].options.tool_choice"
+        raise SpecError([Problem(where, f"{exc} (agent {agent.name!r})")]) from None
 
 
 def _known(model: str, providers: Mapping[str, Any], who: str) -> str:

@@ -30,7 +30,13 @@ _NOT_STRICT = frozenset(
     | {"$ref", "$defs", "definitions"}  # references would need resolving: non-strict is safer
 )
 _REJECTION_WORDS = ("response_format", "json_schema", "json schema", "structured output")
-_INVALID_WORDS = ("invalid schema", "schema is invalid", "invalid json schema", "invalid_schema")
+_INVALID_WORDS = (
+    "invalid schema",
+    "schema is invalid",
+    "invalid json schema",
+    "invalid_schema",
+    "schema conversion failed",  # llama.cpp, when its grammar cannot express the schema
+)
 
 
 def object_schema(schema: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:

@@ -154,9 +154,10 @@ class OpenAIModel:
             raise self._failure(
                 request, bad.what, retryable=bad.retryable, error_type=bad.error_type
             ) from None
+        response = _shaped(response, mode, shape)
         if on_delta is not None and not options.stream and response.text:
-            on_delta(response.text)
-        return _shaped(response, mode, shape)
+            on_delta(response.text)  # a live view still shows the text, all at once
+        return response
 
     async def aclose(self) -> None:
         """Close the HTTP client of the current event loop, if one was opened."""
@@ -216,10 +217,9 @@ class OpenAIModel:
         """Auto mode, and the server refused this structured-output mode: try the next one."""
         if self._setting != "auto" or mode not in FALLBACKS:
             return False
-        status = exc.status_code if isinstance(exc, openai.APIStatusError) else None
-        return isinstance(exc, openai.APIStatusError) and rejects_response_format(
-            status, _server_message(exc)
-        )
+        if not isinstance(exc, openai.APIStatusError):
+            return False
+        return rejects_response_format(exc.status_code, _server_message(exc))
 
     def _error(
         self,

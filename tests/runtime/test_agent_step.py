@@ -287,3 +287,25 @@ async def test_a_built_workflow_is_checked_against_the_catalog_too(
         await engine.submit(built)
     assert "steps[0].agent" in str(info.value)
     assert await engine.store.list_runs() == []
+
+
+async def test_agent_and_step_options_reach_the_model(
+    engine: Engine, model: list[Any], workspace: Path
+) -> None:
+    agent = AGENT.format(model="function:agent-test").replace(
+        "tools: [read_file]", "tools: [read_file]\ntemperature: 0.2\nseed: 7\nstop: END"
+    )
+    (workspace / "agents" / "researcher.md").write_text(agent)
+    seen: list[ModelRequest] = []
+
+    def answer(request: ModelRequest) -> str:
+        seen.append(request)
+        return "ok"
+
+    model.append(answer)
+    options = {"temperature": 0.9, "max_tokens": 50, "timeout": "30s", "stream": False}
+    state = await engine.run({"name": "w", "steps": [agent_step(options=options)]})
+    assert state.status == "succeeded", state.completed_error
+    sent = seen[0].options
+    assert (sent.temperature, sent.seed, sent.max_tokens) == (0.9, 7, 50)  # the step wins
+    assert (sent.stop, sent.timeout_seconds, sent.stream) == (("END",), 30.0, False)

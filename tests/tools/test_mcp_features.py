@@ -67,7 +67,10 @@ async def test_annotations_are_kept() -> None:
         assert annotations_of(shout) == ToolAnnotations(destructive=True)
         assert annotations_of(fail) == ToolAnnotations()
         assert annotations_of(toolset.tools["read_resource"]).read_only
-    assert annotations_of(builtin_tools()["read_file"]) == ToolAnnotations()
+    builtins = builtin_tools()
+    assert annotations_of(builtins["read_file"]).read_only  # safe to run again after a crash
+    assert annotations_of(builtins["http_get"]).read_only
+    assert not annotations_of(builtins["write_file"]).read_only
 
 
 async def test_images_are_kept_as_images(tmp_path: Path) -> None:

@@ -17,9 +17,11 @@ from podium import telemetry
 from podium.agents import AgentSpec
 from podium.core.breaker import Transition
 from podium.errors import ModelError, PodiumError, StepExecutionError
-from podium.llm.base import Message, Model, ModelOptions, ModelRequest, ModelResponse, ToolCall
+from podium.llm.base import Message, Model, ModelOptions, ModelRequest, ModelResponse
 from podium.spec.model import AgentStep, StepBase
 from podium.steps._context import context_block
+from podium.steps._tooluse import ToolUse
+from podium.steps._transcript import Transcript, reply_data
 from podium.steps.base import (
     DETACHED,
     AgentServices,
@@ -29,9 +31,7 @@ from podium.steps.base import (
     StepServices,
 )
 from podium.steps.output import shape_output
-from podium.tools.base import Tool, ToolContext, ToolError
-
-TOOL_RESULT_CHARS = 20_000
+from podium.tools.base import Tool
 
 
 class AgentExecutor:
@@ -127,6 +127,9 @@ class _Conversation:
         self.schema = _schema(step, agent)
         self.messages: list[Message] = _opening(step, ctx, agent, self.schema)
         self.turns = 0
+        self.options = model_options(agent, step, tools)
+        self.transcript = Transcript(ctx.history)
+        self.tool_use = ToolUse(tools, ctx, services, self.transcript)
 
     async def run(self) -> StepResult:
         response = await self._tool_turns()
@@ -158,8 +161,7 @@ class _Conversation:
             if not response.message.tool_calls:
                 return response
             self.messages.append(response.message)
-            for call in response.message.tool_calls:
-                self.messages.append(await self._use_tool(call))
+            self.messages += await self.tool_use.answer(response.message.tool_calls, self.turns)
         raise StepExecutionError(
             f"agent {self.agent.name} used all {self.step.max_turns} turns calling tools without "
             "an answer; raise max_turns or narrow the task",
@@ -182,13 +184,15 @@ class _Conversation:
     async def _call(
         self, specs: tuple[Any, ...], schema: Mapping[str, Any] | None
     ) -> ModelResponse:
+        recorded = self.transcript.next_reply()
+        if recorded is not None:  # answered before the crash: replayed, not asked again
+            self.turns += 1
+            return ModelResponse(recorded, model=self.model.name, finish_reason="recorded")
         request = ModelRequest(
             messages=tuple(self.messages),
             tools=specs,
             output_schema=schema,
-            options=ModelOptions(
-                temperature=self.agent.temperature, max_tokens=self.agent.max_tokens
-            ),
+            options=self.options,
             agent=self.agent.name,
             step_id=self.ctx.step_id,
         )
@@ -230,11 +234,12 @@ class _Conversation:
             seconds = time.monotonic() - started
             cost = self.agents.cost_usd(self.model, response)
             call.record(response.usage, response.finish_reason, response.model or None, cost)
-        self._report(response, cost, seconds)
+        await self._record(response, cost, seconds)
         return response
 
-    def _report(self, response: ModelResponse, cost: float, seconds: float) -> None:
-        self.services.report(
+    async def _record(self, response: ModelResponse, cost: float, seconds: float) -> None:
+        """The reply is committed before anything it asks for happens (its tool calls)."""
+        await self.services.checkpoint(
             "model.called",
             {
                 "model": self.model.name,
@@ -244,38 +249,35 @@ class _Conversation:
                 "cost_usd": cost,
                 "latency_seconds": round(seconds, 6),
                 "finish_reason": response.finish_reason,
+                "turn": self.turns + 1,
+                "reply": reply_data(response.message),
             },
         )
 
-    def _tool_context(self) -> ToolContext:
-        return ToolContext(
-            workspace=self.ctx.workspace,
-            run_id=self.ctx.run_id,
-            step_id=self.ctx.step_id,
-            output_limit_bytes=self.ctx.output_limit_bytes,
-        )
 
-    async def _use_tool(self, call: ToolCall) -> Message:
-        tool = self.tools.get(call.name)
-        started = time.monotonic()
-        error: str | None = None
-        if tool is None:
-            error = f"no tool named {call.name!r}; available: {', '.join(self.tools) or 'none'}"
-        else:
-            try:
-                text = await tool.call(call.arguments, self._tool_context())
-            except ToolError as exc:
-                error = str(exc)
-            except Exception as exc:  # a tool bug becomes a message the model can react to
-                error = f"the tool failed: {type(exc).__name__}: {exc}"
-        if error is not None:
-            text = f"error: {error}"
-        seconds = round(time.monotonic() - started, 6)
-        record = {"tool": call.name, "ok": error is None, "latency_seconds": seconds}
-        self.services.report("tool.called", record | ({"error": error} if error else {}))
-        if len(text) > TOOL_RESULT_CHARS:
-            text = text[:TOOL_RESULT_CHARS] + f"\n[cut: {len(text) - TOOL_RESULT_CHARS:,} more]"
-        return Message("tool", text, tool_call_id=call.id, name=call.name)
+def model_options(agent: AgentSpec, step: AgentStep, tools: Mapping[str, Tool]) -> ModelOptions:
+    """The agent's call options with the step's `options:` over them, as a model request takes
+    them; a forced tool (`tool_choice: mcp:fs/read`) is named as the model sees it."""
+    chosen = agent.options if step.options is None else agent.options.merged(step.options)
+    return ModelOptions(
+        temperature=chosen.temperature,
+        max_tokens=chosen.max_tokens,
+        reasoning_effort=chosen.reasoning_effort,
+        seed=chosen.seed,
+        top_p=chosen.top_p,
+        stop=tuple(chosen.stop) if chosen.stop else None,
+        tool_choice=_exposed(chosen.tool_choice, tools),
+        parallel_tool_calls=chosen.parallel_tool_calls,
+        timeout_seconds=chosen.timeout,
+        stream=chosen.stream is not False,
+    )
+
+
+def _exposed(choice: str | None, tools: Mapping[str, Tool]) -> str | None:
+    if choice is None or choice in ("auto", "none", "required") or choice in tools:
+        return choice
+    server, _, tool = choice.removeprefix("mcp:").partition("/")
+    return f"{server}__{tool}" if f"{server}__{tool}" in tools else choice
 
 
 def _schema(step: AgentStep, agent: AgentSpec) -> Mapping[str, Any] | None:

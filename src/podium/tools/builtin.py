@@ -18,7 +18,7 @@ from podium.errors import StepExecutionError
 from podium.llm.base import ToolSpec
 from podium.spec.model import FileStep, HttpStep, StepBase
 from podium.steps.base import Executor, StepContext
-from podium.tools.base import Tool, ToolContext, ToolError
+from podium.tools.base import Tool, ToolAnnotations, ToolContext, ToolError
 
 HTTP_GET_TIMEOUT_SECONDS = 30.0
 _STEP_ID = "tool"
@@ -63,6 +63,8 @@ class _StepTool:
 class ReadFileTool(_StepTool):
     """Reads a UTF-8 text file in the run's workspace (capped at the output limit)."""
 
+    annotations = ToolAnnotations(read_only=True, idempotent=True, destructive=False)
+
     spec = ToolSpec(
         "read_file",
         "Read a UTF-8 text file from the workspace. Long files are cut at the output limit.",
@@ -77,6 +79,8 @@ class ReadFileTool(_StepTool):
 
 class WriteFileTool(_StepTool):
     """Writes (replaces) a text file in the run's workspace, atomically."""
+
+    annotations = ToolAnnotations(read_only=False, idempotent=True, destructive=True)
 
     spec = ToolSpec(
         "write_file",
@@ -95,6 +99,8 @@ class WriteFileTool(_StepTool):
 
 class HttpGetTool(_StepTool):
     """Fetches a URL with GET (the http step's URL checks apply) and returns the body as text."""
+
+    annotations = ToolAnnotations(read_only=True, idempotent=True, destructive=False)
 
     spec = ToolSpec(
         "http_get",

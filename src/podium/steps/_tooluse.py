@@ -1,0 +1,110 @@
+"""An agent's tool calls: several of one model turn run at once (bounded); each is recorded
+before it is made and after it returns, so after a crash a finished call is never made again and
+a call that was in flight is made again only when that is harmless."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+
+from podium.errors import StepExecutionError
+from podium.llm.base import Message, ToolCall
+from podium.steps._transcript import Transcript, call_key
+from podium.steps.base import StepContext, StepServices
+from podium.tools.base import (
+    Tool,
+    ToolContext,
+    ToolError,
+    ToolUnavailableError,
+    annotations_of,
+)
+
+TOOL_RESULT_CHARS = 20_000
+TOOL_CONCURRENCY = 4
+
+
+class ToolUse:
+    """The tools of one attempt, the record it resumes from, and where it reports."""
+
+    def __init__(
+        self,
+        tools: Mapping[str, Tool],
+        ctx: StepContext,
+        services: StepServices,
+        transcript: Transcript,
+    ) -> None:
+        self.tools, self.ctx, self.services, self.transcript = tools, ctx, services, transcript
+        self._limit = asyncio.Semaphore(TOOL_CONCURRENCY)
+
+    async def answer(self, calls: Sequence[ToolCall], turn: int) -> list[Message]:
+        """The tool messages answering one model turn's calls, in the order of the calls."""
+        return list(
+            await asyncio.gather(*(self._bounded(call, turn, i) for i, call in enumerate(calls)))
+        )
+
+    async def _bounded(self, call: ToolCall, turn: int, index: int) -> Message:
+        async with self._limit:
+            text = await self._result(call, call_key(turn, index))
+        return Message("tool", text, tool_call_id=call.id, name=call.name)
+
+    async def _result(self, call: ToolCall, key: str) -> str:
+        recorded = self.transcript.result(key)
+        if recorded is not None:
+            return recorded  # it ran before the crash: never again
+        if self.transcript.started_unsafely(key):
+            raise StepExecutionError(
+                f"tool call {call.name} of step {self.ctx.step_id} was in flight when its driver "
+                "stopped and may have had its effect; retry or skip the step",
+                retryable=False,
+                error_type="interrupted",
+            )
+        tool = self.tools.get(call.name)
+        started = {"call_id": key, "tool": call.name, "arguments": call.arguments}
+        await self.services.checkpoint("tool.started", started | {"safe": is_safe(tool)})
+        clock = time.monotonic()
+        text, error = await self._call(tool, call)
+        seconds = round(time.monotonic() - clock, 6)
+        record = {"tool": call.name, "ok": error is None, "latency_seconds": seconds}
+        record |= {"call_id": key, "result": text} | ({"error": error} if error else {})
+        await self.services.checkpoint("tool.called", record)
+        return text
+
+    async def _call(self, tool: Tool | None, call: ToolCall) -> tuple[str, str | None]:
+        """The text for the model, and the error when the call failed."""
+        error: str | None = None
+        if tool is None:
+            error = f"no tool named {call.name!r}; available: {', '.join(self.tools) or 'none'}"
+        else:
+            try:
+                text = await tool.call(call.arguments, self._tool_context())
+            except ToolUnavailableError as exc:  # a later attempt may find the server back
+                raise StepExecutionError(
+                    f"tool {call.name}: {exc}", retryable=True, error_type="tool_unavailable"
+                ) from exc
+            except ToolError as exc:
+                error = str(exc)
+            except Exception as exc:  # a tool bug becomes a message the model can react to
+                error = f"the tool failed: {type(exc).__name__}: {exc}"
+        if error is not None:
+            text = f"error: {error}"
+        if len(text) > TOOL_RESULT_CHARS:
+            text = text[:TOOL_RESULT_CHARS] + f"\n[cut: {len(text) - TOOL_RESULT_CHARS:,} more]"
+        return text, error
+
+    def _tool_context(self) -> ToolContext:
+        return ToolContext(
+            workspace=self.ctx.workspace,
+            run_id=self.ctx.run_id,
+            step_id=self.ctx.step_id,
+            output_limit_bytes=self.ctx.output_limit_bytes,
+        )
+
+
+def is_safe(tool: Tool | None) -> bool:
+    """May this tool be called again after a crash mid-call? Read-only or idempotent tools may
+    (an MCP server says so in the tool's annotations); the rest may not."""
+    if tool is None:
+        return True  # nothing runs: the call only yields an error message
+    hints = annotations_of(tool)
+    return bool(hints.read_only or hints.idempotent)

@@ -21,6 +21,7 @@ from podium.runtime.engine import Engine
 from podium.runtime.services import AgentServices
 from podium.runtime.submission import check_agent_steps
 from podium.spec.load import load_workflow
+from podium.store.memory import MemoryEventStore
 
 FULL = """
 model = "local:smollm2"
@@ -374,3 +375,12 @@ async def test_an_engine_taking_a_run_over_re_reads_its_recorded_configuration(
         assert second.config_notes == [
             f"configuration {file} changed since the run started; using the current file"
         ]
+
+
+def test_an_explicit_agents_dir_wins_over_the_configured_agents_folder(tmp_path: Path) -> None:
+    config = load_config(path=write(tmp_path / "podium.toml", 'agents = "team"\n'))
+    write(tmp_path / "team" / "a.md", "---\nname: from-config\n---\nA.\n")
+    write(tmp_path / "mine" / "agents" / "b.md", "---\nname: given\n---\nB.\n")
+    engine = Engine(MemoryEventStore(), config=config, agents_dir=tmp_path / "mine")
+    assert engine.services.catalog.names() == ["given"]
+    assert Engine(MemoryEventStore(), config=config).services.catalog.names() == ["from-config"]

@@ -111,6 +111,7 @@ class Engine:
             breaker=breaker,
             clock=self._clock,
             config=config,
+            agents_given=agents_dir is not None,
         )
         self.backend = backend or InProcessBackend(executors or Executors(), self.services)
         worker = mode == "worker"

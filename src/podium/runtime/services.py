@@ -51,11 +51,14 @@ class AgentServices:
         breaker: BreakerPolicy | Mapping[str, Any] | None = None,
         clock: Clock | None = None,
         config: ProjectConfig | None = None,
+        agents_given: bool = False,
     ) -> None:
         """`breaker` is the policy of every circuit breaker (default `BreakerPolicy()`); the
         breakers live as long as this object, keyed by agent name and by model string.
         `config` gives the named providers, MCP servers, agents folder and default model; the
-        explicit arguments win over it."""
+        explicit arguments win over it (`agents_given`: `project_dir` was given, so its
+        `agents/` wins over the configuration's agents folder)."""
+        self._agents_given = agents_given
         self._project_dir = project_dir
         self._user_dir = user_dir
         self._given_model = default_model
@@ -115,7 +118,7 @@ class AgentServices:
     def catalog(self) -> AgentCatalog:
         """The catalog, loaded on first use (a SpecError lists every problem in every file)."""
         if self._catalog is None:
-            folder = self.config.agents_dir
+            folder = self.config.agents_dir if not self._agents_given else None
             self._catalog = AgentCatalog.load(self._project_dir, self._user_dir, folder=folder)
         return self._catalog
 

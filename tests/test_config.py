@@ -196,12 +196,20 @@ def test_every_bad_input_is_a_problem_at_its_key_path(
 
 
 def test_problems_in_pyproject_and_mcp_json_name_their_file(tmp_path: Path) -> None:
-    pyproject = write(tmp_path / "pyproject.toml", "[tool.podium]\nmodle = 'openai:x'\n")
+    pyproject = write(
+        tmp_path / "pyproject.toml",
+        "[tool.podium]\nmodle = 'openai:x'\nroot = '/'\n[tool.podium.mcpServers.fs]\ncwd = '.'\n",
+    )
     mcp = write(tmp_path / ".mcp.json", json.dumps({"mcpServers": {"gh": {"httpUrl": "x"}}}))
     with pytest.raises(SpecError) as caught:
         load_config(tmp_path)
     paths = {p.path for p in caught.value.problems}
-    assert paths == {f"{pyproject}: tool.podium.modle", f"{mcp}: mcpServers.gh.httpUrl"}
+    assert paths == {
+        f"{pyproject}: tool.podium.modle",
+        f"{pyproject}: tool.podium.root",
+        f"{pyproject}: tool.podium.mcpServers.fs.cwd",
+        f"{mcp}: mcpServers.gh.httpUrl",
+    }
     write(tmp_path / ".mcp.json", '{"servers": {}}')
     with pytest.raises(SpecError, match="only the `mcpServers` object"):
         load_config(tmp_path)

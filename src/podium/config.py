@@ -212,21 +212,26 @@ def find_config(start: Path) -> Path | None:
 
 
 def _load(file: Path) -> ProjectConfig:
-    root = file.parent
+    root, label = file.parent, _label(file)
     if file.name == MCP_FILE:
         data: dict[str, Any] = {"mcpServers": _read_mcp_json(file)}
     else:
         data = _read_toml(file) if file.name != PYPROJECT_FILE else _podium_table(file) or {}
-    servers, problems = _servers(data.pop("mcpServers", None), file, "mcpServers")
+    key = ".".join(filter(None, [label, "mcpServers"]))
+    servers, problems = _servers(data.pop("mcpServers", None), file, key)
     if file.name != MCP_FILE and (root / MCP_FILE).is_file():
         found, more = _servers(_read_mcp_json(root / MCP_FILE), root / MCP_FILE, "mcpServers")
         servers = {**found, **servers}  # the project file wins on a clash
         problems += more
+    known = ", ".join(_KEYS["top"])
+    for name in sorted({"path", "root"} & data.keys()):  # set by the loader, not by the file
+        where = ".".join(filter(None, [label, name]))
+        problems.append(Problem(f"{file}: {where}", f"unknown key {name!r}; known keys: {known}"))
     try:
         config = ProjectConfig.model_validate({**data, "path": file, "root": root})
-        _check_names(config, file, _label(file))
+        _check_names(config, file, label)
     except ValidationError as exc:
-        problems = problems_of(exc, file, _label(file)) + problems
+        problems = problems_of(exc, file, label) + problems
         config = None
     if problems or config is None:
         raise SpecError(problems, source=str(file), subject="project configuration")

@@ -249,3 +249,27 @@ def test_missing_file_and_bad_syntax(tmp_path: Path) -> None:
         ScriptedModel.from_path(write(tmp_path, "agents: [unclosed", "bad.yaml"))
     with pytest.raises(UsageError, match=r"bad\.json is not valid JSON"):
         ScriptedModel.from_path(write(tmp_path, "{'agents': 1}", "bad.json"))
+
+
+async def test_steps_get_their_own_turns_whatever_agent_runs_them(tmp_path: Path) -> None:
+    script = """
+    steps:
+      a: ["a one", "a two"]
+      b: ["b one"]
+    agents:
+      "*": ["by agent"]
+    """
+    model = ScriptedModel.from_path(write(tmp_path, script))
+
+    async def reply(step: str) -> str:
+        request = ModelRequest(messages=(Message("user", "hi"),), agent="same", step_id=step)
+        return (await model.complete(request)).text
+
+    assert [await reply("b"), await reply("a"), await reply("a")] == ["b one", "a one", "a two"]
+    assert await reply("c") == "by agent"  # a step the script does not list: its agent's turns
+
+
+async def test_a_script_of_steps_alone_is_valid(tmp_path: Path) -> None:
+    model = ScriptedModel.from_path(write(tmp_path, "steps:\n  s: [only]\n"))
+    request = ModelRequest(messages=(Message("user", "hi"),), step_id="s")
+    assert (await model.complete(request)).text == "only"

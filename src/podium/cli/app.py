@@ -1,8 +1,8 @@
 """The `podium` command line: the Typer app and its commands, in the order `--help` lists them.
 
-Each command lives in a module of its own kind (running, reading, control, planning, prune) and
-is a plain function; this module only registers them. Nothing imports this module back, so
-`python -m podium.cli.app` and the `podium` script build the same app. Exit codes: see
+Each command lives in a module of its own kind (running, reading, control, planning, prune,
+script) and is a plain function; this module only registers them. Nothing imports this module
+back, so `python -m podium.cli.app` and the `podium` script build the same app. Exit codes: see
 `podium.cli._session`.
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import typer
 
-from podium.cli import control, planning, prune, reading, running
+from podium.cli import control, planning, prune, reading, running, script
 from podium.cli._session import ConfigOption, DbOption
 
 COMMANDS: tuple[Callable[..., None], ...] = (
@@ -29,6 +29,7 @@ COMMANDS: tuple[Callable[..., None], ...] = (
     planning.approve,
     planning.reject,
     prune.prune,
+    script.script,
 )
 
 app = typer.Typer(

@@ -35,6 +35,7 @@ from podium.steps.base import Route, StepContext
 from podium.tools.base import McpServerConfig, Tool, ToolRegistry
 
 DEFAULT_MODEL_ENV = "PODIUM_MODEL"
+SCRIPTED = "scripted:"
 
 
 class AgentServices:
@@ -143,7 +144,10 @@ class AgentServices:
     ) -> str | None:
         """The model string for `agent`: a step's `model` over the agent's, else the default
         model; a `provider` option (the step's, else the agent's for the agent's model) names
-        the configured provider, its model string then names only the model."""
+        the configured provider, its model string then names only the model. A `scripted:`
+        default model stands in for every agent's (a replay: `--model scripted:FILE`)."""
+        if self._default_model is not None and self._default_model.startswith(SCRIPTED):
+            return self._default_model
         if model is not None:
             return f"{provider}:{model}" if provider else model
         if agent.model is None:

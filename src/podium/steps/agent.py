@@ -44,9 +44,11 @@ class AgentExecutor:
             raise TypeError(f"AgentExecutor cannot run a {type(step).__name__}")
         agents = agent_services(services)
         try:
-            agent, route = _admitted(services, agents, agents.agent(step.agent), step.model)
+            provider = step.options.provider if step.options is not None else None
+            chosen = agents.agent(step.agent)
+            agent, route = _admitted(services, agents, chosen, step.model, provider=provider)
             try:
-                model = agents.model(route.model)
+                model = agents.model(route.model, agent=agent.name, step=ctx.step_id)
                 async with agents.toolbox(agent.tools, ctx) as tools:
                     talk = _Conversation(step, ctx, services, agent, route, model, tools)
                     return await talk.run()
@@ -84,10 +86,11 @@ def _admitted(
     model: str | None,
     *,
     fallbacks: bool = True,
+    provider: str | None = None,
 ) -> tuple[AgentSpec, Route]:
     """Route a call, record what the routing changed, and fail retryably if nothing admits it
     (the step's retry policy waits, and a later attempt finds the breaker half-open)."""
-    route = agents.route(agent, model, fallbacks=fallbacks)
+    route = agents.route(agent, model, fallbacks=fallbacks, provider=provider)
     _report_transitions(services, route.transitions)
     if route.agent is None:
         raise StepExecutionError(

@@ -58,12 +58,22 @@ class AgentServices(Protocol):
 
     def agent(self, name: str) -> AgentSpec: ...
 
-    def model(self, spec: str | None) -> Model: ...
+    def model(
+        self, spec: str | None, *, agent: str | None = None, step: str | None = None
+    ) -> Model:
+        """The model `spec` names (else the default); `agent` and `step` name the caller in
+        errors (a provider's missing key)."""
+        ...
 
     def cost_usd(self, model: Model, response: ModelResponse) -> float: ...
 
     def route(
-        self, agent: AgentSpec, model: str | None = None, *, fallbacks: bool = True
+        self,
+        agent: AgentSpec,
+        model: str | None = None,
+        *,
+        fallbacks: bool = True,
+        provider: str | None = None,
     ) -> Route: ...
 
     def settle(self, route: Route, ok: bool | None) -> tuple[Transition, ...]: ...

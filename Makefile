@@ -18,7 +18,7 @@ stamp = $(VENV)/.installed-$(1)-$(shell cksum requirements/$(1).txt 2>/dev/null 
 RUNTIME := $(call stamp,runtime)
 DEV := $(call stamp,dev)
 
-.PHONY: demo test test-fast lint typecheck bench lock clean
+.PHONY: demo test test-fast test-real lint typecheck bench lock clean
 
 $(BIN)/python:
 	@echo "Creating $(VENV) with $(PYTHON)"
@@ -52,7 +52,14 @@ test: lint typecheck
 	$(BIN)/pytest -q
 
 test-fast: $(DEV)
-	$(BIN)/pytest -q -m "not slow"
+	$(BIN)/pytest -q -m "not slow and not real"
+
+# The tier against third-party servers: the official MCP reference servers from npm (Node and
+# npm from the machine; the versions are pinned by tests/tools/npm/package-lock.json).
+test-real: $(DEV)
+	@echo "Installing the npm servers the real tier drives (npm ci in tests/tools/npm)"
+	@cd tests/tools/npm && npm ci --no-audit --no-fund --loglevel=error
+	$(BIN)/pytest -q -m real
 
 bench: $(DEV)
 	for w in ../shared/bench/*.json; do $(BIN)/python -m benchmarks.dag --workload $$w --repeat 3 || exit 1; done

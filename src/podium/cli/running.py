@@ -22,8 +22,11 @@ from podium.cli._session import (
     session,
 )
 from podium.config import load_config
+from podium.runtime.engine import Engine
+from podium.runtime.submission import AgentChecks
 from podium.spec.load import load_workflow
 from podium.spec.validate import coerce_inputs, parse_input_pairs
+from podium.store.memory import MemoryEventStore
 
 
 def run(
@@ -57,16 +60,24 @@ async def _run(here: Session, file: Path, pairs: list[str], run_id: str | None) 
 
 
 def validate(
-    ctx: typer.Context, file: FileArg, db: DbOption = None, config: ConfigOption = None
+    ctx: typer.Context,
+    file: FileArg,
+    db: DbOption = None,
+    config: ConfigOption = None,
+    agents: AgentsOption = None,
 ) -> None:
-    """Check a workflow file (and the project configuration) and list every problem found."""
-    here = session(ctx, db, config=config)
+    """Check a workflow file, the agents it names and their tools (MCP servers included, without
+    starting them), and the project configuration; list every problem found."""
+    here = session(ctx, db, config=config, agents=agents)
     execute(here, _validate(here, file))
 
 
 async def _validate(here: Session, file: Path) -> int:
-    load_config(path=here.config)
-    workflow = load_workflow(file)
+    config = load_config(path=here.config)
+    async with Engine(
+        MemoryEventStore(), mode="control", agents_dir=here.agents, config=config
+    ) as engine:  # the agent catalog and MCP servers the run would use; no store is touched
+        workflow = load_workflow(file, agents=AgentChecks(engine.services))
     count = len(workflow.steps)
     here.note(f"ok: {workflow.name} ({count} step{'s' if count != 1 else ''})")
     return 0

@@ -232,6 +232,11 @@ class AgentServices:
         tools = await self._registry().resolve(names)
         yield {tool.spec.name: tool for tool in tools}
 
+    def tool_problems(self, names: Sequence[str]) -> list[str]:
+        """What is wrong with tool names an agent lists (unknown built-ins, MCP servers that are
+        not configured), told without starting any server."""
+        return self._registry().check(list(names))
+
     def _registry(self) -> ToolRegistry:
         if self._tools is None:
             self._tools = ToolRegistry(self._servers)

@@ -36,7 +36,7 @@ def new_run(
     clock: Clock,
 ) -> tuple[ev.RunCreated, Workflow]:
     """The validated workflow and the `run.created` event that records it (and its inputs)."""
-    wf = load_workflow(workflow, agents=_LazyAgentNames(services))
+    wf = load_workflow(workflow, agents=AgentChecks(services))
     values = coerce_inputs(wf, dict(inputs or {}))
     check_agent_steps(wf, services)
     rid = RunId(check_run_id(run_id)) if run_id is not None else new_run_id()
@@ -113,8 +113,10 @@ def check_edited_plan(
         raise SpecError(problems, source="edited plan", subject="plan")
 
 
-class _LazyAgentNames:
-    """Checks agent names against the catalog, loading it only when a workflow has agent steps."""
+class AgentChecks:
+    """Checks a workflow's agent names against the catalog, and the tools those agents list
+    against the built-ins and the configured MCP servers (without starting any); the catalog is
+    loaded only when a workflow has agent steps."""
 
     def __init__(self, services: AgentServices) -> None:
         self._services = services
@@ -123,4 +125,11 @@ class _LazyAgentNames:
         references = list(names_with_paths)
         if not references:
             return []
-        return self._services.catalog.check(references)
+        problems = self._services.catalog.check(references)
+        if problems:
+            return problems
+        for name, path in references:
+            agent = self._services.agent(name)
+            for message in self._services.tool_problems(agent.tools):
+                problems.append(Problem(path, f"agent {agent.name} ({agent.source}): {message}"))
+        return problems

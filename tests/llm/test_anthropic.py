@@ -207,6 +207,27 @@ async def test_tool_calls_and_results_map_to_content_blocks(
     ]
 
 
+async def test_tool_images_go_inside_the_tool_result(
+    model: AnthropicModel, server: AnthropicServer
+) -> None:
+    from podium.llm.base import Image
+
+    assert model.accepts_images
+    calls = (ToolCall("toolu_1", "picture", {}),)
+    conversation = (
+        Message("user", "what is drawn?"),
+        Message("assistant", "", tool_calls=calls),
+        Message("tool", "[an image]", tool_call_id="toolu_1", images=(Image("aGk=", "image/png"),)),
+    )
+    await model.complete(ask(*conversation, tools=(SEARCH,)))
+    result = server.received[0].body["messages"][-1]["content"][0]
+    assert result["type"] == "tool_result"
+    assert result["content"] == [
+        {"type": "text", "text": "[an image]"},
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "aGk="}},
+    ]
+
+
 @pytest.mark.parametrize("stream", [False, True])
 async def test_structured_output_uses_a_forced_respond_tool(
     model: AnthropicModel, server: AnthropicServer, stream: bool

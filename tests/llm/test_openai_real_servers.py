@@ -405,3 +405,35 @@ def test_strict_nulls_are_dropped_from_the_reply() -> None:
     schema = {"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "string"}}}
     schema["required"] = ["a"]
     assert json.loads(unwrap('{"a": "x", "b": null}', False, schema)) == {"a": "x"}
+
+
+# -- images from tools -------------------------------------------------------------------------
+
+
+async def test_tool_images_follow_the_tool_messages_as_one_user_message(
+    server: OpenAIServer, make_model: ModelFactory
+) -> None:
+    from podium.llm.base import Image, ToolCall
+
+    server.script(completion("a red dot"))
+    calls = (ToolCall("c1", "picture", {}), ToolCall("c2", "search", {}))
+    dot = Image("aGk=", "image/png")
+    messages = (
+        Message("user", "What is in the picture?"),
+        Message("assistant", tool_calls=calls),
+        Message("tool", "[an image]", tool_call_id="c1", name="picture", images=(dot,)),
+        Message("tool", "no results", tool_call_id="c2", name="search"),
+    )
+    await make_model("gpt-4o-mini", images=True).complete(ask(*messages))
+    sent = server.last.body["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "tool", "tool", "user"]
+    parts = sent[-1]["content"]
+    assert parts[0] == {"type": "text", "text": "Images returned by tool picture:"}
+    assert parts[1] == {"type": "image_url", "image_url": {"url": "data:image/png;base64,aGk="}}
+
+
+def test_which_models_take_images() -> None:
+    assert OpenAIModel("gpt-4o-mini").accepts_images
+    assert not OpenAIModel("gpt-3.5-turbo").accepts_images
+    assert not OpenAIModel("gpt-4o-mini", base_url="http://127.0.0.1:8080/v1").accepts_images
+    assert OpenAIModel("llava", base_url="http://127.0.0.1:8080/v1", images=True).accepts_images

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from openai.types.chat import (
     ChatCompletionMessageFunctionToolCallParam,
@@ -72,7 +72,7 @@ def request_params(
     mode: Mode | None,
     shape: Shape | None,
 ) -> dict[str, Any]:
-    messages = [_message(m) for m in request.messages]
+    messages = _messages(request.messages)
     tools = [_tool(t.name, t.description, t.parameters) for t in request.tools]
     params: dict[str, Any] = {"model": target.model}
     if mode is not None and shape is not None:
@@ -130,6 +130,35 @@ def _tool_choice(choice: str) -> str | dict[str, Any]:
     if choice in ("auto", "none", "required"):
         return choice
     return {"type": "function", "function": {"name": choice}}
+
+
+def _messages(messages: Sequence[Message]) -> list[ChatCompletionMessageParam]:
+    """The chat messages; images a tool returned follow the run of tool messages they belong to
+    as one user message (a tool message cannot carry images, and nothing may come between the
+    tool messages that answer one assistant turn)."""
+    sent: list[ChatCompletionMessageParam] = []
+    pending: list[Message] = []
+    for message in messages:
+        if message.role != "tool" and pending:
+            sent.append(_images_message(pending))
+            pending = []
+        sent.append(_message(message))
+        if message.role == "tool" and message.images:
+            pending.append(message)
+    if pending:
+        sent.append(_images_message(pending))
+    return sent
+
+
+def _images_message(messages: Sequence[Message]) -> ChatCompletionMessageParam:
+    parts: list[dict[str, Any]] = []
+    for message in messages:
+        parts.append({"type": "text", "text": f"Images returned by tool {message.name}:"})
+        parts += [
+            {"type": "image_url", "image_url": {"url": f"data:{i.mime_type};base64,{i.data}"}}
+            for i in message.images
+        ]
+    return cast(ChatCompletionMessageParam, {"role": "user", "content": parts})
 
 
 def _message(message: Message) -> ChatCompletionMessageParam:

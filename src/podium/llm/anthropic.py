@@ -86,6 +86,7 @@ class AnthropicModel:
     ) -> None:
         self.model = model
         self.name = f"{PROVIDER}:{model}"
+        self.accepts_images = True  # every Claude model with tools takes images in tool results
         self.timeout_seconds = timeout_seconds
         self.max_tokens_default = max_tokens_default
         self._base_url = base_url
@@ -245,8 +246,17 @@ def _turn(role: Literal["user", "assistant"], blocks: list[_Block]) -> MessagePa
 
 def _blocks(message: Message) -> list[_Block]:
     if message.role == "tool":
+        content: Any = message.content
+        if message.images:
+            content = [{"type": "text", "text": message.content}] + [
+                {
+                    "type": "image",
+                    "source": {"type": "base64", "media_type": i.mime_type, "data": i.data},
+                }
+                for i in message.images
+            ]
         result = ToolResultBlockParam(
-            type="tool_result", tool_use_id=message.tool_call_id or "", content=message.content
+            type="tool_result", tool_use_id=message.tool_call_id or "", content=content
         )
         return [result]
     blocks: list[_Block] = []

@@ -25,14 +25,25 @@ class ToolCall:
 
 
 @dataclass(frozen=True, slots=True)
+class Image:
+    """An image a tool returned, for models that take images: base64 `data` and its MIME type."""
+
+    data: str
+    mime_type: str
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
-    """One chat message. Assistant messages may carry tool calls; tool messages answer one call."""
+    """One chat message. Assistant messages may carry tool calls; tool messages answer one call,
+    and may carry the images the tool returned (sent only to models that take images; the text
+    describes them for the others)."""
 
     role: Role
     content: str = ""
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
     name: str | None = None
+    images: tuple[Image, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +151,9 @@ DeltaSink = Callable[[str], None]
 
 
 class Model(Protocol):
-    """One model behind one provider. `name` is the `provider:model` string it was resolved from."""
+    """One model behind one provider. `name` is the `provider:model` string it was resolved from.
+    A model that takes images in tool results has `accepts_images = True` (read with
+    `accepts_images(model)`; a model without the attribute takes none)."""
 
     name: str
 
@@ -151,6 +164,10 @@ class Model(Protocol):
         it with each text fragment as it arrives (live output; the reply is still returned whole).
         Raise `ModelError` on failure, never retry."""
         ...
+
+
+def accepts_images(model: object) -> bool:
+    return bool(getattr(model, "accepts_images", False))
 
 
 def estimate_usage(request: ModelRequest, message: Message) -> Usage:

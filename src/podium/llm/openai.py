@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 from collections.abc import Mapping
 from typing import Any, cast
 from urllib.parse import urlparse
@@ -86,7 +87,11 @@ class OpenAIModel:
         defaults: ModelOptions | None = None,
         azure: AzureSettings | None = None,
         structured_output: str = "auto",
+        images: bool | None = None,
     ) -> None:
+        """`images`: whether the model takes images (tool results' images are sent to it);
+        None guesses from the name for OpenAI's own endpoint (gpt-4o, gpt-4.1, gpt-5, o-series)
+        and says no for any other server."""
         if structured_output not in SETTINGS:
             raise UsageError(
                 f"structured_output {structured_output!r} is not a mode; use one of: "
@@ -94,6 +99,7 @@ class OpenAIModel:
             )
         self.model = model
         self.name = f"{PROVIDER}:{model}"
+        self.accepts_images = images if images is not None else _vision(model, base_url, azure)
         self._base_url = base_url
         self._api_key = api_key
         self._timeout_seconds = timeout_seconds
@@ -341,3 +347,12 @@ def _server_message(exc: openai.APIStatusError) -> str:
     if isinstance(body, str) and body:
         return body[:500]
     return exc.message
+
+
+_VISION = re.compile(r"^(gpt-4o|gpt-4\.1|gpt-5|o[1-9])")
+
+
+def _vision(model: str, base_url: str | None, azure: AzureSettings | None) -> bool:
+    """OpenAI's own vision-capable families; any other server says what it takes by `images`."""
+    proper = azure is None and (base_url is None or "api.openai.com" in base_url)
+    return proper and _VISION.match(model) is not None

@@ -9,15 +9,17 @@ import time
 from collections.abc import Mapping, Sequence
 
 from podium.errors import StepExecutionError
-from podium.llm.base import Message, ToolCall
+from podium.llm.base import Image, Message, ToolCall
 from podium.steps._transcript import Transcript, call_key
 from podium.steps.base import StepContext, StepServices
 from podium.tools.base import (
     Tool,
     ToolContext,
     ToolError,
+    ToolOutput,
     ToolUnavailableError,
     annotations_of,
+    run_tool,
 )
 
 TOOL_RESULT_CHARS = 20_000
@@ -33,8 +35,12 @@ class ToolUse:
         ctx: StepContext,
         services: StepServices,
         transcript: Transcript,
+        *,
+        images: bool = False,
     ) -> None:
+        """`images`: the model takes images, so those a tool returns go to it as images."""
         self.tools, self.ctx, self.services, self.transcript = tools, ctx, services, transcript
+        self._images = images
         self._limit = asyncio.Semaphore(TOOL_CONCURRENCY)
 
     async def answer(self, calls: Sequence[ToolCall], turn: int) -> list[Message]:
@@ -45,13 +51,13 @@ class ToolUse:
 
     async def _bounded(self, call: ToolCall, turn: int, index: int) -> Message:
         async with self._limit:
-            text = await self._result(call, call_key(turn, index))
-        return Message("tool", text, tool_call_id=call.id, name=call.name)
+            text, images = await self._result(call, call_key(turn, index))
+        return Message("tool", text, tool_call_id=call.id, name=call.name, images=images)
 
-    async def _result(self, call: ToolCall, key: str) -> str:
+    async def _result(self, call: ToolCall, key: str) -> tuple[str, tuple[Image, ...]]:
         recorded = self.transcript.result(key)
         if recorded is not None:
-            return recorded  # it ran before the crash: never again
+            return recorded, ()  # it ran before the crash: never again (its text says what)
         if self.transcript.started_unsafely(key):
             raise StepExecutionError(
                 f"tool call {call.name} of step {self.ctx.step_id} was in flight when its driver "
@@ -63,21 +69,23 @@ class ToolUse:
         started = {"call_id": key, "tool": call.name, "arguments": call.arguments}
         await self.services.checkpoint("tool.started", started | {"safe": is_safe(tool)})
         clock = time.monotonic()
-        text, error = await self._call(tool, call)
+        output, error = await self._call(tool, call)
         seconds = round(time.monotonic() - clock, 6)
         record = {"tool": call.name, "ok": error is None, "latency_seconds": seconds}
-        record |= {"call_id": key, "result": text} | ({"error": error} if error else {})
+        record |= {"call_id": key, "result": output.text} | ({"error": error} if error else {})
         await self.services.checkpoint("tool.called", record)
-        return text
+        images = tuple(Image(i.data, i.mime_type) for i in output.images) if self._images else ()
+        return output.text, images
 
-    async def _call(self, tool: Tool | None, call: ToolCall) -> tuple[str, str | None]:
-        """The text for the model, and the error when the call failed."""
+    async def _call(self, tool: Tool | None, call: ToolCall) -> tuple[ToolOutput, str | None]:
+        """What the model is given, and the error when the call failed."""
         error: str | None = None
+        output = ToolOutput(text="")
         if tool is None:
             error = f"no tool named {call.name!r}; available: {', '.join(self.tools) or 'none'}"
         else:
             try:
-                text = await tool.call(call.arguments, self._tool_context())
+                output = await run_tool(tool, call.arguments, self._tool_context())
             except ToolUnavailableError as exc:  # a later attempt may find the server back
                 raise StepExecutionError(
                     f"tool {call.name}: {exc}", retryable=True, error_type="tool_unavailable"
@@ -86,11 +94,10 @@ class ToolUse:
                 error = str(exc)
             except Exception as exc:  # a tool bug becomes a message the model can react to
                 error = f"the tool failed: {type(exc).__name__}: {exc}"
-        if error is not None:
-            text = f"error: {error}"
+        text = f"error: {error}" if error is not None else output.text
         if len(text) > TOOL_RESULT_CHARS:
             text = text[:TOOL_RESULT_CHARS] + f"\n[cut: {len(text) - TOOL_RESULT_CHARS:,} more]"
-        return text, error
+        return ToolOutput(text=text, images=output.images if error is None else ()), error
 
     def _tool_context(self) -> ToolContext:
         return ToolContext(

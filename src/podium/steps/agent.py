@@ -17,7 +17,14 @@ from podium import telemetry
 from podium.agents import AgentSpec
 from podium.core.breaker import Transition
 from podium.errors import ModelError, PodiumError, StepExecutionError
-from podium.llm.base import Message, Model, ModelOptions, ModelRequest, ModelResponse
+from podium.llm.base import (
+    Message,
+    Model,
+    ModelOptions,
+    ModelRequest,
+    ModelResponse,
+    accepts_images,
+)
 from podium.spec.model import AgentStep, StepBase
 from podium.steps._context import context_block
 from podium.steps._tooluse import ToolUse
@@ -132,7 +139,7 @@ class _Conversation:
         self.turns = 0
         self.options = model_options(agent, step, tools)
         self.transcript = Transcript(ctx.history)
-        self.tool_use = ToolUse(tools, ctx, services, self.transcript)
+        self.tool_use = ToolUse(tools, ctx, services, self.transcript, images=accepts_images(model))
 
     async def run(self) -> StepResult:
         response = await self._tool_turns()

@@ -392,3 +392,24 @@ def test_an_explicit_agents_dir_wins_over_the_configured_agents_folder(tmp_path:
     engine = Engine(MemoryEventStore(), config=config, agents_dir=tmp_path / "mine")
     assert engine.services.catalog.names() == ["given"]
     assert Engine(MemoryEventStore(), config=config).services.catalog.names() == ["from-config"]
+
+
+def test_a_provider_says_whether_its_models_take_images_and_how_to_get_json(
+    tmp_path: Path,
+) -> None:
+    file = write(
+        tmp_path / "podium.toml",
+        '[providers.vision]\nbase_url = "http://127.0.0.1:9/v1"\nimages = true\n'
+        'structured_output = "json_object"\n'
+        '[providers.plain]\nbase_url = "http://127.0.0.1:9/v1"\n',
+    )
+    config = load_config(path=file)
+    clear_model_cache()
+    seeing = resolve_model("vision:llava", providers=config.providers)
+    blind = resolve_model("plain:smollm2", providers=config.providers)
+    assert getattr(seeing, "accepts_images", None) is True
+    assert getattr(blind, "accepts_images", None) is False
+    assert getattr(seeing, "structured_mode", None) == "json_object"
+    bad = write(tmp_path / "bad.toml", '[providers.x]\nstructured_output = "xml"\n')
+    with pytest.raises(SpecError, match="structured_output"):
+        load_config(path=bad)

@@ -45,6 +45,8 @@ class ProviderConfig(_Strict):
     endpoint: str | None = Field(None, pattern=r"^https?://\S+$")
     api_version: str | None = Field(None, min_length=1)
     deployment: str | None = Field(None, min_length=1)
+    images: bool | None = None  # the models take images (None: known OpenAI families only)
+    structured_output: Literal["auto", "json_schema", "json_object", "tool", "prompt"] | None = None
 
     @model_validator(mode="after")
     def _fits_its_type(self) -> ProviderConfig:

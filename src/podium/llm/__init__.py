@@ -26,6 +26,7 @@ from podium.llm.base import (
     ToolSpec,
     Usage,
 )
+from podium.llm.base import model_options as _model_options
 
 __all__ = [
     "AzureSettings",
@@ -116,6 +117,10 @@ def _named_options(
         options["headers"] = dict(provider.headers)
     if provider.options != AgentOptions():
         options["defaults"] = _model_options(provider.options)
+    if provider.images is not None:
+        options["images"] = provider.images
+    if provider.structured_output is not None:
+        options["structured_output"] = provider.structured_output
     if provider.type == "azure" and provider.endpoint and provider.api_version:  # both validated
         options["azure"] = AzureSettings(
             endpoint=provider.endpoint,
@@ -123,22 +128,6 @@ def _named_options(
             deployment=provider.deployment,
         )
     return options
-
-
-def _model_options(options: AgentOptions) -> ModelOptions:
-    """A provider's default `options` as the adapter takes them."""
-    given = options.model_dump(exclude_none=True, exclude={"provider", "tool_choice"})
-    timeout, stop, stream = (
-        given.pop("timeout", None),
-        given.pop("stop", None),
-        given.pop("stream", True),
-    )
-    return ModelOptions(
-        **given,
-        timeout_seconds=timeout,
-        stop=tuple(stop) if stop is not None else None,
-        stream=stream,
-    )
 
 
 def clear_model_cache() -> None:

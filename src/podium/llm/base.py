@@ -10,7 +10,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:
+    from podium.agents import AgentOptions
 
 Role = Literal["system", "user", "assistant", "tool"]
 
@@ -164,6 +167,23 @@ class Model(Protocol):
         it with each text fragment as it arrives (live output; the reply is still returned whole).
         Raise `ModelError` on failure, never retry."""
         ...
+
+
+def model_options(options: AgentOptions, *, tool_choice: str | None = None) -> ModelOptions:
+    """Options as an agent file, a step or a provider writes them (validated), as a request
+    takes them; `tool_choice` is the forced tool's name as the model sees it."""
+    return ModelOptions(
+        temperature=options.temperature,
+        max_tokens=options.max_tokens,
+        reasoning_effort=options.reasoning_effort,
+        seed=options.seed,
+        top_p=options.top_p,
+        stop=tuple(options.stop) if options.stop else None,
+        tool_choice=tool_choice,
+        parallel_tool_calls=options.parallel_tool_calls,
+        timeout_seconds=options.timeout,
+        stream=options.stream is not False,
+    )
 
 
 def accepts_images(model: object) -> bool:

@@ -24,6 +24,7 @@ from podium.llm.base import (
     ModelRequest,
     ModelResponse,
     accepts_images,
+    model_options,
 )
 from podium.spec.model import AgentStep, StepBase
 from podium.steps._context import context_block
@@ -137,7 +138,7 @@ class _Conversation:
         self.schema = _schema(step, agent)
         self.messages: list[Message] = _opening(step, ctx, agent, self.schema)
         self.turns = 0
-        self.options = model_options(agent, step, tools)
+        self.options = request_options(agent, step, tools)
         self.transcript = Transcript(ctx.history)
         self.tool_use = ToolUse(tools, ctx, services, self.transcript, images=accepts_images(model))
 
@@ -265,22 +266,11 @@ class _Conversation:
         )
 
 
-def model_options(agent: AgentSpec, step: AgentStep, tools: Mapping[str, Tool]) -> ModelOptions:
+def request_options(agent: AgentSpec, step: AgentStep, tools: Mapping[str, Tool]) -> ModelOptions:
     """The agent's call options with the step's `options:` over them, as a model request takes
     them; a forced tool (`tool_choice: mcp:fs/read`) is named as the model sees it."""
     chosen = agent.options if step.options is None else agent.options.merged(step.options)
-    return ModelOptions(
-        temperature=chosen.temperature,
-        max_tokens=chosen.max_tokens,
-        reasoning_effort=chosen.reasoning_effort,
-        seed=chosen.seed,
-        top_p=chosen.top_p,
-        stop=tuple(chosen.stop) if chosen.stop else None,
-        tool_choice=_exposed(chosen.tool_choice, tools),
-        parallel_tool_calls=chosen.parallel_tool_calls,
-        timeout_seconds=chosen.timeout,
-        stream=chosen.stream is not False,
-    )
+    return model_options(chosen, tool_choice=_exposed(chosen.tool_choice, tools))
 
 
 def _exposed(choice: str | None, tools: Mapping[str, Tool]) -> str | None:

@@ -129,6 +129,12 @@ async def test_every_turn_and_tool_call_is_recorded(tmp_path: Path, world: World
     assert sorted((s.tool, s.safe) for s in started) == [("ledger", False), ("lookup", True)]
     finished = {e.call_id: e.result for e in events if isinstance(e, ev.ToolCalled)}
     assert finished == {"t1.0": "the answer is 42", "t1.1": "written"}
+    ledger = next(e for e in events if isinstance(e, ev.ToolCalled) and e.tool == "ledger")
+    assert (ledger.arguments, ledger.ok, ledger.latency_seconds >= 0) == (
+        {"line": "first"},
+        True,
+        True,
+    )
 
 
 async def test_a_taken_over_agent_step_replays_instead_of_repeating(

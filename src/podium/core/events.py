@@ -165,6 +165,7 @@ class ToolCalled(_Event):
     latency_seconds: float = 0.0
     error: str | None = None
     call_id: str | None = None
+    arguments: dict[str, Any] | None = None
     result: str | None = None
 
 

@@ -72,7 +72,8 @@ class ToolUse:
         output, error = await self._call(tool, call)
         seconds = round(time.monotonic() - clock, 6)
         record = {"tool": call.name, "ok": error is None, "latency_seconds": seconds}
-        record |= {"call_id": key, "result": output.text} | ({"error": error} if error else {})
+        record |= {"call_id": key, "arguments": call.arguments, "result": output.text}
+        record |= {"error": error} if error else {}
         await self.services.checkpoint("tool.called", record)
         images = tuple(Image(i.data, i.mime_type) for i in output.images) if self._images else ()
         return output.text, images

@@ -169,7 +169,7 @@ def test_an_mcp_json_alone_is_a_configuration(tmp_path: Path) -> None:
             "needs `endpoint` and `api_version`",
         ),
         ("[providers.openai]\nbase_url = 'http://x'", "providers.openai", "built-in provider"),
-        ("[mcpServers.fs]\ncommand = 'x'\ncwd = 'here'", "mcpServers.fs.cwd", "absolute path"),
+        ("[mcpServers.fs]\nurl = 'http://x'\ncwd = 'here'", "mcpServers.fs", "apply to a `command`"),
         (
             "[mcpServers.fs]\ncommand = 'x'\nautoApprove = []",
             "mcpServers.fs.autoApprove",
@@ -198,7 +198,8 @@ def test_every_bad_input_is_a_problem_at_its_key_path(
 def test_problems_in_pyproject_and_mcp_json_name_their_file(tmp_path: Path) -> None:
     pyproject = write(
         tmp_path / "pyproject.toml",
-        "[tool.podium]\nmodle = 'openai:x'\nroot = '/'\n[tool.podium.mcpServers.fs]\ncwd = '.'\n",
+        "[tool.podium]\nmodle = 'openai:x'\nroot = '/'\n[tool.podium.mcpServers.fs]\ncwd = '.'\n"
+        "url = 'http://x'\n",
     )
     mcp = write(tmp_path / ".mcp.json", json.dumps({"mcpServers": {"gh": {"httpUrl": "x"}}}))
     with pytest.raises(SpecError) as caught:
@@ -207,7 +208,7 @@ def test_problems_in_pyproject_and_mcp_json_name_their_file(tmp_path: Path) -> N
     assert paths == {
         f"{pyproject}: tool.podium.modle",
         f"{pyproject}: tool.podium.root",
-        f"{pyproject}: tool.podium.mcpServers.fs.cwd",
+        f"{pyproject}: tool.podium.mcpServers.fs",
         f"{mcp}: mcpServers.gh.httpUrl",
     }
     write(tmp_path / ".mcp.json", '{"servers": {}}')
@@ -413,3 +414,11 @@ def test_a_provider_says_whether_its_models_take_images_and_how_to_get_json(
     bad = write(tmp_path / "bad.toml", '[providers.x]\nstructured_output = "xml"\n')
     with pytest.raises(SpecError, match="structured_output"):
         load_config(path=bad)
+
+
+def test_a_stdio_servers_cwd_is_relative_to_the_file_that_names_it(tmp_path: Path) -> None:
+    (tmp_path / "tools").mkdir()
+    write(tmp_path / "podium.toml", "[mcpServers.fs]\ncommand = 'srv'\ncwd = 'tools'\n")
+    server = load_config(tmp_path).mcp_servers["fs"]
+    assert server.cwd == str((tmp_path / "tools").resolve())
+    assert server.settings()["cwd"] == server.cwd

@@ -88,6 +88,7 @@ class McpServer(_Strict):
     command: str | None = Field(None, min_length=1)
     args: list[str] = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict)
+    cwd: str | None = Field(None, min_length=1)  # relative to the config file's folder
     url: str | None = Field(None, pattern=r"^https?://\S+$")
     headers: dict[str, str] = Field(default_factory=dict)
     timeout: float | None = Field(None, gt=0, le=3600)
@@ -101,8 +102,8 @@ class McpServer(_Strict):
             raise ValueError('type = "stdio" needs a `command`')
         if self.type not in (None, "stdio") and self.url is None:
             raise ValueError(f"type = {self.type!r} needs a `url`")
-        if self.url is not None and (self.args or self.env):
-            raise ValueError("`args` and `env` apply to a `command`, not to a `url`")
+        if self.url is not None and (self.args or self.env or self.cwd):
+            raise ValueError("`args`, `env` and `cwd` apply to a `command`, not to a `url`")
         if self.command is not None and self.headers:
             raise ValueError("`headers` apply to a `url`, not to a `command`")
         return self
@@ -111,7 +112,8 @@ class McpServer(_Strict):
         """The fields a tool registry's server takes (`type` and `source` left out)."""
         timeout = {"timeout": self.timeout} if self.timeout is not None else {}
         if self.command is not None:
-            return {"command": self.command, "args": self.args, "env": self.env, **timeout}
+            cwd = {"cwd": self.cwd} if self.cwd is not None else {}
+            return {"command": self.command, "args": self.args, "env": self.env, **cwd, **timeout}
         return {"url": self.url, "headers": self.headers, **timeout}
 
 
@@ -253,7 +255,12 @@ def _servers(raw: Any, file: Path, key: str) -> tuple[dict[str, McpServer], list
             problems.append(Problem(f"{file}: {where}", "expected a table (command = …)"))
             continue
         try:
-            servers[name] = McpServer.model_validate({**fields, "source": str(file)})
+            server = McpServer.model_validate({**fields, "source": str(file)})
+            if server.cwd is not None:  # relative to the file that says it
+                server = server.model_copy(
+                    update={"cwd": str((file.parent / server.cwd).resolve())}
+                )
+            servers[name] = server
         except ValidationError as exc:
             problems += problems_of(exc, file, where, kind="server")
             continue
@@ -334,8 +341,6 @@ _OTHER_CLIENTS: dict[str, dict[str, str]] = {
         "default_headers": "use `headers`",
     },
     "server": {
-        "cwd": "Podium starts stdio servers in the current directory; use an absolute path in "
-        "`command`/`args` instead",
         "transport": 'use `type` ("stdio" or "http")',
         "serverUrl": "use `url`",
         "httpUrl": "use `url`",

@@ -7,9 +7,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from tests.tools.mcp_helpers import context, stdio_config
 from tests.tools.mcp_server import DOT_PNG, LONG_NAME
 
+from podium.errors import UsageError
 from podium.tools import (
     ToolAnnotations,
     ToolImage,
@@ -101,3 +103,14 @@ async def test_resources_are_listed_and_read(tmp_path: Path) -> None:
         assert readme == "hello from the readme"
         dot = await run_tool(tool, {"uri": "images://dot"}, context(tmp_path))
         assert dot.images == (ToolImage(data=DOT_PNG, mime_type="image/png"),)
+
+
+async def test_a_stdio_server_starts_in_its_cwd(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "crash.flag").write_text("")  # found only from `cwd`: the server then exits
+    async with McpToolset(stdio_config("--crash-if", "crash.flag")) as toolset:
+        assert "add" in toolset.tools  # started elsewhere, it does not see the file
+    with pytest.raises(UsageError, match="the crash file is there"):
+        async with McpToolset(stdio_config("--crash-if", "crash.flag", cwd=str(home))):
+            pass

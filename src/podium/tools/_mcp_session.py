@@ -174,7 +174,9 @@ class Connection:
         transport: AbstractAsyncContextManager[Any]
         config = self.config
         if config.command is not None and pipe is not None:
-            params = StdioServerParameters(command=config.command, args=config.args, env=config.env)
+            params = StdioServerParameters(
+                command=config.command, args=config.args, env=config.env, cwd=config.cwd
+            )
             transport = stdio_client(params, errlog=pipe.writer)
         else:
             http = httpx2.AsyncClient(

@@ -118,6 +118,7 @@ class McpServerConfig(BaseModel):
     command: str | None = Field(None, min_length=1)
     args: list[str] = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict)
+    cwd: str | None = Field(None, min_length=1)
     url: str | None = Field(None, pattern=r"^https?://\S+$")
     headers: dict[str, str] = Field(default_factory=dict)
     connect_timeout_seconds: float = Field(
@@ -129,8 +130,8 @@ class McpServerConfig(BaseModel):
     def _one_transport(self) -> McpServerConfig:
         if (self.command is None) == (self.url is None):
             raise ValueError("give either `command` (a stdio server) or `url` (streamable HTTP)")
-        if self.url is not None and (self.args or self.env):
-            raise ValueError("`args` and `env` apply to a `command`, not to a `url`")
+        if self.url is not None and (self.args or self.env or self.cwd):
+            raise ValueError("`args`, `env` and `cwd` apply to a `command`, not to a `url`")
         if self.command is not None and self.headers:
             raise ValueError("`headers` apply to a `url`, not to a `command`")
         return self

@@ -169,7 +169,11 @@ def test_an_mcp_json_alone_is_a_configuration(tmp_path: Path) -> None:
             "needs `endpoint` and `api_version`",
         ),
         ("[providers.openai]\nbase_url = 'http://x'", "providers.openai", "built-in provider"),
-        ("[mcpServers.fs]\nurl = 'http://x'\ncwd = 'here'", "mcpServers.fs", "apply to a `command`"),
+        (
+            "[mcpServers.fs]\nurl = 'http://x'\ncwd = 'here'",
+            "mcpServers.fs",
+            "apply to a `command`",
+        ),
         (
             "[mcpServers.fs]\ncommand = 'x'\nautoApprove = []",
             "mcpServers.fs.autoApprove",

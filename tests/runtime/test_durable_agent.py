@@ -123,6 +123,7 @@ async def test_every_turn_and_tool_call_is_recorded(tmp_path: Path, world: World
     assert state.steps["write"].output == "done"
     calls = [e for e in events if isinstance(e, ev.ModelCalled)]
     assert [(c.turn, bool(c.reply)) for c in calls] == [(1, True), (2, True)]
+    assert all(c.estimated and c.input_tokens > 0 for c in calls)  # a function model counts
     assert calls[0].reply is not None
     assert [c["name"] for c in calls[0].reply["tool_calls"]] == ["lookup", "ledger"]
     started = [e for e in events if isinstance(e, ev.ToolStarted)]

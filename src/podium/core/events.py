@@ -115,6 +115,7 @@ class ModelCalled(_Event):
     cost_usd: float = 0.0
     latency_seconds: float = 0.0
     finish_reason: str | None = None
+    estimated: bool = False  # the provider gave no usage: the tokens were counted here
     turn: int | None = None
     reply: dict[str, Any] | None = None  # {"content": str, "tool_calls": [{id, name, arguments}]}
 

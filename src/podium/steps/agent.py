@@ -260,6 +260,7 @@ class _Conversation:
                 "cost_usd": cost,
                 "latency_seconds": round(seconds, 6),
                 "finish_reason": response.finish_reason,
+                "estimated": response.usage.estimated,
                 "turn": self.turns + 1,
                 "reply": reply_data(response.message),
             },

@@ -13,7 +13,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -30,6 +30,7 @@ from podium.config import CONFIG_ENV, ProjectConfig, load_config, recorded_confi
 from podium.core.state import RunState
 from podium.errors import PodiumError
 from podium.runtime.engine import Engine, EngineMode
+from podium.spec.load import WorkflowSource
 from podium.store import default_store_path, open_store
 from podium.store.base import EventStore
 
@@ -202,6 +203,21 @@ async def follow(session: Session, engine: Engine, run_id: str) -> RunState:
     if session.json:
         return await engine.wait(run_id)
     return await watch(engine, run_id, session.out)
+
+
+async def submit_and_follow(
+    session: Session,
+    workflow: WorkflowSource,
+    inputs: Mapping[str, Any] | None = None,
+    *,
+    run_id: str | None = None,
+) -> int:
+    """Submit a new run, show it until it ends or waits for a person, and return the exit code."""
+    async with await session.engine() as engine:
+        rid = await engine.submit(workflow, inputs, run_id=run_id)
+        session.note(f"run {rid}")
+        state = await follow(session, engine, rid)
+        return await finish(session, engine, state)
 
 
 async def finish(session: Session, engine: Engine, state: RunState) -> int:

@@ -20,6 +20,7 @@ from podium.cli._session import (
     follow,
     owner,
     session,
+    submit_and_follow,
 )
 from podium.errors import UsageError
 from podium.spec.load import read_document
@@ -66,11 +67,7 @@ def plan(
 
 
 async def _plan(here: Session, workflow: dict[str, Any], run_id: str | None) -> int:
-    async with await here.engine() as engine:
-        run_id = await engine.submit(workflow, run_id=run_id)
-        here.note(f"run {run_id}")
-        state = await follow(here, engine, run_id)
-        return await finish(here, engine, state)
+    return await submit_and_follow(here, workflow, run_id=run_id)
 
 
 def approve(

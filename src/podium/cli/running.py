@@ -20,6 +20,7 @@ from podium.cli._session import (
     finish,
     follow,
     session,
+    submit_and_follow,
 )
 from podium.config import load_config
 from podium.runtime.engine import Engine
@@ -52,11 +53,7 @@ async def _run(here: Session, file: Path, pairs: list[str], run_id: str | None) 
     workflow = load_workflow(file)
     given = parse_input_pairs(pairs)
     coerce_inputs(workflow, given)  # bad inputs are refused before the store is touched
-    async with await here.engine() as engine:
-        rid = await engine.submit(workflow, given, run_id=run_id)
-        here.note(f"run {rid}")
-        state = await follow(here, engine, rid)
-        return await finish(here, engine, state)
+    return await submit_and_follow(here, workflow, given, run_id=run_id)
 
 
 def validate(

@@ -7,7 +7,7 @@ resources also offers `read_resource`."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -294,15 +294,8 @@ def _resource_line(resource: mcp_types.Resource) -> str:
 
 
 async def _list_tools(client: Client) -> list[mcp_types.Tool]:
-    tools: list[mcp_types.Tool] = []
-    cursor: str | None = None
-    for _ in range(_MAX_PAGES):
-        page = await client.list_tools(cursor=cursor)
-        tools += page.tools
-        cursor = page.next_cursor
-        if cursor is None:
-            break
-    return tools
+    pages = _pages(client.list_tools)
+    return [tool async for page in pages for tool in page.tools]
 
 
 async def _offers_resources(client: Client) -> bool:
@@ -316,12 +309,16 @@ async def _offers_resources(client: Client) -> bool:
 
 
 async def _list_resources(client: Client) -> list[mcp_types.Resource]:
-    found: list[mcp_types.Resource] = []
+    pages = _pages(client.list_resources)
+    return [found async for page in pages for found in page.resources]
+
+
+async def _pages(fetch: Callable[..., Awaitable[Any]]) -> AsyncIterator[Any]:
+    """Every page of a paginated MCP listing (at most `_MAX_PAGES`)."""
     cursor: str | None = None
     for _ in range(_MAX_PAGES):
-        page = await client.list_resources(cursor=cursor)
-        found += page.resources
+        page = await fetch(cursor=cursor)
+        yield page
         cursor = page.next_cursor
         if cursor is None:
-            break
-    return found
+            return

@@ -156,6 +156,8 @@ class PlainLines:
             return [f"{clock_time(e.at)}  run stopped: {e.message}"]
         if isinstance(e, ev.BreakerChanged):
             return [f"{clock_time(e.at)}  breaker {e.key}: {e.from_status} -> {e.to_status}"]
+        if isinstance(e, ev.ToolStarted):
+            return []  # its `tool call` line follows when it returns
         if isinstance(e, ev.SignalRefused):
             return [f"{clock_time(e.at)}  {e.signal} request refused: {e.reason}"]
         step_id = getattr(e, "step_id", None)

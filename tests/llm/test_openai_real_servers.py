@@ -279,6 +279,28 @@ async def test_auto_falls_back_to_json_object_and_remembers_it(
     assert len(server.requests) == 3, "the working mode is remembered: one request"
 
 
+async def test_auto_falls_back_when_a_500_names_response_format(
+    server: OpenAIServer, make_model: ModelFactory
+) -> None:
+    server.handler = without_response_format(replies(completion('{"answer": "a"}')), status=500)
+    reply = await make_model().complete(ask(output_schema=ANSWER))
+    assert reply.structured_mode == "json_object"
+    assert [r.body["response_format"]["type"] for r in server.requests] == [
+        "json_schema",
+        "json_object",
+    ]
+
+
+async def test_a_plain_500_is_not_taken_for_a_refused_mode(
+    server: OpenAIServer, make_model: ModelFactory
+) -> None:
+    server.script(error(500, "the server fell over", kind="server_error"))
+    with pytest.raises(ModelError) as caught:
+        await make_model().complete(ask(output_schema=ANSWER))
+    assert caught.value.retryable
+    assert len(server.requests) == 1
+
+
 async def test_auto_falls_back_to_the_prompt_when_no_response_format_works(
     server: OpenAIServer, make_model: ModelFactory
 ) -> None:

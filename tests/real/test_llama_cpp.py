@@ -222,15 +222,6 @@ async def test_structured_output_in_tool_mode_follows_the_schema(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "llama-cpp-python refuses response_format type json_schema with HTTP 500 (a pydantic "
-        "literal_error: \"Input should be 'text' or 'json_object'\"); auto mode falls back only "
-        "on 400/422/501, so the step fails with 'HTTP 500 server error' instead of trying "
-        "json_object"
-    ),
-)
 async def test_structured_output_in_auto_mode_falls_back_from_json_schema(
     llama_server: Server, tmp_path: Path
 ) -> None:

@@ -30,6 +30,7 @@ _NOT_STRICT = frozenset(
     | {"$ref", "$defs", "definitions"}  # references would need resolving: non-strict is safer
 )
 _REJECTION_WORDS = ("response_format", "json_schema", "json schema", "structured output")
+_SERVER_REJECTION_WORDS = ("response_format", "'json_object'")
 _INVALID_WORDS = (
     "invalid schema",
     "schema is invalid",
@@ -152,8 +153,12 @@ def schema_instruction(schema: Mapping[str, Any]) -> str:
 
 
 def rejects_response_format(status: int | None, message: str) -> bool:
-    """A 400-class refusal that names the structured-output request (the server lacks the mode)."""
+    """A refusal that names the structured-output request (the server lacks the mode): a
+    400-class answer, or a 500 whose message names it (llama-cpp-python validates the request
+    after routing and answers 500: "response_format … Input should be 'text' or 'json_object'")."""
     lowered = message.lower()
+    if status == 500:
+        return any(word in lowered for word in _SERVER_REJECTION_WORDS)
     return (
         status in (400, 422, 501)
         and any(word in lowered for word in _REJECTION_WORDS)

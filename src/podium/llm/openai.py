@@ -225,7 +225,7 @@ class OpenAIModel:
             return False
         if not isinstance(exc, openai.APIStatusError):
             return False
-        return rejects_response_format(exc.status_code, _server_message(exc))
+        return rejects_response_format(exc.status_code, f"{_server_message(exc)} {exc.body}")
 
     def _error(
         self,

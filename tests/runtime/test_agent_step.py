@@ -309,3 +309,24 @@ async def test_agent_and_step_options_reach_the_model(
     sent = seen[0].options
     assert (sent.temperature, sent.seed, sent.max_tokens) == (0.9, 7, 50)  # the step wins
     assert (sent.stop, sent.timeout_seconds, sent.stream) == (("END",), 30.0, False)
+
+
+async def test_a_forced_tool_is_forced_on_the_first_turn_only(
+    engine: Engine, model: list[Any]
+) -> None:
+    seen: list[ModelRequest] = []
+
+    def use_tool(request: ModelRequest) -> ModelResponse:
+        seen.append(request)
+        call = ToolCall(id="c1", name="read_file", arguments={"path": "notes.md"})
+        return ModelResponse(Message("assistant", tool_calls=(call,)), Usage(50, 5))
+
+    def answer(request: ModelRequest) -> str:
+        seen.append(request)
+        return "Tuesday"
+
+    model += [use_tool, answer]
+    step = agent_step(options={"tool_choice": "read_file"})
+    state = await engine.run({"name": "w", "steps": [step]})
+    assert state.status == "succeeded", state.completed_error
+    assert [r.options.tool_choice for r in seen] == ["read_file", "auto"]

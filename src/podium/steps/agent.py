@@ -8,6 +8,7 @@ an OpenTelemetry span when tracing is configured."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -203,7 +204,7 @@ class _Conversation:
             messages=tuple(self.messages),
             tools=specs,
             output_schema=schema,
-            options=self.options,
+            options=self._options_for_this_turn(),
             agent=self.agent.name,
             step_id=self.ctx.step_id,
         )
@@ -219,6 +220,14 @@ class _Conversation:
             _report_transitions(self.services, self.agents.settle(route, ok))
         self.turns += 1
         return response
+
+    def _options_for_this_turn(self) -> ModelOptions:
+        """A forced tool (`tool_choice: required` or a tool's name) forces the first turn only:
+        forced on every turn, the model could never answer after the tool returns."""
+        choice = self.options.tool_choice
+        if self.turns == 0 or choice in (None, "auto", "none"):
+            return self.options
+        return dataclasses.replace(self.options, tool_choice="auto")
 
     def _admit(self) -> Route:
         """The attempt's routing admitted its first call; later calls ask the breakers again."""

@@ -35,6 +35,7 @@ def new_state(created: ev.RunCreated, workflow: Workflow | None = None) -> RunSt
         workspace_path=Path(created.workspace),
         agents_dir=created.agents_dir,
         default_model=created.default_model,
+        config=created.config,
         created_at=created.at,
         graph=graph,
         steps=steps,

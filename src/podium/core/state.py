@@ -112,6 +112,7 @@ class RunState:
     settled_plans: dict[str, tuple[bool, Any]] = field(default_factory=dict)
     tokens: int = 0
     cost_usd: float = 0.0
+    config: dict[str, Any] | None = None  # the project configuration `run.created` recorded
 
     @property
     def status(self) -> str:

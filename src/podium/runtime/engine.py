@@ -346,12 +346,9 @@ class Engine:
         (re-read from the file recorded on the run) it was started with, unless this engine was
         given its own. A changed file is used and noted in `config_notes`."""
         config = None
-        if not self._explicit_config and self.services.adoptable:
-            created = (await self.store.read(state.run_id))[0].event
-            record = getattr(created, "config", None)
-            if record:
-                config, note = recorded_config(record)
-                self.config_notes += [note] if note else []
+        if not self._explicit_config and self.services.adoptable and state.config:
+            config, note = recorded_config(state.config)
+            self.config_notes += [note] if note else []
         if not self._explicit_agents and state.agents_dir is not None:
             self.services.adopt(Path(state.agents_dir), state.default_model, config)
 

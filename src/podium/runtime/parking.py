@@ -8,12 +8,13 @@ import asyncio
 import contextlib
 import heapq
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from podium.errors import PodiumError
 
 CLAIM_INTERVAL_SECONDS = 0.25  # a worker asks the store for runnable runs at most this often
 IDLE_CHECK_SECONDS = 5.0  # and at least this often, whatever the change notifications say
+WAKE_RETRY_SECONDS = 1.0  # a run whose wake-up failed on a store fault is tried again then
 
 
 class Waker:
@@ -79,7 +80,8 @@ class Waker:
             self._nudge.clear()
             now = await self._now()
             for run_id in self._pop_due(now):
-                await self._guarded(self._wake(run_id))
+                if not await self._guarded(self._wake(run_id)):
+                    self.park(run_id, now + timedelta(seconds=WAKE_RETRY_SECONDS))
             if self._claim is not None:
                 await self._guarded(self._claim())
             await self._sleep(self._seconds_to_next(now))
@@ -120,8 +122,11 @@ class Waker:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _guarded(self, work: Awaitable[None]) -> None:
-        """A store fault while waking must not stop the timer: the run stays due and is tried
-        again on the next pass."""
-        with contextlib.suppress(PodiumError):
+    async def _guarded(self, work: Awaitable[None]) -> bool:
+        """A store fault while waking must not stop the timer: False, and the caller parks the
+        run again a little later."""
+        try:
             await work
+        except PodiumError:
+            return False
+        return True

@@ -211,7 +211,7 @@ class Engine:
             return state
         lease = await self._acquire(run_id)
         state = await committed_state(self.store, run_id)  # what was committed before we held it
-        await self._adopt_run_defaults(state)
+        self._adopt_run_defaults(state)
         self._spawn(state, lease, resumed=True)
         return state
 
@@ -313,7 +313,7 @@ class Engine:
         edit is refused with every problem, nothing is recorded)."""
         state = await self.state(run_id)
         sid = awaiting_plan(state, step_id)
-        await self._adopt_run_defaults(state)
+        self._adopt_run_defaults(state)
         edited = dict(plan) if plan is not None else None
         if edited is not None:
             check_edited_plan(state, sid, edited, self.services)
@@ -341,7 +341,7 @@ class Engine:
             return False
         return run_id in self._tasks
 
-    async def _adopt_run_defaults(self, state: RunState) -> None:
+    def _adopt_run_defaults(self, state: RunState) -> None:
         """A run taken over uses the agent catalog, default model and project configuration
         (re-read from the file recorded on the run) it was started with, unless this engine was
         given its own. A changed file is used and noted in `config_notes`."""
@@ -441,7 +441,7 @@ class Engine:
             run_id = claim.lease.run_id
             self._waker.forget(run_id)
             state = await committed_state(self.store, run_id)
-            await self._adopt_run_defaults(state)
+            self._adopt_run_defaults(state)
             self._spawn(state, claim.lease, resumed=True)
 
     async def _store_changed(self, seconds: float) -> bool:

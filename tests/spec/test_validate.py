@@ -365,7 +365,9 @@ def test_input_defaults_that_match() -> None:
 def test_too_many_steps_is_one_problem() -> None:
     doc = workflow(*({"id": "x"} for _ in range(MAX_STEPS + 1)))
     assert [str(p) for p in problems(doc)] == [
-        "steps: 10,001 steps; the limit is 10,000; split the work into sub-workflows or loops"
+        "steps: 10,001 steps; the limit is 10,000; split the workflow into several workflows "
+        "run one after another, or let one shell or python step work through many items in a "
+        "loop of its own"
     ]
 
 

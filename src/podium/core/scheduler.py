@@ -197,10 +197,25 @@ def _settle(state: RunState, plan_id: str, ok: bool, result: Any, now: datetime)
 
 def _doom(state: RunState, step_id: str, reason: ev.SkipReason, now: datetime) -> ev.StepSkipped:
     step = state.steps[step_id]
-    upstream = [n for n in step.spec.needs if state.steps[n].status is not StepStatus.SUCCEEDED]
+    upstream = [n for n in step.spec.needs if _caused(state.steps[n], step, reason)]
     what = "failed or was cancelled" if reason == "upstream_failed" else "was skipped"
     message = f"a step it needs {what}: {', '.join(upstream)}"
     return ev.StepSkipped(at=now, step_id=step_id, reason=reason, message=message)
+
+
+def _caused(need: StepState, step: StepState, reason: ev.SkipReason) -> bool:
+    """Whether `need` counted against `step`'s join the way `reason` says (a need still pending,
+    running or succeeded never did)."""
+    if need.status is StepStatus.SKIPPED:
+        failed_upstream = need.reason == "upstream_failed"
+        if reason == "upstream_failed":
+            return failed_upstream
+        return not failed_upstream and not step.spec.allow_skipped
+    if reason != "upstream_failed":
+        return False
+    if need.status is StepStatus.FAILED:
+        return not need.spec.allow_failure
+    return need.status is StepStatus.CANCELLED
 
 
 def _stop(state: RunState, now: datetime) -> Decision:

@@ -78,8 +78,9 @@ def validate_workflow(
     raw_steps = doc.get("steps")
     if isinstance(raw_steps, list) and len(raw_steps) > MAX_STEPS:
         message = (
-            f"{len(raw_steps):,} steps; the limit is {MAX_STEPS:,}; split the work into "
-            "sub-workflows or loops"
+            f"{len(raw_steps):,} steps; the limit is {MAX_STEPS:,}; split the workflow into "
+            "several workflows run one after another, or let one shell or python step work "
+            "through many items in a loop of its own"
         )
         raise SpecError([Problem("steps", message)], source=source)
     problems: list[Problem] = []

@@ -160,6 +160,7 @@ def _on_resumed(state: RunState, e: ev.RunResumed) -> None:
 
 def _on_cancel_requested(state: RunState, e: ev.RunCancelRequested) -> None:
     state.stopping = "cancel"
+    state.cancel_reason = e.reason or None
 
 
 def _on_completed(state: RunState, e: ev.RunCompleted) -> None:

@@ -104,6 +104,7 @@ class RunState:
     unfinished: int = 0
     failures: list[str] = field(default_factory=list)
     stopping: str | None = None
+    cancel_reason: str | None = None  # what `cancel --reason` said, for people
     outcome: str | None = None
     completed_error: str | None = None
     budget_error: str | None = None

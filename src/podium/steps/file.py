@@ -27,11 +27,12 @@ class FileExecutor:
     ) -> StepResult:
         if not isinstance(step, FileStep):
             raise TypeError(f"FileExecutor cannot run a {type(step).__name__}")
-        output = await asyncio.to_thread(_run, step, ctx.workspace, ctx.output_limit_bytes)
-        return StepResult(shape_output(output, step.output, step_id=step.id))
+        output, cut = await asyncio.to_thread(_run, step, ctx.workspace, ctx.output_limit_bytes)
+        return StepResult(shape_output(output, step.output, step_id=step.id, cut=cut))
 
 
-def _run(step: FileStep, workspace: Path, limit: int) -> object:
+def _run(step: FileStep, workspace: Path, limit: int) -> tuple[object, tuple[int, int] | None]:
+    """The step's output, and (bytes kept, file size) when a read was truncated at the cap."""
     root = workspace.resolve()
     path = confine(root, step.path)
     try:
@@ -44,7 +45,7 @@ def _run(step: FileStep, workspace: Path, limit: int) -> object:
             _append(path, data)
     except OSError as exc:
         raise _os_error(step, path, exc) from exc
-    return {"path": path.relative_to(root).as_posix(), "bytes": len(data)}
+    return {"path": path.relative_to(root).as_posix(), "bytes": len(data)}, None
 
 
 def confine(root: Path, raw: str) -> Path:
@@ -60,14 +61,16 @@ def confine(root: Path, raw: str) -> Path:
     return target
 
 
-def _read(path: Path, limit: int) -> str:
+def _read(path: Path, limit: int) -> tuple[str, tuple[int, int] | None]:
     with path.open("rb") as handle:
         total = os.fstat(handle.fileno()).st_size
         data = handle.read(limit)
         total = max(total, len(data) + len(handle.read(1)))
     truncated = total > len(data)
     text = _decode(path, data, truncated)
-    return with_marker(text, len(data), total) if truncated else text
+    if not truncated:
+        return text, None
+    return with_marker(text, len(data), total), (len(data), total)
 
 
 def _decode(path: Path, data: bytes, truncated: bool) -> str:

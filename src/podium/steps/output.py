@@ -1,5 +1,6 @@
-"""Output shaping shared by the executors: text, parsed JSON or schema-checked JSON, the truncation
-marker for capped output, and the JSON-compatibility check for python return values."""
+"""Output shaping shared by the executors: text, parsed JSON or schema-checked JSON (refused
+for output truncated at the cap), and the JSON-compatibility check for python return values.
+The truncation marker is the core's (`podium.core.outputs`), re-exported for the executors."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 from jsonschema.exceptions import SchemaError, best_match  # type: ignore[import-untyped]
 from pydantic import BaseModel
 
+from podium.core.outputs import truncation_marker as truncation_marker
+from podium.core.outputs import with_marker as with_marker
 from podium.errors import StepExecutionError
 
 _SCALARS = (str, int, bool, type(None))
@@ -20,30 +23,34 @@ _MAX_CACHED_VALIDATORS = 256
 _validators: dict[int, tuple[Mapping[str, Any], Any]] = {}
 
 
-def truncation_marker(kept: int, total: int | None) -> str:
-    """The line that ends capped output; `total` is None when the full size is unknown."""
-    whole = f"{total}" if total is not None else f"more than {kept}"
-    return f"…[truncated: kept {kept} of {whole} bytes]"
-
-
-def with_marker(text: str, kept: int, total: int | None) -> str:
-    """`text` followed by the truncation marker on a line of its own."""
-    sep = "" if not text or text.endswith("\n") else "\n"
-    return f"{text}{sep}{truncation_marker(kept, total)}"
-
-
-def shape_output(raw: str | object, spec: object, *, step_id: str) -> object:
+def shape_output(
+    raw: str | object, spec: object, *, step_id: str, cut: tuple[int, int | None] | None = None
+) -> object:
     """Turn a step's raw output into the form its `output` field asks for.
 
     `"text"` keeps the value; `"json"` parses a string; a dict is a JSON Schema (Draft 2020-12) that
-    the (parsed) value must satisfy. Non-string values are validated but never parsed.
+    the (parsed) value must satisfy. Non-string values are validated but never parsed. `cut` is
+    (bytes kept, bytes written) when the text was truncated at the cap: it cannot be parsed then.
     """
     if spec == "text":
         return raw
+    if cut is not None:
+        raise _truncated(step_id, *cut)
     value = _parse_json(raw, step_id) if isinstance(raw, str) else raw
     if isinstance(spec, Mapping):
         _validate(value, spec, step_id)
     return value
+
+
+def _truncated(step_id: str, kept: int, total: int | None) -> StepExecutionError:
+    whole = f"{total:,}" if total is not None else f"more than {kept:,}"
+    return StepExecutionError(
+        f"step {step_id}: its output was truncated at the cap (kept {kept:,} of {whole} bytes), so "
+        "it cannot be parsed as JSON; raise the workflow's `output_limit_bytes` (up to 64 MiB) or "
+        "make the step print less",
+        retryable=False,
+        error_type="output",
+    )
 
 
 def _parse_json(text: str, step_id: str) -> object:

@@ -281,11 +281,12 @@ def _last_lines(text: str, max_chars: int) -> str:
 
 def _result(step: ShellStep, stdout: _Captured, stderr: _Captured) -> StepResult:
     text = stdout.text()
-    if stdout.truncated:
-        text = with_marker(text, len(stdout.data), stdout.total)
+    cut = (len(stdout.data), stdout.total) if stdout.truncated else None
+    if cut is not None:
+        text = with_marker(text, *cut)
     elif text.endswith("\n"):
         text = text[:-1]
     meta: dict[str, object] = {"exit_code": 0}
     if stderr.total:
         meta["stderr_tail"] = stderr.text()[-2000:]
-    return StepResult(shape_output(text, step.output, step_id=step.id), meta=meta)
+    return StepResult(shape_output(text, step.output, step_id=step.id, cut=cut), meta=meta)

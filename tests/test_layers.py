@@ -64,6 +64,8 @@ LAYERS: dict[str, int] = {
     "podium.planner": 5,
     "podium.views": 5,
     "podium.recording": 5,
+    "podium.pictures": 5,
+    "podium.svg": 5,
     "podium": 6,
     "podium.cli": 6,
     "podium.cli.*": 6,

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import typer
 
-from podium.cli import control, planning, prune, reading, running, script
+from podium.cli import control, graph, planning, prune, reading, running, script
 from podium.cli._session import ConfigOption, DbOption
 
 COMMANDS: tuple[Callable[..., None], ...] = (
@@ -30,6 +30,7 @@ COMMANDS: tuple[Callable[..., None], ...] = (
     planning.reject,
     prune.prune,
     script.script,
+    graph.graph,
 )
 
 app = typer.Typer(

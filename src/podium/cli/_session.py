@@ -123,7 +123,7 @@ class Session:
         that only read) never drives anything. A local engine uses `--config` (else
         $PODIUM_CONFIG); without one, the configuration recorded on `run_id` (re-read, a note
         if it changed), or for a new run (`run_id` None) the nearest project file."""
-        store = await open_store(self.db if self.db is not None else default_store_path())
+        store = await self._store(writes=mode != "control")
         try:
             config = await self._config(store, run_id) if mode != "control" else None
             return Engine(
@@ -132,6 +132,16 @@ class Session:
         except BaseException:
             await store.close()
             raise
+
+    async def _store(self, *, writes: bool) -> EventStore:
+        """The store the command names. Commands that only read never create or migrate one: a
+        missing `--db`/$PODIUM_DB file is an error, a missing default store reads as empty."""
+        named = self.db if self.db is not None else os.environ.get("PODIUM_DB") or None
+        if writes:
+            return await open_store(named if named is not None else default_store_path())
+        if named is None and not default_store_path().exists():
+            return await open_store("memory:")  # no store here yet: nothing to read or create
+        return await open_store(named if named is not None else default_store_path(), create=False)
 
     async def _config(self, store: EventStore, run_id: str | None) -> ProjectConfig | None:
         if self.config is not None or os.environ.get(CONFIG_ENV):

@@ -22,8 +22,8 @@ from podium.cli._session import (
     session,
     submit_and_follow,
 )
-from podium.errors import UsageError
-from podium.spec.load import read_document
+from podium.errors import SpecError, UsageError
+from podium.spec.load import MAX_DOCUMENT_BYTES, load_document
 
 Mode = Annotated[
     str,
@@ -101,10 +101,27 @@ def reject(
 
 
 def _read_plan(path: Path) -> dict[str, Any]:
-    document = read_document(path)
-    if not isinstance(document, dict):
-        raise UsageError(f"{path}: a plan is an object with a `steps` list")
-    return document
+    """The edited plan in `path`; a file that cannot be read or parsed is one line (exit 2)."""
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_DOCUMENT_BYTES + 1)
+    except FileNotFoundError:
+        raise UsageError(f"plan file {path} does not exist; check the path") from None
+    except IsADirectoryError:
+        raise UsageError(f"{path} is a directory; pass the plan as a .json or .yaml file") from None
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise UsageError(f"cannot read plan file {path}: {reason}; check its permissions") from None
+    try:
+        return load_document(data, source=str(path))
+    except SpecError as exc:
+        problem = exc.problems[0] if exc.problems else None
+        if problem is None or problem.message.startswith("the document must be a mapping"):
+            got = problem.message.rpartition("got ")[2] if problem else "nothing"
+            raise UsageError(
+                f"plan file {path} holds {got}; a plan is an object with a `steps` list"
+            ) from None
+        raise UsageError(f"plan file {path}: {problem}") from None
 
 
 async def _decide(

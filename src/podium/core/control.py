@@ -64,8 +64,10 @@ def cancel_event(state: RunState, now: datetime, reason: str = "") -> ev.RunCanc
 
 
 def awaiting_plan(state: RunState, step_id: str | None) -> str:
-    """The plan step awaiting approval: `step_id` if given, else the only one."""
+    """The plan step awaiting approval: `step_id` if given, else the only one. A finished or
+    stopping run's plan cannot be decided: it would leave the plan step stuck `waiting`."""
     waiting = [sid for sid, record in state.plans.items() if record.awaiting]
+    _require_open(state, step_id or (waiting[0] if len(waiting) == 1 else None))
     if step_id is not None:
         require_step(state, step_id)
         if step_id not in waiting:
@@ -83,6 +85,36 @@ def awaiting_plan(state: RunState, step_id: str | None) -> str:
             run_id=state.run_id,
         )
     return waiting[0]
+
+
+def _require_open(state: RunState, plan_step: str | None) -> None:
+    if state.outcome is None and state.stopping is None:
+        return
+    rid = state.run_id
+    if state.outcome is None:
+        raise InvalidTransitionError(
+            f"run {rid} is stopping ({state.stopping}); a plan cannot be decided on it; wait "
+            "for it to finish, then reopen it with `podium retry`",
+            run_id=rid,
+        )
+    reopen = _step_to_reopen(state, plan_step)
+    how = f"`podium retry {rid} {reopen}`" if reopen else f"`podium retry {rid} STEP`"
+    raise InvalidTransitionError(
+        f"run {rid} is {state.outcome}, so no plan of it can be approved or rejected; reopen "
+        f"it first with {how}, then decide the plan it waits on",
+        run_id=rid,
+    )
+
+
+def _step_to_reopen(state: RunState, plan_step: str | None) -> str | None:
+    """A failed step (what failed the run), else the plan step, else any step that can be
+    retried."""
+    failed = next((s.id for s in state.steps.values() if s.status is StepStatus.FAILED), None)
+    if failed is not None:
+        return failed
+    if plan_step in state.steps and state.steps[plan_step].status in RETRYABLE:
+        return plan_step
+    return next((s.id for s in state.steps.values() if s.status in RETRYABLE), None)
 
 
 def approve_event(

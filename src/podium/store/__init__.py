@@ -20,8 +20,9 @@ def default_store_path() -> Path:
     return Path(os.environ.get("PODIUM_DB") or Path(".podium") / "podium.db")
 
 
-async def open_store(url: str | os.PathLike[str]) -> EventStore:
-    """Open the event store that `url` names.
+async def open_store(url: str | os.PathLike[str], *, create: bool = True) -> EventStore:
+    """Open the event store that `url` names. With `create=False` (what commands that only read
+    use) the store must exist already: nothing is created, migrated or changed.
 
     - `memory:` or `memory://` — a fresh in-process store (nothing survives the process).
     - `sqlite://PATH` — everything after `sqlite://` is the file path, as written: so
@@ -30,20 +31,21 @@ async def open_store(url: str | os.PathLike[str]) -> EventStore:
     - a plain path (`str` without a scheme, or any `os.PathLike`) — a SQLite file there.
     - `postgres://…`, `postgresql://…` — not yet: a UsageError says so.
 
-    Anything else raises UsageError listing what is supported.
+    Anything else raises UsageError listing what is supported. Another application's SQLite
+    file is refused (StoreUnavailableError), untouched.
     """
     if isinstance(url, os.PathLike):
-        return await _open_sqlite(os.fspath(url))
+        return await _open_sqlite(os.fspath(url), create)
     match = _SCHEME.match(url)
     if match is None:
-        return await _open_sqlite(url)
+        return await _open_sqlite(url, create)
     scheme, rest = match[1].lower(), url[match.end() :]
     if scheme == "memory" and rest in ("", "//"):
         from podium.store.memory import MemoryEventStore
 
         return MemoryEventStore()
     if scheme == "sqlite" and rest.startswith("//") and len(rest) > 2:
-        return await _open_sqlite(rest[2:])
+        return await _open_sqlite(rest[2:], create)
     if scheme in ("postgres", "postgresql"):
         raise UsageError(
             "Postgres support arrives with the [postgres] extra in a later release; use "
@@ -52,7 +54,7 @@ async def open_store(url: str | os.PathLike[str]) -> EventStore:
     raise UsageError(f"unsupported store URL {url!r}; use {_SUPPORTED}")
 
 
-async def _open_sqlite(path: str) -> EventStore:
+async def _open_sqlite(path: str, create: bool) -> EventStore:
     from podium.store.sqlite import SQLiteEventStore
 
-    return await SQLiteEventStore.open(path)
+    return await SQLiteEventStore.open(path, create=create)

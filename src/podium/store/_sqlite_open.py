@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
+from urllib.parse import quote
 
 from podium.errors import StoreError, StoreUnavailableError, UsageError
 from podium.store import _sql as sql
@@ -111,10 +112,18 @@ def _cookie(conn: sqlite3.Connection) -> int:
 
 
 def connect(
-    location: str | os.PathLike[str], budget: BusyBudget
+    location: str | os.PathLike[str], budget: BusyBudget, *, create: bool = True
 ) -> tuple[Path, sqlite3.Connection]:
-    """Open, configure and migrate; a failure becomes a StoreUnavailableError saying what to do."""
-    path = _checked_path(location)
+    """Open, configure and migrate; a failure becomes a StoreUnavailableError saying what to do.
+    Another application's SQLite file is refused untouched. With `create=False` the file must
+    be a current Podium store already: nothing is created, migrated or switched to WAL."""
+    path = _checked_path(location, create=create)
+    kind = _inspect(path, budget)
+    if not create and kind != "podium":
+        raise StoreUnavailableError(
+            f"no Podium store at {path}; check the path (--db or PODIUM_DB), or start a run "
+            "with `podium run` to create one there"
+        )
     try:
         conn = sqlite3.connect(
             path, isolation_level=None, timeout=SLICE_SECONDS, check_same_thread=False
@@ -123,8 +132,12 @@ def connect(
         raise unavailable(path, exc, budget) from exc
     try:
         deadline = time.monotonic() + budget.seconds
-        _configure(conn, deadline)
-        migrate(conn, str(path), deadline)
+        if create:
+            _configure(conn, deadline)
+            migrate(conn, str(path), deadline)
+        else:
+            conn.execute("PRAGMA foreign_keys = ON")
+            _require_current(conn, str(path), deadline)
     except BaseException as exc:
         conn.close()
         if isinstance(exc, sqlite3.Error):
@@ -133,13 +146,15 @@ def connect(
     return path, conn
 
 
-def _checked_path(location: str | os.PathLike[str]) -> Path:
+def _checked_path(location: str | os.PathLike[str], *, create: bool) -> Path:
     path = Path(location).expanduser()
     if path.is_dir():
         raise StoreUnavailableError(
             f"the Podium store path {path} is a directory; pass a file path such as "
             f"{path / 'podium.db'}"
         )
+    if not create:
+        return path
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -167,6 +182,57 @@ def _enter_wal(conn: sqlite3.Connection, deadline: float) -> None:
             conn.execute("PRAGMA journal_mode = WAL")
 
     retry_busy(switch, deadline)
+
+
+StoreKind = Literal["absent", "empty", "podium"]
+
+
+def _inspect(path: Path, budget: BusyBudget) -> StoreKind:
+    """What is at `path`, read through a read-only connection that changes nothing: no file, an
+    empty database, or a Podium store. Another application's database is refused here."""
+    if not path.exists():
+        return "absent"
+    try:
+        conn = sqlite3.connect(
+            f"file:{quote(str(path.resolve()))}?mode=ro", uri=True, timeout=SLICE_SECONDS
+        )
+    except sqlite3.Error as exc:
+        raise unavailable(path, exc, budget) from exc
+    try:
+        deadline = time.monotonic() + budget.seconds
+        names = retry_busy(lambda: _table_names(conn), deadline)
+    except sqlite3.Error as exc:
+        raise unavailable(path, exc, budget) from exc
+    finally:
+        conn.close()
+    if "schema_migrations" in names:
+        return "podium"
+    if not names:
+        return "empty"
+    shown = ", ".join(sorted(names)[:5]) + (", …" if len(names) > 5 else "")
+    raise StoreUnavailableError(
+        f"{path} is another application's SQLite database (tables: {shown}), not a Podium "
+        "store; it was left untouched. Point --db or PODIUM_DB at a Podium store or a new file"
+    )
+
+
+def _table_names(conn: sqlite3.Connection) -> set[str]:
+    rows = conn.execute("SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'")
+    return {str(name) for (name,) in rows}
+
+
+def _require_current(conn: sqlite3.Connection, where: str, deadline: float) -> None:
+    """A store opened only to read must have this Podium's schema: it is never migrated."""
+    latest = sql.migrations(DIALECT)[-1].version
+    current = retry_busy(lambda: _schema_version(conn), deadline)
+    if current > latest:
+        raise StoreUnavailableError(sql.newer_schema_message(where, current, latest))
+    if current < latest:
+        raise StoreUnavailableError(
+            f"the Podium store at {where} has an older schema ({current}; this Podium uses "
+            f"{latest}) and a command that only reads does not upgrade it; run `podium resume "
+            "RUN` or `podium run` on it once to upgrade it in place"
+        )
 
 
 def migrate(conn: sqlite3.Connection, where: str, deadline: float) -> None:

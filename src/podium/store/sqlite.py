@@ -73,14 +73,17 @@ class SQLiteEventStore:
 
     @classmethod
     async def open(
-        cls, path: str | os.PathLike[str], *, busy_seconds: float | None = None
+        cls, path: str | os.PathLike[str], *, busy_seconds: float | None = None, create: bool = True
     ) -> SQLiteEventStore:
-        """Open (creating it and its folder if needed) and migrate the store file at `path`."""
+        """Open (creating it and its folder if needed) and migrate the store file at `path`.
+        With `create=False` it must be a current Podium store: nothing is created or migrated.
+        Another application's SQLite file is refused either way, untouched."""
         budget = BusyBudget.resolve(busy_seconds)
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="podium-sqlite")
         loop = asyncio.get_running_loop()
+        opening = partial(connect, path, budget, create=create)
         try:
-            where, conn = await loop.run_in_executor(executor, connect, path, budget)
+            where, conn = await loop.run_in_executor(executor, opening)
         except BaseException:
             executor.shutdown(wait=False)
             raise

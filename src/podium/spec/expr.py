@@ -13,9 +13,19 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from podium.spec._ast import Call as Call
+from podium.spec._ast import Compare as Compare
+from podium.spec._ast import Expr as Expr
+from podium.spec._ast import Index as Index
+from podium.spec._ast import Literal as Literal
+from podium.spec._ast import Logical as Logical
+from podium.spec._ast import Member as Member
+from podium.spec._ast import Name as Name
+from podium.spec._ast import Not as Not
+from podium.spec._ast import spelled
 from podium.spec._functions import FUNCTIONS
 from podium.spec._values import ExpressionError as ExpressionError
-from podium.spec._values import compare, is_number
+from podium.spec._values import compare
 from podium.spec._values import to_json as to_json
 from podium.spec._values import to_text as to_text
 from podium.spec._values import truthy as truthy
@@ -23,60 +33,6 @@ from podium.spec._values import type_name as type_name
 
 MAX_LENGTH = 4096
 MAX_DEPTH = 64
-
-
-# --- AST ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Expr:
-    """Base of every AST node."""
-
-
-@dataclass(frozen=True)
-class Literal(Expr):
-    value: str | int | float | bool | None
-
-
-@dataclass(frozen=True)
-class Name(Expr):
-    name: str
-
-
-@dataclass(frozen=True)
-class Member(Expr):
-    target: Expr
-    name: str
-
-
-@dataclass(frozen=True)
-class Index(Expr):
-    target: Expr
-    index: Expr
-
-
-@dataclass(frozen=True)
-class Call(Expr):
-    function: str
-    args: tuple[Expr, ...]
-
-
-@dataclass(frozen=True)
-class Not(Expr):
-    operand: Expr
-
-
-@dataclass(frozen=True)
-class Logical(Expr):
-    op: str  # "&&" or "||"
-    operands: tuple[Expr, ...]
-
-
-@dataclass(frozen=True)
-class Compare(Expr):
-    op: str
-    left: Expr
-    right: Expr
 
 
 # --- tokenizer -----------------------------------------------------------------------------------
@@ -318,26 +274,33 @@ def _describe(token: _Token) -> str:
 # --- evaluator -----------------------------------------------------------------------------------
 
 
-def evaluate(expr: Expr, context: Mapping[str, object]) -> object:
-    """Evaluate a parsed expression against the root names in `context`."""
+def evaluate(expr: Expr, context: Mapping[str, object], *, strict: bool = False) -> object:
+    """Evaluate a parsed expression against the root names in `context`. A field or item that is
+    not there is null; with `strict` it is an error naming it, except inside `default()`."""
     match expr:
         case Literal(value):
             return value
         case Name(name):
             return _lookup(name, context)
         case Member(target, name):
-            obj = evaluate(target, context)
-            return obj.get(name) if isinstance(obj, Mapping) else None
+            return _part(expr, evaluate(target, context, strict=strict), name, strict)
         case Index(target, index):
-            return _index(evaluate(target, context), evaluate(index, context))
+            obj = evaluate(target, context, strict=strict)
+            return _part(expr, obj, evaluate(index, context, strict=strict), strict)
         case Call(function, args):
-            return FUNCTIONS[function].impl(*(evaluate(arg, context) for arg in args))
+            lenient = function == "default"
+            values = (
+                evaluate(a, context, strict=strict and not (lenient and n == 0))
+                for n, a in enumerate(args)
+            )
+            return FUNCTIONS[function].impl(*values)
         case Not(operand):
-            return not truthy(evaluate(operand, context))
+            return not truthy(evaluate(operand, context, strict=strict))
         case Logical(op, operands):
-            return _logical(op == "||", operands, context)
+            return _logical(op == "||", operands, context, strict)
         case Compare(op, left, right):
-            return compare(op, evaluate(left, context), evaluate(right, context))
+            left_value = evaluate(left, context, strict=strict)
+            return compare(op, left_value, evaluate(right, context, strict=strict))
     raise ExpressionError(f"cannot evaluate a {type(expr).__name__} node")
 
 
@@ -348,18 +311,37 @@ def _lookup(name: str, context: Mapping[str, object]) -> object:
     return context[name]
 
 
-def _index(value: object, key: object) -> object:
+def _part(expr: Member | Index, value: object, key: object, strict: bool) -> object:
+    """`value.key` or `value[key]`: null when it is not there, an error when `strict`."""
+    if isinstance(value, Mapping) and isinstance(key, str) and key in value:
+        return value[key]
+    index = key if isinstance(key, int) and not isinstance(key, bool) else -1
+    if isinstance(value, list | tuple) and 0 <= index < len(value):
+        return value[index]
+    if not strict:
+        return None
+    raise ExpressionError(
+        f"{spelled(expr)} is missing: {_why_missing(expr, value, key)}; "
+        f"write default({spelled(expr)}, <fallback>) to make it optional"
+    )
+
+
+def _why_missing(expr: Member | Index, value: object, key: object) -> str:
+    target = spelled(expr.target)
     if isinstance(value, Mapping):
-        return value.get(key) if isinstance(key, str) else None
-    if isinstance(value, list | tuple) and is_number(key) and isinstance(key, int):
-        return value[key] if 0 <= key < len(value) else None
-    return None
+        keys = ", ".join(sorted(map(str, value))[:20]) or "none"
+        return f"{target} has no key {key!r} (its keys: {keys})"
+    if isinstance(value, list | tuple) and isinstance(key, int):
+        return f"{target} has {len(value)} items"
+    return f"{target} is {type_name(value)}, which has no {key!r}"
 
 
-def _logical(want: bool, operands: tuple[Expr, ...], context: Mapping[str, object]) -> object:
+def _logical(
+    want: bool, operands: tuple[Expr, ...], context: Mapping[str, object], strict: bool
+) -> object:
     value: object = None
     for operand in operands:
-        value = evaluate(operand, context)
+        value = evaluate(operand, context, strict=strict)
         if truthy(value) is want:
             return value
     return value

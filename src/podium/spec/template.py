@@ -50,10 +50,12 @@ class Template:
         return all(isinstance(part, str) for part in self._parts)
 
     def render(self, context: Mapping[str, object]) -> object:
-        """The value itself when the template is one `${{ }}`; otherwise the interpolated string."""
+        """The value itself when the template is one `${{ }}`; otherwise the interpolated string.
+        A field that is not there, or null written into text, is an error naming it (wrap it in
+        `default(…, fallback)` to make it optional)."""
         with _blame(self.source):
             if self._whole is not None:
-                return evaluate(self._whole.expr, context)
+                return evaluate(self._whole.expr, context, strict=True)
             return "".join(_render_part(part, context) for part in self._parts)
 
     def references(self) -> set[tuple[str, ...]]:
@@ -160,7 +162,15 @@ def _slot(source: str, start: int, end: int) -> _Slot:
 
 
 def _render_part(part: _Part, context: Mapping[str, object]) -> str:
-    return part if isinstance(part, str) else to_text(evaluate(part.expr, context))
+    if isinstance(part, str):
+        return part
+    value = evaluate(part.expr, context, strict=True)
+    if value is None:
+        raise ExpressionError(
+            f"{part.text} is null, which would be written as the text 'null'; write "
+            f"default({part.text}, '') or another fallback to make it optional"
+        )
+    return to_text(value)
 
 
 @contextmanager

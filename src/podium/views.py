@@ -4,17 +4,22 @@ state and store records; the edges format them, never reshape them).
 
 Instants are ISO 8601 strings with their UTC offset, or null. The shapes:
 
-run (one row of `podium runs --json`, from the store's listing record)::
+run (one row of `podium runs --json`, from the store's listing record; `podium runs` also
+reads each listed run's state and adds the figures after the `#`)::
 
     {"run_id": str, "workflow": str, "status": STATUS, "created_at": ISO, "updated_at": ISO,
-     "wake_at": ISO | null}
+     "wake_at": ISO | null,
+     # with the run's state:
+     "abandoned": bool,                 # unfinished and nobody drives it: resume it
+     "duration_seconds": float, "steps": {"total": int, STEP_STATUS: int, ...},
+     "tokens": int, "cost_usd": float}
 
 show (`podium show RUN --json`; also what `run`, `resume`, `retry`, `skip`, `plan`, `approve`
 and `reject` print with --json when they finish)::
 
     {"run_id": str, "workflow": str, "status": STATUS, "wake_at": ISO | null,
-     "error": str | null, "created_at": ISO, "updated_at": ISO | null,
-     "tokens": int, "cost_usd": float,
+     "error": str | null, "cancel_reason": str | null, "created_at": ISO,
+     "updated_at": ISO | null, "tokens": int, "cost_usd": float,
      "plans": {plan step id: [plan version, ...]},
      "steps": [step, ...]}                                  # in workflow order, plan children last
 
@@ -24,6 +29,36 @@ step::
      "started_at": ISO | null, "finished_at": ISO | null,
      "output": any JSON | null, "truncated": bool, "error": str | null, "reason": str | null,
      "tokens": int, "cost_usd": float}
+
+step detail (`podium show RUN STEP --json`): the step document, and from the run's events::
+
+    {...step, "parent": str | null, "needs": [str], "duration_seconds": float | null,
+     "input": {field: rendered value} | null,   # the templated fields (run, prompt, url, …) as
+     "input_error": str | null,                 # rendered against the run's committed outputs
+     "meta": {...} | null,                      # e.g. a shell step's exit_code, stderr_tail
+     "skip_message": str | null,
+     "tries": [{"attempt": int, "generation": int, "started_at": ISO, "finished_at": ISO | null,
+                "duration_seconds": float | null, "outcome": TRY_OUTCOME,
+                "error": str | null, "error_type": str | null, "retry_at": ISO | null}],
+     "model_calls": [{"at": ISO, "attempt": int, "turn": int | null, "model": str,
+                      "agent": str | null, "input_tokens": int, "output_tokens": int,
+                      "cost_usd": float, "latency_seconds": float, "finish_reason": str | null,
+                      "estimated": bool, "reply": {"content": str, "tool_calls": [...]} | null}],
+     "tool_calls": [{"call_id": str | null, "attempt": int, "tool": str, "arguments": {...},
+                     "started_at": ISO | null, "finished_at": ISO | null,
+                     "duration_seconds": float | null, "ok": bool | null,   # null: in flight
+                     "result": str | null, "error": str | null}],
+     "progress": [{"at": ISO, "message": str, "fraction": float | null}]}
+
+TRY_OUTCOME is running | succeeded | planned (a plan step's plan was made) | retrying (failed,
+tried again) | failed | cancelled | interrupted | requeued (its process stopped; it ran again).
+
+log entry (one line of `podium logs RUN --json`)::
+
+    {"run_id": str, "seq": int, "at": ISO, "step_id": str, "stream": STREAM, "text": str}
+
+STREAM is stdout | stderr (a shell step's, as stored: the output, the end of stderr) | text (an
+agent's reply, one per model call) | tool (a call an agent made) | progress | error.
 
 event (one line of `podium events RUN --json`)::
 
@@ -38,18 +73,34 @@ null when nothing will wake it (it waits for a person, it is not parked, or it h
 
 from __future__ import annotations
 
-from datetime import datetime
+import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any, cast
 
-from podium.core.state import RunState, StepState
-from podium.store.base import TERMINAL_STATUSES, RunRecord, RunStatus, StoredEvent
+from podium.core import events as ev
+from podium.core.render import RenderError, render_step
+from podium.core.state import RunState, StepState, require_step
+from podium.store.base import (
+    TERMINAL_STATUSES,
+    RunRecord,
+    RunStatus,
+    StoredEvent,
+    owner_is_dead,
+)
 
 __all__ = [
+    "abandoned",
+    "cancel_reason",
     "event_document",
     "iso",
+    "log_entries",
     "run_document",
     "run_status",
+    "seconds_between",
     "show_document",
+    "step_detail_document",
     "step_document",
     "wake_at",
 ]
@@ -76,15 +127,53 @@ def run_status(state: RunState, record: RunRecord | None) -> RunStatus:
     return status
 
 
-def run_document(record: RunRecord) -> dict[str, Any]:
-    return {
+def seconds_between(start: datetime | None, end: datetime | None) -> float | None:
+    return (end - start).total_seconds() if start is not None and end is not None else None
+
+
+def abandoned(state: RunState, record: RunRecord | None) -> bool:
+    """Unfinished, not parked, and no live process drives it: only `podium resume` moves it."""
+    if record is None or run_status(state, record) not in ("running", "pending"):
+        return False
+    return not record.owner or owner_is_dead(record.owner)
+
+
+def cancel_reason(state: RunState) -> str | None:
+    """What `cancel --reason` said, while the run stops on it or once it was cancelled."""
+    if state.stopping == "cancel" or state.outcome == "cancelled":
+        return state.cancel_reason
+    return None
+
+
+def forked_from(state: RunState) -> dict[str, Any] | None:
+    """Where a forked run came from (`run.forked`): the parent run, the step, what it reused."""
+    fork = state.fork
+    if fork is None:
+        return None
+    return {"run_id": fork.parent_run_id, "step": fork.from_step, "reused": list(fork.reused)}
+
+
+def run_document(record: RunRecord, state: RunState | None = None) -> dict[str, Any]:
+    """The listing row; with the run's `state`, also its duration, step counts and usage."""
+    document: dict[str, Any] = {
         "run_id": record.run_id,
         "workflow": record.workflow_name,
-        "status": record.status,
+        "status": record.status if state is None else run_status(state, record),
         "created_at": iso(record.created_at),
         "updated_at": iso(record.updated_at),
         "wake_at": iso(wake_at(record)),
     }
+    if state is not None:
+        end = state.updated_at if state.outcome is not None else datetime.now(UTC)
+        tally = Counter(str(step.status) for step in state.steps.values())
+        document.update(
+            abandoned=abandoned(state, record),
+            duration_seconds=seconds_between(state.created_at, end),
+            steps={"total": len(state.steps), **dict(sorted(tally.items()))},
+            tokens=state.tokens,
+            cost_usd=round(state.cost_usd, 6),
+        )
+    return document
 
 
 def step_document(step: StepState) -> dict[str, Any]:
@@ -112,6 +201,8 @@ def show_document(state: RunState, record: RunRecord | None) -> dict[str, Any]:
         "status": run_status(state, record),
         "wake_at": iso(wake_at(record)),
         "error": state.completed_error,
+        "cancel_reason": cancel_reason(state),
+        "forked_from": forked_from(state),
         "created_at": iso(state.created_at),
         "updated_at": iso(state.updated_at),
         "tokens": state.tokens,
@@ -119,6 +210,189 @@ def show_document(state: RunState, record: RunRecord | None) -> dict[str, Any]:
         "plans": {sid: plan.versions for sid, plan in state.plans.items()},
         "steps": [step_document(step) for step in state.steps.values()],
     }
+
+
+def step_detail_document(
+    state: RunState, step_id: str, events: Iterable[StoredEvent]
+) -> dict[str, Any]:
+    """Everything about one step: its document, its rendered input, and from the run's events
+    every try, model call, tool call and progress report. StepNotFoundError if it has none."""
+    step = require_step(state, step_id)
+    mine = [e.event for e in events if _concerns(e.event, step_id)]
+    rendered, render_error = _rendered_input(state, step)
+    return {
+        **step_document(step),
+        "parent": step.parent,
+        "needs": list(step.spec.needs),
+        "duration_seconds": seconds_between(step.started_at, step.finished_at),
+        "input": rendered,
+        "input_error": render_error,
+        "meta": step.meta,
+        "skip_message": next(
+            (e.message or None for e in reversed(mine) if isinstance(e, ev.StepSkipped)), None
+        ),
+        "tries": _tries(mine, step_id),
+        "model_calls": _model_calls(mine),
+        "tool_calls": _tool_calls(mine),
+        "progress": [
+            {"at": iso(e.at), "message": e.message, "fraction": e.fraction}
+            for e in mine
+            if isinstance(e, ev.StepProgress)
+        ],
+    }
+
+
+def _concerns(event: ev.Event, step_id: str) -> bool:
+    if isinstance(event, ev.RunResumed):
+        return step_id in event.requeued or step_id in event.interrupted
+    return getattr(event, "step_id", None) == step_id
+
+
+def _rendered_input(state: RunState, step: StepState) -> tuple[dict[str, Any] | None, str | None]:
+    """The step's templated fields as its attempts got them; None before it ever started."""
+    if step.started_at is None:
+        return None, None
+    try:
+        spec = render_step(state, step.spec)
+    except RenderError as exc:
+        return None, str(exc)
+    fields = {name: getattr(spec, name) for name in spec.templated}
+    return {k: v for k, v in fields.items() if v not in (None, "", {}, [])}, None
+
+
+_ENDINGS: dict[type[ev.Event], str] = {
+    ev.StepSucceeded: "succeeded",
+    ev.PlanGenerated: "planned",
+    ev.StepRetrying: "retrying",
+    ev.StepFailed: "failed",
+    ev.StepCancelled: "cancelled",
+}
+
+
+def _tries(events: Sequence[ev.Event], step_id: str) -> list[dict[str, Any]]:
+    tries: list[dict[str, Any]] = []
+    current: dict[str, Any] | None = None
+    for e in events:
+        if isinstance(e, ev.StepStarted):
+            current = _try(e)
+            tries.append(current)
+        elif current is not None and (outcome := _ending(e, step_id)) is not None:
+            _end_try(current, e, outcome)
+            current = None
+    return tries
+
+
+def _try(e: ev.StepStarted) -> dict[str, Any]:
+    return {
+        "attempt": e.attempt,
+        "generation": e.generation,
+        "started_at": iso(e.at),
+        "finished_at": None,
+        "duration_seconds": None,
+        "outcome": "running",
+        "error": None,
+        "error_type": None,
+        "retry_at": None,
+    }
+
+
+def _ending(e: ev.Event, step_id: str) -> str | None:
+    if isinstance(e, ev.RunResumed):
+        return "interrupted" if step_id in e.interrupted else "requeued"
+    return _ENDINGS.get(type(e))
+
+
+def _end_try(entry: dict[str, Any], e: ev.Event, outcome: str) -> None:
+    started = datetime.fromisoformat(entry["started_at"])
+    entry.update(
+        finished_at=iso(e.at),
+        duration_seconds=seconds_between(started, e.at),
+        outcome=outcome,
+        error=getattr(e, "error", None),
+        error_type=getattr(e, "error_type", None),
+        retry_at=iso(getattr(e, "retry_at", None)),
+    )
+
+
+def _model_calls(events: Sequence[ev.Event]) -> list[dict[str, Any]]:
+    calls, attempt = [], 0
+    for e in events:
+        if isinstance(e, ev.StepStarted):
+            attempt = e.attempt
+        elif isinstance(e, ev.ModelCalled):
+            fields = e.model_dump(mode="json", exclude={"kind", "step_id", "at"})
+            calls.append({"at": iso(e.at), "attempt": attempt, **fields})
+    return calls
+
+
+def _tool_calls(events: Sequence[ev.Event]) -> list[dict[str, Any]]:
+    calls: list[dict[str, Any]] = []
+    open_calls: dict[str, dict[str, Any]] = {}
+    attempt = 0
+    for e in events:
+        if isinstance(e, ev.StepStarted):
+            attempt = e.attempt
+        elif isinstance(e, ev.ToolStarted):
+            entry = _tool_entry(attempt, e.call_id, e.tool, e.arguments, started_at=e.at)
+            open_calls[e.call_id] = entry
+            calls.append(entry)
+        elif isinstance(e, ev.ToolCalled):
+            entry = open_calls.pop(e.call_id or "", {})
+            if not entry:
+                entry = _tool_entry(attempt, e.call_id, e.tool, e.arguments or {}, started_at=None)
+                calls.append(entry)
+            entry.update(
+                finished_at=iso(e.at),
+                duration_seconds=e.latency_seconds,
+                ok=e.ok,
+                result=e.result,
+                error=e.error,
+            )
+    return calls
+
+
+def _tool_entry(
+    attempt: int, call_id: str | None, tool: str, arguments: dict[str, Any], *, started_at: Any
+) -> dict[str, Any]:
+    return {
+        "call_id": call_id,
+        "attempt": attempt,
+        "tool": tool,
+        "arguments": arguments,
+        "started_at": iso(started_at),
+        "finished_at": None,
+        "duration_seconds": None,
+        "ok": None,
+        "result": None,
+        "error": None,
+    }
+
+
+def log_entries(stored: StoredEvent) -> list[dict[str, Any]]:
+    """What one event adds to the run's logs (see `log entry` above); most events add nothing."""
+    e = stored.event
+    step_id = getattr(e, "step_id", None)
+    if step_id is None:
+        return []
+    head = {"run_id": stored.run_id, "seq": stored.seq, "at": iso(e.at), "step_id": step_id}
+    return [{**head, "stream": stream, "text": text} for stream, text in _log_texts(e) if text]
+
+
+def _log_texts(e: ev.Event) -> list[tuple[str, str]]:
+    if isinstance(e, ev.StepSucceeded) and e.meta is not None and "exit_code" in e.meta:
+        stdout = e.output if isinstance(e.output, str | None) else json.dumps(e.output)
+        return [("stdout", stdout or ""), ("stderr", str(e.meta.get("stderr_tail") or ""))]
+    if isinstance(e, ev.ModelCalled) and e.reply is not None:
+        return [("text", str(e.reply.get("content") or ""))]
+    if isinstance(e, ev.ToolCalled):
+        outcome = "ok" if e.ok else f"failed: {e.error}"
+        return [("tool", f"{e.tool}({json.dumps(e.arguments or {})}) {outcome}")]
+    if isinstance(e, ev.StepProgress):
+        done = f"{e.fraction:.0%} " if e.fraction is not None else ""
+        return [("progress", f"{done}{e.message}".strip())]
+    if isinstance(e, ev.StepFailed | ev.StepRetrying):
+        return [("error", f"attempt {e.attempt}: {e.error}")]
+    return []
 
 
 def event_document(stored: StoredEvent) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,8 +15,8 @@ from rich.table import Table
 from rich.text import Text
 
 from podium.core.state import RunState, StepState, StepStatus
-from podium.store.base import RunRecord, StoredEvent, owner_is_dead
-from podium.views import run_status, wake_at
+from podium.store.base import RunRecord, StoredEvent
+from podium.views import abandoned, cancel_reason, run_status, wake_at
 
 STATUS_STYLES: dict[str, str] = {
     "pending": "dim",
@@ -101,20 +101,24 @@ def counts(state: RunState) -> str:
 
 def show_renderable(state: RunState, record: RunRecord) -> RenderableType:
     """The human `show`: a header of run facts, then one row per step."""
-    parts: list[RenderableType] = [_run_header(state, record), _steps_table(state.steps.values())]
+    parts: list[RenderableType] = [show_header(state, record), _steps_table(state.steps.values())]
     for step_id, plan in state.plans.items():
         parts.append(Text(f"plans of step {step_id}:"))
         parts.append(Text("\n".join(_plan_lines(plan.versions, len(plan.versions)))))
     return Group(*parts)
 
 
-def _run_header(state: RunState, record: RunRecord) -> Table:
+def show_header(state: RunState, record: RunRecord) -> Table:
+    """The run's facts: id, workflow, status (and who drives it), times, counts, usage."""
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column()
     grid.add_row("run", state.run_id)
     grid.add_row("workflow", f"{state.workflow.name} (version {state.workflow.version})")
     grid.add_row("status", _status_cell(state, record))
+    if (fork := state.fork) is not None:
+        reused = f"{len(fork.reused)} steps reused"
+        grid.add_row("forked", f"from {fork.parent_run_id} at {fork.from_step} ({reused})")
     grid.add_row("created", stamp(state.created_at))
     grid.add_row("updated", stamp(state.updated_at))
     end = state.updated_at if state.outcome is not None else datetime.now(UTC)
@@ -124,6 +128,8 @@ def _run_header(state: RunState, record: RunRecord) -> Table:
         grid.add_row("usage", f"{state.tokens:,} tokens, ${state.cost_usd:.4f}")
     if state.completed_error:
         grid.add_row("error", Text(state.completed_error, style="red"))
+    if (reason := cancel_reason(state)) is not None:
+        grid.add_row("cancel reason", reason)
     return grid
 
 
@@ -138,13 +144,16 @@ def _status_cell(state: RunState, record: RunRecord) -> Text:
     text = styled(status)
     if status == "waiting":
         text.append(waiting_until(record))
-    if status not in ("running", "pending"):
-        return text
-    if record.owner and not owner_is_dead(record.owner):
+    if abandoned(state, record):
+        text.append(resume_hint(state.run_id), style="dim")
+    elif status in ("running", "pending") and record.owner:
         text.append(f"  (driven by {record.owner})", style="dim")
-    else:
-        text.append(f"  (nobody drives it: `podium resume {state.run_id}`)", style="dim")
     return text
+
+
+def resume_hint(run_id: str) -> str:
+    """What a run nobody drives needs (its driver was stopped: Ctrl-C, a crash)."""
+    return f"  (nobody drives it; run `podium resume {run_id}`)"
 
 
 def _steps_table(steps: Iterable[StepState]) -> Table:
@@ -179,16 +188,33 @@ def _result_cell(step: StepState) -> Text:
 # ------------------------------------------------------------------------------------ runs
 
 
-def runs_table(records: Iterable[RunRecord]) -> Table:
+def runs_table(records: Iterable[RunRecord], states: Mapping[str, RunState] | None = None) -> Table:
+    """One row per run: its status, and from its state (when given) duration, steps and cost."""
     table = Table(show_edge=False, pad_edge=False)
-    for name in ("run", "workflow", "status", "created", "updated"):
-        table.add_column(name, no_wrap=True)
+    for name in ("run", "workflow", "status", "took", "steps", "cost", "created"):
+        table.add_column(name, no_wrap=True, justify="right" if name == "cost" else "left")
     for r in records:
-        status = styled(r.status)
+        state = (states or {}).get(r.run_id)
+        status = styled(r.status if state is None else run_status(state, r))
         if r.status == "waiting":
             status.append(waiting_until(r))
-        table.add_row(r.run_id, r.workflow_name, status, stamp(r.created_at), stamp(r.updated_at))
+        if state is not None and abandoned(state, r):
+            status.append(resume_hint(r.run_id), style="dim")
+        figures = _run_figures(state) if state is not None else ("", "", "")
+        table.add_row(r.run_id, r.workflow_name, status, *figures, stamp(r.created_at))
     return table
+
+
+def _run_figures(state: RunState) -> tuple[str, Text, str]:
+    """`1m05s`, `4/6 done, 1 failed`, `$0.0123`."""
+    end = state.updated_at if state.outcome is not None else datetime.now(UTC)
+    tally = Counter(str(s.status) for s in state.steps.values())
+    done = sum(1 for s in state.steps.values() if s.terminal)
+    steps = Text(f"{done}/{len(state.steps)} done")
+    if tally["failed"]:
+        steps.append(f", {tally['failed']} failed", style="red")
+    cost = f"${state.cost_usd:.4f}" if state.cost_usd else ""
+    return duration(span(state.created_at, end)), steps, cost
 
 
 # ---------------------------------------------------------------------------------- events
@@ -210,6 +236,8 @@ def summary_lines(state: RunState) -> list[str]:
     """The end-of-run report: status, duration and counts, then what to do about it."""
     took = duration(span(state.created_at, state.updated_at))
     lines = [f"run {state.run_id} {state.status} after {took}: {counts(state)}"]
+    if (reason := cancel_reason(state)) is not None:
+        lines.append(f"  cancel reason: {reason}")
     for step in state.steps.values():
         if step.status is StepStatus.FAILED and not step.spec.allow_failure:
             lines.append(f"  step {step.id} failed: {shorten(step.error or '', DETAIL_CHARS)}")

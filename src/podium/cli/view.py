@@ -23,12 +23,16 @@ from podium.core.state import RunState, StepState, StepStatus
 from podium.runtime.bus import Subscription
 from podium.runtime.engine import Engine
 from podium.store.base import StoredEvent
+from podium.views import cancel_reason
 
 MIN_INTERVAL_SECONDS = 0.1
 IDLE_REFRESH_SECONDS = 0.5
 MAX_ROWS = 40
 MAX_ID_WIDTH = 24
 ACTIVE = frozenset({StepStatus.RUNNING, StepStatus.RETRYING, StepStatus.INTERRUPTED})
+PINNED = frozenset(
+    {StepStatus.FAILED, StepStatus.INTERRUPTED, StepStatus.WAITING, StepStatus.RETRYING}
+)
 UPCOMING = frozenset({StepStatus.READY, StepStatus.PENDING})
 STREAM_CHARS = 48  # how much of a running agent's streamed text the live table shows
 
@@ -243,23 +247,31 @@ def render_table(state: RunState, now: datetime, streams: dict[str, str] | None 
     elapsed = duration(span(state.created_at, now if state.outcome is None else state.updated_at))
     header = Text.assemble(f"run {state.run_id} · {state.workflow.name} · ", styled(state.status))
     header.append(f" · {elapsed}")
-    rows = pick_rows(state)
+    if (reason := cancel_reason(state)) is not None:
+        header.append(f" · cancel reason: {reason}")
+    pinned, rows = pick_rows(state)
     footer = Text(counts(state), style="dim")
-    if len(rows) < len(state.steps):
-        footer.append(f"  (showing {len(rows)} of {len(state.steps)})")
+    if len(pinned) + len(rows) < len(state.steps):
+        footer.append(_hidden_note(state, [*pinned, *rows]))
     table = Table(show_edge=False, pad_edge=False)
     for name in ("step", "kind", "status", "attempt", "elapsed"):
         table.add_column(name, no_wrap=True)
     live = {k: v for k, v in (streams or {}).items() if state.steps[k].status is StepStatus.RUNNING}
     if live:
         table.add_column("output", no_wrap=True, max_width=STREAM_CHARS, style="dim")
-    for step in rows:
+    for number, step in enumerate([*pinned, *rows], 1):
         cells = _cells(step, now)
-        if live:
-            table.add_row(*cells, _tail(live.get(step.id, "")))
-        else:
-            table.add_row(*cells)
+        table.add_row(*cells, *((_tail(live.get(step.id, "")),) if live else ()))
+        if number == len(pinned) and rows:
+            table.add_section()
     return Group(header, table, footer)
+
+
+def _hidden_note(state: RunState, shown: list[StepState]) -> str:
+    """`  (showing 40 of 60; 20 succeeded not shown)`: what the rows leave out is collapsed."""
+    ok = StepStatus.SUCCEEDED
+    hidden = sum(s.status is ok for s in state.steps.values()) - sum(s.status is ok for s in shown)
+    return f"  (showing {len(shown)} of {len(state.steps)}; {hidden} succeeded not shown)"
 
 
 def _tail(text: str) -> str:
@@ -278,22 +290,26 @@ def _cells(step: StepState, now: datetime) -> tuple[str, str, Text, str, str]:
     )
 
 
-def pick_rows(state: RunState, limit: int = MAX_ROWS) -> list[StepState]:
-    """All steps in workflow order if they fit; else the active ones, then the most recently
-    finished, then the next to run."""
+def pick_rows(state: RunState, limit: int = MAX_ROWS) -> tuple[list[StepState], list[StepState]]:
+    """All steps in workflow order if they fit (nothing pinned). Else, pinned above the rest,
+    the steps that need a look (failed, interrupted, waiting, retrying, in workflow order), then
+    the running ones, the most recently finished, the next to run."""
     steps = state.steps.values()
     if len(state.steps) <= limit:
-        return list(steps)
-    active = sorted((s for s in steps if s.status in ACTIVE), key=_started_key)[:limit]
+        return [], list(steps)
+    pinned = list(itertools.islice((s for s in steps if s.status in PINNED), limit))
+    limit -= len(pinned)
+    running = (s for s in steps if s.status in ACTIVE and s.status not in PINNED)
+    active = sorted(running, key=_started_key)[:limit]
     recent = heapq.nlargest(
         limit - len(active),
-        (s for s in steps if s.terminal and s.finished_at is not None),
+        (s for s in steps if s.terminal and s.finished_at is not None and s.status not in PINNED),
         key=_finished_key,
     )
     upcoming = itertools.islice(
         (s for s in steps if s.status in UPCOMING), limit - len(active) - len(recent)
     )
-    return [*active, *recent, *upcoming]
+    return pinned, [*active, *recent, *upcoming]
 
 
 def _started_key(step: StepState) -> datetime:

@@ -32,6 +32,32 @@ class RunCreated(_Event):
     config: dict[str, Any] | None = None
 
 
+class ReusedStep(BaseModel):
+    """A parent run's finished step as a fork takes it over: its status and what it left."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    status: Literal["succeeded", "failed", "skipped", "cancelled"] = "succeeded"
+    output: Any = None
+    truncated: bool = False
+    meta: dict[str, Any] | None = None
+    error: str | None = None
+    error_type: str | None = None
+    reason: str | None = None
+
+
+class RunForked(_Event):
+    """The run is a fork of `parent_run_id` from `from_step`: the steps in `reused` (in
+    dependency order) are taken over as the parent finished them, never run here; `plans`
+    holds the recorded plan of each plan step whose children are taken over ({"versions",
+    "children": [child step documents], "current", "failures", "replans"})."""
+
+    kind: Literal["run.forked"] = "run.forked"
+    parent_run_id: str
+    from_step: str
+    reused: dict[str, ReusedStep] = Field(default_factory=dict)
+    plans: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
 class RunResumed(_Event):
     """A new driver took the run over; in-flight steps were requeued (idempotent) or interrupted."""
 
@@ -234,6 +260,7 @@ class StepRetryRequested(_Event):
 
 Event = Annotated[
     RunCreated
+    | RunForked
     | RunResumed
     | RunCancelRequested
     | RunCompleted

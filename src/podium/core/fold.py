@@ -15,8 +15,8 @@ from podium.core import events as ev
 from podium.core import plans
 from podium.core.graph import build_graph
 from podium.core.joins import make_ready, propagate, reopen, tidy_ready
-from podium.core.state import RunState, StepState, StepStatus
-from podium.spec.model import Workflow
+from podium.core.state import ForkInfo, PlanState, RunState, StepState, StepStatus
+from podium.spec.model import AgentStep, Workflow
 
 
 def new_state(created: ev.RunCreated, workflow: Workflow | None = None) -> RunState:
@@ -158,6 +158,49 @@ def _on_resumed(state: RunState, e: ev.RunResumed) -> None:
         state.steps[step_id].status = StepStatus.INTERRUPTED
 
 
+def _on_forked(state: RunState, e: ev.RunForked) -> None:
+    """A fork takes over its parent's recorded plans, then the parent's finished steps (in
+    dependency order) through the same transitions as if they had finished here."""
+    for plan_id, doc in e.plans.items():
+        _restore_plan(state, state.steps[plan_id], doc)
+    for step_id, done in e.reused.items():
+        _reuse(state, step_id, done, e.at)
+    state.fork = ForkInfo(e.parent_run_id, e.from_step, tuple(e.reused))
+
+
+def _restore_plan(state: RunState, step: StepState, doc: dict[str, Any]) -> None:
+    """The plan step waits on its recorded children, as it did in the parent: no planner call."""
+    record = state.plans[step.id] = PlanState(
+        versions=list(doc["versions"]),
+        failures=dict(doc.get("failures", {})),
+        replans=int(doc.get("replans", 0)),
+    )
+    step.status = StepStatus.WAITING
+    for child in doc["children"]:
+        plans._add_child(state, step, AgentStep.model_validate(child))
+    record.children = [child["id"] for child in doc["children"]]
+    record.current = list(doc["current"])
+    tidy_ready(state)
+
+
+def _reuse(state: RunState, step_id: str, done: ev.ReusedStep, at: datetime) -> None:
+    if done.status == "succeeded":
+        out = ev.StepSucceeded(
+            at=at, step_id=step_id, output=done.output, truncated=done.truncated, meta=done.meta
+        )
+        _on_succeeded(state, out)
+    elif done.status == "failed":
+        step = state.steps[step_id]
+        _fail(state, step, done.error or "failed", done.error_type or "error", at)
+    elif done.status == "skipped":
+        reason: Any = done.reason or "manual"
+        _on_skipped(state, ev.StepSkipped(at=at, step_id=step_id, reason=reason))
+    else:
+        cancelled: Any = done.reason or "replaced"
+        _on_cancelled(state, ev.StepCancelled(at=at, step_id=step_id, reason=cancelled))
+    state.steps[step_id].error = done.error
+
+
 def _on_cancel_requested(state: RunState, e: ev.RunCancelRequested) -> None:
     state.stopping = "cancel"
     state.cancel_reason = e.reason or None
@@ -255,6 +298,7 @@ _HANDLERS: dict[type, Callable[[RunState, Any], None]] = {
     ev.StepSkipped: _on_skipped,
     ev.StepCancelled: _on_cancelled,
     ev.RunResumed: _on_resumed,
+    ev.RunForked: _on_forked,
     ev.RunCancelRequested: _on_cancel_requested,
     ev.RunCompleted: _on_completed,
     ev.StepRetryRequested: _on_retry_requested,

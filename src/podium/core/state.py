@@ -82,6 +82,16 @@ class PlanState:
     replans: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class ForkInfo:
+    """Where a forked run came from (`run.forked`): the parent, the step it was forked from,
+    and the steps it took over from the parent instead of running them."""
+
+    parent_run_id: str
+    from_step: str
+    reused: tuple[str, ...]
+
+
 @dataclass(slots=True, eq=False)
 class RunState:
     run_id: str
@@ -114,6 +124,7 @@ class RunState:
     tokens: int = 0
     cost_usd: float = 0.0
     config: dict[str, Any] | None = None  # the project configuration `run.created` recorded
+    fork: ForkInfo | None = None  # set by `run.forked`
 
     @property
     def status(self) -> str:

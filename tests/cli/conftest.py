@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from podium.store import open_store
 
 PODIUM = [sys.executable, "-m", "podium.cli.app"]
 COMMAND_TIMEOUT_SECONDS = 30.0
@@ -48,7 +51,8 @@ class Cli:
         if not self.db.exists():
             # Create the store first: two processes creating one SQLite file at the same moment
             # can race on `PRAGMA journal_mode = WAL`, and SQLite refuses one of them at once.
-            assert self("runs").returncode == 0
+            # (`podium runs` would not do: commands that only read never create a store.)
+            asyncio.run(_create_store(self.db))
         proc = subprocess.Popen(
             self.argv(*args),
             cwd=self.folder,
@@ -98,6 +102,10 @@ class Cli:
             if proc.poll() is None:
                 proc.kill()
             proc.communicate()
+
+
+async def _create_store(path: Path) -> None:
+    await (await open_store(path)).close()
 
 
 def wait_until(

@@ -28,7 +28,7 @@ steps:
   - id: broken
     kind: shell
     shell: sh
-    run: exit 3
+    run: while [ ! -e go ]; do sleep 0.05; done; exit 3
 """
 
 AGENT = """\
@@ -37,7 +37,7 @@ steps:
   - id: ask
     kind: agent
     agent: researcher
-    task: list facts
+    prompt: list facts
 """
 
 
@@ -68,8 +68,10 @@ def test_a_cancelled_runs_plan_cannot_be_decided(cli: Cli, verb: str) -> None:
 def test_a_failed_runs_plan_cannot_be_approved_until_the_failure_is_retried(cli: Cli) -> None:
     options = _project(cli)
     cli.write("mixed.yaml", MIXED)
-    failed = cli("run", "mixed.yaml", "--run-id", "f1", *options)
-    assert failed.returncode == 1, failed.stdout + failed.stderr
+    runner = cli.start("run", "mixed.yaml", "--run-id", "f1", *options)
+    cli.wait_for_step(runner, "f1", "plan", "waiting")  # the plan awaits approval
+    cli.write("go", "")  # only now does the other step fail, failing the run
+    assert runner.wait(timeout=30) == 1
     refused = cli("approve", "f1")
     assert refused.returncode == 2
     assert "run f1 is failed" in refused.stderr
@@ -189,3 +191,35 @@ def test_another_applications_sqlite_file_is_refused_untouched(
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
     conn.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["app.db", "wf.yaml"]
+
+
+# -- defect 12: a bogus or missing model is refused before any run exists ------------------------
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        (["--model", "bogus"], "unknown model provider 'bogus'"),
+        (["--model", "nope:x"], "unknown model provider 'nope'"),
+        (["--model", "scripted:gone.yaml"], "step 'ask' (agent 'researcher'): scripted model"),
+        (["--model", "openai:"], "names no model after 'openai'"),
+        ([], "step 'ask' (agent 'researcher') has no model: give the agent a `model:`"),
+    ],
+)
+def test_a_bad_or_missing_model_creates_no_run(cli: Cli, model: list[str], message: str) -> None:
+    shutil.copytree(EXAMPLES / "agents", cli.folder / "agents")
+    cli.write("asks.yaml", AGENT)
+    cli.env.pop("PODIUM_MODEL", None)
+    result = cli("run", "asks.yaml", "--agents", str(cli.folder), *model)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr
+    assert not cli.db.exists() or cli("runs", "--json").stdout.strip() == "[]"
+
+
+def test_a_plan_steps_planner_needs_a_model_too(cli: Cli) -> None:
+    shutil.copytree(EXAMPLES / "agents", cli.folder / "agents")
+    cli.env.pop("PODIUM_MODEL", None)
+    result = cli("plan", "Brief me", "--agents", str(cli.folder), "--model", "scripted:gone.yaml")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "step 'plan' (agent 'planner'): scripted model" in result.stderr
+    assert not cli.db.exists() or cli("runs", "--json").stdout.strip() == "[]"

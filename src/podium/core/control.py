@@ -66,8 +66,13 @@ def cancel_event(state: RunState, now: datetime, reason: str = "") -> ev.RunCanc
 def awaiting_plan(state: RunState, step_id: str | None) -> str:
     """The plan step awaiting approval: `step_id` if given, else the only one. A finished or
     stopping run's plan cannot be decided: it would leave the plan step stuck `waiting`."""
+    sid = _awaiting(state, step_id)
+    _require_open(state, sid)
+    return sid
+
+
+def _awaiting(state: RunState, step_id: str | None) -> str:
     waiting = [sid for sid, record in state.plans.items() if record.awaiting]
-    _require_open(state, step_id or (waiting[0] if len(waiting) == 1 else None))
     if step_id is not None:
         require_step(state, step_id)
         if step_id not in waiting:
@@ -87,7 +92,7 @@ def awaiting_plan(state: RunState, step_id: str | None) -> str:
     return waiting[0]
 
 
-def _require_open(state: RunState, plan_step: str | None) -> None:
+def _require_open(state: RunState, plan_step: str) -> None:
     if state.outcome is None and state.stopping is None:
         return
     rid = state.run_id
@@ -106,13 +111,13 @@ def _require_open(state: RunState, plan_step: str | None) -> None:
     )
 
 
-def _step_to_reopen(state: RunState, plan_step: str | None) -> str | None:
+def _step_to_reopen(state: RunState, plan_step: str) -> str | None:
     """A failed step (what failed the run), else the plan step, else any step that can be
     retried."""
     failed = next((s.id for s in state.steps.values() if s.status is StepStatus.FAILED), None)
     if failed is not None:
         return failed
-    if plan_step in state.steps and state.steps[plan_step].status in RETRYABLE:
+    if state.steps[plan_step].status in RETRYABLE:
         return plan_step
     return next((s.id for s in state.steps.values() if s.status in RETRYABLE), None)
 

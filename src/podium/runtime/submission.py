@@ -17,7 +17,7 @@ from podium.core.state import RunState
 from podium.errors import Problem, SpecError, UsageError
 from podium.ids import RunId, new_run_id
 from podium.llm import is_known_provider, unknown_provider
-from podium.runtime.services import AgentServices
+from podium.runtime.services import DEFAULT_MODEL_ENV, AgentServices
 from podium.spec.load import WorkflowSource, load_workflow
 from podium.spec.model import AgentStep, PlanStep, Workflow
 from podium.spec.plan import check_plan
@@ -54,26 +54,50 @@ def new_run(
 
 
 def check_agent_steps(wf: Workflow, services: AgentServices) -> None:
-    """UsageError before anything is recorded if the default model or an agent step's model
-    names a provider that is neither built in nor configured, or a configured provider whose
-    key variable is not set (providers nobody uses are not checked); SpecError if a step's
+    """UsageError before anything is recorded if the default model or the model of an agent
+    step (or a plan step's planner or aggregator) is missing, names a provider that is neither
+    built in nor configured, a configured provider whose key variable is not set (providers
+    nobody uses are not checked), or cannot be built (a missing script); SpecError if a step's
     `tool_choice` names a tool its agent lacks."""
     providers = services.config.providers
     if services.default_model:
         _known(services.default_model, providers, "the default model")
     for index, step in enumerate(wf.steps):
+        if isinstance(step, PlanStep):
+            for name in filter(None, (step.planner, step.aggregator)):
+                _check_model(services, step, services.agent(name))
+            continue
         if not isinstance(step, AgentStep):
             continue
         agent = services.agent(step.agent)
         _check_tool_choice(step, agent, index)
-        chosen = services.model_string(
-            agent, step.model, step.options.provider if step.options else None
+        provider = step.options.provider if step.options else None
+        _check_model(services, step, agent, step.model, provider)
+
+
+def _check_model(
+    services: AgentServices,
+    step: AgentStep | PlanStep,
+    agent: AgentSpec,
+    model: str | None = None,
+    provider: str | None = None,
+) -> None:
+    """The model an agent would call for `step` can be built: one is named somewhere, its
+    provider is known, its key is set, its script exists. A bad or missing `--model` is refused
+    here, before a run exists, not as a failed step."""
+    who = f"step {step.id!r} (agent {agent.name!r})"
+    chosen = services.model_string(agent, model, provider)
+    if chosen is None:
+        raise UsageError(
+            f"{who} has no model: give the agent a `model:` (e.g. openai:gpt-4o-mini), the step "
+            f"a `model:`, or pass --model / set {DEFAULT_MODEL_ENV}"
         )
-        if chosen is None:
-            continue
-        name = _known(chosen, providers, f"step {step.id!r} (agent {agent.name!r})")
-        if name in providers:
-            providers[name].api_key(name, agent=agent.name, step=step.id)
+    _known(chosen, services.config.providers, who)
+    try:
+        services.model(chosen, agent=agent.name, step=step.id)
+    except UsageError as exc:
+        said = str(exc)
+        raise UsageError(said if f"step {step.id}" in said else f"{who}: {said}") from None
 
 
 def _check_tool_choice(step: AgentStep, agent: AgentSpec, index: int) -> None:

@@ -48,10 +48,15 @@ def test_fork_json_gives_the_new_run_and_reuses_what_is_upstream(cli: Cli) -> No
     steps = {s["id"]: s for s in doc["steps"]}
     assert steps["test"]["output"] == "tested built-two"
     assert (cli.folder / "runs.log").read_text().split() == ["build", "test"]
+    (cli.folder / "runs.log").unlink()
+    again = cli("fork", "@latest", "--from", "test", "--json")  # RUN may be @latest or a prefix
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["forked_from"]["run_id"] == doc["run_id"]
     shown = cli("show", doc["run_id"])
     assert shown.returncode == 0, shown.stderr
     assert "forked" in shown.stdout
     assert "from p1 at build (1 steps reused)" in shown.stdout
+    assert (cli.folder / "runs.log").read_text().split() == ["test"]
 
 
 def test_fork_errors_exit_2_with_one_line_and_create_nothing(cli: Cli) -> None:

@@ -13,19 +13,19 @@ from podium.cli._session import (
     DbOption,
     JsonOption,
     ModelOption,
-    RunArg,
     Session,
     execute,
     finish,
     follow,
     session,
 )
+from podium.cli.runref import RunRef, resolve_run
 from podium.spec.inputs import parse_input_pairs
 
 
 def fork(
     ctx: typer.Context,
-    run_id: RunArg,
+    run_id: RunRef,
     from_step: Annotated[
         str,
         typer.Option(
@@ -51,14 +51,16 @@ def fork(
     not downstream of STEP and runs STEP and everything after it anew (a plan's recorded plan is
     reused; steps that read a changed input run again too), then show it like `run`.
 
-    Example: podium fork run_01jd3k --from build --input tag=v2
+    Example: podium fork @latest --from build --input tag=v2
     """
     here = session(ctx, db, as_json, agents=agents, model=model, config=config)
     execute(here, _fork(here, run_id, from_step, inputs or []))
 
 
-async def _fork(here: Session, run_id: str, from_step: str, pairs: list[str]) -> int:
+async def _fork(here: Session, ref: str, from_step: str, pairs: list[str]) -> int:
     given = parse_input_pairs(pairs)
+    async with await here.engine("control") as reader:  # RUN may be a prefix or @latest
+        run_id = await resolve_run(reader.store, ref)
     async with await here.engine(run_id=run_id) as engine:
         new_id = await engine.fork(run_id, from_step, given)
         here.note(f"run {new_id} (forked from {run_id} at {from_step})")

@@ -153,6 +153,12 @@ def forked_from(state: RunState) -> dict[str, Any] | None:
     return {"run_id": fork.parent_run_id, "step": fork.from_step, "reused": list(fork.reused)}
 
 
+def reused_from(state: RunState, step_id: str) -> str | None:
+    """The parent run whose result a forked run took over for this step, else None."""
+    fork = state.fork
+    return fork.parent_run_id if fork is not None and step_id in fork.reused else None
+
+
 def run_document(record: RunRecord, state: RunState | None = None) -> dict[str, Any]:
     """The listing row; with the run's `state`, also its duration, step counts and usage."""
     document: dict[str, Any] = {
@@ -224,6 +230,7 @@ def step_detail_document(
         **step_document(step),
         "parent": step.parent,
         "needs": list(step.spec.needs),
+        "reused_from": reused_from(state, step_id),
         "duration_seconds": seconds_between(step.started_at, step.finished_at),
         "input": rendered,
         "input_error": render_error,

@@ -57,6 +57,11 @@ def test_fork_json_gives_the_new_run_and_reuses_what_is_upstream(cli: Cli) -> No
     assert "forked" in shown.stdout
     assert "from p1 at build (1 steps reused)" in shown.stdout
     assert (cli.folder / "runs.log").read_text().split() == ["test"]
+    step = cli("show", doc["run_id"], "fetch")
+    assert step.returncode == 0, step.stderr
+    assert "from run p1 (this fork did not run it)" in step.stdout
+    detail = json.loads(cli("show", doc["run_id"], "fetch", "--json").stdout)
+    assert (detail["reused_from"], detail["output"]) == ("p1", "fetched")
 
 
 def test_fork_errors_exit_2_with_one_line_and_create_nothing(cli: Cli) -> None:

@@ -52,6 +52,8 @@ def _step_header(doc: dict[str, Any]) -> Table:
         grid.add_row("plan", doc["parent"])
     if doc["needs"]:
         grid.add_row("needs", ", ".join(doc["needs"]))
+    if doc["reused_from"]:
+        grid.add_row("reused", f"from run {doc['reused_from']} (this fork did not run it)")
     grid.add_row("attempts", str(doc["attempts"]))
     grid.add_row("started", stamp(_at(doc["started_at"])))
     grid.add_row("finished", stamp(_at(doc["finished_at"])))

@@ -129,6 +129,8 @@ def test_run_succeeds_and_show_json_has_every_step(cli: Cli) -> None:
         "status",
         "wake_at",
         "error",
+        "cancel_reason",
+        "forked_from",
         "created_at",
         "updated_at",
         "tokens",
@@ -137,6 +139,7 @@ def test_run_succeeds_and_show_json_has_every_step(cli: Cli) -> None:
         "steps",
     }
     assert (doc["tokens"], doc["cost_usd"]) == (0, 0)
+    assert (doc["cancel_reason"], doc["forked_from"]) == (None, None)
     assert (doc["run_id"], doc["workflow"], doc["status"], doc["wake_at"], doc["error"]) == (
         "r1",
         "greeting",

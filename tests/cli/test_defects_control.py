@@ -223,3 +223,17 @@ def test_a_plan_steps_planner_needs_a_model_too(cli: Cli) -> None:
     assert result.returncode == 2, result.stdout + result.stderr
     assert "step 'plan' (agent 'planner'): scripted model" in result.stderr
     assert not cli.db.exists() or cli("runs", "--json").stdout.strip() == "[]"
+
+
+# -- defect 14 (part): a run leaves no empty folder under .podium/procs --------------------------
+
+
+def test_a_finished_run_leaves_no_process_folder(cli: Cli) -> None:
+    cli.write(
+        "two.yaml",
+        "name: two\nsteps:\n  - {id: a, kind: shell, run: [echo, a]}\n"
+        "  - {id: b, kind: shell, run: [echo, b]}\n",
+    )
+    result = cli("run", "two.yaml", "--run-id", "r1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not (cli.folder / ".podium" / "procs" / "r1").exists()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import threading
 from pathlib import Path
 
 from podium.steps import procs
@@ -44,3 +46,38 @@ def test_a_reused_pid_is_left_alone(tmp_path: Path) -> None:
 def test_forget_and_missing_entries_are_quiet(tmp_path: Path) -> None:
     procs.forget(tmp_path, "nope", "s")
     assert procs.stop_leftovers(tmp_path, "nope", ["s"]) == []
+
+
+def test_the_runs_folder_goes_with_its_last_entry(tmp_path: Path) -> None:
+    folder = tmp_path / ".podium" / "procs" / "run1"
+    procs.record(tmp_path, "run1", "a", os.getpid())
+    procs.record(tmp_path, "run1", "b", os.getpid())
+    procs.forget(tmp_path, "run1", "a")
+    assert sorted(p.name for p in folder.iterdir()) == ["b.json"]
+    procs.forget(tmp_path, "run1", "b")
+    assert not folder.exists()
+    assert (tmp_path / ".podium" / "procs").is_dir()  # only the run's own folder goes
+
+
+def test_a_record_racing_the_last_forget_is_never_lost(tmp_path: Path) -> None:
+    """One thread records and forgets `a` over and over (each forget may remove the folder);
+    another records `b`: every record must leave its entry in place."""
+    folder = tmp_path / ".podium" / "procs" / "run1"
+    stop = threading.Event()
+
+    def churn() -> None:
+        while not stop.is_set():
+            procs.record(tmp_path, "run1", "a", os.getpid())
+            procs.forget(tmp_path, "run1", "a")
+
+    worker = threading.Thread(target=churn)
+    worker.start()
+    try:
+        for _ in range(300):
+            procs.record(tmp_path, "run1", "b", os.getpid())
+            assert (folder / "b.json").is_file()
+            procs.forget(tmp_path, "run1", "b")
+    finally:
+        stop.set()
+        worker.join()
+    assert not folder.exists()

@@ -3,7 +3,8 @@
 A SIGKILLed engine cannot kill its children: their process groups run on and would finish (or
 repeat) side effects behind the back of a resumed run. Each shell attempt records its group under
 `<workspace>/.podium/procs/<run>/<step>.json` right after it starts (a process crash keeps the
-file: no fsync needed; an OS crash ends the processes too) and removes it when the group is done.
+file: no fsync needed; an OS crash ends the processes too) and removes it when the group is done;
+the run's folder goes with its last entry.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 _BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+_RECORD_TRIES = 100
 
 
 def _ledger(workspace: Path, run_id: str) -> Path:
@@ -24,16 +26,27 @@ def _ledger(workspace: Path, run_id: str) -> Path:
 
 
 def record(workspace: Path, run_id: str, step_id: str, pid: int) -> None:
-    """Note that `step_id` runs in the process group led by `pid`."""
+    """Note that `step_id` runs in the process group led by `pid`. A `forget` of the run's last
+    other entry may remove the folder between our mkdir and our write: make it again."""
     folder = _ledger(workspace, run_id)
+    text = json.dumps({"pgid": pid, "started": _start_ticks(pid), "boot": _boot_id()})
+    for _ in range(_RECORD_TRIES - 1):
+        folder.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            (folder / f"{step_id}.json").write_text(text)
+            return
     folder.mkdir(parents=True, exist_ok=True)
-    entry = {"pgid": pid, "started": _start_ticks(pid), "boot": _boot_id()}
-    (folder / f"{step_id}.json").write_text(json.dumps(entry))
+    (folder / f"{step_id}.json").write_text(text)
 
 
 def forget(workspace: Path, run_id: str, step_id: str) -> None:
+    """Remove the step's entry, and the run's folder if that was its last (a folder that still
+    holds an entry, even one written a moment ago, is not empty and stays)."""
+    folder = _ledger(workspace, run_id)
     with contextlib.suppress(OSError):
-        (_ledger(workspace, run_id) / f"{step_id}.json").unlink()
+        (folder / f"{step_id}.json").unlink()
+    with contextlib.suppress(OSError):
+        folder.rmdir()
 
 
 def forget_run(workspace: Path, run_id: str, *, dry_run: bool = False) -> list[Path]:

@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 
 from podium.core import events as ev
+from podium.core.fold import replay
+from podium.core.scheduler import decide
 from podium.core.state import StepStatus
 from podium.errors import InputError, ModelError, RunNotFoundError, UsageError
 from podium.llm.base import ModelRequest
@@ -274,3 +276,21 @@ async def test_a_fork_whose_record_fails_ends_failed_instead_of_running_everythi
         assert "could not be recorded" in (state.completed_error or "")
         assert (await engine.resume(fork.run_id)).status == "failed"  # nothing to drive
         assert runs(tmp_path) == []
+
+
+async def test_the_fork_event_folds_the_reused_steps_finished_and_starts_only_the_rest(
+    engine: Engine,
+) -> None:
+    parent = await engine.run(diamond())
+    fork_id = await engine.fork(parent.run_id, "b")
+    await engine.wait(fork_id)
+    stored = await engine.store.read(fork_id)
+    state = replay(s.event for s in stored[:2])  # run.created, run.forked
+    assert {k: str(s.status) for k, s in state.steps.items()} == {
+        "a": "succeeded",
+        "b": "ready",
+        "c": "succeeded",
+        "d": "pending",
+    }
+    assert state.unfinished == 2
+    assert decide(state, stored[1].event.at).start == ["b"]

@@ -24,6 +24,8 @@ attributes without calling `__init__`, so subclasses get this whatever their con
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -78,8 +80,31 @@ class SpecError(PodiumError):
         self.source = source
         where = f"{source}: " if source else ""
         count = len(self.problems)
-        head = f"{where}{count} problem{'s' if count != 1 else ''} in {subject}"
-        super().__init__(head + "\n" + "\n".join(f"  {p}" for p in self.problems))
+        head = f"{where}{count:,} problem{'s' if count != 1 else ''} in {subject}"
+        super().__init__(head + "\n" + _listing(self.problems))
+
+
+MAX_PROBLEMS_LISTED = 50
+MAX_PROBLEM_CHARS = 300
+
+
+def _listing(problems: Sequence[Problem]) -> str:
+    """The first problems, each cut to a readable length, then the rest counted by kind."""
+    lines = [f"  {_brief(str(p))}" for p in problems[:MAX_PROBLEMS_LISTED]]
+    rest = problems[MAX_PROBLEMS_LISTED:]
+    if rest:
+        kinds = Counter(re.split(r"[\"'\d:;,(]", p.message, maxsplit=1)[0].strip() for p in rest)
+        common = kinds.most_common(3)
+        counted = [f"{n:,} {kind or 'other'}" for kind, n in common]
+        if other := len(rest) - sum(n for _, n in common):
+            counted.append(f"{other:,} other")
+        more = f"{len(rest):,} more problem{'s' if len(rest) != 1 else ''}"
+        lines.append(f"  … and {more} ({', '.join(counted)}); fix these and validate again")
+    return "\n".join(lines)
+
+
+def _brief(text: str) -> str:
+    return text if len(text) <= MAX_PROBLEM_CHARS else text[: MAX_PROBLEM_CHARS - 1] + "…"
 
 
 class StoreError(PodiumError):

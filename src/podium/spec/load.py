@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any, Literal, NoReturn
 
@@ -58,6 +60,8 @@ def read_document(path: str | os.PathLike[str]) -> dict[str, Any]:
             if size > MAX_DOCUMENT_BYTES:
                 raise SpecError([_too_big(size).problem], source=str(file))
             data = handle.read(MAX_DOCUMENT_BYTES + 1)
+    except ValueError:  # a NUL byte in the path: no file system can hold it
+        raise UsageError(f"workflow path {str(file)!r} contains a NUL byte; fix the path") from None
     except FileNotFoundError:
         raise UsageError(f"workflow file {file} does not exist; check the path") from None
     except IsADirectoryError:
@@ -173,10 +177,33 @@ class _StrictConstructor(SafeConstructor):
     def construct_text(self, node: Node) -> Any:
         return self.construct_scalar(node)  # type: ignore[arg-type]
 
+    def construct_integer(self, node: Node) -> Any:
+        digits = len(str(node.value).lstrip("+-").replace("_", ""))
+        if _too_long(digits):
+            _refuse_at(node, _long_integer(digits))
+        return self.construct_yaml_int(node)  # type: ignore[arg-type]
+
 
 _StrictConstructor.add_constructor(  # type: ignore[type-var]  # the stub expects a Loader class
     "tag:yaml.org,2002:timestamp", _StrictConstructor.construct_text
 )
+_StrictConstructor.add_constructor(  # type: ignore[type-var]
+    "tag:yaml.org,2002:int", _StrictConstructor.construct_integer
+)
+
+
+def _too_long(digits: int) -> bool:
+    """Whether Python refuses to read an integer of `digits` digits (CVE-2020-10735's cap)."""
+    limit = sys.get_int_max_str_digits()
+    return limit > 0 and digits > limit
+
+
+def _long_integer(digits: int) -> str:
+    return (
+        f"an integer of {digits:,} digits; numbers may have at most "
+        f"{sys.get_int_max_str_digits():,} digits; write a smaller number, or quote it as text"
+    )
+
 
 try:
     from yaml._yaml import CParser as _Parser
@@ -236,10 +263,24 @@ class _Pairs(list[tuple[str, Any]]):
     """A JSON object as parsed, before duplicate keys are checked."""
 
 
+@dataclass(frozen=True, slots=True)
+class _LongInteger:
+    """An integer too long to read, refused with its path once the path is known."""
+
+    digits: int
+
+
+def _integer(text: str) -> int | _LongInteger:
+    digits = len(text.lstrip("-"))
+    return _LongInteger(digits) if _too_long(digits) else int(text)
+
+
 def _load_json(text: str) -> object:
     _check_json_depth(text)
     try:
-        parsed = json.loads(text, object_pairs_hook=_Pairs, parse_constant=_no_constant)
+        parsed = json.loads(
+            text, object_pairs_hook=_Pairs, parse_constant=_no_constant, parse_int=_integer
+        )
     except json.JSONDecodeError as exc:
         where = f"line {exc.lineno}, column {exc.colno}"
         raise _Refused(where, f"invalid JSON: {exc.msg}; fix the syntax there") from None
@@ -274,6 +315,8 @@ def _dicts(value: object, path: str) -> object:
         return result
     if isinstance(value, list):
         return [_dicts(item, f"{path}[{index}]") for index, item in enumerate(value)]
+    if isinstance(value, _LongInteger):
+        raise _Refused(path, _long_integer(value.digits))
     return value
 
 

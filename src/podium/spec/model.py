@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from podium.agents import AgentOptions
 
@@ -14,6 +14,8 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 MAX_STEPS = 10_000
+MODEL_EXAMPLES = "openai:gpt-4o-mini, anthropic:claude-3-5-haiku-latest or scripted:demo.yaml"
+_T = TypeVar("_T")
 DEFAULT_OUTPUT_LIMIT_BYTES = 1024 * 1024
 
 
@@ -26,6 +28,22 @@ def parse_duration(value: object) -> float | None:
     if isinstance(value, str) and (match := _DURATION.match(value)):
         return float(match.group(1)) * _UNITS[match.group(2)]
     return _bad_duration(value)
+
+
+def _no_nul(value: _T) -> _T:
+    """`value` (text, or a list or mapping of texts) if no text holds a NUL character, which no
+    path, argument or environment variable can."""
+    texts: list[object] = [value]
+    if isinstance(value, list):
+        texts = list(value)
+    elif isinstance(value, dict):
+        texts = [*value, *value.values()]
+    if any(isinstance(text, str) and "\0" in text for text in texts):
+        raise ValueError(
+            "contains a NUL character (\\0), which no path, argument or variable can hold; "
+            "remove it"
+        )
+    return value
 
 
 def _bad_duration(value: object) -> float:
@@ -149,7 +167,12 @@ class ShellStep(StepBase):
     def _not_empty(cls, value: str | list[str]) -> str | list[str]:
         if not value or (isinstance(value, str) and not value.strip()):
             raise ValueError("run must name a command")
-        return value
+        return _no_nul(value)
+
+    @field_validator("cwd", "env")
+    @classmethod
+    def _os_text(cls, value: Any) -> Any:
+        return _no_nul(value)
 
 
 class PythonStep(StepBase):
@@ -175,6 +198,11 @@ class FileStep(StepBase):
         if self.idempotent is not None:
             return self.idempotent
         return self.op != "append"
+
+    @field_validator("path")
+    @classmethod
+    def _os_path(cls, value: str) -> str:
+        return _no_nul(value)
 
     @model_validator(mode="after")
     def _content_for_writes(self) -> FileStep:
@@ -231,22 +259,24 @@ class AgentStep(StepBase):
     kind: Literal["agent"] = "agent"
     agent: str = Field(min_length=1, max_length=200)
     prompt: str = Field(min_length=1)
+    options: AgentOptions | None = None  # before `model`, whose check reads it
     model: str | None = Field(None, pattern=r"^\S+$")
     context: Literal["auto", "none"] | list[str] = "auto"
     context_limits: ContextLimits = Field(default_factory=ContextLimits)
     max_turns: int = Field(8, ge=1, le=100)
     max_reasks: int = Field(2, ge=0, le=10)
-    options: AgentOptions | None = None
 
-    @model_validator(mode="after")
-    def _model_names_a_provider(self) -> AgentStep:
-        provider = self.options.provider if self.options is not None else None
-        if self.model is not None and provider is None and ":" not in self.model:
+    @field_validator("model")
+    @classmethod
+    def _model_names_a_provider(cls, value: str | None, info: ValidationInfo) -> str | None:
+        options = info.data.get("options")
+        provider = options.provider if isinstance(options, AgentOptions) else None
+        if value is not None and provider is None and ":" not in value:
             raise ValueError(
-                f"model {self.model!r} names no provider: write provider:model (such as "
-                "openai:gpt-4o-mini), or set `options.provider` to a configured provider"
+                f"model {value!r} names no provider: write provider:model, such as "
+                f"{MODEL_EXAMPLES}, or set `options.provider` to a configured provider"
             )
-        return self
+        return value
 
 
 class PlanStep(StepBase):

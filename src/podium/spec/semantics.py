@@ -16,6 +16,7 @@ from podium.spec.template import parse_condition, parse_template
 STEP_FIELDS = ("attempts", "error", "output", "status")
 ROOTS = ("inputs", "run", "steps")
 MAX_CYCLES_REPORTED = 20
+MAX_ID_HINTS = 25
 
 Ref = tuple[str, ...]
 
@@ -30,6 +31,15 @@ class _Graph:
     edges: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
     _ancestors: dict[str, int | None] | None = field(default=None, init=False)
     _bits: dict[str, int] = field(default_factory=dict, init=False)
+    _hints_left: int = field(default=MAX_ID_HINTS, init=False)
+
+    def id_hint(self, name: str) -> str:
+        """`did_you_mean` among the step ids, for the first MAX_ID_HINTS unknown ids only: each
+        costs a pass over every id, and no listing shows more problems than that."""
+        if self._hints_left <= 0:
+            return ""
+        self._hints_left -= 1
+        return did_you_mean(name, self.ids)
 
     def is_upstream(self, target: str, step_id: str) -> bool:
         """Whether `step_id` needs `target`, directly or not; True when that cannot be known."""
@@ -88,7 +98,7 @@ def _needs_problems(index: int, step: StepBase, graph: _Graph) -> Iterator[Probl
         if need == step.id:
             yield Problem(where, f'step "{step.id}" needs itself; remove it')
         elif need not in graph.ids:
-            yield Problem(where, f'unknown step "{need}"{did_you_mean(need, graph.ids)}')
+            yield Problem(where, f'unknown step "{need}"{graph.id_hint(need)}')
         elif need in seen:
             yield Problem(where, f'"{need}" is listed twice (also needs[{seen[need]}]); remove one')
         else:
@@ -212,7 +222,7 @@ def _step_reference_problem(ref: Ref, step: StepBase, graph: _Graph) -> str | No
         return "template reads steps without naming one; write steps.<id>.output"
     target = ref[1]
     if target not in graph.ids:
-        return f'template references unknown step "{target}"{did_you_mean(target, graph.ids)}'
+        return f'template references unknown step "{target}"{graph.id_hint(target)}'
     if target == step.id:
         return f'template references step "{target}" itself; a step cannot read its own result'
     if len(ref) > 2 and ref[2] not in STEP_FIELDS:

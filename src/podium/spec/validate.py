@@ -19,6 +19,7 @@ from podium.spec.inputs import (
 )
 from podium.spec.model import (
     MAX_STEPS,
+    MODEL_EXAMPLES,
     PLANNED_KINDS,
     STEP_TYPES,
     AgentStep,
@@ -50,6 +51,14 @@ _TYPE_NAMES = {
     str: "a string",
     list: "a list",
     dict: "a mapping",
+}
+_PATTERN_RULES = {
+    "model": f"must be provider:model without spaces, such as {MODEL_EXAMPLES} (only the model "
+    "when `options.provider` names the provider)",
+    "provider": 'must be a provider name: lowercase letters, digits, "_" and "-", starting with a '
+    "letter (openai, anthropic or one configured in podium.toml [providers])",
+    "tool_choice": 'must be auto, none, required or a tool name (letters, digits, "_", ":", "/" '
+    'and "-"; at most 128 characters)',
 }
 _STEP_PATH = re.compile(r"^steps\[(\d+)\]")
 _STEPS_PATH = re.compile(r"^steps(\[|$)")
@@ -84,12 +93,12 @@ def validate_workflow(
         )
         raise SpecError([Problem("steps", message)], source=source)
     problems: list[Problem] = []
-    steps = _check_steps(raw_steps, problems)
+    steps, readable = _check_steps(raw_steps, problems)
     workflow = _check_top(doc, [step for _, step in steps], problems)
     problems += _default_problems(doc.get("inputs"))
-    problems += graph_problems(steps, _raw_ids(raw_steps), _input_names(doc.get("inputs")))
+    problems += graph_problems(readable, _raw_ids(raw_steps), _input_names(doc.get("inputs")))
     if agents is not None:
-        problems += agents.check(agent_references(steps))
+        problems += agents.check(agent_references(readable))
     if problems or workflow is None:
         raise SpecError(sorted(problems, key=_step_order), source=source)
     return workflow
@@ -113,29 +122,61 @@ def _step_order(problem: Problem) -> int:
 # --- schema -------------------------------------------------------------------------------------
 
 
-def _check_steps(raw_steps: object, problems: list[Problem]) -> list[tuple[int, StepBase]]:
+Indexed = list[tuple[int, StepBase]]
+
+
+def _check_steps(raw_steps: object, problems: list[Problem]) -> tuple[Indexed, Indexed]:
+    """The valid steps, and the readable ones: the valid steps and those whose problems are in
+    fields they can do without, read without those fields, so that their needs, templates and
+    agents are checked too (one schema error does not hide the rest)."""
     if not isinstance(raw_steps, list):
-        return []
-    steps: list[tuple[int, StepBase]] = []
+        return [], []
+    steps: Indexed = []
+    readable: Indexed = []
     for index, raw in enumerate(raw_steps):
-        if (step := _check_step(index, raw, problems)) is not None:
+        step, salvaged = _check_step(index, raw, problems)
+        if step is not None:
             steps.append((index, step))
-    return steps
+        if (chosen := step if step is not None else salvaged) is not None:
+            readable.append((index, chosen))
+    return steps, readable
 
 
-def _check_step(index: int, raw: object, problems: list[Problem]) -> StepBase | None:
+def _check_step(
+    index: int, raw: object, problems: list[Problem]
+) -> tuple[StepBase | None, StepBase | None]:
+    """The valid step, or None and the step read without the fields that have problems."""
     where = f"steps[{index}]"
     if not isinstance(raw, Mapping):
         problems.append(Problem(where, f"expected a mapping with id and kind, got {_type(raw)}"))
-        return None
+        return None, None
     step_type = _step_type(raw, where, problems)
     if step_type is None:
-        return None
+        return None, None
     try:
-        return step_type.model_validate(raw)
+        return step_type.model_validate(raw), None
     except ValidationError as exc:
-        problems += _schema_problems(exc, raw, where, step_type)
+        found = _schema_problems(exc, raw, where, step_type)
+        problems += found
+        return None, _salvage(step_type, raw, found, where)
+
+
+def _salvage(
+    step_type: type[StepBase], raw: Mapping[str, Any], found: list[Problem], where: str
+) -> StepBase | None:
+    bad = {_top_field(problem.path, where) for problem in found}
+    if "" in bad:
+        return None  # a problem of the step as a whole: nothing to read without
+    try:
+        return step_type.model_validate({k: v for k, v in raw.items() if k not in bad})
+    except ValidationError:
         return None
+
+
+def _top_field(path: str, where: str) -> str:
+    """`run` for `steps[2].run[0]` under `steps[2]`; empty for the step itself."""
+    rest = path.removeprefix(where).removeprefix(".")
+    return re.split(r"[.\[]", rest, maxsplit=1)[0]
 
 
 def _step_type(
@@ -228,6 +269,9 @@ def _friendly(detail: ErrorDetails, parts: Sequence[str | int], model: type[Base
         return "required field is missing"
     if kind == "string_pattern_mismatch" and parts == ("id",):
         return f"{_ID_RULE}, got {_shown(detail['input'])}"
+    if kind == "string_pattern_mismatch":
+        rule = _PATTERN_RULES.get(str(parts[-1]) if parts else "", "has a form not allowed here")
+        return f"{rule}, got {_shown(detail['input'])}"
     if kind == "too_short" and parts == ("steps",):
         return "a workflow needs at least one step"
     text = text.removeprefix("Value error, ").removeprefix("Assertion failed, ")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from datetime import UTC, datetime
 
 from rich.console import Console
@@ -75,3 +76,33 @@ def test_plain_lines_name_tool_calls_progress_and_refused_requests() -> None:
     assert "http_get failed: refused" in text
     assert "50% half way" in text
     assert "retry request refused: it ran" in text
+
+
+def _sixty_steps() -> object:
+    """60 independent steps: 57 succeeded, `s07` failed, `s30` interrupted, `s59` running."""
+    doc = {
+        "name": "w",
+        "steps": [{"id": f"s{n:02d}", "kind": "shell", "run": "true"} for n in range(60)],
+    }
+    created = ev.RunCreated(at=T0, run_id="r", workflow=doc, workspace="/tmp")
+    state = new_state(created, Workflow.model_validate(doc))
+    for n in range(60):
+        apply(state, ev.StepStarted(at=T0, step_id=f"s{n:02d}", attempt=1))
+    for n in range(59):
+        if n == 7:
+            apply(state, ev.StepFailed(at=T0, step_id="s07", attempt=1, error="boom"))
+        elif n != 30:
+            apply(state, ev.StepSucceeded(at=T0, step_id=f"s{n:02d}", output="ok"))
+    apply(state, ev.RunResumed(at=T0, interrupted=["s30"], requeued=["s59"]))
+    apply(state, ev.StepStarted(at=T0, step_id="s59", attempt=1))
+    return state
+
+
+def test_a_failed_step_among_sixty_stays_pinned_on_top_and_the_rest_is_counted() -> None:
+    state = _sixty_steps()
+    text = _text(render_table(state, T0))  # type: ignore[arg-type]
+    rows = [line.split()[0] for line in text.splitlines() if re.match(r"s\d\d ", line)]
+    assert rows[:2] == ["s07", "s30"]  # failed and interrupted first, before anything else
+    assert rows[2] == "s59"  # then what runs
+    assert len(rows) == 40
+    assert "(showing 40 of 60; 20 succeeded not shown)" in text

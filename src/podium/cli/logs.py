@@ -52,8 +52,8 @@ async def _logs(here: Session, ref: str, step_id: str | None, follow: bool) -> i
         run_id = await resolve_run(engine.store, ref)
         state = await engine.state(run_id)
         width = min(max((len(s) for s in state.steps), default=0), MAX_PREFIX)
-        if step_id is not None:
-            follow = follow and not require_step(state, step_id).terminal
+        if step_id is not None and require_step(state, step_id).terminal:
+            follow = False  # it has ended: print what it wrote
         async for stored in engine.events(run_id, follow=follow):
             for entry in views.log_entries(stored):
                 if step_id is None or entry["step_id"] == step_id:

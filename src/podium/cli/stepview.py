@@ -97,9 +97,8 @@ def _result_parts(doc: dict[str, Any]) -> list[RenderableType]:
     parts: list[RenderableType] = []
     if doc["output"] is not None:
         out = doc["output"]
-        title = "output" + (
-            " (truncated at the output cap when stored)" if doc["truncated"] else ""
-        )
+        capped = " (capped when stored: the marker at its end says how much was kept)"
+        title = "output" + (capped if doc["truncated"] else "")
         parts += [Text(title, style="bold"), Text(out if isinstance(out, str) else _pretty(out))]
     if doc["error"]:
         parts += [Text("error", style="bold red"), Text(doc["error"], style="red")]

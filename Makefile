@@ -26,7 +26,7 @@ REAL := $(call stamp,real)
 LITELLM_VENV := .venv-litellm
 LITELLM := $(LITELLM_VENV)/.installed-real-litellm-$(shell cksum requirements/real-litellm.txt 2>/dev/null | cut -d' ' -f1)
 
-.PHONY: demo test test-fast test-real lint typecheck bench lock clean
+.PHONY: demo test test-fast test-real lint typecheck bench lock clean reference
 
 $(BIN)/python:
 	@echo "Creating $(VENV) with $(PYTHON)"
@@ -58,6 +58,10 @@ typecheck: $(DEV)
 
 test: lint typecheck
 	$(BIN)/pytest -q
+
+# docs/reference.md is generated from the models; tests/test_reference.py fails when it is stale.
+reference: $(DEV)
+	$(BIN)/python -m podium.reference > docs/reference.md.tmp && mv docs/reference.md.tmp docs/reference.md
 
 test-fast: $(DEV)
 	$(BIN)/pytest -q -m "not slow and not real"

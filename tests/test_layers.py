@@ -72,6 +72,8 @@ LAYERS: dict[str, int] = {
     "podium.server": 6,
     "podium.server.*": 6,
     "podium.testing": 6,
+    "podium.reference": 6,
+    "podium.reference.*": 6,
 }
 
 # Adapters of one package never import another's; they may import the L3 ports of any.

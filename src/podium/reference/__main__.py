@@ -1,0 +1,5 @@
+"""`python -m podium.reference`: print docs/reference.md."""
+
+from podium.reference import main
+
+main()

@@ -1,0 +1,163 @@
+"""What each field and key means, for the reference page. The field lists, types, defaults and
+limits come from the models themselves; `podium.reference` refuses to render when a field has no
+description here (or in its model's `Field(description=)`), or one here names no field."""
+
+from __future__ import annotations
+
+FIELDS: dict[str, str] = {
+    # the workflow document
+    "Workflow.name": "The workflow's name, shown by `runs` and in pictures.",
+    "Workflow.version": "A label you bump when the workflow changes (numbers become text).",
+    "Workflow.description": "Free text.",
+    "Workflow.inputs": "The run's inputs by name; `--input NAME=VALUE` sets one.",
+    "Workflow.steps": "The steps, in any order; `needs` orders them.",
+    "Workflow.max_concurrency": "At most this many steps run at once (default: no limit).",
+    "Workflow.on_failure": "What a failure does: `fail_fast` cancels the rest, `collect` lets "
+    "independent branches finish. A step's own `on_failure` wins.",
+    "Workflow.output_limit_bytes": "Outputs larger than this are stored truncated, with a marker.",
+    "Workflow.budget": "Limits shared by the run's whole tree of plans.",
+    "InputSpec.type": "What the value must be; `--input` text is converted to it.",
+    "InputSpec.default": "The value when none is given.",
+    "InputSpec.required": "Whether a value must be given (default: when there is no `default`).",
+    "InputSpec.description": "Free text.",
+    # every step
+    "StepBase.id": "The step's id: `steps.<id>` in templates, `needs` and the CLI.",
+    "StepBase.name": "A display name.",
+    "StepBase.needs": "The steps that must finish first (one id or a list).",
+    "StepBase.join": "How many needs must succeed: `all`, `any` or `{quorum: N}`; `any` and "
+    "`quorum` cancel the losing siblings once they fire.",
+    "StepBase.on_failure": "Overrides the workflow's `on_failure` for this step's failure.",
+    "StepBase.allow_failure": "A failure of this step counts as success for the steps that need "
+    "it and does not fail the run.",
+    "StepBase.allow_skipped": "The steps that need this one still run when it was skipped.",
+    "StepBase.when": "A condition (`steps.a.output.n > 0`); false skips the step.",
+    "StepBase.retry": "Attempts and backoff; `retry: 3` is short for `{max_attempts: 3}`.",
+    "StepBase.timeout": "The whole step's time limit (`30`, `500ms`, `30s`, `5m`, `1h`).",
+    "StepBase.idempotent": "Whether an interrupted attempt may run again without asking "
+    "(default: per kind).",
+    "StepBase.expected_seconds": "A scheduling hint: among ready steps, the one with the longest "
+    "remaining path goes first.",
+    "StepBase.output": "`text`, `json` (parsed) or a JSON Schema the output must match.",
+    # shell
+    "ShellStep.run": "The command: a string split into argv (no shell), or a list of argv.",
+    "ShellStep.shell": "Run `run` through `sh -c` or `bash -c` (pipes, `&&`, `$VAR`).",
+    "ShellStep.env": "Extra environment variables.",
+    "ShellStep.cwd": "The working folder, relative to the workspace.",
+    "ShellStep.stdin": "Text fed to the program's standard input.",
+    # python
+    "PythonStep.call": "A registered name (`@podium.register`) or `package.module:function`.",
+    "PythonStep.args": "Keyword arguments; templates keep their types.",
+    # file
+    "FileStep.op": "`read`, `write` (atomic replace) or `append`.",
+    "FileStep.path": "A path inside the workspace; escapes (`..`, symlinks out) are refused.",
+    "FileStep.content": "What `write` and `append` write (text, or JSON for other values).",
+    # http
+    "HttpStep.url": "An http:// or https:// URL.",
+    "HttpStep.method": "The HTTP method (any case).",
+    "HttpStep.headers": "Request headers.",
+    "HttpStep.query": "Query parameters, added to any in the URL.",
+    "HttpStep.body": "The request body: text, or JSON for other values.",
+    "HttpStep.expect_status": "Statuses that count as success (default: any 2xx).",
+    # agent
+    "AgentStep.agent": "The catalog agent (`agents/<name>.md`) that answers.",
+    "AgentStep.prompt": "The task, a template.",
+    "AgentStep.model": "`provider:model`, overriding the agent's and the run's default.",
+    "AgentStep.context": "Which needs' outputs the agent sees: `auto` (all), `none`, or a list "
+    "of step ids.",
+    "AgentStep.context_limits": "How much of those outputs it sees.",
+    "AgentStep.max_turns": "At most this many model calls (tool rounds included).",
+    "AgentStep.max_reasks": "How often a reply that does not match `output` is sent back.",
+    "AgentStep.options": "Model call options merged over the agent's own.",
+    # plan
+    "PlanStep.goal": "What the plan must achieve, a template.",
+    "PlanStep.planner": "The supervisor agent that writes the plan.",
+    "PlanStep.agents": "The agents a plan may use (default: the whole catalog).",
+    "PlanStep.mode": "`auto` keeps the plan's needs; `sequential` chains the steps, `parallel` "
+    "drops the needs, `swarm` also gives every step the first step's agent.",
+    "PlanStep.confirm": "Wait for `podium approve` (or `reject`) before running a plan.",
+    "PlanStep.max_replans": "How often a failed child leads to a new plan.",
+    "PlanStep.max_plan_attempts": "How often the planner may answer with an invalid plan.",
+    "PlanStep.max_children": "At most this many steps in one plan.",
+    "PlanStep.replan": "`replace` drops the pending children of the old plan; `append` keeps them.",
+    "PlanStep.aggregator": "An agent that synthesises the children's outputs (child `aggregate`).",
+    "PlanStep.verifier": "An agent that checks the result and answers a verdict (child `verify`).",
+    "PlanStep.patterns": "Lessons shown to the planner under 'Patterns that worked before'.",
+    "PlanStep.context_limits": "What each child sees of its needs' outputs.",
+    # nested values
+    "RetryPolicy.max_attempts": "Attempts in all, the first included.",
+    "RetryPolicy.initial_delay_seconds": "The wait before the second attempt (a duration).",
+    "RetryPolicy.backoff": "Each later wait is this many times the one before.",
+    "RetryPolicy.max_delay_seconds": "No wait is longer than this (a duration).",
+    "RetryPolicy.jitter": "Each wait varies randomly by up to this fraction.",
+    "Budget.tokens": "Model tokens, input and output, across the tree.",
+    "Budget.cost_usd": "Model cost in US dollars, from the price table.",
+    "Budget.steps": "Steps and spawns started anywhere in the tree.",
+    "Budget.depth": "Plan nesting (the root workflow's steps are at depth 0).",
+    "Budget.wall_seconds": "Wall-clock time for the whole run (a duration).",
+    "Budget.parallelism": "Steps running at once across the tree.",
+    "Quorum.quorum": "How many needs must succeed (at most the number of needs).",
+    "ContextLimits.max_chars_per_dependency": "Each need's output is cut to this many characters.",
+    "ContextLimits.max_dependencies": "At most this many needs' outputs are shown.",
+    "ContextLimits.max_total_chars": "All the outputs together are cut to this many characters.",
+    "AgentOptions.temperature": "Sampling temperature.",
+    "AgentOptions.max_tokens": "At most this many output tokens per model call.",
+    "AgentOptions.reasoning_effort": "For reasoning models.",
+    "AgentOptions.seed": "A sampling seed, where the provider takes one.",
+    "AgentOptions.top_p": "Nucleus sampling.",
+    "AgentOptions.stop": "Up to four stop sequences (one string or a list).",
+    "AgentOptions.tool_choice": "`auto`, `none`, `required` or a tool's name (forces the first "
+    "turn only).",
+    "AgentOptions.parallel_tool_calls": "Whether the model may call several tools in one turn.",
+    "AgentOptions.timeout": "One model call's time limit (`30`, `500ms`, `30s`, `2m`).",
+    "AgentOptions.provider": "A configured provider; `model` then names only the model.",
+    "AgentOptions.stream": "Only `false` can be set: streaming is the default.",
+}
+
+# What a model without a docstring is, and the kinds whose default idempotence depends on a field.
+MODEL_NOTES: dict[str, str] = {
+    "InputSpec": "One entry of the workflow's `inputs:`, by name.",
+    "Quorum": "`join: {quorum: N}`: the step starts once N of its needs have succeeded.",
+}
+IDEMPOTENT_NOTES: dict[str, str] = {
+    "file": "`read` and `write`: yes; `append`: no",
+    "http": "`GET`, `HEAD`, `PUT`, `DELETE`: yes; `POST`, `PATCH`: no",
+}
+
+# The scripted model's script keys, by where they appear (`podium.llm._script_file`).
+SCRIPT_KEYS: dict[str, dict[str, str]] = {
+    "top": {
+        "model": "The model name reported in responses (default `scripted`).",
+        "agents": "Agent name (any case) or `*` (any agent) → its turns.",
+        "steps": "Step id → its turns, served in order whatever agent it runs; wins over "
+        "`agents` (what `podium script RUN` writes).",
+    },
+    "agent": {
+        "turns": "The replies, in order; a plain string is `{content: …}`.",
+        "repeat_last": "Serve the last turn again when they run out (else the step fails). "
+        "May also be a list item of its own: `- repeat_last: true`.",
+    },
+    "turn": {
+        "content": "The reply text.",
+        "json": "A reply given as data (serialised to JSON text); not with `content`.",
+        "tool_calls": "Tools to call: a list of `{name, arguments, id}`.",
+        "error": "Fail the model call instead: a message, or `{status, message, retryable, "
+        "type}`; nothing else in the turn.",
+        "usage": "`{input_tokens, output_tokens}` to report (default: estimated).",
+        "delay_seconds": "Wait this long before answering.",
+    },
+    "call": {
+        "name": "The tool's name (required).",
+        "arguments": "Its arguments (a mapping).",
+        "id": "The call id (default: one per turn).",
+    },
+    "error": {
+        "status": "An HTTP status such as 429 or 500; sets the type and whether it is retried.",
+        "message": "The error text.",
+        "retryable": "Override whether the engine retries.",
+        "type": "`rate_limit`, `timeout`, `server`, `auth`, `connection`, … (default from status).",
+    },
+    "usage": {
+        "input_tokens": "Whole number ≥ 0.",
+        "output_tokens": "Whole number ≥ 0.",
+    },
+}

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from podium.cli._session import (
     AgentsOption,
@@ -16,6 +17,7 @@ from podium.cli._session import (
     ModelOption,
     RunArg,
     Session,
+    WorkspaceOption,
     execute,
     finish,
     follow,
@@ -25,7 +27,10 @@ from podium.cli._session import (
 from podium.config import load_config
 from podium.runtime.engine import Engine
 from podium.runtime.submission import AgentChecks
+from podium.runtime.workspace import choose_workspace
+from podium.spec.lint import workflow_warnings
 from podium.spec.load import load_workflow
+from podium.spec.model import Workflow
 from podium.spec.validate import coerce_inputs, parse_input_pairs
 from podium.store.memory import MemoryEventStore
 
@@ -43,14 +48,18 @@ def run(
     agents: AgentsOption = None,
     model: ModelOption = None,
     config: ConfigOption = None,
+    workspace: WorkspaceOption = None,
 ) -> None:
-    """Validate and run a workflow, showing it live until it completes or waits for a person."""
-    here = session(ctx, db, as_json, agents=agents, model=model, config=config)
+    """Validate and run a workflow, showing it live until it completes or waits for a person.
+    Its workspace is --workspace, else the workflow file's folder."""
+    here = session(ctx, db, as_json, agents=agents, model=model, config=config, workspace=workspace)
     execute(here, _run(here, file, inputs or [], run_id))
 
 
 async def _run(here: Session, file: Path, pairs: list[str], run_id: str | None) -> int:
+    here.workspace = choose_workspace(file, here.workspace)
     workflow = load_workflow(file)
+    _warn(here, workflow)
     given = parse_input_pairs(pairs)
     coerce_inputs(workflow, given)  # bad inputs are refused before the store is touched
     return await submit_and_follow(here, workflow, given, run_id=run_id)
@@ -70,14 +79,26 @@ def validate(
 
 
 async def _validate(here: Session, file: Path) -> int:
-    config = load_config(path=here.config)
+    workspace = choose_workspace(file)  # what `podium run FILE` would use
+    config = load_config(workspace, path=here.config)
     async with Engine(
-        MemoryEventStore(), mode="control", agents_dir=here.agents, config=config
+        MemoryEventStore(),
+        mode="control",
+        agents_dir=here.agents,
+        config=config,
+        workspace=workspace,
     ) as engine:  # the agent catalog and MCP servers the run would use; no store is touched
         workflow = load_workflow(file, agents=AgentChecks(engine.services))
+    _warn(here, workflow)
     count = len(workflow.steps)
     here.note(f"ok: {workflow.name} ({count} step{'s' if count != 1 else ''})")
     return 0
+
+
+def _warn(here: Session, workflow: Workflow) -> None:
+    """Print what is valid but probably not meant, on stderr; warnings never change the exit."""
+    for warning in workflow_warnings(workflow):
+        here.err.print(Text(f"warning: {warning}"), soft_wrap=True)
 
 
 def resume(

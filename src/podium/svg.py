@@ -4,7 +4,9 @@ arrows. Pure."""
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from xml.sax.saxutils import escape, quoteattr
 
@@ -21,6 +23,8 @@ TITLE_HEIGHT = 28.0
 ROW_WIDTH = 16  # a layer of more nodes is drawn as several rows
 SWEEPS = 4
 GROUP_PAD = 10.0
+BEND_WIDTH = 8.0  # the room an edge crossing a layer takes in it
+BEND_GAP = 6.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,14 +74,64 @@ def _depth(start: str, preds: dict[str, list[str]], depth: dict[str, int]) -> in
     return depth[start]
 
 
-def order(picture: Picture, ranks: list[list[str]]) -> list[list[str]]:
-    """Barycentre sweeps down and up; a plan's children stay next to each other."""
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Where everything goes: a box per step, and the points an edge that spans several layers
+    passes through (one per layer it crosses, so it bends round the steps between)."""
+
+    boxes: dict[str, Box]
+    bends: dict[int, list[tuple[float, float]]]  # by edge index: (x, top y) of each layer crossed
+
+
+def layout(picture: Picture) -> Layout:
+    """Layers (with a placeholder wherever an edge crosses one), ordered, then placed row by row,
+    each row centred on the widest."""
+    ranks, chains, links = _with_placeholders(picture)
+    group = {node.id: node.group or node.id for node in picture.nodes}
+    for index, chain in chains.items():
+        edge = picture.edges[index]
+        shared = group[edge.source] if group[edge.source] == group[edge.target] else None
+        group |= {point: shared or point for point in chain}
+    nodes = {node.id: node for node in picture.nodes}
+    rows = [row for rank in order(ranks, links, group) for row in _rows(rank, nodes)]
+    places = _place(
+        rows, {n: _width(nodes[n]) if n in nodes else BEND_WIDTH for r in rows for n in r}
+    )
+    boxes = {n: Box(nodes[n], x, y, w) for n, (x, y, w) in places.items() if n in nodes}
+    bends = {
+        index: [(places[p][0] + BEND_WIDTH / 2, places[p][1]) for p in chain]
+        for index, chain in chains.items()
+    }
+    return Layout(boxes, bends)
+
+
+def _with_placeholders(
+    picture: Picture,
+) -> tuple[list[list[str]], dict[int, list[str]], list[tuple[str, str]]]:
+    ranks = layers(picture)
+    depth = {node: level for level, rank in enumerate(ranks) for node in rank}
+    chains: dict[int, list[str]] = {}
+    links: list[tuple[str, str]] = []
+    for index, edge in enumerate(picture.edges):
+        crossed = range(depth[edge.source] + 1, depth[edge.target])
+        chain = [f"\0{index}.{level}" for level in crossed]
+        for level, point in zip(crossed, chain, strict=True):
+            ranks[level].append(point)
+        chains[index] = chain
+        path = [edge.source, *chain, edge.target]
+        links += list(itertools.pairwise(path))
+    return ranks, chains, links
+
+
+def order(
+    ranks: list[list[str]], links: list[tuple[str, str]], group: dict[str, str]
+) -> list[list[str]]:
+    """Barycentre sweeps down and up; members of one group (a plan's children) stay together."""
     preds: dict[str, list[str]] = defaultdict(list)
     succs: dict[str, list[str]] = defaultdict(list)
-    for edge in picture.edges:
-        preds[edge.target].append(edge.source)
-        succs[edge.source].append(edge.target)
-    group = {node.id: node.group or node.id for node in picture.nodes}
+    for source, target in links:
+        preds[target].append(source)
+        succs[source].append(target)
     ranks = [list(rank) for rank in ranks]
     for sweep in range(SWEEPS):
         down = sweep % 2 == 0
@@ -107,24 +161,37 @@ def _mean(values: list[float] | list[int], default: float) -> float:
     return sum(values) / len(values) if values else default
 
 
-def layout(picture: Picture) -> list[Box]:
-    """Boxes row by row, each row centred on the widest."""
-    nodes = {node.id: node for node in picture.nodes}
-    rows = [
-        rank[i : i + ROW_WIDTH]
-        for rank in order(picture, layers(picture))
-        for i in range(0, len(rank), ROW_WIDTH)
-    ]
-    widths = [[_width(nodes[n]) for n in row] for row in rows]
-    widest = max((sum(w) + GAP_X * (len(w) - 1) for w in widths), default=0.0)
-    boxes: list[Box] = []
-    for index, (row, row_widths) in enumerate(zip(rows, widths, strict=True)):
-        x = MARGIN + (widest - sum(row_widths) - GAP_X * (len(row) - 1)) / 2
+def _rows(rank: list[str], nodes: dict[str, Node]) -> Iterator[list[str]]:
+    """A layer cut into rows of at most ROW_WIDTH steps (edges crossing it go along)."""
+    row: list[str] = []
+    for item in rank:
+        if item in nodes and sum(n in nodes for n in row) == ROW_WIDTH:
+            yield row
+            row = []
+        row.append(item)
+    yield row
+
+
+def _place(
+    rows: list[list[str]], widths: dict[str, float]
+) -> dict[str, tuple[float, float, float]]:
+    """(left x, top y, width) of everything, row by row, each row centred on the widest."""
+    gaps = [[_gap(a, b, widths) for a, b in itertools.pairwise(row)] for row in rows]
+    spans = [sum(widths[n] for n in row) + sum(g) for row, g in zip(rows, gaps, strict=True)]
+    widest = max(spans, default=0.0)
+    places: dict[str, tuple[float, float, float]] = {}
+    for index, (row, span, row_gaps) in enumerate(zip(rows, spans, gaps, strict=True)):
+        x = MARGIN + (widest - span) / 2
         y = MARGIN + TITLE_HEIGHT + index * (NODE_HEIGHT + GAP_Y)
-        for node_id, width in zip(row, row_widths, strict=True):
-            boxes.append(Box(nodes[node_id], x, y, width))
-            x += width + GAP_X
-    return boxes
+        for node, gap in zip(row, [*row_gaps, 0.0], strict=True):
+            places[node] = (x, y, widths[node])
+            x += widths[node] + gap
+    return places
+
+
+def _gap(left: str, right: str, widths: dict[str, float]) -> float:
+    """Steps keep GAP_X apart; edges crossing a layer pack closer."""
+    return GAP_X if widths[left] > BEND_WIDTH and widths[right] > BEND_WIDTH else BEND_GAP
 
 
 def _width(node: Node) -> float:
@@ -142,8 +209,9 @@ def _clip(text: str) -> str:
 
 def svg(picture: Picture) -> str:
     """A standalone SVG document of the picture."""
-    boxes = layout(picture)
-    at = {box.node.id: box for box in boxes}
+    placed = layout(picture)
+    at = placed.boxes
+    boxes = list(at.values())
     width = max((b.x + b.width for b in boxes), default=0.0) + MARGIN
     height = max((b.y + NODE_HEIGHT for b in boxes), default=TITLE_HEIGHT) + MARGIN
     parts = [
@@ -159,7 +227,10 @@ def svg(picture: Picture) -> str:
         f"{escape(_clip(picture.title))}</text>",
     ]
     parts += _groups(picture, at)
-    parts += [_edge(at[e.source], at[e.target], e.spawn) for e in picture.edges]
+    parts += [
+        _edge(at[e.source], at[e.target], placed.bends[index], e.spawn)
+        for index, e in enumerate(picture.edges)
+    ]
     parts += [_box(box) for box in boxes]
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
@@ -182,16 +253,23 @@ def _groups(picture: Picture, at: dict[str, Box]) -> list[str]:
     return parts
 
 
-def _edge(source: Box, target: Box, spawn: bool) -> str:
-    x1, y1 = source.centre, source.y + NODE_HEIGHT
-    x2, y2 = target.centre, target.y
-    if y2 <= y1:  # a back edge, which only a cyclic picture has: go round the side
-        y2 = target.y + NODE_HEIGHT
-    middle = (y1 + y2) / 2
+def _edge(source: Box, target: Box, bends: list[tuple[float, float]], spawn: bool) -> str:
+    """A curve from the source's bottom to the target's top, straight down through each layer it
+    crosses."""
+    x, y = source.centre, source.y + NODE_HEIGHT
+    end = (target.centre, target.y if target.y > y else target.y + NODE_HEIGHT)
+    steps = [f"M {x:.1f} {y:.1f}"]
+    for bend_x, bend_y in [*bends, end]:
+        middle = (y + bend_y) / 2
+        steps.append(
+            f"C {x:.1f} {middle:.1f}, {bend_x:.1f} {middle:.1f}, {bend_x:.1f} {bend_y:.1f}"
+        )
+        x, y = bend_x, bend_y + NODE_HEIGHT
+        if (bend_x, bend_y) != end:
+            steps.append(f"L {x:.1f} {y:.1f}")
     dash = ' stroke-dasharray="4 3"' if spawn else ""
     return (
-        f'<path d="M {x1:.1f} {y1:.1f} C {x1:.1f} {middle:.1f}, {x2:.1f} {middle:.1f}, '
-        f'{x2:.1f} {y2:.1f}" fill="none" stroke="#52525b" stroke-width="1.2"{dash} '
+        f'<path d="{" ".join(steps)}" fill="none" stroke="#52525b" stroke-width="1.2"{dash} '
         'marker-end="url(#arrow)"/>'
     )
 
@@ -213,4 +291,4 @@ def _box(box: Box) -> str:
     )
 
 
-__all__ = ["Box", "layers", "layout", "order", "svg"]
+__all__ = ["Box", "Layout", "layers", "layout", "order", "svg"]

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from podium.pictures import Edge, Node, Picture, dot, mermaid
-from podium.svg import layers, svg
+from podium.pictures import Edge, Node, Picture, dot, mermaid, workflow_picture
+from podium.spec.load import load_workflow
+from podium.svg import layers, layout, svg
 
 from .conftest import Cli
 
@@ -231,3 +232,16 @@ def test_svg_lays_out_chains_and_fan_outs(count: int) -> None:
     width, height = float(root.get("width") or 0), float(root.get("height") or 0)
     assert width < 3000
     assert height < 2000
+
+
+def test_svg_edges_bend_round_the_steps_of_the_layers_they_cross() -> None:
+    picture = workflow_picture(load_workflow(QUICKSTART))
+    placed = layout(picture)
+    long_edges = {i: e for i, e in enumerate(picture.edges) if e.target == "report"}
+    crossing = [i for i, e in long_edges.items() if e.source in ("python_version", "disk_usage")]
+    assert [len(placed.bends[i]) for i in crossing] == [2, 2]
+    for index in crossing:
+        for x, y in placed.bends[index]:
+            same_row = [b for b in placed.boxes.values() if b.y == y]
+            assert same_row  # the layer it crosses has steps
+            assert all(not (b.x <= x <= b.x + b.width) for b in same_row)

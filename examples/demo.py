@@ -30,7 +30,7 @@ def main() -> int:
         code = subprocess.call([*argv, *sys.argv[1:]], cwd=HERE.parent)
     finally:
         server.shutdown()
-    report = HERE.parent / "out" / "report.md"
+    report = HERE / "out" / "report.md"  # the workspace is the workflow file's folder
     if code == 0 and report.exists():
         print(f"\n{report.relative_to(HERE.parent)}:\n{report.read_text()}")
     if code != 0:
@@ -40,7 +40,7 @@ def main() -> int:
     plan = [str(podium), "run", str(HERE / "research.yaml"), "--agents", str(HERE)]
     plan += ["--model", f"scripted:{script}", *sys.argv[1:]]
     code = subprocess.call(plan, cwd=HERE.parent)
-    briefing = HERE.parent / "out" / "briefing.md"
+    briefing = HERE / "out" / "briefing.md"
     if code == 0 and briefing.exists():
         print(f"\n{briefing.relative_to(HERE.parent)}:\n{briefing.read_text()}")
     return code

@@ -30,6 +30,7 @@ from podium.config import CONFIG_ENV, ProjectConfig, load_config, recorded_confi
 from podium.core.state import RunState
 from podium.errors import PodiumError
 from podium.runtime.engine import Engine, EngineMode
+from podium.runtime.workspace import choose_workspace
 from podium.spec.load import WorkflowSource
 from podium.store import default_store_path, open_store
 from podium.store.base import EventStore
@@ -81,6 +82,16 @@ ConfigOption = Annotated[
         "pyproject.toml with [tool.podium] or .mcp.json; a run's own for an existing run).",
     ),
 ]
+WorkspaceOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--workspace",
+        metavar="DIR",
+        show_default=False,
+        help="The run's workspace, where relative paths, shell steps and python imports resolve "
+        "(default: the workflow file's folder).",
+    ),
+]
 ModelOption = Annotated[
     str | None,
     typer.Option(
@@ -108,6 +119,7 @@ class Session:
     agents: Path | None = None
     model: str | None = None
     config: Path | None = None
+    workspace: Path | None = None
     out: Console = field(default_factory=lambda: _console(stderr=False))
     err: Console = field(default_factory=lambda: _console(stderr=True))
 
@@ -118,16 +130,28 @@ class Session:
     def emit(self, document: Any) -> None:
         sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
 
-    async def engine(self, mode: EngineMode = "local", *, run_id: str | None = None) -> Engine:
+    async def engine(
+        self,
+        mode: EngineMode = "local",
+        *,
+        run_id: str | None = None,
+        workspace: Path | None = None,
+    ) -> Engine:
         """The command's engine: `local` drives the run it is about; `control` (for commands
         that only read) never drives anything. A local engine uses `--config` (else
         $PODIUM_CONFIG); without one, the configuration recorded on `run_id` (re-read, a note
-        if it changed), or for a new run (`run_id` None) the nearest project file."""
+        if it changed), or for a new run (`run_id` None) the project file nearest `workspace`
+        (the new run's; its agents/ is the default catalog too)."""
         store = await self._store(writes=mode != "control")
         try:
-            config = await self._config(store, run_id) if mode != "control" else None
+            config = await self._config(store, run_id, workspace) if mode != "control" else None
             return Engine(
-                store, mode=mode, agents_dir=self.agents, default_model=self.model, config=config
+                store,
+                mode=mode,
+                agents_dir=self.agents,
+                default_model=self.model,
+                config=config,
+                workspace=workspace,
             )
         except BaseException:
             await store.close()
@@ -143,11 +167,13 @@ class Session:
             return await open_store("memory:")  # no store here yet: nothing to read or create
         return await open_store(named if named is not None else default_store_path(), create=False)
 
-    async def _config(self, store: EventStore, run_id: str | None) -> ProjectConfig | None:
+    async def _config(
+        self, store: EventStore, run_id: str | None, workspace: Path | None
+    ) -> ProjectConfig | None:
         if self.config is not None or os.environ.get(CONFIG_ENV):
             return load_config(path=self.config)
         if run_id is None:
-            return load_config()
+            return load_config(workspace)
         record = getattr((await store.read(run_id))[0].event, "config", None)
         if not record:
             return None
@@ -165,6 +191,7 @@ def session(
     agents: Path | None = None,
     model: str | None = None,
     config: Path | None = None,
+    workspace: Path | None = None,
 ) -> Session:
     """The command's session: `--db` and `--config` given after the command win over the ones
     before it."""
@@ -175,6 +202,7 @@ def session(
         agents=agents,
         model=model,
         config=config or root.get("config"),
+        workspace=workspace,
     )
 
 
@@ -222,10 +250,13 @@ async def submit_and_follow(
     *,
     run_id: str | None = None,
 ) -> int:
-    """Submit a new run, show it until it ends or waits for a person, and return the exit code."""
-    async with await session.engine() as engine:
+    """Submit a new run, show it until it ends or waits for a person, and return the exit code.
+    Its workspace is `session.workspace`, else the workflow file's folder, else this one."""
+    workspace = choose_workspace(workflow, session.workspace)
+    async with await session.engine(workspace=workspace) as engine:
         rid = await engine.submit(workflow, inputs, run_id=run_id)
         session.note(f"run {rid}")
+        session.note(f"workspace: {workspace}")
         state = await follow(session, engine, rid)
         return await finish(session, engine, state)
 

@@ -49,9 +49,18 @@ def plan(
     db: DbOption = None,
     as_json: JsonOption = False,
     config: ConfigOption = None,
+    workspace: Annotated[
+        Path | None,
+        typer.Option(
+            "--workspace",
+            metavar="DIR",
+            show_default=False,
+            help="The run's workspace, where its file and shell tools work (default: here).",
+        ),
+    ] = None,
 ) -> None:
     """Plan a goal with the supervisor agent and run the plan, showing it live."""
-    here = session(ctx, db, as_json, agents=agents, model=model, config=config)
+    here = session(ctx, db, as_json, agents=agents, model=model, config=config, workspace=workspace)
     step: dict[str, Any] = {
         "id": "plan",
         "kind": "plan",

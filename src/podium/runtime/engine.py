@@ -37,6 +37,7 @@ from podium.runtime.reads import committed_state, follow_all, follow_deltas, fol
 from podium.runtime.runner import LeasePolicy, RunDriver
 from podium.runtime.services import AgentServices
 from podium.runtime.submission import check_edited_plan, new_run
+from podium.runtime.workspace import choose_workspace
 from podium.spec.load import WorkflowSource
 from podium.steps import Executors
 from podium.store import default_store_path, open_store
@@ -174,7 +175,7 @@ class Engine:
     ) -> RunId:
         """Validate, record `run.created`, and (unless `start=False`, or in control mode, where
         a worker will claim it) start driving the run."""
-        where = Path(workspace) if workspace is not None else (self._workspace or Path.cwd())
+        where = choose_workspace(workflow, workspace if workspace is not None else self._workspace)
         created, wf = new_run(
             workflow,
             inputs,

@@ -39,6 +39,7 @@ def test_a_workflow_whose_agents_have_their_tools_validates(cli: Cli) -> None:
     (cli.folder / "agents").mkdir()
     cli.write("agents/helper.md", AGENT.replace("mcp:filesystem", "mcp:filesytem"))
     cli.write("podium.toml", CONFIG)
+    cli.write("none.yaml", 'agents:\n  "*": [{content: hi}]\n')  # the agent's scripted model
     workflow = cli.write("w.yaml", WORKFLOW)
     checked = cli("validate", str(workflow), "--agents", str(cli.folder))
     assert checked.returncode == 0, checked.stderr

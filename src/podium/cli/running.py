@@ -26,7 +26,7 @@ from podium.cli._session import (
 )
 from podium.config import load_config
 from podium.runtime.engine import Engine
-from podium.runtime.submission import AgentChecks
+from podium.runtime.submission import AgentChecks, check_agent_steps
 from podium.runtime.workspace import choose_workspace
 from podium.spec.lint import workflow_warnings
 from podium.spec.load import load_workflow
@@ -71,10 +71,12 @@ def validate(
     db: DbOption = None,
     config: ConfigOption = None,
     agents: AgentsOption = None,
+    model: ModelOption = None,
 ) -> None:
-    """Check a workflow file, the agents it names and their tools (MCP servers included, without
-    starting them), and the project configuration; list every problem found."""
-    here = session(ctx, db, config=config, agents=agents)
+    """Check a workflow file, the agents it names, their tools (MCP servers included, without
+    starting them) and the model each agent would call (provider known or configured, key set),
+    and the project configuration; list every problem found."""
+    here = session(ctx, db, config=config, agents=agents, model=model)
     execute(here, _validate(here, file))
 
 
@@ -85,10 +87,12 @@ async def _validate(here: Session, file: Path) -> int:
         MemoryEventStore(),
         mode="control",
         agents_dir=here.agents,
+        default_model=here.model,
         config=config,
         workspace=workspace,
-    ) as engine:  # the agent catalog and MCP servers the run would use; no store is touched
+    ) as engine:  # the agents, MCP servers and models the run would use; no store is touched
         workflow = load_workflow(file, agents=AgentChecks(engine.services))
+        check_agent_steps(workflow, engine.services)  # the model checks `run` makes
     _warn(here, workflow)
     count = len(workflow.steps)
     here.note(f"ok: {workflow.name} ({count} step{'s' if count != 1 else ''})")

@@ -298,7 +298,7 @@ def test_step_options_are_merged_over_the_agents_and_win() -> None:
         ("seed: many", "seed", "valid integer"),
         ("parallel_tool_calls: maybe", "parallel_tool_calls", "valid boolean"),
         ("tool_choice: write_file", "tools", "tool_choice 'write_file' is not one of"),
-        ("provider: Bad Name", "provider", "should match pattern"),
+        ("provider: Bad Name", "provider", "must be a provider name"),
         ("model: gpt-4o", "model", "must be provider:model"),
     ],
 )

@@ -371,6 +371,10 @@ def _validate(entry: _Entry) -> tuple[AgentSpec | None, list[Problem]]:
 _PATTERN_HINTS = {
     "name": "must not start or end with whitespace",
     "model": "must be provider:model, such as openai:gpt-4o-mini or scripted:demo",
+    "provider": 'must be a provider name: lowercase letters, digits, "_" and "-", starting with a '
+    "letter (openai, anthropic or one configured in podium.toml [providers])",
+    "tool_choice": 'must be auto, none, required or a tool name (letters, digits, "_", ":", "/" '
+    'and "-"; at most 128 characters)',
     "tools": "not a tool reference; use a built-in tool name (read_file), mcp:<server> or "
     "mcp:<server>/<tool>",
 }

@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from podium.errors import SpecError, UsageError
+from podium.agents import AgentCatalog
+from podium.errors import InputError, SpecError, UsageError
 from podium.spec.load import load_document, read_document
-from podium.spec.validate import validate_workflow
+from podium.spec.validate import coerce_inputs, validate_workflow
 
 
 def _problems(doc: dict[str, Any]) -> dict[str, str]:
@@ -104,3 +105,22 @@ def test_thousands_of_problems_print_a_capped_summarised_listing(tmp_path: Path)
     assert "3,000 problems in workflow" in result.stderr
     assert "… and 2,950 more problems (1,475 unknown field, 1,475 unknown step)" in result.stderr
     assert max(len(line) for line in result.stderr.splitlines()) <= 310
+
+
+def test_an_input_of_5000_digits_is_a_clear_input_error() -> None:
+    inputs = {"n": {"type": "integer"}, "a": {"type": "array", "required": False}}
+    workflow = validate_workflow({"name": "w", "inputs": inputs, "steps": [_shell("a")]})
+    digits = "9" * 5000
+    for given in ({"n": digits}, {"n": "1", "a": f"[{digits}]"}):
+        with pytest.raises(InputError, match="an integer of 5,000 digits"):
+            coerce_inputs(workflow, given)
+
+
+def test_pattern_errors_in_agent_files_read_as_rules(tmp_path: Path) -> None:
+    bad = '---\nname: bad\nprovider: "Open AI"\ntool_choice: "a b"\n---\nHi.\n'
+    (tmp_path / "bad.md").write_text(bad)
+    with pytest.raises(SpecError) as info:
+        AgentCatalog.load(None, None, folder=tmp_path)
+    messages = [p.message for p in info.value.problems]
+    assert all("pattern" not in message for message in messages), messages
+    assert any("lowercase letters" in message for message in messages)

@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 
 from podium.errors import InputError
+from podium.spec._numbers import read_integer
 from podium.spec.model import Workflow
 
 _INTEGER = re.compile(r"^\s*[+-]?\d+\s*$")
@@ -134,14 +135,14 @@ def coerce_value(kind: str, value: object) -> object:
 
 def _parse_text(kind: str, text: str) -> object:
     if kind == "integer" and _INTEGER.match(text):
-        return int(text)
+        return read_integer(text)
     if kind == "number" and _NUMBER.match(text):
-        return int(text) if _INTEGER.match(text) else float(text)
+        return read_integer(text) if _INTEGER.match(text) else float(text)
     if kind == "boolean" and text.strip().lower() in _BOOLEANS:
         return _BOOLEANS[text.strip().lower()]
     if kind in ("object", "array"):
         try:
-            return json.loads(text)
+            return json.loads(text, parse_int=read_integer)
         except json.JSONDecodeError as exc:
             expected = f"expected {_EXPECTED[kind]} as JSON"
             raise ValueError(f"{expected}, got {describe(text)}: {exc.msg}") from None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePath
@@ -20,6 +19,7 @@ from yaml.reader import ReaderError
 from yaml.resolver import Resolver
 
 from podium.errors import Problem, SpecError, UsageError
+from podium.spec._numbers import long_integer, too_long
 from podium.spec.model import Workflow
 from podium.spec.validate import AgentNames, agent_references, validate_workflow
 
@@ -179,8 +179,8 @@ class _StrictConstructor(SafeConstructor):
 
     def construct_integer(self, node: Node) -> Any:
         digits = len(str(node.value).lstrip("+-").replace("_", ""))
-        if _too_long(digits):
-            _refuse_at(node, _long_integer(digits))
+        if too_long(digits):
+            _refuse_at(node, long_integer(digits))
         return self.construct_yaml_int(node)  # type: ignore[arg-type]
 
 
@@ -190,19 +190,6 @@ _StrictConstructor.add_constructor(  # type: ignore[type-var]  # the stub expect
 _StrictConstructor.add_constructor(  # type: ignore[type-var]
     "tag:yaml.org,2002:int", _StrictConstructor.construct_integer
 )
-
-
-def _too_long(digits: int) -> bool:
-    """Whether Python refuses to read an integer of `digits` digits (CVE-2020-10735's cap)."""
-    limit = sys.get_int_max_str_digits()
-    return limit > 0 and digits > limit
-
-
-def _long_integer(digits: int) -> str:
-    return (
-        f"an integer of {digits:,} digits; numbers may have at most "
-        f"{sys.get_int_max_str_digits():,} digits; write a smaller number, or quote it as text"
-    )
 
 
 try:
@@ -272,7 +259,7 @@ class _LongInteger:
 
 def _integer(text: str) -> int | _LongInteger:
     digits = len(text.lstrip("-"))
-    return _LongInteger(digits) if _too_long(digits) else int(text)
+    return _LongInteger(digits) if too_long(digits) else int(text)
 
 
 def _load_json(text: str) -> object:
@@ -316,7 +303,7 @@ def _dicts(value: object, path: str) -> object:
     if isinstance(value, list):
         return [_dicts(item, f"{path}[{index}]") for index, item in enumerate(value)]
     if isinstance(value, _LongInteger):
-        raise _Refused(path, _long_integer(value.digits))
+        raise _Refused(path, long_integer(value.digits))
     return value
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import signal
 import sqlite3
 import subprocess
 from pathlib import Path
@@ -237,3 +238,85 @@ def test_a_finished_run_leaves_no_process_folder(cli: Cli) -> None:
     result = cli("run", "two.yaml", "--run-id", "r1")
     assert result.returncode == 0, result.stdout + result.stderr
     assert not (cli.folder / ".podium" / "procs" / "r1").exists()
+
+
+# -- deliverable 4: recovery in one command ------------------------------------------------------
+
+BOTH_FAIL = """\
+name: both
+on_failure: collect
+steps:
+  - {id: a, kind: shell, run: [test, -e, flag]}
+  - {id: b, kind: shell, run: [test, -e, flag]}
+  - {id: c, kind: shell, run: [echo, c], needs: [a, b]}
+"""
+
+TWO_NAPS = """\
+name: naps
+steps:
+  - id: one
+    kind: shell
+    shell: sh
+    run: echo $$ > one.pid; exec sleep 30
+  - id: two
+    kind: shell
+    shell: sh
+    run: echo $$ > two.pid; exec sleep 30
+  - {id: after, kind: shell, run: [echo, after], needs: [one, two]}
+"""
+
+
+def test_retry_all_failed_retries_every_failed_step_and_what_waits(cli: Cli) -> None:
+    cli.write("both.yaml", BOTH_FAIL)
+    failed = cli("run", "both.yaml", "--run-id", "b1")
+    assert failed.returncode == 1
+    assert "retry every failed step with: podium retry b1 --all-failed" in failed.stdout
+    cli.write("flag", "")
+    retried = cli("retry", "b1", "--all-failed")
+    assert retried.returncode == 0, retried.stdout + retried.stderr
+    assert "retry: a, b" in retried.stdout
+    steps = {s["id"]: s["status"] for s in cli.show("b1")["steps"]}
+    assert steps == {"a": "succeeded", "b": "succeeded", "c": "succeeded"}
+
+
+def test_interrupted_steps_are_recovered_with_the_one_command_the_message_names(cli: Cli) -> None:
+    cli.write("naps.yaml", TWO_NAPS)
+    runner = cli.start("run", "naps.yaml", "--run-id", "n1")
+    cli.wait_for_step(runner, "n1", "one", "running")
+    cli.wait_for_step(runner, "n1", "two", "running")
+    runner.send_signal(signal.SIGKILL)
+    runner.communicate(timeout=10)
+    resumed = cli("resume", "n1")
+    assert resumed.returncode == 3, resumed.stdout + resumed.stderr
+    assert "all 2 at once: podium retry n1 --all-interrupted" in resumed.stdout
+    assert "(or podium skip n1 --all-interrupted)" in resumed.stdout
+    skipped = cli("skip", "n1", "--all-interrupted")
+    assert skipped.returncode == 0, skipped.stdout + skipped.stderr
+    doc = cli.show("n1")
+    assert {s["id"]: s["status"] for s in doc["steps"]} == {
+        "one": "skipped",
+        "two": "skipped",
+        "after": "skipped",
+    }
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["retry", "r1"],
+        ["skip", "r1", "a", "--all-failed"],
+        ["retry", "r1", "--all-failed", "--all-interrupted"],
+    ],
+)
+def test_a_step_or_exactly_one_all_flag_is_required(cli: Cli, args: list[str]) -> None:
+    result = cli(*args)
+    assert result.returncode == 2
+    assert "a STEP, --all-interrupted or --all-failed (exactly one)" in result.stderr
+
+
+def test_nothing_to_recover_is_bad_input(cli: Cli) -> None:
+    cli.write("two.yaml", "name: ok\nsteps:\n  - {id: a, kind: shell, run: [echo, a]}\n")
+    assert cli("run", "two.yaml", "--run-id", "ok1").returncode == 0
+    result = cli("retry", "ok1", "--all-interrupted")
+    assert result.returncode == 2
+    assert "run ok1 has no interrupted steps; nothing to retry (it is succeeded)" in result.stderr

@@ -15,13 +15,16 @@ from podium.cli._session import (
     ModelOption,
     RunArg,
     Session,
-    StepArg,
     execute,
     finish,
     follow,
     owner,
     session,
 )
+from podium.core.control import steps_in
+from podium.errors import UsageError
+from podium.runtime.engine import Engine
+from podium.store.base import SignalKind
 
 
 def cancel(
@@ -46,40 +49,87 @@ async def _cancel(here: Session, run_id: str, reason: str) -> int:
     return 0
 
 
+OptionalStep = Annotated[
+    str | None,
+    typer.Argument(
+        metavar="[STEP]",
+        help="The step id (or --all-interrupted / --all-failed).",
+        show_default=False,
+    ),
+]
+
+AllInterrupted = Annotated[
+    bool, typer.Option("--all-interrupted", help="Every interrupted step, instead of one STEP.")
+]
+AllFailed = Annotated[
+    bool, typer.Option("--all-failed", help="Every failed step, instead of STEP.")
+]
+
+
 def _step_command(verb: str, summary: str) -> Callable[..., None]:
-    """`podium retry|skip RUN STEP`: one body, two verbs."""
+    """`podium retry|skip RUN STEP` or `RUN --all-interrupted|--all-failed`: one body, two
+    verbs."""
 
     def command(
         ctx: typer.Context,
         run_id: RunArg,
-        step_id: StepArg,
+        step_id: OptionalStep = None,
+        all_interrupted: AllInterrupted = False,
+        all_failed: AllFailed = False,
         db: DbOption = None,
         agents: AgentsOption = None,
         model: ModelOption = None,
         config: ConfigOption = None,
     ) -> None:
         here = session(ctx, db, agents=agents, model=model, config=config)
-        execute(here, _control(here, verb, run_id, step_id))
+        wanted = {"interrupted": all_interrupted, "failed": all_failed}
+        execute(here, _control(here, verb, run_id, step_id, [k for k, v in wanted.items() if v]))
 
     command.__name__ = command.__qualname__ = verb
     command.__doc__ = summary
     return command
 
 
-async def _control(here: Session, verb: str, run_id: str, step_id: str) -> int:
+async def _control(
+    here: Session, verb: str, run_id: str, step_id: str | None, every: list[str]
+) -> int:
+    if (step_id is not None) + len(every) != 1:
+        raise UsageError(
+            f"name what to {verb}: a STEP, --all-interrupted or --all-failed (exactly one); "
+            f"e.g. `podium {verb} {run_id} --all-interrupted`"
+        )
     async with await here.engine(run_id=run_id) as engine:
+        steps = [step_id] if step_id is not None else await _every(engine, verb, run_id, every[0])
         command = engine.retry if verb == "retry" else engine.skip
-        if not await command(run_id, step_id):
+        if len(steps) > 1:
+            here.note(f"{verb}: {', '.join(steps)}")
+        if not await command(run_id, steps[-1]):
             driver = await owner(engine, run_id)
-            here.note(f"{verb} of {step_id} requested; {driver} drives the run and picks it up")
+            which = ", ".join(steps)
+            here.note(f"{verb} of {which} requested; {driver} drives the run and picks it up")
             return 0
         state = await follow(here, engine, run_id)
         return await finish(here, engine, state)
 
 
+async def _every(engine: Engine, verb: str, run_id: str, which: str) -> list[str]:
+    """Every `which` step, all checked first; each but the last is posted here, and the last
+    through the engine, which then drives the run (or wakes its driver) for all of them."""
+    state = await engine.state(run_id)
+    steps = steps_in(state, verb, which, state.updated_at or state.created_at)
+    kind: SignalKind = "retry" if verb == "retry" else "skip"
+    for step_id in steps[:-1]:
+        await engine.store.post_signal(run_id, kind, {"step_id": step_id})
+    return steps
+
+
 retry = _step_command(
-    "retry", "Run a failed, interrupted, cancelled or skipped step again, then what waits for it."
+    "retry",
+    "Run a failed, interrupted, cancelled or skipped step again, then what waits for it; "
+    "--all-interrupted or --all-failed retries every such step at once.",
 )
 skip = _step_command(
-    "skip", "Mark a waiting, interrupted or failed step skipped and carry on without it."
+    "skip",
+    "Mark a waiting, interrupted or failed step skipped and carry on without it; "
+    "--all-interrupted or --all-failed skips every such step at once.",
 )

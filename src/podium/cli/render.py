@@ -242,6 +242,8 @@ def summary_lines(state: RunState) -> list[str]:
         if step.status is StepStatus.FAILED and not step.spec.allow_failure:
             lines.append(f"  step {step.id} failed: {shorten(step.error or '', DETAIL_CHARS)}")
             lines.append(f"    retry it with: podium retry {state.run_id} {step.id}")
+    if sum(s.status is StepStatus.FAILED for s in state.steps.values()) > 1:
+        lines.append(f"  retry every failed step with: podium retry {state.run_id} --all-failed")
     if state.status == "waiting":
         lines += _parked_lines(state) if state.awaits_person else _timer_lines(state)
     return lines
@@ -271,6 +273,11 @@ def _parked_lines(state: RunState) -> list[str]:
             "process stopped, so it was not re-run)",
             f"    run it again:        podium retry {state.run_id} {step_id}",
             f"    carry on without it: podium skip {state.run_id} {step_id}",
+        ]
+    if len(state.interrupted) > 1:
+        lines += [
+            f"  all {len(state.interrupted)} at once: podium retry {state.run_id} "
+            f"--all-interrupted (or podium skip {state.run_id} --all-interrupted)"
         ]
     return lines
 

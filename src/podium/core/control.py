@@ -55,6 +55,26 @@ def skip_event(state: RunState, step_id: str, now: datetime) -> ev.StepSkipped:
     return ev.StepSkipped(at=now, step_id=step_id, reason="manual", message="skipped by a person")
 
 
+ALL_OF = {"interrupted": StepStatus.INTERRUPTED, "failed": StepStatus.FAILED}
+
+
+def steps_in(state: RunState, verb: str, which: str, now: datetime) -> list[str]:
+    """Every step of the run that is `which` (interrupted or failed), each checked as a `verb`
+    (retry or skip) of it alone would be: all of them can be, or InvalidTransitionError."""
+    status = ALL_OF[which]
+    chosen = [s.id for s in state.steps.values() if s.status is status]
+    if not chosen:
+        raise InvalidTransitionError(
+            f"run {state.run_id} has no {which} steps; nothing to {verb}"
+            + (f" (it is {state.status})" if state.status else ""),
+            run_id=state.run_id,
+        )
+    check = retry_event if verb == "retry" else skip_event
+    for step_id in chosen:
+        check(state, step_id, now)
+    return chosen
+
+
 def cancel_event(state: RunState, now: datetime, reason: str = "") -> ev.RunCancelRequested:
     if state.outcome is not None:
         raise InvalidTransitionError(

@@ -105,6 +105,7 @@ def recount_joins(state: RunState) -> None:
     for s in state.steps.values():
         if s.status is not StepStatus.PENDING:
             continue
+        state.doomed.pop(s.id, None)  # doomed by an earlier count: this count decides again
         s.ok = s.bad = s.skipped = 0
         for need_id in s.spec.needs:
             need = state.steps[need_id]

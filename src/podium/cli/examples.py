@@ -32,8 +32,14 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     ),
     "resume": ("podium resume nightly-1",),
     "cancel": ('podium cancel nightly-1 --reason "wrong inputs"',),
-    "retry": ("podium retry nightly-1 fetch_issues",),
-    "skip": ("podium skip nightly-1 escalate",),
+    "retry": (
+        "podium retry nightly-1 fetch_issues",
+        "podium retry nightly-1 --all-interrupted",
+    ),
+    "skip": (
+        "podium skip nightly-1 escalate",
+        "podium skip nightly-1 --all-failed",
+    ),
     "fork": (
         "podium fork nightly-1 --from triage",
         "podium fork nightly-1 --from triage --input team=core",

@@ -20,6 +20,7 @@ and `reject` print with --json when they finish)::
     {"run_id": str, "workflow": str, "status": STATUS, "wake_at": ISO | null,
      "error": str | null, "cancel_reason": str | null, "created_at": ISO,
      "updated_at": ISO | null, "tokens": int, "cost_usd": float,
+     "forked_from": {"run_id": str, "step": str, "reused": [str]} | null,
      "plans": {plan step id: [plan version, ...]},
      "steps": [step, ...]}                                  # in workflow order, plan children last
 
@@ -33,6 +34,7 @@ step::
 step detail (`podium show RUN STEP --json`): the step document, and from the run's events::
 
     {...step, "parent": str | null, "needs": [str], "duration_seconds": float | null,
+     "reused_from": str | null,                 # the parent run a fork took its result from
      "input": {field: rendered value} | null,   # the templated fields (run, prompt, url, …) as
      "input_error": str | null,                 # rendered against the run's committed outputs
      "meta": {...} | null,                      # e.g. a shell step's exit_code, stderr_tail

@@ -40,8 +40,6 @@ def logs(
     text, one block per model call, and the tools it called; progress reports; errors. A shell
     step's lines appear when it finishes, an agent's after each model call: live token streams
     are shown only by the `podium run` that drives the run.
-
-    Example: podium logs @latest build --follow
     """
     here = session(ctx, db, as_json)
     execute(here, _logs(here, run_id, step_id, follow))

@@ -42,10 +42,7 @@ def runs(
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List runs, newest first, with each one's duration, step counts and cost.
-
-    Example: podium runs --status failed --limit 10
-    """
+    """List runs, newest first, with each one's duration, step counts and cost."""
     here = session(ctx, db, as_json)
     execute(here, _runs(here, status, limit))
 
@@ -76,8 +73,6 @@ def show(
 ) -> None:
     """Show a run (its status, each step's attempts, times, output or error), or one STEP in
     full: every attempt, its rendered input, its whole output or error, model and tool calls.
-
-    Examples: podium show @latest · podium show 01jd3k build --json · podium show 01jd --timeline
     """
     here = session(ctx, db, as_json)
     execute(here, _show(here, run_id, step_id, timeline))
@@ -115,10 +110,7 @@ def events(
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Print a run's events, one per line (with --json, one JSON object per line).
-
-    Example: podium events @latest --follow
-    """
+    """Print a run's events, one per line (with --json, one JSON object per line)."""
     here = session(ctx, db, as_json)
     execute(here, _events(here, run_id, follow, after))
 

@@ -13,14 +13,15 @@ from typing import Annotated
 import typer
 import yaml
 
-from podium.cli._session import DbOption, RunArg, Session, execute, session
+from podium.cli._session import DbOption, Session, execute, session
+from podium.cli.runref import RunRef, resolve_run
 from podium.errors import UsageError
 from podium.recording import script_of
 
 
 def script(
     ctx: typer.Context,
-    run_id: RunArg,
+    run_id: RunRef,
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", metavar="FILE", help="Write here (default: stdout)."),
@@ -32,8 +33,9 @@ def script(
     execute(here, _script(here, run_id, output))
 
 
-async def _script(here: Session, run_id: str, output: Path | None) -> int:
+async def _script(here: Session, ref: str, output: Path | None) -> int:
     async with await here.engine("control") as engine:
+        run_id = await resolve_run(engine.store, ref)
         document = script_of(run_id, await engine.store.read(run_id))
     turns = sum(len(replies) for replies in document["steps"].values())
     if not turns:

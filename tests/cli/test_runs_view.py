@@ -55,6 +55,22 @@ def test_a_run_is_named_by_a_unique_prefix_with_or_without_run_or_by_latest(cli:
     assert "no run with id 'nope'" in unknown.stderr
 
 
+def test_commands_that_steer_a_run_take_a_prefix_or_latest_too(cli: Cli) -> None:
+    cli.write("greeting.yaml", GREETING)
+    for run_id in ("run_abc1", "run_abc2"):
+        assert cli("run", "greeting.yaml", "-i", "who=x", "--run-id", run_id).returncode == 0
+    resumed = cli("resume", "@latest")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "run run_abc2 already succeeded" in resumed.stdout
+    for command in (["cancel", "abc"], ["retry", "abc", "hello"], ["reject", "abc"]):
+        refused = cli(*command)
+        assert refused.returncode == 2, command
+        assert "matches several runs (run_abc2, run_abc1)" in refused.stderr
+    retried = cli("retry", "abc1", "hello")
+    assert retried.returncode == 2  # found the run; a succeeded step cannot be retried
+    assert "step hello is succeeded" in retried.stderr
+
+
 def test_latest_in_an_empty_store_says_how_to_start_one(cli: Cli) -> None:
     cli("runs")  # creates the store
     empty = cli("show", "@latest")

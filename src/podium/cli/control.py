@@ -13,7 +13,6 @@ from podium.cli._session import (
     ConfigOption,
     DbOption,
     ModelOption,
-    RunArg,
     Session,
     execute,
     finish,
@@ -21,6 +20,7 @@ from podium.cli._session import (
     owner,
     session,
 )
+from podium.cli.runref import RunRef, resolved
 from podium.core.control import steps_in
 from podium.errors import UsageError
 from podium.runtime.engine import Engine
@@ -29,7 +29,7 @@ from podium.store.base import SignalKind
 
 def cancel(
     ctx: typer.Context,
-    run_id: RunArg,
+    run_id: RunRef,
     reason: Annotated[str, typer.Option("--reason", help="Why; recorded on the run.")] = "",
     db: DbOption = None,
 ) -> None:
@@ -39,6 +39,7 @@ def cancel(
 
 
 async def _cancel(here: Session, run_id: str, reason: str) -> int:
+    run_id = await resolved(here, run_id)
     async with await here.engine(run_id=run_id) as engine:
         if not await engine.cancel(run_id, reason):
             here.note(f"cancel requested; {await owner(engine, run_id)} will stop it")
@@ -72,7 +73,7 @@ def _step_command(verb: str, summary: str) -> Callable[..., None]:
 
     def command(
         ctx: typer.Context,
-        run_id: RunArg,
+        run_id: RunRef,
         step_id: OptionalStep = None,
         all_interrupted: AllInterrupted = False,
         all_failed: AllFailed = False,
@@ -98,6 +99,7 @@ async def _control(
             f"name what to {verb}: a STEP, --all-interrupted or --all-failed (exactly one); "
             f"e.g. `podium {verb} {run_id} --all-interrupted`"
         )
+    run_id = await resolved(here, run_id)
     async with await here.engine(run_id=run_id) as engine:
         steps = [step_id] if step_id is not None else await _every(engine, verb, run_id, every[0])
         command = engine.retry if verb == "retry" else engine.skip

@@ -13,7 +13,6 @@ from podium.cli._session import (
     DbOption,
     JsonOption,
     ModelOption,
-    RunArg,
     Session,
     execute,
     finish,
@@ -22,6 +21,7 @@ from podium.cli._session import (
     session,
     submit_and_follow,
 )
+from podium.cli.runref import RunRef, resolved
 from podium.errors import SpecError, UsageError
 from podium.spec.load import MAX_DOCUMENT_BYTES, load_document
 
@@ -81,7 +81,7 @@ async def _plan(here: Session, workflow: dict[str, Any], run_id: str | None) -> 
 
 def approve(
     ctx: typer.Context,
-    run_id: RunArg,
+    run_id: RunRef,
     step_id: Annotated[str | None, typer.Argument(metavar="[STEP]", help="The plan step.")] = None,
     edit: Annotated[
         Path | None,
@@ -99,7 +99,7 @@ def approve(
 
 def reject(
     ctx: typer.Context,
-    run_id: RunArg,
+    run_id: RunRef,
     step_id: Annotated[str | None, typer.Argument(metavar="[STEP]", help="The plan step.")] = None,
     reason: Annotated[str, typer.Option("--reason", help="Why; recorded on the run.")] = "",
     db: DbOption = None,
@@ -142,6 +142,7 @@ async def _decide(
     reason: str | None,
 ) -> int:
     edited = _read_plan(edit) if edit is not None else None  # a bad file: exit 2, one line
+    run_id = await resolved(here, run_id)
     async with await here.engine(run_id=run_id) as engine:
         if reason is None:
             driving = await engine.approve(run_id, step_id, plan=edited)

@@ -15,7 +15,6 @@ from podium.cli._session import (
     FileArg,
     JsonOption,
     ModelOption,
-    RunArg,
     Session,
     WorkspaceOption,
     execute,
@@ -24,6 +23,7 @@ from podium.cli._session import (
     session,
     submit_and_follow,
 )
+from podium.cli.runref import RunRef, resolved
 from podium.config import load_config
 from podium.runtime.engine import Engine
 from podium.runtime.submission import AgentChecks, check_agent_steps
@@ -107,7 +107,7 @@ def _warn(here: Session, workflow: Workflow) -> None:
 
 def resume(
     ctx: typer.Context,
-    run_id: RunArg,
+    run_id: RunRef,
     db: DbOption = None,
     agents: AgentsOption = None,
     model: ModelOption = None,
@@ -120,6 +120,7 @@ def resume(
 
 
 async def _resume(here: Session, run_id: str) -> int:
+    run_id = await resolved(here, run_id)
     async with await here.engine(run_id=run_id) as engine:
         state = await engine.resume(run_id)
         if engine.is_driving(run_id):

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from podium.cli._session import Session
 from podium.errors import RunNotFoundError, UsageError
 from podium.store.base import EventStore
 
@@ -40,6 +41,13 @@ async def resolve_run(store: EventStore, ref: str) -> str:
         raise RunNotFoundError(ref)
     shown = ", ".join(matches[:SHOWN]) + (", …" if len(matches) > SHOWN else "")
     raise UsageError(f"run id prefix {ref!r} matches several runs ({shown}); give more of the id")
+
+
+async def resolved(here: Session, ref: str) -> str:
+    """`resolve_run` for a command whose engine needs the run id first (it reads the project
+    configuration recorded on the run): a read-only look before that engine is made."""
+    async with await here.engine("control") as reader:
+        return await resolve_run(reader.store, ref)
 
 
 async def _latest(store: EventStore) -> str:

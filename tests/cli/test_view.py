@@ -106,3 +106,9 @@ def test_a_failed_step_among_sixty_stays_pinned_on_top_and_the_rest_is_counted()
     assert rows[2] == "s59"  # then what runs
     assert len(rows) == 40
     assert "(showing 40 of 60; 20 succeeded not shown)" in text
+
+
+def test_the_live_header_says_why_the_run_is_being_cancelled() -> None:
+    state = _state()
+    apply(state, ev.RunCancelRequested(at=T0, reason="wrong inputs"))  # type: ignore[arg-type]
+    assert "cancel reason: wrong inputs" in _text(render_table(state, T0))  # type: ignore[arg-type]

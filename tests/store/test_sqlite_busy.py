@@ -89,12 +89,12 @@ async def test_a_file_that_needs_migrating_waits_for_the_lock_within_the_budget(
     db_path: Path, holder: sqlite3.Connection
 ) -> None:
     holder.execute("BEGIN IMMEDIATE")
-    holder.execute("CREATE TABLE other_tool (x)")
+    holder.execute("CREATE TABLE other_tool (x)")  # holds the write lock on an empty file
 
     with pytest.raises(StoreUnavailableError, match=r"for 0.2 s \(the busy budget\)"):
         await SQLiteEventStore.open(db_path, busy_seconds=0.2)
 
-    holder.execute("COMMIT")
+    holder.execute("ROLLBACK")  # committed, the table would make it another application's file
     store = await SQLiteEventStore.open(db_path, busy_seconds=0.2)
     await store.close()
 

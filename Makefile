@@ -22,7 +22,7 @@ PIP := $(BIN)/python -m pip --quiet --quiet
 stamp = $(VENV)/.installed-$(1)-$(shell cksum requirements/$(1).txt 2>/dev/null | cut -d' ' -f1)
 RUNTIME := $(call stamp,runtime)
 DEV := $(call stamp,dev)
-REAL := $(call stamp,real)
+REAL := $(call stamp,real)-portable
 LITELLM_VENV := .venv-litellm
 LITELLM := $(LITELLM_VENV)/.installed-real-litellm-$(shell cksum requirements/real-litellm.txt 2>/dev/null | cut -d' ' -f1)
 
@@ -68,10 +68,16 @@ test-fast: $(DEV)
 
 # The real tier's model servers over the dev install: real.txt is the whole closure, compiled
 # against dev.txt, so --no-deps installs exactly it. llama-cpp-python is built from its sdist the
-# first time (cmake; 15 minutes on 2 busy cores); pip's wheel cache serves later installs.
+# first time (cmake; 15 minutes on 2 busy cores) for any x86-64 CPU, not for the build machine's:
+# a native build (ggml's default) segfaulted on its first prompt on a CPU with AMX. pip keys its
+# wheel cache by the sdist alone, so portable builds get a cache of their own (LLAMA_CACHE), which
+# serves later installs and never hands back a wheel built natively elsewhere.
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF
+LLAMA_CACHE := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/podium/pip-llama-portable
 $(REAL): requirements/real.txt $(DEV)
 	@echo "Installing the real tier's model servers from requirements/real.txt (pinned, hash-checked; the first build of llama-cpp-python takes minutes)"
-	@$(PIP) install --require-hashes --no-deps -r requirements/real.txt
+	@CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" PIP_CACHE_DIR="$(LLAMA_CACHE)" \
+		$(PIP) install --require-hashes --no-deps --force-reinstall -r requirements/real.txt
 	@rm -f $(VENV)/.installed-real-* && touch $@
 
 # LiteLLM's proxy in a venv of its own (its lock is not compatible with dev.txt): the tests run it

@@ -59,8 +59,9 @@ log entry (one line of `podium logs RUN --json`)::
 
     {"run_id": str, "seq": int, "at": ISO, "step_id": str, "stream": STREAM, "text": str}
 
-STREAM is stdout | stderr (a shell step's, as stored: the output, the end of stderr) | text (an
-agent's reply, one per model call) | tool (a call an agent made) | progress | error.
+STREAM is stdout | stderr (a shell step's: one line each from its log file, with "seq": null
+and its "attempt"; where the file is not at hand, the stored output and the end of stderr) | text
+(an agent's reply, one per model call) | tool (a call an agent made) | progress | error.
 
 event (one line of `podium events RUN --json`)::
 
@@ -385,6 +386,24 @@ def log_entries(stored: StoredEvent) -> list[dict[str, Any]]:
         return []
     head = {"run_id": stored.run_id, "seq": stored.seq, "at": iso(e.at), "step_id": step_id}
     return [{**head, "stream": stream, "text": text} for stream, text in _log_texts(e) if text]
+
+
+def log_line_entry(
+    run_id: str, step_id: str, attempt: int, record: dict[str, Any]
+) -> dict[str, Any]:
+    """One line of a shell step's log file as a log entry (`seq` null: it is not an event)."""
+    at = record.get("at")
+    when = iso(datetime.fromtimestamp(at, UTC)) if isinstance(at, int | float) else None
+    stream = record.get("stream") if record.get("stream") in ("stdout", "stderr") else "stdout"
+    return {
+        "run_id": run_id,
+        "seq": None,
+        "at": when,
+        "step_id": step_id,
+        "attempt": attempt,
+        "stream": stream,
+        "text": record["text"],
+    }
 
 
 def _log_texts(e: ev.Event) -> list[tuple[str, str]]:

@@ -54,7 +54,7 @@ def test_one_step_without_a_prefix_and_as_json_lines(cli: Cli) -> None:
     entries = [json.loads(line) for line in cli("logs", "l2", "--json").stdout.splitlines()]
     assert [(e["step_id"], e["stream"], e["text"]) for e in entries] == [
         ("first", "stdout", "first out"),
-        ("first", "stderr", "first err\n"),
+        ("first", "stderr", "first err"),
         ("gate", "stdout", "gate out"),
         ("last", "stdout", "last out"),
     ]
@@ -110,3 +110,46 @@ def test_an_agents_reply_text_tool_calls_and_progress_are_log_entries() -> None:
     ]
     started = ev.StepStarted(at=T0, step_id="ask", attempt=1)
     assert views.log_entries(StoredEvent("r", 4, started)) == []
+
+
+# `talk` writes a line, then waits for a file the test writes before it writes the next.
+TALKING = """\
+name: talking
+steps:
+  - id: talk
+    kind: shell
+    shell: sh
+    run: echo one; echo two >&2; while [ ! -f go ]; do sleep 0.02; done; echo three
+"""
+
+
+def test_follow_shows_a_running_shell_steps_lines_as_it_writes_them(cli: Cli) -> None:
+    cli.write("talking.yaml", TALKING)
+    runner = cli.start("run", "talking.yaml", "--run-id", "l9")
+    cli.wait_for_step(runner, "l9", "talk", "running")
+    follower = cli.start("logs", "l9", "talk", "--follow")
+    assert follower.stdout is not None
+    # Both lines arrive while the step is still running: they come from its log file.
+    assert follower.stdout.readline() == "one\n"
+    assert follower.stdout.readline() == "[stderr] two\n"
+    (cli.folder / "go").touch()
+    out, err = follower.communicate(timeout=15)
+    assert follower.returncode == 0, err
+    assert out.splitlines() == ["three"]
+    runner.communicate(timeout=15)
+    records = [json.loads(line) for line in cli("logs", "l9", "--json").stdout.splitlines()]
+    assert [(r["stream"], r["text"], r["attempt"], r["seq"]) for r in records] == [
+        ("stdout", "one", 1, None),
+        ("stderr", "two", 1, None),
+        ("stdout", "three", 1, None),
+    ]
+
+
+def test_without_the_log_file_logs_shows_what_the_store_kept(cli: Cli) -> None:
+    cli.write("gated.yaml", GATED)
+    (cli.folder / "go").touch()
+    (cli.folder / "go2").touch()
+    assert cli("run", "gated.yaml", "--run-id", "l8").returncode == 0
+    for path in (cli.folder / ".podium" / "logs" / "l8").iterdir():
+        path.unlink()  # as if the run had run on another machine
+    assert cli("logs", "l8", "first").stdout.splitlines() == ["first out", "[stderr] first err"]

@@ -68,6 +68,8 @@ def test_prune_removes_old_finished_runs_with_their_events_and_ledgers(three_run
     mine = ledger(cli.folder, "old")
     neighbour = ledger(cli.folder, "old-but-another-run")
     notes = cli.write(".podium/notes.txt", "not podium's bookkeeping")
+    logs = cli.folder / ".podium" / "logs" / "bad"  # what its shell steps wrote
+    assert sorted(p.name for p in logs.iterdir()) == ["broken.1.jsonl", "ok.1.jsonl"]
 
     result = cli("prune")
 
@@ -81,6 +83,7 @@ def test_prune_removes_old_finished_runs_with_their_events_and_ledgers(three_run
     assert not mine.exists()
     assert not mine.parent.exists()
     assert neighbour.exists()  # another run's ledger, whose id only starts the same
+    assert not logs.exists()
     assert notes.read_text() == "not podium's bookkeeping"
     assert (cli.folder / "greeting.txt").exists()  # the workflow's own output stays
 

@@ -16,6 +16,7 @@ from podium.cli._session import DbOption, JsonOption, Session, execute, session
 from podium.core.events import RunCreated
 from podium.errors import PodiumError, UsageError
 from podium.steps.procs import forget_run
+from podium.steps.steplog import forget_run_logs
 from podium.store.base import TERMINAL_STATUSES, EventStore, RunRecord, RunStatus
 
 DEFAULT_AGE = "30d"
@@ -89,7 +90,8 @@ async def _prune(here: Session, older_than: str, status: str, dry_run: bool) -> 
         path
         for record in removed
         if (workspace := workspaces.get(record.run_id)) is not None
-        for path in forget_run(workspace, record.run_id, dry_run=dry_run)
+        for forget in (forget_run, forget_run_logs)
+        for path in forget(workspace, record.run_id, dry_run=dry_run)
     ]
     _report(here, removed, files, cutoff, dry_run=dry_run)
     return 0
@@ -119,4 +121,4 @@ def _report(
     ids = ", ".join(r.run_id for r in removed)
     here.note(f"{verb} {count} last updated before {before}: {ids}")
     if files:
-        here.note(f"{verb} {len(files)} bookkeeping path(s) under <workspace>/.podium/procs/")
+        here.note(f"{verb} {len(files)} path(s) under <workspace>/.podium/procs/ and logs/")

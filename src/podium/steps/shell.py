@@ -19,6 +19,7 @@ from podium.spec.model import ShellStep, StepBase
 from podium.steps import procs
 from podium.steps.base import DETACHED, StepContext, StepResult, StepServices
 from podium.steps.output import shape_output, with_marker
+from podium.steps.steplog import LOG_LIMIT_FACTOR, StepLog, log_path
 
 TERMINATE_GRACE_SECONDS = 2.0
 _CHUNK = 64 * 1024
@@ -52,9 +53,14 @@ class ShellExecutor:
         cwd = resolve_cwd(ctx.workspace, step.cwd)
         proc = await _spawn(argv, cwd, build_env(step, ctx), step.stdin is not None)
         procs.record(ctx.workspace, ctx.run_id, ctx.step_id, proc.pid)
+        log = StepLog(
+            log_path(ctx.workspace, ctx.run_id, ctx.step_id, ctx.attempt),
+            LOG_LIMIT_FACTOR * ctx.output_limit_bytes,
+        )
         try:
-            stdout, stderr, code = await _supervise(proc, step.stdin, ctx.output_limit_bytes)
+            stdout, stderr, code = await _supervise(proc, step.stdin, ctx.output_limit_bytes, log)
         finally:
+            log.close()
             procs.forget(ctx.workspace, ctx.run_id, ctx.step_id)
         if code != 0:
             raise _exit_error(code, stderr)
@@ -141,13 +147,14 @@ def _spawn_error(program: str, exc: OSError) -> StepExecutionError:
 
 
 async def _supervise(
-    proc: asyncio.subprocess.Process, stdin: str | None, limit: int
+    proc: asyncio.subprocess.Process, stdin: str | None, limit: int, log: StepLog
 ) -> tuple[_Captured, _Captured, int]:
-    """Feed stdin, drain both pipes and wait; on any abnormal exit kill the process group."""
+    """Feed stdin, drain both pipes (into the log too) and wait; on any abnormal exit kill the
+    process group."""
     assert proc.stdout is not None
     assert proc.stderr is not None
-    out = asyncio.create_task(_drain(proc.stdout, limit, keep_tail=False))
-    err = asyncio.create_task(_drain(proc.stderr, limit, keep_tail=True))
+    out = asyncio.create_task(_drain(proc.stdout, limit, log, "stdout", keep_tail=False))
+    err = asyncio.create_task(_drain(proc.stderr, limit, log, "stderr", keep_tail=True))
     tasks: list[asyncio.Task[Any]] = [out, err]
     if stdin is not None:
         tasks.append(asyncio.create_task(_feed(proc, stdin)))
@@ -163,12 +170,16 @@ async def _supervise(
     return out.result(), err.result(), code
 
 
-async def _drain(stream: asyncio.StreamReader, limit: int, *, keep_tail: bool) -> _Captured:
-    """Read a pipe to its end, keeping at most `limit` bytes (the first, or the last)."""
+async def _drain(
+    stream: asyncio.StreamReader, limit: int, log: StepLog, name: str, *, keep_tail: bool
+) -> _Captured:
+    """Read a pipe to its end, keeping at most `limit` bytes (the first, or the last), and
+    writing every line to the attempt's log."""
     kept = bytearray()
     total = 0
     while chunk := await stream.read(_CHUNK):
         total += len(chunk)
+        log.feed(name, chunk)
         if keep_tail:
             kept += chunk
             del kept[: max(len(kept) - limit, 0)]

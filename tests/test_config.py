@@ -355,7 +355,10 @@ def test_the_readme_example_loads(tmp_path: Path) -> None:
     assert config.providers["local"].options.timeout == 60.0
 
 
-def test_a_step_tool_choice_must_name_one_of_its_agents_tools(tmp_path: Path) -> None:
+def test_a_step_tool_choice_must_name_one_of_its_agents_tools(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")  # the model could be called
     services = _services(tmp_path, ProjectConfig(root=tmp_path, agents=Path("team")), ADDER)
     step = {"id": "s", "kind": "agent", "agent": "a", "prompt": "hi", "model": "openai:m"}
     good = {**step, "options": {"tool_choice": "fs__add"}}

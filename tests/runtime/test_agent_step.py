@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from podium.core.state import StepStatus
-from podium.errors import SpecError
+from podium.errors import SpecError, UsageError
 from podium.llm.base import Message, ModelRequest, ModelResponse, ToolCall, Usage
 from podium.runtime.engine import Engine
 from podium.testing import FunctionModel, register_function_model, unregister_function_model
@@ -242,20 +242,15 @@ async def test_an_agent_calls_a_tool_of_a_real_mcp_server(workspace: Path) -> No
     assert "calc__add" in [tool.name for tool in seen[0].tools]
 
 
-async def test_a_missing_api_key_fails_the_step_saying_what_to_set(
+async def test_a_missing_api_key_is_refused_at_submit_saying_what_to_set(
     engine: Engine, workspace: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     (workspace / "agents" / "researcher.md").write_text(AGENT.format(model="openai:gpt-4o-mini"))
-    state = await engine.run({"name": "w", "steps": [agent_step(retry=3)]})
-    step = state.steps["ask"]
-    assert state.status == "failed"
-    assert step.attempts == 1  # a configuration error is not retried
-    assert "agent researcher" in (step.error or "")
-    assert "OPENAI_API_KEY" in (step.error or "")
-    kinds = [e.event.kind for e in await engine.store.read(state.run_id)]
-    assert "step.failed" in kinds
+    with pytest.raises(UsageError, match=r"step 'ask' \(agent 'Researcher'\).*OPENAI_API_KEY"):
+        await engine.submit({"name": "w", "steps": [agent_step(retry=3)]})
+    assert await engine.store.list_runs() == []  # no run that could only fail
 
 
 async def test_an_unreachable_base_url_is_retried_then_named(

@@ -58,3 +58,31 @@ def test_an_agent_step_with_no_model_anywhere_fails_validate(folder: Path) -> No
     code, err = _validate(folder, "plain")
     assert code == 2
     assert "has no model" in err
+
+
+PLAN = "name: p\nsteps:\n  - {id: plan, kind: plan, goal: g, planner: boss, agents: [plain, odd]}\n"
+
+
+def test_the_agents_a_plan_step_may_use_are_checked_before_the_planner_runs(folder: Path) -> None:
+    (folder / "agents" / "boss.md").write_text("---\nname: boss\nmodel: local:m\n---\nPlan.\n")
+    (folder / "w.yaml").write_text(PLAN)
+    env = {k: v for k, v in os.environ.items() if k not in ("PODIUM_MODEL", "PODIUM_CONFIG")}
+    for command in ("validate", "run"):
+        argv = [sys.executable, "-m", "podium.cli.app", command, "w.yaml", "--model", "local:m"]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=folder, env=env)
+        assert done.returncode == 2, done.stderr
+        assert "step 'plan' (agent 'odd'): unknown model provider 'nosuch'" in done.stderr
+    assert not (folder / ".podium").exists()  # `run` refused before any store was made
+
+
+def test_a_built_in_provider_without_its_key_fails_validate(folder: Path) -> None:
+    (folder / "w.yaml").write_text(WORKFLOW.format(agent="plain", model=", model: 'openai:m'"))
+    drop = ("PODIUM_MODEL", "PODIUM_CONFIG", "OPENAI_API_KEY", "OPENAI_BASE_URL")
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    argv = [sys.executable, "-m", "podium.cli.app", "validate", "w.yaml"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=folder, env=env)
+    assert done.returncode == 2
+    assert "uses openai:m, which cannot be called: no API key; set OPENAI_API_KEY" in done.stderr
+    env["OPENAI_API_KEY"] = "sk-test"
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=folder, env=env)
+    assert done.returncode == 0, done.stderr

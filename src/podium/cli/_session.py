@@ -34,6 +34,7 @@ from podium.runtime.workspace import choose_workspace
 from podium.spec.load import WorkflowSource
 from podium.store import default_store_path, open_store
 from podium.store.base import EventStore
+from podium.store.memory import MemoryEventStore
 
 EXIT_BAD_INPUT = 2
 EXIT_PARKED = 3
@@ -157,6 +158,23 @@ class Session:
             await store.close()
             raise
 
+    async def rehearse(
+        self, workflow: WorkflowSource, inputs: Mapping[str, Any] | None, workspace: Path
+    ) -> None:
+        """Submit to an engine over a store in memory that drives nothing: whatever the real
+        submission would refuse (a bad model, agent, tool or input) is refused before the
+        command's store is opened, so a refused run leaves no store file behind either."""
+        memory = MemoryEventStore()
+        async with Engine(
+            memory,
+            mode="control",
+            agents_dir=self.agents,
+            default_model=self.model,
+            config=await self._config(memory, None, workspace),
+            workspace=workspace,
+        ) as rehearsal:
+            await rehearsal.submit(workflow, inputs)
+
     async def _store(self, *, writes: bool) -> EventStore:
         """The store the command names. Commands that only read never create or migrate one: a
         missing `--db`/$PODIUM_DB file is an error, a missing default store reads as empty."""
@@ -253,6 +271,7 @@ async def submit_and_follow(
     """Submit a new run, show it until it ends or waits for a person, and return the exit code.
     Its workspace is `session.workspace`, else the workflow file's folder, else this one."""
     workspace = choose_workspace(workflow, session.workspace)
+    await session.rehearse(workflow, inputs, workspace)
     async with await session.engine(workspace=workspace) as engine:
         rid = await engine.submit(workflow, inputs, run_id=run_id)
         session.note(f"run {rid}")

@@ -136,11 +136,17 @@ class AnthropicModel:
             client = self._clients[loop] = self._new_client(where)
         return client
 
+    def config_problem(self) -> str | None:
+        """No key: every call would fail (asked when a run is submitted)."""
+        if self._api_key or os.environ.get("ANTHROPIC_API_KEY"):
+            return None
+        return "no API key; set ANTHROPIC_API_KEY (or pass api_key=)"
+
     def _new_client(self, where: str) -> AsyncAnthropic:
         api_key = self._api_key or os.environ.get("ANTHROPIC_API_KEY")
-        if not api_key:
-            message = f"{where}: no API key; set ANTHROPIC_API_KEY (or pass api_key=)"
-            raise _error(message, False, "config")
+        problem = self.config_problem()
+        if problem is not None:
+            raise _error(f"{where}: {problem}", False, "config")
         timeout = NOT_GIVEN if self.timeout_seconds is None else self.timeout_seconds
         return AsyncAnthropic(
             api_key=api_key, base_url=self.base_url, timeout=timeout, max_retries=0

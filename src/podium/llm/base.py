@@ -156,7 +156,9 @@ DeltaSink = Callable[[str], None]
 class Model(Protocol):
     """One model behind one provider. `name` is the `provider:model` string it was resolved from.
     A model that takes images in tool results has `accepts_images = True` (read with
-    `accepts_images(model)`; a model without the attribute takes none)."""
+    `accepts_images(model)`; a model without the attribute takes none). A model that can tell
+    before any call that no call can succeed (no API key) has `config_problem() -> str | None`
+    (read with `config_problem(model)`), asked when a run is submitted."""
 
     name: str
 
@@ -188,6 +190,12 @@ def model_options(options: AgentOptions, *, tool_choice: str | None = None) -> M
 
 def accepts_images(model: object) -> bool:
     return bool(getattr(model, "accepts_images", False))
+
+
+def config_problem(model: object) -> str | None:
+    """Why no call of `model` can succeed as configured (no API key, no endpoint), or None."""
+    check = getattr(model, "config_problem", None)
+    return check() if callable(check) else None
 
 
 def estimate_usage(request: ModelRequest, message: Message) -> Usage:

@@ -186,17 +186,30 @@ class OpenAIModel:
             self._client_loop = loop
         return self._client
 
+    def config_problem(self) -> str | None:
+        """What keeps every call from being made (no key and no server to call), or None: asked
+        when a run is submitted, so a run that cannot call its model is never created."""
+        if self._azure is not None:
+            if self._api_key or os.environ.get("AZURE_OPENAI_API_KEY"):
+                return None
+            return "no Azure API key; set AZURE_OPENAI_API_KEY (or pass api_key)"
+        if self._api_key or os.environ.get("OPENAI_API_KEY"):
+            return None
+        if self._base_url or os.environ.get("OPENAI_BASE_URL"):
+            return None
+        return (
+            "no API key; set OPENAI_API_KEY (or pass api_key), or set OPENAI_BASE_URL "
+            "(or pass base_url) to use a local server such as Ollama (http://localhost:11434/v1)"
+        )
+
     def _new_client(self, request: ModelRequest) -> openai.AsyncOpenAI:
+        problem = self.config_problem()
+        if problem is not None:
+            raise self._failure(request, problem, retryable=False, error_type="config")
         if self._azure is not None:
             return self._azure_client(request, self._azure)
         base_url = self._base_url or os.environ.get("OPENAI_BASE_URL") or None
         api_key = self._api_key or os.environ.get("OPENAI_API_KEY") or None
-        if api_key is None and base_url is None:
-            what = (
-                "no API key; set OPENAI_API_KEY (or pass api_key), or set OPENAI_BASE_URL "
-                "(or pass base_url) to use a local server such as Ollama (http://localhost:11434/v1)"
-            )
-            raise self._failure(request, what, retryable=False, error_type="config")
         return openai.AsyncOpenAI(
             api_key=api_key or PLACEHOLDER_API_KEY,
             base_url=base_url,
@@ -206,10 +219,7 @@ class OpenAIModel:
         )
 
     def _azure_client(self, request: ModelRequest, azure: AzureSettings) -> openai.AsyncOpenAI:
-        api_key = self._api_key or os.environ.get("AZURE_OPENAI_API_KEY") or None
-        if api_key is None:
-            what = "no Azure API key; set AZURE_OPENAI_API_KEY (or pass api_key)"
-            raise self._failure(request, what, retryable=False, error_type="config")
+        api_key = self._api_key or os.environ.get("AZURE_OPENAI_API_KEY")
         return openai.AsyncAzureOpenAI(
             api_key=api_key,
             azure_endpoint=azure.endpoint,

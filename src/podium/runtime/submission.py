@@ -17,6 +17,7 @@ from podium.core.state import RunState
 from podium.errors import Problem, SpecError, UsageError
 from podium.ids import RunId, new_run_id
 from podium.llm import is_known_provider, unknown_provider
+from podium.llm.base import config_problem
 from podium.runtime.services import DEFAULT_MODEL_ENV, AgentServices
 from podium.spec.load import WorkflowSource, load_workflow
 from podium.spec.model import AgentStep, PlanStep, Workflow
@@ -55,16 +56,18 @@ def new_run(
 
 def check_agent_steps(wf: Workflow, services: AgentServices) -> None:
     """UsageError before anything is recorded if the default model or the model of an agent
-    step (or a plan step's planner or aggregator) is missing, names a provider that is neither
-    built in nor configured, a configured provider whose key variable is not set (providers
-    nobody uses are not checked), or cannot be built (a missing script); SpecError if a step's
-    `tool_choice` names a tool its agent lacks."""
+    step (or a plan step's planner, aggregator, verifier or listed `agents`) is missing, names a
+    provider that is neither built in nor configured, a configured provider whose key variable
+    is not set (providers nobody uses are not checked), cannot be built (a missing script) or
+    cannot be called at all (a built-in provider without its API key); SpecError if a step's
+    `tool_choice` names a tool its agent lacks. A plan step that lists no `agents` may give work
+    to any agent of the catalog: those are checked when the plan names them."""
     providers = services.config.providers
     if services.default_model:
         _known(services.default_model, providers, "the default model")
     for index, step in enumerate(wf.steps):
-        if isinstance(step, PlanStep):
-            for name in filter(None, (step.planner, step.aggregator)):
+        if isinstance(step, PlanStep):  # the supervisors, and the agents it may give work to
+            for name in dict.fromkeys(filter(None, _plan_agents(step))):
                 _check_model(services, step, services.agent(name))
             continue
         if not isinstance(step, AgentStep):
@@ -94,10 +97,17 @@ def _check_model(
         )
     _known(chosen, services.config.providers, who)
     try:
-        services.model(chosen, agent=agent.name, step=step.id)
+        built = services.model(chosen, agent=agent.name, step=step.id)
     except UsageError as exc:
         said = str(exc)
         raise UsageError(said if f"step {step.id}" in said else f"{who}: {said}") from None
+    problem = config_problem(built)
+    if problem is not None:
+        raise UsageError(f"{who} uses {chosen}, which cannot be called: {problem}")
+
+
+def _plan_agents(step: PlanStep) -> list[str | None]:
+    return [step.planner, step.aggregator, step.verifier, *(step.agents or ())]
 
 
 def _check_tool_choice(step: AgentStep, agent: AgentSpec, index: int) -> None:

@@ -4,7 +4,7 @@ and what follows anew, reuses a recorded plan, and a resumed fork does not run r
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from podium.core.state import StepStatus
 from podium.errors import InputError, ModelError, RunNotFoundError, UsageError
 from podium.llm.base import ModelRequest
 from podium.runtime.engine import Engine
+from podium.store.base import Lease
 from podium.store.memory import MemoryEventStore
 from podium.testing import FunctionModel, register_function_model, unregister_function_model
 
@@ -253,28 +254,22 @@ async def test_a_parent_that_has_not_finished_gives_only_what_it_committed(
     assert sorted(runs(tmp_path)) == ["a", "b", "c", "d"]
 
 
-class ForkedRefused(MemoryEventStore):
-    """A store that refuses the append carrying `run.forked` (a disk full at that moment)."""
+class CreateRefused(MemoryEventStore):
+    """A store that cannot create the fork (a disk full at that moment)."""
 
-    async def append(self, run_id: str, events: Sequence[ev.Event], **options: Any) -> int:
-        if any(isinstance(e, ev.RunForked) for e in events):
+    async def create_run(self, created: ev.RunCreated, **options: Any) -> Lease | None:
+        if options.get("then"):
             raise OSError("disk full")
-        return await super().append(run_id, events, **options)
+        return await super().create_run(created, **options)
 
 
-async def test_a_fork_whose_record_fails_ends_failed_instead_of_running_everything(
-    tmp_path: Path,
-) -> None:
-    async with Engine(ForkedRefused(), workspace=tmp_path) as engine:
+async def test_a_fork_the_store_cannot_create_leaves_nothing_behind(tmp_path: Path) -> None:
+    async with Engine(CreateRefused(), workspace=tmp_path) as engine:
         parent = await engine.run(diamond())
         (tmp_path / "runs.log").unlink()
         with pytest.raises(OSError, match="disk full"):
             await engine.fork(parent.run_id, "d")
-        (fork,) = [r for r in await engine.list_runs() if r.run_id != parent.run_id]
-        state = await engine.state(fork.run_id)
-        assert (fork.status, state.status) == ("failed", "failed")
-        assert "could not be recorded" in (state.completed_error or "")
-        assert (await engine.resume(fork.run_id)).status == "failed"  # nothing to drive
+        assert [r.run_id for r in await engine.list_runs()] == [parent.run_id]
         assert runs(tmp_path) == []
 
 

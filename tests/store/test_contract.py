@@ -90,6 +90,24 @@ async def test_read_after_seq_returns_the_tail(store: EventStore) -> None:
     assert await store.read("run_a", after_seq=6) == []
 
 
+async def test_a_run_is_created_with_the_events_that_must_come_with_it(store: EventStore) -> None:
+    first, then = created("run_a"), every_later_event()[:3]
+    lease = await store.create_run(
+        first, workflow_name="wf", lease_owner="me", ttl_seconds=SHORT_SECONDS, then=then
+    )
+    assert lease is not None
+    assert [(s.seq, s.event) for s in await store.read("run_a")] == list(
+        enumerate([first, *then], 1)
+    )
+    record = await store.get_run("run_a")
+    assert (record.last_seq, record.updated_at) == (4, then[-1].at)
+    more = [StepFailed(at=later(20), step_id="b", attempt=1, error="x")]
+    assert await store.append("run_a", more, expected_seq=4, epoch=lease.epoch) == 5
+    with pytest.raises(RunExistsError):  # refused whole: none of its events is added
+        await store.create_run(created("run_a"), workflow_name="wf", then=then)
+    assert len(await store.read("run_a")) == 5
+
+
 async def test_duplicate_create_is_refused(store: EventStore) -> None:
     await store.create_run(created("run_a"), workflow_name="wf")
 

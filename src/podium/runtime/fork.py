@@ -4,7 +4,6 @@ parent's committed outputs of every step not downstream of the fork step, record
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -34,37 +33,25 @@ async def start_fork(
     owner: str,
     ttl_seconds: float,
 ) -> tuple[RunState, Lease]:
-    """Check the request, create the fork leased to `owner` and record its `run.forked` before
-    anyone can drive it; return its state and the lease. Nothing is created on bad input."""
+    """Check the request, create the fork leased to `owner` with its `run.forked` in the same
+    commit (a fork is never seen, driven or resumed without it); return its state and the
+    lease. Nothing is created on bad input."""
     stored = await store.read(parent_id)
     parent = replay(s.event for s in stored)
     origin = stored[0].event
     assert isinstance(origin, ev.RunCreated)
     created, forked = fork_events(parent, origin, from_step, inputs, services, clock)
     lease = await store.create_run(
-        created, workflow_name=parent.workflow.name, lease_owner=owner, ttl_seconds=ttl_seconds
+        created,
+        workflow_name=parent.workflow.name,
+        lease_owner=owner,
+        ttl_seconds=ttl_seconds,
+        then=[forked],  # one commit: the fork never exists without what it reuses
     )
     assert lease is not None
-    try:
-        await store.append(created.run_id, [forked], expected_seq=1, epoch=lease.epoch)
-    except BaseException:
-        await _abandon(store, lease, clock)
-        raise
     state = new_state(created, parent.workflow)
     apply(state, forked)
     return state, lease
-
-
-async def _abandon(store: EventStore, lease: Lease, clock: Clock) -> None:
-    """A fork whose `run.forked` could not be recorded must not run as a plain run: end it
-    failed if the store lets us (best effort: the error that stopped us is what is raised)."""
-    why = "its run.forked could not be recorded; fork the parent again"
-    ended = ev.RunCompleted(at=clock.now(), outcome="failed", error=why)
-    with contextlib.suppress(Exception):
-        await store.append(
-            lease.run_id, [ended], expected_seq=1, epoch=lease.epoch, status="failed"
-        )
-        await store.release_lease(lease)
 
 
 def fork_events(

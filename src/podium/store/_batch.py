@@ -26,7 +26,7 @@ Outcome = int | BaseException
 class CreateRun:
     run_id: str
     workflow_name: str
-    row: EventRow
+    rows: list[EventRow]  # run.created, then what must be committed with it
     owner: str | None = None
     lease_expires_at: float | None = None
 
@@ -54,7 +54,7 @@ class WritePlan:
     """Per request its new last seq or the error refusing it; the rows to write, in order."""
 
     outcomes: list[Outcome] = field(default_factory=list)
-    runs: list[tuple[str, str, float, float, int, str | None, float | None]] = field(
+    runs: list[tuple[str, str, float, float, int, int, str | None, float | None]] = field(
         default_factory=list
     )
     events: list[EventRow] = field(default_factory=list)
@@ -101,12 +101,13 @@ def _plan_create(
     if positions.get(request.run_id) is not None:
         raise RunExistsError(request.run_id)
     epoch = 0 if request.owner is None else 1
-    positions[request.run_id] = (1, epoch)
-    at = request.row[3]
-    row = (request.run_id, request.workflow_name, at, at, epoch, request.owner)
-    plan.runs.append((*row, request.lease_expires_at))
-    plan.events.append(request.row)
-    return 1
+    last_seq = len(request.rows)
+    positions[request.run_id] = (last_seq, epoch)
+    created_at, updated_at = request.rows[0][3], request.rows[-1][3]
+    row = (request.run_id, request.workflow_name, created_at, updated_at, last_seq, epoch)
+    plan.runs.append((*row, request.owner, request.lease_expires_at))
+    plan.events.extend(request.rows)
+    return last_seq
 
 
 def _plan_append(

@@ -37,7 +37,7 @@ RUN_COLUMNS = (
 )
 INSERT_RUN = (
     "INSERT INTO runs (run_id, workflow_name, status, created_at, updated_at, last_seq, epoch,"
-    " owner, lease_expires_at) VALUES (?, ?, 'pending', ?, ?, 1, ?, ?, ?)"
+    " owner, lease_expires_at) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?)"
 )
 RUN_EXISTS = "SELECT 1 FROM runs WHERE run_id = ?"
 RUN_POSITION = "SELECT last_seq, epoch FROM runs WHERE run_id = ?"

@@ -92,8 +92,11 @@ class EventStore(Protocol):
         workflow_name: str,
         lease_owner: str | None = None,
         ttl_seconds: float = 0.0,
+        then: Sequence[Event] = (),
     ) -> Lease | None:
-        """Store a new run whose first event (seq 1) is `created`. RunExistsError if taken.
+        """Store a new run whose first event (seq 1) is `created`, followed in the same commit
+        by `then` (seq 2, 3, …: a run that must never be seen without them, such as a fork's
+        `run.forked`). RunExistsError if taken.
 
         With `lease_owner`, the run is created already leased to that owner (epoch 1, expiring
         `ttl_seconds` from now on the store's clock) and the lease is returned: no claimer can

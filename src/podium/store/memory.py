@@ -65,6 +65,7 @@ class MemoryEventStore:
         workflow_name: str,
         lease_owner: str | None = None,
         ttl_seconds: float = 0.0,
+        then: Sequence[Event] = (),
     ) -> Lease | None:
         if created.run_id in self._runs:
             raise RunExistsError(created.run_id)
@@ -75,13 +76,14 @@ class MemoryEventStore:
             workflow_name=workflow_name,
             status="pending",
             created_at=created.at,
-            updated_at=created.at,
-            last_seq=1,
+            updated_at=then[-1].at if then else created.at,
+            last_seq=1 + len(then),
             owner=lease_owner,
             epoch=1 if leased else 0,
             lease_expires_at=expires_at if leased else None,
         )
-        self._runs[created.run_id] = _Run(record, [(created.kind, encode(created))])
+        rows: list[tuple[str, bytes | str]] = [(e.kind, encode(e)) for e in (created, *then)]
+        self._runs[created.run_id] = _Run(record, rows)
         self._changes.fire()
         return Lease(created.run_id, lease_owner, 1, expires_at) if lease_owner else None
 

@@ -118,11 +118,13 @@ class SQLiteEventStore:
         workflow_name: str,
         lease_owner: str | None = None,
         ttl_seconds: float = 0.0,
+        then: Sequence[Event] = (),
     ) -> Lease | None:
-        row = batch.event_row(created.run_id, 1, created)
+        events = enumerate((created, *then), 1)
+        rows = [batch.event_row(created.run_id, seq, e) for seq, e in events]
         expires_at = datetime.now(UTC) + timedelta(seconds=ttl_seconds)
         expires = expires_at.timestamp() if lease_owner is not None else None
-        request = batch.CreateRun(created.run_id, workflow_name, row, lease_owner, expires)
+        request = batch.CreateRun(created.run_id, workflow_name, rows, lease_owner, expires)
         await self._submit(request, self._db.budget.seconds)
         if lease_owner is None:
             return None

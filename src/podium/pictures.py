@@ -77,14 +77,22 @@ class Picture:
 
 
 def duration_text(seconds: float) -> str:
-    """`0.42s`, `12.3s`, `4m05s`, `2h07m`."""
+    """`<1ms`, `15ms`, `4.2s`, `12s`, `4m05s`, `2h07m`: sub-second runs are common, so below a
+    second the milliseconds show (the terminal views and the pictures use this one form)."""
+    seconds = max(seconds, 0.0)
+    if seconds < 0.001:
+        return "<1ms"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
     if seconds < 10:
-        return f"{seconds:.2f}s"
-    if seconds < 60:
         return f"{seconds:.1f}s"
-    if seconds < 3600:
-        return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
-    return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
 
 
 # ------------------------------------------------------------------------------ building one

@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from podium.core.state import RunState, StepState, StepStatus
+from podium.pictures import duration_text
 from podium.store.base import RunRecord, StoredEvent
 from podium.views import abandoned, cancel_reason, run_status, wake_at
 
@@ -59,18 +60,8 @@ def stamp(at: datetime | None) -> str:
 
 
 def duration(seconds: float | None) -> str:
-    """`0.4s`, `12s`, `3m05s`, `2h01m` ('' for None)."""
-    if seconds is None:
-        return ""
-    if seconds < 10:
-        return f"{max(seconds, 0.0):.1f}s"
-    if seconds < 60:
-        return f"{seconds:.0f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m{secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
+    """`15ms`, `4.2s`, `3m05s`, `2h01m` ('' for None): `podium.pictures.duration_text`."""
+    return "" if seconds is None else duration_text(seconds)
 
 
 def span(start: datetime | None, end: datetime | None) -> float | None:

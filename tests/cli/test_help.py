@@ -13,7 +13,7 @@ from importlib.metadata import version
 import pytest
 import typer
 
-from podium.cli.app import COMMANDS, app
+from podium.cli.app import COMMANDS, app, first_sentence
 from podium.cli.examples import EXAMPLES
 
 PODIUM = [sys.executable, "-m", "podium.cli.app"]
@@ -76,3 +76,13 @@ def test_each_example_parses_against_its_command(name: str) -> None:
 def test_an_unregistered_example_is_still_a_real_command() -> None:
     """Examples for commands not yet registered would rot: every key is a registered command."""
     assert set(EXAMPLES) <= set(NAMES)
+
+
+def test_the_command_list_gives_each_command_one_line() -> None:
+    listing = _podium("--help").stdout
+    for command in COMMANDS:
+        summary = first_sentence(command.__doc__ or "")
+        assert 10 < len(summary) <= 120, (command.__name__, summary)
+        rows = [line.strip("│ ") for line in listing.splitlines()]
+        row = next(line for line in rows if line.startswith(f"{command.__name__} "))
+        assert summary in row  # the whole summary on the command's own line (200 columns)

@@ -8,6 +8,7 @@ back, so `python -m podium.cli.app` and the `podium` script build the same app. 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Any
@@ -150,12 +151,28 @@ def _root(
     ctx.obj = {"db": db, "config": config}
 
 
+SUMMARY_WIDTH = 100
+
+
 def _register(command: Callable[..., None]) -> None:
-    """Every command gets its examples (from `podium.cli.examples`) as its help's epilog."""
+    """Every command gets its examples (from `podium.cli.examples`) as its help's epilog, and
+    its docstring's first sentence, on one line, as its entry in `podium --help`."""
     name = command.__name__
     if name not in EXAMPLES:
         raise RuntimeError(f"command {name} has no examples; add them to podium/cli/examples.py")
-    app.command(name=name, cls=_Command, epilog=epilog(name))(command)
+    summary = escape(first_sentence(command.__doc__ or ""))
+    app.command(name=name, cls=_Command, epilog=epilog(name), short_help=summary)(command)
+
+
+def first_sentence(doc: str) -> str:
+    """The docstring's first sentence, on one line; cut at its first `:` or `;` when longer
+    than `SUMMARY_WIDTH` (what follows such a mark is detail)."""
+    text = " ".join(doc.split())
+    match = re.search(r"\.(\s|$)", text)
+    sentence = text[: match.start()] if match else text
+    if len(sentence) > SUMMARY_WIDTH and (clause := re.search(r"[:;](\s|$)", sentence)):
+        return sentence[: clause.start()]
+    return sentence
 
 
 for _command in COMMANDS:

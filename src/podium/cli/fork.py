@@ -47,12 +47,10 @@ def fork(
     model: ModelOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Time travel: start a new run of RUN's workflow that takes over RUN's outputs of every step
-    not downstream of STEP and runs STEP and everything after it anew (a plan's recorded plan is
-    reused; steps that read a changed input run again too), then show it like `run`.
-
-    Example: podium fork @latest --from build --input tag=v2
-    """
+    """Re-run a run from STEP on (time travel): a new run of RUN's workflow takes over RUN's
+    outputs of every step not downstream of STEP and runs STEP and everything after it anew. A
+    plan's recorded plan is reused; steps that read a changed input run again too. It is shown
+    live like `run`."""
     here = session(ctx, db, as_json, agents=agents, model=model, config=config)
     execute(here, _fork(here, run_id, from_step, inputs or []))
 

@@ -73,9 +73,10 @@ def validate(
     agents: AgentsOption = None,
     model: ModelOption = None,
 ) -> None:
-    """Check a workflow file, the agents it names, their tools (MCP servers included, without
-    starting them) and the model each agent would call (provider known or configured, key set),
-    and the project configuration; list every problem found."""
+    """Check a workflow and everything its run would use, and list every problem found. That is
+    the file, the agents it names, their tools (MCP servers included, without starting them),
+    the model each agent would call (provider known or configured, key set) and the project
+    configuration; warnings (shell syntax in a `run:` without `shell:`) do not fail it."""
     here = session(ctx, db, config=config, agents=agents, model=model)
     execute(here, _validate(here, file))
 
@@ -113,8 +114,8 @@ def resume(
     model: ModelOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Take over a run nobody drives (after a crash or Ctrl-C) and finish it, with the project
-    configuration recorded on it unless --config is given."""
+    """Take over a run nobody drives (after a crash or Ctrl-C) and finish it. It uses the project
+    configuration recorded on the run unless --config is given."""
     here = session(ctx, db, agents=agents, model=model, config=config)
     execute(here, _resume(here, run_id))
 

@@ -116,7 +116,7 @@ async def test_a_stale_approval_becomes_signal_refused(tmp_path: Path) -> None:
     ("content", "message"),
     [
         (None, "plan file missing.json does not exist; check the path"),
-        ("dir", "is a directory; pass the plan as a .json or .yaml file"),
+        ("dir", "is a directory; pass the plan as a .yaml or .json file"),
         ("steps: [\n", "invalid YAML"),
         ("[1, 2]", "holds a list; a plan is an object with a `steps` list"),
         ("", "invalid JSON"),

@@ -19,11 +19,9 @@ from typing import Any
 
 import pytest
 
-from podium.config import load_config
 from podium.core.state import StepStatus
-from podium.llm import resolve_model
-from podium.runtime.engine import Engine
 
+from . import runs
 from .conftest import Figure
 from .litellm_proxy import (
     ANSWER,
@@ -34,6 +32,7 @@ from .litellm_proxy import (
     RESEARCH,
     LiteLLMProxy,
 )
+from .runs import calls, seconds
 
 pytestmark = pytest.mark.real
 PROVIDER = "litellm"
@@ -90,47 +89,12 @@ def ask(agent: str, step_id: str = "ask", prompt: str = QUESTION, **fields: Any)
     return {"id": step_id, "kind": "agent", "agent": agent, "prompt": prompt, **fields}
 
 
-def calls(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [e for e in events if e["kind"] == "model.called"]
-
-
 def figure(test: str, called: list[dict[str, Any]], outcome: str, mode: str = "-") -> Figure:
-    estimated = any(c.get("estimated") for c in called)
-    return Figure(
-        server="litellm",
-        test=test,
-        mode=mode,
-        input_tokens=sum(c["input_tokens"] for c in called),
-        output_tokens=sum(c["output_tokens"] for c in called),
-        latency_seconds=sum(c["latency_seconds"] for c in called),
-        outcome=outcome,
-        usage="estimated" if estimated else "server" if called else "-",
-    )
+    return runs.figure("litellm", test, called, outcome, mode)
 
 
-def seconds(step: Any) -> float:
-    if step.started_at is None or step.finished_at is None:
-        return 0.0
-    return float((step.finished_at - step.started_at).total_seconds())
-
-
-async def run(
-    folder: Path, workflow: dict[str, Any]
-) -> tuple[Any, list[dict[str, Any]], list[str]]:
-    """Run `workflow` through an Engine with the folder's podium.toml: (final state, its events
-    as dicts, the text deltas streamed while it ran)."""
-    config = load_config(path=folder / "podium.toml")
-    async with await Engine.open(folder / "p.db", workspace=folder, config=config) as engine:
-        run_id = await engine.submit(workflow, start=False)
-        await engine.resume(run_id)
-        deltas = [text async for _, text in engine.deltas(run_id)]
-        state = await engine.wait(run_id)
-        events = [stored.event.model_dump(mode="json") async for stored in engine.events(run_id)]
-    # The engine's models are shared (resolve_model caches them): close their HTTP clients in
-    # this loop.
-    for model in {f"{PROVIDER}:{m}" for m, _ in AGENTS.values()}:
-        await resolve_model(model, providers=config.providers).aclose()  # type: ignore[attr-defined]
-    return state, events, deltas
+async def run(folder: Path, workflow: dict[str, Any]) -> runs.Ran:
+    return await runs.run(folder, workflow, (f"{PROVIDER}:{m}" for m, _ in AGENTS.values()))
 
 
 def test_the_cli_runs_an_agent_step_against_litellm(

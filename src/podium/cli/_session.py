@@ -62,6 +62,10 @@ DbOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+OutputOption = Annotated[
+    Path | None,
+    typer.Option("--output", "-o", metavar="FILE", help="Write here (default: stdout)."),
+]
 RunArg = Annotated[str, typer.Argument(metavar="RUN", help="The run id.", show_default=False)]
 StepArg = Annotated[str, typer.Argument(metavar="STEP", help="The step id.", show_default=False)]
 FileArg = Annotated[Path, typer.Argument(metavar="FILE", help="A workflow file (YAML or JSON).")]

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from podium.cli._session import DbOption, Session, execute, session
+from podium.cli._session import DbOption, OutputOption, Session, execute, session
 from podium.cli.runref import resolve_run
 from podium.errors import UsageError
 from podium.pictures import Picture, dot, mermaid, run_picture, workflow_picture
@@ -48,10 +48,7 @@ def graph(
     format: Annotated[
         GraphFormat, typer.Option("--format", "-f", help="What to draw it as.")
     ] = GraphFormat.mermaid,
-    output: Annotated[
-        Path | None,
-        typer.Option("--output", "-o", metavar="FILE", help="Write here (default: stdout)."),
-    ] = None,
+    output: OutputOption = None,
     db: DbOption = None,
 ) -> None:
     """Draw a workflow's steps and their needs; for a run, each step's status and duration."""

@@ -23,7 +23,7 @@ from podium.cli._session import (
 )
 from podium.cli.runref import RunRef, resolved
 from podium.errors import SpecError, UsageError
-from podium.spec.load import MAX_DOCUMENT_BYTES, load_document
+from podium.spec.load import read_document
 
 Mode = Annotated[
     str,
@@ -112,17 +112,7 @@ def reject(
 def _read_plan(path: Path) -> dict[str, Any]:
     """The edited plan in `path`; a file that cannot be read or parsed is one line (exit 2)."""
     try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_DOCUMENT_BYTES + 1)
-    except FileNotFoundError:
-        raise UsageError(f"plan file {path} does not exist; check the path") from None
-    except IsADirectoryError:
-        raise UsageError(f"{path} is a directory; pass the plan as a .json or .yaml file") from None
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        raise UsageError(f"cannot read plan file {path}: {reason}; check its permissions") from None
-    try:
-        return load_document(data, source=str(path))
+        return read_document(path, what="plan")
     except SpecError as exc:
         problem = exc.problems[0] if exc.problems else None
         if problem is None or problem.message.startswith("the document must be a mapping"):

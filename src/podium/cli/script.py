@@ -8,12 +8,11 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Annotated
 
 import typer
 import yaml
 
-from podium.cli._session import DbOption, Session, execute, session
+from podium.cli._session import DbOption, OutputOption, Session, execute, session
 from podium.cli.runref import RunRef, resolve_run
 from podium.errors import UsageError
 from podium.recording import script_of
@@ -22,10 +21,7 @@ from podium.recording import script_of
 def script(
     ctx: typer.Context,
     run_id: RunRef,
-    output: Annotated[
-        Path | None,
-        typer.Option("--output", "-o", metavar="FILE", help="Write here (default: stdout)."),
-    ] = None,
+    output: OutputOption = None,
     db: DbOption = None,
 ) -> None:
     """Write the run's recorded model replies as a script for `--model scripted:FILE`."""

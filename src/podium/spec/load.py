@@ -51,8 +51,9 @@ def load_document(
         raise SpecError([exc.problem], source=source) from None
 
 
-def read_document(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read and parse a workflow file; a missing or unreadable file is a UsageError."""
+def read_document(path: str | os.PathLike[str], *, what: str = "workflow") -> dict[str, Any]:
+    """Read and parse a workflow file (or, with `what`, another document: a plan file); a
+    missing or unreadable file is a UsageError naming `what` it should have been."""
     file = Path(path)
     try:
         with file.open("rb") as handle:
@@ -61,14 +62,16 @@ def read_document(path: str | os.PathLike[str]) -> dict[str, Any]:
                 raise SpecError([_too_big(size).problem], source=str(file))
             data = handle.read(MAX_DOCUMENT_BYTES + 1)
     except ValueError:  # a NUL byte in the path: no file system can hold it
-        raise UsageError(f"workflow path {str(file)!r} contains a NUL byte; fix the path") from None
+        raise UsageError(f"{what} path {str(file)!r} contains a NUL byte; fix the path") from None
     except FileNotFoundError:
-        raise UsageError(f"workflow file {file} does not exist; check the path") from None
+        raise UsageError(f"{what} file {file} does not exist; check the path") from None
     except IsADirectoryError:
-        raise UsageError(f"{file} is a directory; pass a .yaml, .yml or .json file") from None
+        raise UsageError(
+            f"{file} is a directory; pass the {what} as a .yaml or .json file"
+        ) from None
     except OSError as exc:
         reason = exc.strerror or str(exc)
-        raise UsageError(f"cannot read workflow file {file}: {reason}; check the path") from None
+        raise UsageError(f"cannot read {what} file {file}: {reason}; check the path") from None
     return load_document(data, source=str(file))
 
 

@@ -54,12 +54,17 @@ def forget_run(workspace: Path, run_id: str, *, dry_run: bool = False) -> list[P
     return the paths removed (with `dry_run`, the ones that would be, removing nothing). Only
     the ledger's `*.json` entries and then its empty folder go: nothing else in the workspace is
     touched, and no process is signalled."""
-    folder = _ledger(workspace, run_id)
+    return remove_run_folder(_ledger(workspace, run_id), run_id, "*.json", dry_run=dry_run)
+
+
+def remove_run_folder(folder: Path, run_id: str, pattern: str, *, dry_run: bool) -> list[Path]:
+    """Delete the files matching `pattern` in a run's bookkeeping `folder`, then the folder if
+    nothing else is in it; return the paths removed (or, with `dry_run`, that would be)."""
     if run_id in ("", ".", "..") or "/" in run_id or os.sep in run_id:
-        return []  # names no ledger of ours: never walk out of procs/
+        return []  # names no folder of ours: never walk out of the bookkeeping folder
     if folder.is_symlink() or not folder.is_dir():
         return []
-    entries = sorted(folder.glob("*.json"))
+    entries = sorted(folder.glob(pattern))
     if dry_run:
         others = any(p not in entries for p in folder.iterdir())
         return entries if others else [*entries, folder]

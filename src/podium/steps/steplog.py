@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from podium.steps.procs import remove_run_folder
+
 LOG_LIMIT_FACTOR = 8
 MAX_LINE = 16 * 1024
 
@@ -37,24 +39,7 @@ def log_path(workspace: Path, run_id: str, step_id: str, attempt: int) -> Path:
 def forget_run_logs(workspace: Path, run_id: str, *, dry_run: bool = False) -> list[Path]:
     """Delete a run's log files and then their folder if nothing else is in it (for a run being
     deleted); return the paths removed (with `dry_run`, the ones that would be)."""
-    if run_id in ("", ".", "..") or "/" in run_id or os.sep in run_id:
-        return []  # names no folder of ours: never walk out of logs/
-    folder = logs_dir(workspace, run_id)
-    if folder.is_symlink() or not folder.is_dir():
-        return []
-    entries = sorted(folder.glob("*.jsonl"))
-    if dry_run:
-        others = any(p not in entries for p in folder.iterdir())
-        return entries if others else [*entries, folder]
-    removed = []
-    for entry in entries:
-        with contextlib.suppress(FileNotFoundError):
-            entry.unlink()
-            removed.append(entry)
-    with contextlib.suppress(OSError):  # not empty: something else lives there; leave it
-        folder.rmdir()
-        removed.append(folder)
-    return removed
+    return remove_run_folder(logs_dir(workspace, run_id), run_id, "*.jsonl", dry_run=dry_run)
 
 
 @dataclass

@@ -30,13 +30,16 @@ def record(workspace: Path, run_id: str, step_id: str, pid: int) -> None:
     other entry may remove the folder between our mkdir and our write: make it again."""
     folder = _ledger(workspace, run_id)
     text = json.dumps({"pgid": pid, "started": _start_ticks(pid), "boot": _boot_id()})
-    for _ in range(_RECORD_TRIES - 1):
-        folder.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileNotFoundError):
+    for attempt in range(1, _RECORD_TRIES + 1):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
             (folder / f"{step_id}.json").write_text(text)
             return
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{step_id}.json").write_text(text)
+        except (FileNotFoundError, FileExistsError):
+            # Removed under us: after the write's open, or (FileExistsError) between mkdir
+            # seeing the folder and checking that it is a directory.
+            if attempt == _RECORD_TRIES:
+                raise
 
 
 def forget(workspace: Path, run_id: str, step_id: str) -> None:

@@ -258,6 +258,20 @@ class StepRetryRequested(_Event):
     step_id: str
 
 
+FeedbackRating = Literal["up", "down"]
+
+
+class StepFeedback(_Event):
+    """A person rated a finished step (`podium feedback`), with an optional comment; `who` is
+    their OS user name. A record for people: it changes no step, on a live or finished run."""
+
+    kind: Literal["step.feedback"] = "step.feedback"
+    step_id: str
+    rating: FeedbackRating
+    comment: str | None = None
+    who: str = ""
+
+
 Event = Annotated[
     RunCreated
     | RunForked
@@ -271,6 +285,7 @@ Event = Annotated[
     | StepSkipped
     | StepCancelled
     | StepRetryRequested
+    | StepFeedback
     | ModelCalled
     | AgentRouted
     | BreakerChanged

@@ -15,7 +15,7 @@ from podium.core import events as ev
 from podium.core import plans
 from podium.core.graph import build_graph
 from podium.core.joins import make_ready, propagate, reopen, tidy_ready
-from podium.core.state import ForkInfo, PlanState, RunState, StepState, StepStatus
+from podium.core.state import Feedback, ForkInfo, PlanState, RunState, StepState, StepStatus
 from podium.spec.model import AgentStep, Workflow
 
 
@@ -66,7 +66,8 @@ def apply(state: RunState, event: ev.Event) -> RunState:
         raise ValueError(f"event kind {event.kind} cannot be applied to a live run")
     handler(state, event)
     state.seq += 1
-    state.updated_at = event.at
+    if not isinstance(event, ev.StepFeedback):  # a remark on the run, not a change of it
+        state.updated_at = event.at
     return state
 
 
@@ -273,6 +274,11 @@ def _on_plan_rejected(state: RunState, e: ev.PlanRejected) -> None:
     _fail(state, step, f"plan rejected: {e.reason or 'no reason given'}", "rejected", e.at)
 
 
+def _on_feedback(state: RunState, e: ev.StepFeedback) -> None:
+    entry = Feedback(rating=e.rating, comment=e.comment, who=e.who, at=e.at)
+    state.feedback.setdefault(e.step_id, []).append(entry)
+
+
 def _on_budget_exceeded(state: RunState, e: ev.BudgetExceeded) -> None:
     if state.stopping is None:
         state.stopping = "budget"
@@ -302,6 +308,7 @@ _HANDLERS: dict[type, Callable[[RunState, Any], None]] = {
     ev.RunCancelRequested: _on_cancel_requested,
     ev.RunCompleted: _on_completed,
     ev.StepRetryRequested: _on_retry_requested,
+    ev.StepFeedback: _on_feedback,
 }
 
 

@@ -83,6 +83,16 @@ class PlanState:
 
 
 @dataclass(frozen=True, slots=True)
+class Feedback:
+    """One person's rating of a finished step (`step.feedback`)."""
+
+    rating: str  # up | down
+    comment: str | None
+    who: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class ForkInfo:
     """Where a forked run came from (`run.forked`): the parent, the step it was forked from,
     and the steps it took over from the parent instead of running them."""
@@ -125,6 +135,7 @@ class RunState:
     cost_usd: float = 0.0
     config: dict[str, Any] | None = None  # the project configuration `run.created` recorded
     fork: ForkInfo | None = None  # set by `run.forked`
+    feedback: dict[str, list[Feedback]] = field(default_factory=dict)  # by step, oldest first
 
     @property
     def status(self) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 from podium.core import events as ev
 from podium.core import plans
 from podium.core.control import signal_event
+from podium.core.feedback import feedback_signal_event
 from podium.core.fold import apply
 from podium.core.happenings import (
     AttemptCancelled,
@@ -91,6 +92,8 @@ def _events_for(state: RunState, happening: Happening, now: datetime) -> list[ev
         return [ev.StepCancelled(at=now, step_id=happening.step_id, reason=happening.reason)]
     if isinstance(happening, Report):
         return _report(state, happening, now)
+    if isinstance(happening, ControlSignal) and happening.kind == "feedback":
+        return [feedback_signal_event(state, happening, now)]
     if isinstance(happening, ControlSignal):
         return [signal_event(state, happening, now)]
     if isinstance(happening, TakenOver) and state.running:

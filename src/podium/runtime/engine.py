@@ -31,6 +31,7 @@ from podium.errors import LeaseHeldError, UsageError
 from podium.ids import RunId
 from podium.runtime.bus import EventBus
 from podium.runtime.execution import ExecutionBackend, InProcessBackend
+from podium.runtime.feedback import record_feedback
 from podium.runtime.fork import start_fork
 from podium.runtime.parking import Waker
 from podium.runtime.reads import committed_state, follow_all, follow_deltas, follow_run
@@ -339,6 +340,8 @@ class Engine:
         """Reject the plan awaiting confirmation: its plan step fails with the reason."""
         sid = awaiting_plan(await self.state(run_id), step_id)
         return await self._signal(run_id, "reject", {"step_id": sid, "reason": reason})
+
+    feedback = record_feedback  # rate a finished step up or down: see runtime/feedback.py
 
     async def _signal(self, run_id: str, kind: SignalKind, payload: dict[str, Any]) -> bool:
         """Post a checked signal, then wake the local driver, or drive the run here if nobody

@@ -89,7 +89,7 @@ WRONG_STATE = [
     (["skip", "live", "nap"], ["step nap is running", "cancel the run"]),
     (["approve", "live"], ["nothing to approve"]),
     (["reject", "live"], ["nothing to approve"]),
-    (["approve", "live", "nap"], ["step nap has no plan awaiting approval"]),
+    (["approve", "live", "nap"], ["step nap is not awaiting approval"]),
     (["retry", "done", "hello"], ["step hello is succeeded"]),
     (["skip", "done", "hello"], ["step hello is succeeded", "nothing to skip"]),
     (["cancel", "done"], ["already succeeded", "nothing to cancel"]),

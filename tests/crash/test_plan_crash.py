@@ -354,7 +354,7 @@ def test_confirmed_plan_survives_park_and_kill(project: Project, kill_approve: b
         code, out = project.call(*approve)
     assert code == EXIT_OK, out + project.describe()
     rows = check_finished(project, planner_calls=1, r2_calls=2 if kill_approve else 1)
-    assert [a["step_id"] for a in of_kind(rows, "plan.approved")] == [PLAN_STEP]
+    assert [a["step_id"] for a in of_kind(rows, "approval.granted")] == [PLAN_STEP]
     resumes = [
         (r.get("requeued", []), r.get("interrupted", [])) for r in of_kind(rows, "run.resumed")
     ]

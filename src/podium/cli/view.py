@@ -200,8 +200,14 @@ def _note(e: ev.Event) -> tuple[str, ...]:
         return "planned", f"version {e.version}: {count} step{'s' if count != 1 else ''}"
     if isinstance(e, ev.PlanApproved):
         return ("approved", "as edited") if e.plan is not None else ("approved",)
-    if isinstance(e, ev.PlanRejected):
+    if isinstance(e, ev.PlanRejected | ev.ApprovalRejected):
         return "rejected", e.reason
+    if isinstance(e, ev.ApprovalRequested):
+        return "asks", f"approval of its {e.subject}"
+    if isinstance(e, ev.ApprovalGranted | ev.ApprovalEdited):
+        return ("approved", "as edited") if isinstance(e, ev.ApprovalEdited) else ("approved",)
+    if isinstance(e, ev.ApprovalWithdrawn):
+        return "withdrawn", e.reason
     if isinstance(e, ev.AgentRouted):
         return "routed", f"{e.requested} -> {e.selected} ({e.reason})"
     if isinstance(e, ev.ToolCalled):

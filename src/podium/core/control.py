@@ -4,12 +4,12 @@ events they become; a signal that no longer fits when it is read becomes `signal
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from podium.core import events as ev
+from podium.core.approvals import approve_event, reject_event
 from podium.core.happenings import ControlSignal
 from podium.core.state import RunState, StepStatus, require_step
-from podium.errors import InvalidTransitionError, RunError
+from podium.errors import InvalidTransitionError, PodiumError
 
 RETRYABLE = frozenset(
     {StepStatus.FAILED, StepStatus.INTERRUPTED, StepStatus.CANCELLED, StepStatus.SKIPPED}
@@ -83,81 +83,6 @@ def cancel_event(state: RunState, now: datetime, reason: str = "") -> ev.RunCanc
     return ev.RunCancelRequested(at=now, reason=reason)
 
 
-def awaiting_plan(state: RunState, step_id: str | None) -> str:
-    """The plan step awaiting approval: `step_id` if given, else the only one. A finished or
-    stopping run's plan cannot be decided: it would leave the plan step stuck `waiting`."""
-    sid = _awaiting(state, step_id)
-    _require_open(state, sid)
-    return sid
-
-
-def _awaiting(state: RunState, step_id: str | None) -> str:
-    waiting = [sid for sid, record in state.plans.items() if record.awaiting]
-    if step_id is not None:
-        require_step(state, step_id)
-        if step_id not in waiting:
-            raise InvalidTransitionError(
-                f"step {step_id} has no plan awaiting approval",
-                run_id=state.run_id,
-                step_id=step_id,
-            )
-        return step_id
-    if len(waiting) != 1:
-        which = ", ".join(waiting) if waiting else "none"
-        raise InvalidTransitionError(
-            f"run {state.run_id} has {len(waiting)} plans awaiting approval ({which}); "
-            + ("name the step" if waiting else "nothing to approve"),
-            run_id=state.run_id,
-        )
-    return waiting[0]
-
-
-def _require_open(state: RunState, plan_step: str) -> None:
-    if state.outcome is None and state.stopping is None:
-        return
-    rid = state.run_id
-    if state.outcome is None:
-        raise InvalidTransitionError(
-            f"run {rid} is stopping ({state.stopping}); a plan cannot be decided on it; wait "
-            "for it to finish, then reopen it with `podium retry`",
-            run_id=rid,
-        )
-    reopen = _step_to_reopen(state, plan_step)
-    how = f"`podium retry {rid} {reopen}`" if reopen else f"`podium retry {rid} STEP`"
-    raise InvalidTransitionError(
-        f"run {rid} is {state.outcome}, so no plan of it can be approved or rejected; reopen "
-        f"it first with {how}, then decide the plan it waits on",
-        run_id=rid,
-    )
-
-
-def _step_to_reopen(state: RunState, plan_step: str) -> str | None:
-    """A failed step (what failed the run), else the plan step, else any step that can be
-    retried."""
-    failed = next((s.id for s in state.steps.values() if s.status is StepStatus.FAILED), None)
-    if failed is not None:
-        return failed
-    if state.steps[plan_step].status in RETRYABLE:
-        return plan_step
-    return next((s.id for s in state.steps.values() if s.status in RETRYABLE), None)
-
-
-def approve_event(
-    state: RunState, step_id: str | None, now: datetime, plan: dict[str, Any] | None = None
-) -> ev.PlanApproved:
-    sid = awaiting_plan(state, step_id)
-    version = len(state.plans[sid].versions) + (1 if plan is not None else 0)
-    return ev.PlanApproved(at=now, step_id=sid, version=version, plan=plan)
-
-
-def reject_event(
-    state: RunState, step_id: str | None, now: datetime, reason: str
-) -> ev.PlanRejected:
-    sid = awaiting_plan(state, step_id)
-    version = len(state.plans[sid].versions)
-    return ev.PlanRejected(at=now, step_id=sid, version=version, reason=reason)
-
-
 def signal_event(state: RunState, signal: ControlSignal, now: datetime) -> ev.Event:
     """The event a control signal becomes when its driver reads it, or `signal.refused` saying
     why it no longer fits the run (it was valid when posted; the run moved on since)."""
@@ -166,7 +91,7 @@ def signal_event(state: RunState, signal: ControlSignal, now: datetime) -> ev.Ev
         return _refused(signal, None, f"step_id must be a string, got {step_id!r}", now)
     try:
         return _control_event(state, signal, step_id, now)
-    except RunError as exc:
+    except PodiumError as exc:
         return _refused(signal, step_id, str(exc), now)
 
 
@@ -177,8 +102,14 @@ def _control_event(
     if signal.kind == "cancel":
         return cancel_event(state, now, str(payload.get("reason", "")))
     if signal.kind == "approve":
-        plan = payload.get("plan")
-        return approve_event(state, step_id, now, dict(plan) if isinstance(plan, dict) else None)
+        plan, edits = payload.get("plan"), payload.get("edits")
+        return approve_event(
+            state,
+            step_id,
+            now,
+            plan=dict(plan) if isinstance(plan, dict) else None,
+            edits=dict(edits) if isinstance(edits, dict) else None,
+        )
     if signal.kind == "reject":
         return reject_event(state, step_id, now, str(payload.get("reason", "")))
     if signal.kind in ("retry", "skip") and step_id is None:

@@ -236,7 +236,8 @@ class PlanGenerated(_Event):
 
 
 class PlanApproved(_Event):
-    """A person approved the plan awaiting confirmation, possibly as edited (`plan`)."""
+    """A person approved the plan awaiting confirmation, possibly as edited (`plan`). Runs
+    recorded before approvals existed hold it; new runs record `approval.granted|edited`."""
 
     kind: Literal["plan.approved"] = "plan.approved"
     step_id: str
@@ -245,9 +246,60 @@ class PlanApproved(_Event):
 
 
 class PlanRejected(_Event):
+    """Recorded before approvals existed; new runs record `approval.rejected`."""
+
     kind: Literal["plan.rejected"] = "plan.rejected"
     step_id: str
     version: int
+    reason: str = ""
+
+
+ApprovalSubject = Literal["step", "plan"]
+
+
+class ApprovalRequested(_Event):
+    """A step is held before it starts until a person decides: `input` is what they are asked
+    to approve (the step's rendered fields, or for a plan step `{"plan": …}` of `version`)."""
+
+    kind: Literal["approval.requested"] = "approval.requested"
+    step_id: str
+    subject: ApprovalSubject = "step"
+    input: dict[str, Any] = Field(default_factory=dict)
+    version: int | None = None
+
+
+class ApprovalGranted(_Event):
+    """A person approved the step (or the plan `version`) as it was asked."""
+
+    kind: Literal["approval.granted"] = "approval.granted"
+    step_id: str
+    version: int | None = None
+
+
+class ApprovalEdited(_Event):
+    """A person approved an edited input: for a step, fields that replace the step's own for
+    this run; for a plan step, `{"plan": the edited plan}` (plan `version`)."""
+
+    kind: Literal["approval.edited"] = "approval.edited"
+    step_id: str
+    input: dict[str, Any]
+    version: int | None = None
+
+
+class ApprovalRejected(_Event):
+    """A person refused: the step (or plan step) fails with the reason."""
+
+    kind: Literal["approval.rejected"] = "approval.rejected"
+    step_id: str
+    reason: str = ""
+    version: int | None = None
+
+
+class ApprovalWithdrawn(_Event):
+    """Nobody needs to decide any more: the step lost an `any`/`quorum` race while it waited."""
+
+    kind: Literal["approval.withdrawn"] = "approval.withdrawn"
+    step_id: str
     reason: str = ""
 
 
@@ -296,7 +348,12 @@ Event = Annotated[
     | BudgetExceeded
     | PlanGenerated
     | PlanApproved
-    | PlanRejected,
+    | PlanRejected
+    | ApprovalRequested
+    | ApprovalGranted
+    | ApprovalEdited
+    | ApprovalRejected
+    | ApprovalWithdrawn,
     Field(discriminator="kind"),
 ]
 

@@ -11,8 +11,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from podium.core import approvals, plans
 from podium.core import events as ev
-from podium.core import plans
 from podium.core.graph import build_graph
 from podium.core.joins import make_ready, propagate, reopen, tidy_ready
 from podium.core.state import Feedback, ForkInfo, PlanState, RunState, StepState, StepStatus
@@ -263,6 +263,7 @@ def _on_plan_generated(state: RunState, e: ev.PlanGenerated) -> None:
 def _on_plan_approved(state: RunState, e: ev.PlanApproved) -> None:
     step = state.steps[e.step_id]
     record = state.plans[e.step_id]
+    state.approvals.pop(e.step_id, None)
     if e.plan is not None:
         record.versions.append(e.plan)
     plans.adopt(state, step, record.versions[-1], e.at)
@@ -277,6 +278,44 @@ def _on_plan_rejected(state: RunState, e: ev.PlanRejected) -> None:
 def _on_feedback(state: RunState, e: ev.StepFeedback) -> None:
     entry = Feedback(rating=e.rating, comment=e.comment, who=e.who, at=e.at)
     state.feedback.setdefault(e.step_id, []).append(entry)
+
+
+def _on_approval_granted(state: RunState, e: ev.ApprovalGranted) -> None:
+    _approved(state, state.steps[e.step_id], None, e.at)
+
+
+def _on_approval_edited(state: RunState, e: ev.ApprovalEdited) -> None:
+    _approved(state, state.steps[e.step_id], dict(e.input), e.at)
+
+
+def _approved(
+    state: RunState, step: StepState, edited: dict[str, Any] | None, at: datetime
+) -> None:
+    """A plan is adopted (as edited: a new version); a step becomes ready (with its edits)."""
+    record = state.plans.get(step.id)
+    if record is not None and record.awaiting:
+        state.approvals.pop(step.id, None)
+        if edited is not None:
+            record.versions.append(edited["plan"])
+        plans.adopt(state, step, record.versions[-1], at)
+        return
+    approvals.granted(state, step, edited)
+
+
+def _on_approval_rejected(state: RunState, e: ev.ApprovalRejected) -> None:
+    step = state.steps[e.step_id]
+    state.approvals.pop(step.id, None)
+    record = state.plans.get(step.id)
+    reason = e.reason or "no reason given"
+    if record is not None and record.awaiting:
+        record.awaiting = False
+        _fail(state, step, f"plan rejected: {reason}", "rejected", e.at)
+    else:
+        _fail(state, step, f"rejected: {reason}", "rejected", e.at)
+
+
+def _on_approval_withdrawn(state: RunState, e: ev.ApprovalWithdrawn) -> None:
+    state.approvals.pop(e.step_id, None)
 
 
 def _on_budget_exceeded(state: RunState, e: ev.BudgetExceeded) -> None:
@@ -297,6 +336,11 @@ _HANDLERS: dict[type, Callable[[RunState, Any], None]] = {
     ev.PlanGenerated: _on_plan_generated,
     ev.PlanApproved: _on_plan_approved,
     ev.PlanRejected: _on_plan_rejected,
+    ev.ApprovalRequested: approvals.requested,
+    ev.ApprovalGranted: _on_approval_granted,
+    ev.ApprovalEdited: _on_approval_edited,
+    ev.ApprovalRejected: _on_approval_rejected,
+    ev.ApprovalWithdrawn: _on_approval_withdrawn,
     ev.StepStarted: _on_started,
     ev.StepSucceeded: _on_succeeded,
     ev.StepRetrying: _on_retrying,
@@ -320,6 +364,7 @@ def _finish(state: RunState, step: StepState, status: StepStatus, at: datetime) 
     state.running.discard(step.id)
     state.retrying.pop(step.id, None)
     state.losers.discard(step.id)
+    state.approvals.pop(step.id, None)
     step.status = status
     step.finished_at = at
     step.retry_at = None

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from podium.core import approvals
 from podium.core import events as ev
 from podium.core.budget import BudgetUsage, Exceeded, check, check_before_start
 from podium.core.state import RunState, StepState, StepStatus
@@ -51,6 +52,8 @@ def decide(state: RunState, now: datetime) -> Decision:
         for plan_id, (ok, result) in list(state.settled_plans.items())
     ]
     cancel = [sid for sid in state.losers if sid in state.running]
+    events += approvals.withdrawals(state, now)
+    events += approvals.plan_requests(state, now)
     events += [
         ev.StepCancelled(at=now, step_id=sid, reason="lost_race")
         for sid in state.losers
@@ -154,7 +157,7 @@ def _starts(
     for step in _candidates(state, now, capacity):
         if step.id in state.losers:
             continue
-        gate = _gate(state, step, now)
+        gate = _gate(state, step, now) or approvals.gate(state, step, now)
         if gate is not None:
             events.append(gate)
             continue

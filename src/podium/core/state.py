@@ -21,7 +21,7 @@ class StepStatus(StrEnum):
     PENDING = "pending"
     READY = "ready"
     RUNNING = "running"
-    WAITING = "waiting"  # a plan step: its children run, or its plan awaits approval
+    WAITING = "waiting"  # a plan step's children run; a step or plan awaits a person
     RETRYING = "retrying"
     INTERRUPTED = "interrupted"
     SUCCEEDED = "succeeded"
@@ -57,6 +57,7 @@ class StepState:
     cost_usd: float = 0.0
     parent: str | None = None
     transcript: list[dict[str, Any]] | None = None  # the running attempt's model turns, tool calls
+    approved: bool = False  # a person approved it (or its edit): it is not asked again
     ok: int = 0
     bad: int = 0
     skipped: int = 0
@@ -80,6 +81,17 @@ class PlanState:
     failures: dict[str, str] = field(default_factory=dict)
     awaiting: bool = False
     replans: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """A step held for a person (`approval.requested`): what they are asked, since when."""
+
+    step_id: str
+    subject: str  # step | plan
+    input: dict[str, Any]
+    since: datetime
+    version: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,12 +148,13 @@ class RunState:
     config: dict[str, Any] | None = None  # the project configuration `run.created` recorded
     fork: ForkInfo | None = None  # set by `run.forked`
     feedback: dict[str, list[Feedback]] = field(default_factory=dict)  # by step, oldest first
+    approvals: dict[str, Approval] = field(default_factory=dict)  # pending, by step
 
     @property
     def status(self) -> str:
         """pending | running | waiting | succeeded | failed | cancelled. A run is waiting when
         nothing can start until a parked timer is due (a retry's backoff) or a person decides
-        (interrupted steps, a plan awaiting approval)."""
+        (interrupted steps, a step or plan awaiting approval)."""
         if self.outcome is not None:
             return self.outcome
         if self.running or self.ready or self.doomed or self.losers or self.settled_plans:
@@ -159,9 +172,9 @@ class RunState:
             return False
         if self.settled_plans:
             return False
-        return any(p.awaiting for p in self.plans.values()) or any(
-            s.status is StepStatus.INTERRUPTED for s in self.steps.values()
-        )
+        if self.approvals or any(p.awaiting for p in self.plans.values()):
+            return True
+        return any(s.status is StepStatus.INTERRUPTED for s in self.steps.values())
 
     @property
     def interrupted(self) -> list[str]:

@@ -31,6 +31,8 @@ FIELDS: dict[str, str] = {
     "it and does not fail the run.",
     "StepBase.allow_skipped": "The steps that need this one still run when it was skipped.",
     "StepBase.when": "A condition (`steps.a.output.n > 0`); false skips the step.",
+    "StepBase.approval": "`required` (or `true`), or a condition: a person approves, edits or "
+    "rejects the step's rendered input before it starts (`podium approvals`, `podium approve`).",
     "StepBase.retry": "Attempts and backoff; `retry: 3` is short for `{max_attempts: 3}`.",
     "StepBase.timeout": "The whole step's time limit (`30`, `500ms`, `30s`, `5m`, `1h`).",
     "StepBase.idempotent": "Whether an interrupted attempt may run again without asking "

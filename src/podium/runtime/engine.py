@@ -24,11 +24,12 @@ from podium import telemetry
 from podium.clock import Clock, SystemClock
 from podium.config import ProjectConfig, recorded_config
 from podium.core.breaker import BreakerPolicy
-from podium.core.control import awaiting_plan, cancel_event, retry_event, skip_event
+from podium.core.control import cancel_event, retry_event, skip_event
 from podium.core.fold import new_state
 from podium.core.state import RunState
 from podium.errors import LeaseHeldError, UsageError
 from podium.ids import RunId
+from podium.runtime import approvals
 from podium.runtime.bus import EventBus
 from podium.runtime.execution import ExecutionBackend, InProcessBackend
 from podium.runtime.feedback import record_feedback
@@ -37,7 +38,7 @@ from podium.runtime.parking import Waker
 from podium.runtime.reads import committed_state, follow_all, follow_deltas, follow_run
 from podium.runtime.runner import LeasePolicy, RunDriver
 from podium.runtime.services import AgentServices
-from podium.runtime.submission import check_edited_plan, new_run
+from podium.runtime.submission import new_run
 from podium.runtime.workspace import choose_workspace
 from podium.spec.load import WorkflowSource
 from podium.steps import Executors
@@ -323,23 +324,17 @@ class Engine:
         skip_event(await self.state(run_id), step_id, self._clock.now())
         return await self._signal(run_id, "skip", {"step_id": step_id})
 
-    async def approve(
-        self, run_id: str, step_id: str | None = None, *, plan: Mapping[str, Any] | None = None
-    ) -> bool:
-        """Approve the plan awaiting confirmation, or an edited `plan` (checked first: a bad
-        edit is refused with every problem, nothing is recorded)."""
-        state = await self.state(run_id)
-        sid = awaiting_plan(state, step_id)
-        self._adopt_run_defaults(state)
-        edited = dict(plan) if plan is not None else None
-        if edited is not None:
-            check_edited_plan(state, sid, edited, self.services)
-        return await self._signal(run_id, "approve", {"step_id": sid, "plan": edited})
+    async def approvals(self, run_id: str | None = None) -> list[approvals.Waiting]:
+        """What waits for a person (a step's input, a plan) in `run_id` or every live run."""
+        return await approvals.waiting(self, run_id)
+
+    async def approve(self, run_id: str, step_id: str | None = None, **how: Any) -> bool:
+        """Approve a pending step or plan (`plan=`, `edit=`, `set=`: see runtime/approvals)."""
+        return await approvals.approve(self, run_id, step_id, **how)
 
     async def reject(self, run_id: str, step_id: str | None = None, *, reason: str = "") -> bool:
-        """Reject the plan awaiting confirmation: its plan step fails with the reason."""
-        sid = awaiting_plan(await self.state(run_id), step_id)
-        return await self._signal(run_id, "reject", {"step_id": sid, "reason": reason})
+        """Refuse a pending step or plan: the step fails with the reason."""
+        return await approvals.reject(self, run_id, step_id, reason=reason)
 
     feedback = record_feedback  # rate a finished step up or down: see runtime/feedback.py
 

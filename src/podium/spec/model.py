@@ -126,6 +126,7 @@ class StepBase(_Frozen):
     allow_failure: bool = False
     allow_skipped: bool = False
     when: str | None = None
+    approval: str | None = None  # "required", or a condition: a person approves it first
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     timeout: float | None = Field(None, gt=0, le=7 * 86_400)
     idempotent: bool | None = None
@@ -141,6 +142,16 @@ class StepBase(_Frozen):
     @classmethod
     def _durations(cls, value: Any) -> Any:
         return parse_duration(value)
+
+    @field_validator("approval", mode="before")
+    @classmethod
+    def _approval(cls, value: Any) -> Any:
+        """`true` is `required`, `false` is no approval; any other text is a condition."""
+        if isinstance(value, bool):
+            return "required" if value else None
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("approval must be `required` or a condition such as ${{ … }}")
+        return value
 
     @property
     def is_idempotent(self) -> bool:

@@ -175,11 +175,14 @@ def _template_problems(index: int, step: StepBase, graph: _Graph) -> list[Proble
                 refs.setdefault(where, set()).update(parse_template(text).references())
             except ExpressionError as exc:
                 problems.append(Problem(where, str(exc)))
-    if step.when is not None:
+    for name in ("when", "approval"):
+        condition = getattr(step, name)
+        if condition is None or (name == "approval" and condition == "required"):
+            continue
         try:
-            refs[f"steps[{index}].when"] = references(parse_condition(step.when))
+            refs[f"steps[{index}].{name}"] = references(parse_condition(condition))
         except ExpressionError as exc:
-            problems.append(Problem(f"steps[{index}].when", str(exc)))
+            problems.append(Problem(f"steps[{index}].{name}", str(exc)))
     return problems + _reference_problems(step, refs, graph)
 
 

@@ -1,0 +1,183 @@
+"""People in the loop from the engine: what waits for a person across runs, and their decisions
+(approve as asked, approve an edited input, reject). Every decision is checked against the
+committed state and the signals already posted before anything is posted: a step that is not
+waiting, a second decision on it, an edit that does not validate are refused, nothing posted."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from podium.clock import Clock
+from podium.core.approvals import approve_event, awaiting, edited_spec, pending, reject_event
+from podium.core.state import RunState
+from podium.errors import InvalidTransitionError, RunNotFoundError, UsageError
+from podium.runtime.services import AgentServices
+from podium.runtime.submission import check_edited_plan
+from podium.store.base import EventStore, SignalKind
+
+
+class Engine(Protocol):
+    """What deciding needs of the engine (runtime/engine.py): its store, agents and clock, the
+    committed state, and posting a checked signal."""
+
+    store: EventStore
+    services: AgentServices
+    _clock: Clock
+
+    async def state(self, run_id: str) -> RunState: ...
+
+    async def _signal(self, run_id: str, kind: SignalKind, payload: dict[str, Any]) -> bool: ...
+
+    def _adopt_run_defaults(self, state: RunState) -> None: ...
+
+LISTED_RUNS = 1000  # `approvals` without a run looks at this many live runs, newest first
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """One thing waiting for a person: a step's input, or a plan step's plan."""
+
+    run_id: str
+    step_id: str
+    subject: str  # step | plan
+    since: datetime
+    input: dict[str, Any]
+    version: int | None = None
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "step_id": self.step_id,
+            "subject": self.subject,
+            "since": self.since.isoformat(),
+            "input": self.input,
+            "version": self.version,
+        }
+
+
+async def waiting(engine: Engine, run_id: str | None = None) -> list[Waiting]:
+    """What waits for a person in `run_id`, or in every live run (oldest request first)."""
+    if run_id is not None:
+        run_ids = [run_id]
+    else:
+        records = await engine.store.list_runs(statuses=["running", "waiting"], limit=LISTED_RUNS)
+        run_ids = [r.run_id for r in records]
+    found: list[Waiting] = []
+    for rid in run_ids:
+        try:
+            state = await engine.state(rid)
+        except RunNotFoundError:
+            if run_id is not None:
+                raise
+            continue  # pruned since it was listed
+        if state.outcome is not None:
+            continue
+        found += [
+            Waiting(rid, a.step_id, a.subject, a.since, a.input, a.version) for a in pending(state)
+        ]
+    return found if run_id is not None else sorted(found, key=lambda w: w.since)
+
+
+async def approve(
+    engine: Engine,
+    run_id: str,
+    step_id: str | None = None,
+    *,
+    plan: Mapping[str, Any] | None = None,
+    edit: Mapping[str, Any] | None = None,
+    set: Sequence[str] | Mapping[str, Any] | None = None,
+) -> bool:
+    """Approve what `step_id` (or the run's only pending approval) waits on: as asked, as an
+    edited `plan` (a plan step), or with `edit` fields and `set` values (`key=value`, a dotted
+    key reaching into a mapping field) replacing the step's fields. Returns True if this engine
+    now drives the run."""
+    state = await engine.state(run_id)
+    found = awaiting(state, step_id)
+    await _not_decided(engine, run_id, found.step_id)
+    if found.subject == "plan":
+        if edit is not None or set:
+            raise UsageError(
+                f"step {found.step_id} awaits a plan; give the edited plan as a file (--edit)"
+            )
+        engine._adopt_run_defaults(state)
+        edited = dict(plan) if plan is not None else None
+        if edited is not None:
+            check_edited_plan(state, found.step_id, edited, engine.services)
+        payload: dict[str, Any] = {"step_id": found.step_id, "plan": edited}
+    else:
+        if plan is not None:
+            raise UsageError(f"step {found.step_id} is not a plan step; edit its fields instead")
+        edits = _edits(state.steps[found.step_id].spec.model_dump(), edit, set)
+        if edits:
+            edited_spec(state.steps[found.step_id].spec, edits)
+        approve_event(state, found.step_id, engine._clock.now(), edits=edits or None)
+        payload = {"step_id": found.step_id, "edits": edits or None}
+    return await engine._signal(run_id, "approve", payload)
+
+
+async def reject(engine: Engine, run_id: str, step_id: str | None = None, *, reason: str) -> bool:
+    """Refuse what `step_id` (or the only pending approval) waits on: the step fails with the
+    reason, and what needs it is skipped."""
+    state = await engine.state(run_id)
+    found = reject_event(state, step_id, engine._clock.now(), reason)
+    await _not_decided(engine, run_id, found.step_id)
+    return await engine._signal(run_id, "reject", {"step_id": found.step_id, "reason": reason})
+
+
+async def _not_decided(engine: Engine, run_id: str, step_id: str) -> None:
+    """A decision already posted for the step and not yet read by its driver: a second one
+    would be refused when read, so it is refused now."""
+    for signal in await engine.store.pending_signals(run_id):
+        if signal.kind in ("approve", "reject") and signal.payload.get("step_id") == step_id:
+            raise InvalidTransitionError(
+                f"step {step_id} of run {run_id} was already decided ({signal.kind}d); its "
+                "driver has not read that yet; see `podium show " + run_id + "`",
+                run_id=run_id,
+                step_id=step_id,
+            )
+
+
+def _edits(
+    fields: dict[str, Any],
+    edit: Mapping[str, Any] | None,
+    values: Sequence[str] | Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The fields an approval replaces: `edit` as given, then each `key=value` of `values`
+    (a value is read as JSON when it parses, else as text)."""
+    edits = dict(edit or {})
+    pairs = values.items() if isinstance(values, Mapping) else [_pair(v) for v in values or ()]
+    for key, value in pairs:
+        head, _, rest = key.partition(".")
+        if not rest:
+            edits[head] = value
+            continue
+        base = edits.get(head, fields.get(head))
+        if not isinstance(base, dict):
+            raise UsageError(f"--set {key}: field {head} is not a mapping; set it whole")
+        edits[head] = _nested(dict(base), rest.split("."), value)
+    return edits
+
+
+def _nested(target: dict[str, Any], path: list[str], value: Any) -> dict[str, Any]:
+    head, rest = path[0], path[1:]
+    if rest:
+        inner = target.get(head)
+        target[head] = _nested(dict(inner) if isinstance(inner, dict) else {}, rest, value)
+    else:
+        target[head] = value
+    return target
+
+
+def _pair(text: str) -> tuple[str, Any]:
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise UsageError(f"--set {text!r}: write KEY=VALUE, e.g. --set run='echo hi'")
+    try:
+        value: Any = json.loads(raw)
+    except ValueError:
+        value = raw
+    return key.strip(), value

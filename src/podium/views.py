@@ -22,6 +22,7 @@ and `reject` print with --json when they finish)::
      "updated_at": ISO | null, "tokens": int, "cost_usd": float,
      "forked_from": {"run_id": str, "step": str, "reused": [str]} | null,
      "plans": {plan step id: [plan version, ...]},
+     "feedback": {step id: {"up": int, "down": int}},       # steps people rated (`feedback`)
      "steps": [step, ...]}                                  # in workflow order, plan children last
 
 step::
@@ -50,7 +51,8 @@ step detail (`podium show RUN STEP --json`): the step document, and from the run
                      "started_at": ISO | null, "finished_at": ISO | null,
                      "duration_seconds": float | null, "ok": bool | null,   # null: in flight
                      "result": str | null, "error": str | null}],
-     "progress": [{"at": ISO, "message": str, "fraction": float | null}]}
+     "progress": [{"at": ISO, "message": str, "fraction": float | null}],
+     "feedback": [{"rating": "up" | "down", "comment": str | null, "who": str, "at": ISO}]}
 
 TRY_OUTCOME is running | succeeded | planned (a plan step's plan was made) | retrying (failed,
 tried again) | failed | cancelled | interrupted | requeued (its process stopped; it ran again).
@@ -84,7 +86,7 @@ from typing import Any, cast
 
 from podium.core import events as ev
 from podium.core.render import RenderError, render_step
-from podium.core.state import RunState, StepState, require_step
+from podium.core.state import Feedback, RunState, StepState, require_step
 from podium.store.base import (
     TERMINAL_STATUSES,
     RunRecord,
@@ -97,6 +99,8 @@ __all__ = [
     "abandoned",
     "cancel_reason",
     "event_document",
+    "feedback_counts",
+    "feedback_entries",
     "iso",
     "log_entries",
     "run_document",
@@ -217,6 +221,7 @@ def show_document(state: RunState, record: RunRecord | None) -> dict[str, Any]:
         "tokens": state.tokens,
         "cost_usd": round(state.cost_usd, 6),
         "plans": {sid: plan.versions for sid, plan in state.plans.items()},
+        "feedback": {sid: feedback_counts(notes) for sid, notes in state.feedback.items()},
         "steps": [step_document(step) for step in state.steps.values()],
     }
 
@@ -249,7 +254,21 @@ def step_detail_document(
             for e in mine
             if isinstance(e, ev.StepProgress)
         ],
+        "feedback": feedback_entries(state.feedback.get(step_id, [])),
     }
+
+
+def feedback_entries(notes: Iterable[Feedback]) -> list[dict[str, Any]]:
+    """Each rating of one step, oldest first (see `step detail` above)."""
+    return [
+        {"rating": f.rating, "comment": f.comment, "who": f.who, "at": iso(f.at)} for f in notes
+    ]
+
+
+def feedback_counts(notes: Iterable[Feedback]) -> dict[str, int]:
+    """`{"up": 2, "down": 1}`: how people rated one step."""
+    tally = Counter(f.rating for f in notes)
+    return {"up": tally["up"], "down": tally["down"]}
 
 
 def _concerns(event: ev.Event, step_id: str) -> bool:

@@ -17,7 +17,18 @@ import typer
 from rich.markup import escape
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
-from podium.cli import control, fork, graph, logs, planning, prune, reading, running, script
+from podium.cli import (
+    control,
+    feedback,
+    fork,
+    graph,
+    logs,
+    planning,
+    prune,
+    reading,
+    running,
+    script,
+)
 from podium.cli._session import ConfigOption, DbOption
 from podium.cli.examples import EXAMPLES, epilog
 
@@ -33,6 +44,7 @@ COMMANDS: tuple[Callable[..., None], ...] = (
     control.cancel,
     control.retry,
     control.skip,
+    feedback.feedback,
     planning.plan,
     planning.approve,
     planning.reject,

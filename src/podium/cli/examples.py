@@ -53,6 +53,10 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "podium approve nightly-1 plan --edit plan.json",
     ),
     "reject": ('podium reject nightly-1 plan --reason "too broad"',),
+    "feedback": (
+        'podium feedback nightly-1 triage --up --comment "exactly the right labels"',
+        "podium feedback @latest fetch_issues --down --json",
+    ),
     "prune": (
         "podium prune --older-than 30d --dry-run",
         "podium prune --older-than 12h --status failed,cancelled --json",

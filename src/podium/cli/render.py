@@ -14,10 +14,11 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from podium.core.events import StepFeedback
 from podium.core.state import RunState, StepState, StepStatus
 from podium.pictures import duration_text
 from podium.store.base import RunRecord, StoredEvent
-from podium.views import abandoned, cancel_reason, run_status, wake_at
+from podium.views import abandoned, cancel_reason, feedback_counts, run_status, wake_at
 
 STATUS_STYLES: dict[str, str] = {
     "pending": "dim",
@@ -96,7 +97,20 @@ def show_renderable(state: RunState, record: RunRecord) -> RenderableType:
     for step_id, plan in state.plans.items():
         parts.append(Text(f"plans of step {step_id}:"))
         parts.append(Text("\n".join(_plan_lines(plan.versions, len(plan.versions)))))
+    if state.feedback:
+        parts += [Text("feedback", style="bold"), _feedback_table(state)]
     return Group(*parts)
+
+
+def _feedback_table(state: RunState) -> Table:
+    """One row per rated step: `build  up 2, down 1`; `podium show RUN STEP` lists each."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column()
+    grid.add_column()
+    for step_id, notes in state.feedback.items():
+        tally = feedback_counts(notes)
+        grid.add_row(step_id, ", ".join(f"{rating} {n}" for rating, n in tally.items() if n))
+    return grid
 
 
 def show_header(state: RunState, record: RunRecord) -> Table:
@@ -212,12 +226,20 @@ def _run_figures(state: RunState) -> tuple[str, Text, str]:
 
 
 def event_line(stored: StoredEvent) -> str:
-    """`seq  time  kind  step  details`."""
+    """`seq  time  kind  step  details`; feedback reads `up by ann: "clear output"`."""
     fields = stored.event.model_dump(mode="json", exclude={"kind", "at"})
     step = fields.pop("step_id", "")
     details = "  ".join(f"{k}={shorten(v, DETAIL_CHARS)}" for k, v in fields.items() if v)
+    if isinstance(stored.event, StepFeedback):
+        details = feedback_text(stored.event.rating, stored.event.who, stored.event.comment)
     at = stored.event.at.astimezone().strftime("%H:%M:%S.%f")[:-3]
     return f"{stored.seq:>5}  {at}  {stored.event.kind:<21}  {step:<16}  {details}".rstrip()
+
+
+def feedback_text(rating: str, who: str, comment: str | None) -> str:
+    """`up by ann: "clear output"`."""
+    said = f": {json.dumps(shorten(comment, DETAIL_CHARS), ensure_ascii=False)}" if comment else ""
+    return f"{rating} by {who or 'someone'}{said}"
 
 
 # --------------------------------------------------------------------------------- summary

@@ -12,7 +12,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from podium.cli.render import clock_time, duration, stamp, styled
+from podium.cli.render import clock_time, duration, feedback_text, stamp, styled
 
 INDENT = 4
 
@@ -35,7 +35,20 @@ def step_renderable(doc: dict[str, Any]) -> RenderableType:
     for note in doc["progress"]:
         done = f"{note['fraction']:.0%} " if note["fraction"] is not None else ""
         parts.append(Text(f"progress {clock_time(_at(note['at']))}  {done}{note['message']}"))
+    if doc["feedback"]:
+        parts += [Text("feedback", style="bold"), *_feedback_lines(doc["feedback"])]
     return Group(*parts)
+
+
+def _feedback_lines(notes: list[dict[str, Any]]) -> list[RenderableType]:
+    """`2026-12-01 12:00:01  up by ann`, then the comment, whole, indented."""
+    parts: list[RenderableType] = []
+    for note in notes:
+        who = feedback_text(note["rating"], note["who"], None)
+        parts.append(Text(f"{stamp(_at(note['at']))}  {who}"))
+        if note["comment"]:
+            parts.append(Padding(Text(note["comment"]), (0, 0, 0, INDENT)))
+    return parts
 
 
 def _at(text: str | None) -> datetime | None:

@@ -23,7 +23,13 @@ and `reject` print with --json when they finish)::
      "forked_from": {"run_id": str, "step": str, "reused": [str]} | null,
      "plans": {plan step id: [plan version, ...]},
      "feedback": {step id: {"up": int, "down": int}},       # steps people rated (`feedback`)
+     "approvals": [approval, ...],                          # what waits for a person
      "steps": [step, ...]}                                  # in workflow order, plan children last
+
+approval (also `podium approvals --json`, with "run_id")::
+
+    {"step_id": str, "subject": "step" | "plan", "since": ISO, "version": int | null,
+     "input": {field: rendered value} | {"plan": plan}}   # what the person is asked
 
 step::
 
@@ -85,6 +91,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from podium.core import events as ev
+from podium.core.approvals import pending
 from podium.core.render import RenderError, render_step
 from podium.core.state import Feedback, RunState, StepState, require_step
 from podium.store.base import (
@@ -222,6 +229,16 @@ def show_document(state: RunState, record: RunRecord | None) -> dict[str, Any]:
         "cost_usd": round(state.cost_usd, 6),
         "plans": {sid: plan.versions for sid, plan in state.plans.items()},
         "feedback": {sid: feedback_counts(notes) for sid, notes in state.feedback.items()},
+        "approvals": [
+            {
+                "step_id": a.step_id,
+                "subject": a.subject,
+                "since": iso(a.since),
+                "version": a.version,
+                "input": a.input,
+            }
+            for a in (pending(state) if state.outcome is None else [])
+        ],
         "steps": [step_document(step) for step in state.steps.values()],
     }
 

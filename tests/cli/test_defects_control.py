@@ -106,7 +106,7 @@ async def test_a_stale_approval_becomes_signal_refused(tmp_path: Path) -> None:
     async with await Engine.open(db, mode="control") as reader:
         kinds = [s.event.kind for s in await reader.store.read("s1")]
     assert kinds[-1] == "signal.refused"
-    assert "plan.approved" not in kinds
+    assert "approval.granted" not in kinds
 
 
 # -- defect 2: a bad --edit file ----------------------------------------------------------------

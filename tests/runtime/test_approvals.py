@@ -166,3 +166,23 @@ async def test_an_any_join_withdraws_the_losers_approval(tmp_path: Path) -> None
     assert not state.approvals
     assert "approval.withdrawn" in _kinds(events)
     assert [_ran(tmp_path, n) for n in ("fast", "slow", "first")] == [1, 0, 1]
+
+
+async def test_a_second_decision_before_the_driver_reads_the_first_is_refused(
+    tmp_path: Path,
+) -> None:
+    wf = {"name": "w", "steps": [_touch("a", approval="required")]}
+    async with await _engine(tmp_path) as engine:
+        run_id = await engine.submit(wf)
+        await engine.wait(run_id)
+    async with await Engine.open(tmp_path / "podium.db", mode="control") as control:
+        assert not await control.approve(run_id, "a")  # posted; a worker will drive it
+        with pytest.raises(InvalidTransitionError, match="already decided"):
+            await control.reject(run_id, "a", reason="changed my mind")
+        [signal] = await control.store.pending_signals(run_id)
+    assert signal.kind == "approve"
+    async with await _engine(tmp_path) as engine:
+        state = await engine.resume(run_id)
+        state = await engine.wait(run_id)
+    assert state.outcome == "succeeded"
+    assert _ran(tmp_path, "a") == 1

@@ -18,6 +18,7 @@ from rich.markup import escape
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from podium.cli import (
+    approvals,
     control,
     feedback,
     fork,
@@ -46,6 +47,7 @@ COMMANDS: tuple[Callable[..., None], ...] = (
     control.skip,
     feedback.feedback,
     planning.plan,
+    approvals.approvals,
     planning.approve,
     planning.reject,
     prune.prune,

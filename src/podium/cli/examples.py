@@ -48,11 +48,13 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         'podium plan "Write a briefing on durable engines" --aggregator writer',
         'podium plan "Brief me" --confirm --mode sequential --model scripted:script.yaml',
     ),
+    "approvals": ("podium approvals", "podium approvals nightly-1 --json"),
     "approve": (
         "podium approve nightly-1",
+        "podium approve nightly-1 deploy --set env.TARGET=staging",
         "podium approve nightly-1 plan --edit plan.json",
     ),
-    "reject": ('podium reject nightly-1 plan --reason "too broad"',),
+    "reject": ('podium reject nightly-1 deploy --reason "not before the release"',),
     "feedback": (
         'podium feedback nightly-1 triage --up --comment "exactly the right labels"',
         "podium feedback @latest fetch_issues --down --json",

@@ -1,4 +1,5 @@
-"""`podium plan "GOAL"`, `podium approve` and `podium reject`: planning from the command line."""
+"""`podium plan "GOAL"`, and `podium approve` and `podium reject` of what waits for a person
+(a confirmed plan, or any step with `approval:`)."""
 
 from __future__ import annotations
 
@@ -82,35 +83,57 @@ async def _plan(here: Session, workflow: dict[str, Any], run_id: str | None) -> 
 def approve(
     ctx: typer.Context,
     run_id: RunRef,
-    step_id: Annotated[str | None, typer.Argument(metavar="[STEP]", help="The plan step.")] = None,
+    step_id: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[STEP]", help="The step awaiting approval (optional when only one is)."
+        ),
+    ] = None,
     edit: Annotated[
         Path | None,
-        typer.Option("--edit", metavar="FILE", help="Approve this plan (JSON/YAML) instead."),
+        typer.Option(
+            "--edit",
+            metavar="FILE",
+            help="Approve this instead (JSON/YAML): a plan, or the step fields to replace.",
+        ),
+    ] = None,
+    values: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            metavar="KEY=VALUE",
+            help="Replace one field of the step (repeatable; a.b reaches into a mapping).",
+        ),
     ] = None,
     agents: AgentsOption = None,
     model: ModelOption = None,
     db: DbOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Approve the plan a run waits on (optionally as edited), then run it."""
+    """Approve a step or plan a run waits on (optionally as edited), then run it."""
     here = session(ctx, db, agents=agents, model=model, config=config)
-    execute(here, _decide(here, run_id, step_id, edit=edit, reason=None))
+    execute(here, _decide(here, run_id, step_id, edit=edit, values=values or [], reason=None))
 
 
 def reject(
     ctx: typer.Context,
     run_id: RunRef,
-    step_id: Annotated[str | None, typer.Argument(metavar="[STEP]", help="The plan step.")] = None,
+    step_id: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[STEP]", help="The step awaiting approval (optional when only one is)."
+        ),
+    ] = None,
     reason: Annotated[str, typer.Option("--reason", help="Why; recorded on the run.")] = "",
     db: DbOption = None,
 ) -> None:
-    """Reject the plan a run waits on; its plan step fails with the reason."""
+    """Reject a step or plan a run waits on; the step fails with the reason."""
     here = session(ctx, db)
-    execute(here, _decide(here, run_id, step_id, edit=None, reason=reason))
+    execute(here, _decide(here, run_id, step_id, edit=None, values=[], reason=reason))
 
 
-def _read_plan(path: Path) -> dict[str, Any]:
-    """The edited plan in `path`; a file that cannot be read or parsed is one line (exit 2)."""
+def _read_edit(path: Path) -> dict[str, Any]:
+    """The edit in `path`; a file that cannot be read or parsed is one line (exit 2)."""
     try:
         return read_document(path, what="plan")
     except SpecError as exc:
@@ -118,7 +141,8 @@ def _read_plan(path: Path) -> dict[str, Any]:
         if problem is None or problem.message.startswith("the document must be a mapping"):
             got = problem.message.rpartition("got ")[2] if problem else "nothing"
             raise UsageError(
-                f"plan file {path} holds {got}; a plan is an object with a `steps` list"
+                f"plan file {path} holds {got}; a plan is an object with a `steps` list, a "
+                "step's edit a mapping of the fields to replace"
             ) from None
         raise UsageError(f"plan file {path}: {problem}") from None
 
@@ -129,13 +153,16 @@ async def _decide(
     step_id: str | None,
     *,
     edit: Path | None,
+    values: list[str],
     reason: str | None,
 ) -> int:
-    edited = _read_plan(edit) if edit is not None else None  # a bad file: exit 2, one line
+    if edit is not None and values:
+        raise UsageError("give either --edit FILE or --set KEY=VALUE, not both")
+    edited = _read_edit(edit) if edit is not None else None  # a bad file: exit 2, one line
     run_id = await resolved(here, run_id)
     async with await here.engine(run_id=run_id) as engine:
         if reason is None:
-            driving = await engine.approve(run_id, step_id, plan=edited)
+            driving = await engine.approve(run_id, step_id, edit=edited, set=values)
         else:
             driving = await engine.reject(run_id, step_id, reason=reason)
         if not driving:

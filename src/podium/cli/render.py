@@ -40,6 +40,7 @@ COUNT_ORDER = (
     "interrupted",
     "running",
     "retrying",
+    "waiting",
     "ready",
     "pending",
 )
@@ -271,6 +272,18 @@ def _timer_lines(state: RunState) -> list[str]:
 
 def _parked_lines(state: RunState) -> list[str]:
     lines = [f"run {state.run_id} is waiting for a person:"]
+    rid = state.run_id
+    for step_id, approval in state.approvals.items():
+        if approval.subject == "plan":
+            continue
+        shown = {k: v for k, v in approval.input.items() if k != "kind"}
+        lines += [
+            f"  step {step_id} awaits approval: {shorten(json.dumps(shown), DETAIL_CHARS)}",
+            f"    run it:          podium approve {rid} {step_id}",
+            f"    change it first: podium approve {rid} {step_id} --set FIELD=VALUE "
+            "(or --edit FIELDS.yaml)",
+            f"    refuse it:       podium reject {rid} {step_id} --reason TEXT",
+        ]
     for step_id, record in state.plans.items():
         if record.awaiting:
             lines.append(f"  the plan of step {step_id} awaits approval:")

@@ -34,6 +34,7 @@ class Engine(Protocol):
 
     def _adopt_run_defaults(self, state: RunState) -> None: ...
 
+
 LISTED_RUNS = 1000  # `approvals` without a run looks at this many live runs, newest first
 
 
@@ -99,7 +100,8 @@ async def approve(
     found = awaiting(state, step_id)
     await _not_decided(engine, run_id, found.step_id)
     if found.subject == "plan":
-        if edit is not None or set:
+        plan = plan if plan is not None else edit  # a plan step's edit is its edited plan
+        if set:
             raise UsageError(
                 f"step {found.step_id} awaits a plan; give the edited plan as a file (--edit)"
             )

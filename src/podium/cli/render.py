@@ -284,6 +284,8 @@ def _parked_lines(state: RunState) -> list[str]:
             "(or --edit FIELDS.yaml)",
             f"    refuse it:       podium reject {rid} {step_id} --reason TEXT",
         ]
+    if len(state.approvals) > 1:
+        lines.append(f"  all {len(state.approvals)} that wait: podium approvals {rid}")
     for step_id, record in state.plans.items():
         if record.awaiting:
             lines.append(f"  the plan of step {step_id} awaits approval:")

@@ -134,3 +134,45 @@ def test_the_example_workflow_runs_through_its_approvals(cli: Cli) -> None:
     releases = (cli.folder / "releases.txt").read_text().splitlines()
     assert sorted(releases) == ["released app 1.0 to beta", "released docs 1.0"]
     assert (cli.folder / "build.txt").exists()  # cleanup never ran
+
+
+HUMAN = """
+name: asks
+steps:
+  - id: pick
+    kind: human
+    prompt: "Which one?"
+    input: {choice: [blue, green]}
+  - id: days
+    kind: human
+    prompt: "How long?"
+    input: {type: object, properties: {days: {type: integer}}, required: [days]}
+  - id: use
+    kind: shell
+    needs: [pick, days]
+    run: echo ${{ steps.pick.output }} ${{ steps.days.output.days }}
+"""
+
+
+def test_answer_a_human_step_from_the_cli(cli: Cli) -> None:
+    (cli.folder / "asks.yaml").write_text(HUMAN)
+    parked = cli("run", "asks.yaml", "--run-id", "h1")
+    assert parked.returncode == 3, parked.stdout + parked.stderr
+    assert "step pick asks: Which one?" in parked.stdout
+    assert "podium answer h1 pick VALUE" in parked.stdout
+    assert "h1  days  since" in cli("approvals").stdout
+    before = _signals(cli, "h1")
+    for bad, fragment in [
+        (["pick", "red"], '"red" is not one of the choices: "blue", "green"'),
+        (["days", '{"days": "x"}'], "days: 'x' is not of type 'integer'"),
+        (["use", "x"], "step use is not awaiting approval"),
+    ]:
+        result = cli("answer", "h1", *bad)
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert_one_line_error(result.stderr, fragment)
+    assert _signals(cli, "h1") == before
+    assert cli("answer", "h1", "pick", "green").returncode == 3
+    done = cli("answer", "h1", "days", '{"days": 4}')
+    assert done.returncode == 0, done.stdout + done.stderr
+    steps = {s["id"]: s for s in cli.show("h1")["steps"]}
+    assert steps["use"]["output"].strip() == "green 4"

@@ -68,7 +68,7 @@ def test_document_must_be_a_mapping() -> None:
 def test_unknown_kind_lists_the_kinds() -> None:
     doc = workflow(shell("a"), shell("b"), {"id": "c", "kind": "foo"})
     assert message_at(doc, "steps[2].kind") == (
-        'unknown kind "foo"; expected one of agent, file, http, plan, python, shell'
+        'unknown kind "foo"; expected one of agent, file, http, human, plan, python, shell'
     )
 
 

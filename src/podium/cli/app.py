@@ -48,6 +48,7 @@ COMMANDS: tuple[Callable[..., None], ...] = (
     feedback.feedback,
     planning.plan,
     approvals.approvals,
+    approvals.answer,
     planning.approve,
     planning.reject,
     prune.prune,

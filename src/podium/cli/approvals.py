@@ -1,4 +1,5 @@
-"""`podium approvals [RUN]`: what waits for a person, in one run or across every live run."""
+"""`podium approvals [RUN]`: what waits for a person, in one run or across every live run; and
+`podium answer RUN STEP VALUE` for a `human` step's question."""
 
 from __future__ import annotations
 
@@ -8,10 +9,19 @@ from typing import Annotated, Any
 import typer
 from rich.text import Text
 
-from podium.cli._session import DbOption, JsonOption, Session, execute, session
+from podium.cli._session import (
+    DbOption,
+    JsonOption,
+    Session,
+    execute,
+    finish,
+    follow,
+    owner,
+    session,
+)
 from podium.cli.render import clock_time, shorten
-from podium.cli.runref import HELP, resolve_run
-from podium.runtime.approvals import Waiting
+from podium.cli.runref import HELP, RunRef, resolve_run, resolved
+from podium.runtime.approvals import Waiting, parsed_answer
 
 ASKS_CHARS = 120
 
@@ -45,15 +55,50 @@ async def _approvals(here: Session, ref: str | None) -> int:
         line = f"{w.run_id}  {w.step_id}  since {clock_time(w.since)}  {asks(w)}"
         here.out.print(Text(line), soft_wrap=True)
     first = found[0]
-    here.note(
-        f"approve: podium approve {first.run_id} {first.step_id}   "
-        f"refuse: podium reject {first.run_id} {first.step_id} --reason TEXT"
-    )
+    rid, sid = first.run_id, first.step_id
+    if first.subject == "answer":
+        here.note(f"answer: podium answer {rid} {sid} VALUE")
+    else:
+        here.note(
+            f"approve: podium approve {rid} {sid}   refuse: podium reject {rid} {sid} --reason TEXT"
+        )
     return 0
+
+
+def answer(
+    ctx: typer.Context,
+    run_id: RunRef,
+    step_id: Annotated[str, typer.Argument(metavar="STEP", help="The human step.")],
+    value: Annotated[
+        str,
+        typer.Argument(
+            metavar="VALUE",
+            help="The answer: text, one of the choices, or JSON for a step with a schema.",
+        ),
+    ],
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Answer a human step's question (checked against what it asks), then carry on the run."""
+    here = session(ctx, db, as_json)
+    execute(here, _answer(here, run_id, step_id, value))
+
+
+async def _answer(here: Session, ref: str, step_id: str, text: str) -> int:
+    run_id = await resolved(here, ref)
+    async with await here.engine(run_id=run_id) as engine:
+        value = parsed_answer(await engine.state(run_id), step_id, text)
+        if not await engine.answer(run_id, step_id, value):
+            here.note(f"answer recorded; {await owner(engine, run_id)} drives the run")
+            return 0
+        state = await follow(here, engine, run_id)
+        return await finish(here, engine, state)
 
 
 def asks(w: Waiting) -> str:
     """What the person is asked, in one short line."""
+    if w.subject == "answer":
+        return shorten(f"asks: {w.input.get('prompt', '')}", ASKS_CHARS)
     if w.subject == "plan":
         plan: Any = w.input.get("plan") or {}
         count = len(plan.get("steps", [])) if isinstance(plan, dict) else 0

@@ -49,6 +49,10 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         'podium plan "Brief me" --confirm --mode sequential --model scripted:script.yaml',
     ),
     "approvals": ("podium approvals", "podium approvals nightly-1 --json"),
+    "answer": (
+        "podium answer nightly-1 pick_team platform",
+        "podium answer nightly-1 estimate '{\"days\": 3}'",
+    ),
     "approve": (
         "podium approve nightly-1",
         "podium approve nightly-1 deploy --set env.TARGET=staging",

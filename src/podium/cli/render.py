@@ -276,6 +276,12 @@ def _parked_lines(state: RunState) -> list[str]:
     for step_id, approval in state.approvals.items():
         if approval.subject == "plan":
             continue
+        if approval.subject == "answer":
+            lines += [
+                f"  step {step_id} asks: {shorten(approval.input.get('prompt'), DETAIL_CHARS)}",
+                f"    answer it: podium answer {rid} {step_id} VALUE",
+            ]
+            continue
         shown = {k: v for k, v in approval.input.items() if k != "kind"}
         lines += [
             f"  step {step_id} awaits approval: {shorten(json.dumps(shown), DETAIL_CHARS)}",

@@ -203,7 +203,7 @@ def _note(e: ev.Event) -> tuple[str, ...]:
     if isinstance(e, ev.PlanRejected | ev.ApprovalRejected):
         return "rejected", e.reason
     if isinstance(e, ev.ApprovalRequested):
-        return "asks", f"approval of its {e.subject}"
+        return "asks", "a question" if e.subject == "answer" else f"approval of its {e.subject}"
     if isinstance(e, ev.ApprovalGranted | ev.ApprovalEdited):
         return ("approved", "as edited") if isinstance(e, ev.ApprovalEdited) else ("approved",)
     if isinstance(e, ev.ApprovalWithdrawn):

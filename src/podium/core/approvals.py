@@ -10,18 +10,19 @@ plan awaiting confirmation without a request is asked about by the next turn (`p
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from podium.core import events as ev
 from podium.core.joins import make_ready, tidy_ready
 from podium.core.render import RenderError, render_step
 from podium.core.state import Approval, RunState, StepState, StepStatus, require_step
 from podium.errors import InvalidTransitionError, UsageError
+from podium.spec.answers import answer_problem
 from podium.spec.expr import ExpressionError, evaluate, truthy
-from podium.spec.model import StepBase
+from podium.spec.model import HumanStep, StepBase, TimeoutDefault
 from podium.spec.template import parse_condition
 
 # fields an edit cannot change: they shape the run's graph or decide whether it is asked
@@ -35,6 +36,8 @@ INPUT_CHARS = 2000  # a string field longer than this is cut in what a person is
 def gate(state: RunState, step: StepState, now: datetime) -> ev.Event | None:
     """`approval.requested` for a step that must be approved before its first attempt (or a
     failure when its `approval:` condition cannot be evaluated); None when it may start."""
+    if isinstance(step.spec, HumanStep):
+        return _ask(state, step, now)
     condition = step.spec.approval
     if condition is None or step.approved or step.attempts > 0 or step.requeued:
         return None
@@ -48,6 +51,59 @@ def gate(state: RunState, step: StepState, now: datetime) -> ev.Event | None:
         if not asked:
             return None
     return ev.ApprovalRequested(at=now, step_id=step.id, input=step_input(state, step.spec))
+
+
+def _ask(state: RunState, step: StepState, now: datetime) -> ev.Event:
+    """A human step asks its question (its prompt rendered now), or fails when it cannot be."""
+    spec = step.spec
+    assert isinstance(spec, HumanStep)
+    try:
+        rendered = render_step(state, spec)
+    except RenderError as exc:
+        return ev.StepFailed(
+            at=now, step_id=step.id, attempt=0, error=str(exc), error_type="template"
+        )
+    assert isinstance(rendered, HumanStep)
+    asked = {"prompt": rendered.prompt, "input": _jsonable(rendered.input)}
+    return ev.ApprovalRequested(at=now, step_id=step.id, subject="answer", input=asked)
+
+
+def _jsonable(value: Any) -> Any:
+    return value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+
+
+def deadlines(state: RunState) -> list[datetime]:
+    """When each human step waiting with a `timeout` stops waiting."""
+    found = []
+    for approval in state.approvals.values():
+        timeout = state.steps[approval.step_id].spec.timeout
+        if approval.subject == "answer" and timeout is not None:
+            found.append(approval.since + timedelta(seconds=timeout))
+    return found
+
+
+def timeouts(state: RunState, now: datetime) -> list[ev.Event]:
+    """A human step not answered within its `timeout`: it fails, or takes its default."""
+    events: list[ev.Event] = []
+    for approval in list(state.approvals.values()):
+        spec = state.steps[approval.step_id].spec
+        if approval.subject != "answer" or spec.timeout is None:
+            continue
+        if approval.since + timedelta(seconds=spec.timeout) > now:
+            continue
+        assert isinstance(spec, HumanStep)
+        sid = spec.id
+        events.append(ev.ApprovalWithdrawn(at=now, step_id=sid, reason="timeout"))
+        if isinstance(spec.on_timeout, TimeoutDefault):
+            meta = {"answered_by": "on_timeout.default"}
+            output = spec.on_timeout.default
+            events.append(ev.StepSucceeded(at=now, step_id=sid, output=output, meta=meta))
+        else:
+            error = f"no answer within {spec.timeout:g}s (on_timeout: fail)"
+            events.append(
+                ev.StepFailed(at=now, step_id=sid, attempt=0, error=error, error_type="timeout")
+            )
+    return events
 
 
 def step_input(state: RunState, spec: StepBase) -> dict[str, Any]:
@@ -214,11 +270,15 @@ def approve_event(
     *,
     plan: dict[str, Any] | None = None,
     edits: dict[str, Any] | None = None,
+    answer: tuple[Any] | None = None,
 ) -> ev.ApprovalGranted | ev.ApprovalEdited:
-    """`approval.granted`, or `approval.edited` with the edited plan or fields (fields checked
-    here too: a signal whose edit does not fit is refused, not folded)."""
+    """`approval.granted` (for a human step with its `answer`, checked), or `approval.edited`
+    with the edited plan or fields (checked here too: a signal whose edit or answer does not
+    fit is refused, not folded)."""
     found = awaiting(state, step_id)
     sid = found.step_id
+    if found.subject == "answer" or answer is not None:
+        return _answered(state, found, answer, now)
     if found.subject == "plan":
         if edits:
             raise UsageError(f"step {sid} awaits a plan; edit a plan with --edit PLAN.json")
@@ -232,6 +292,23 @@ def approve_event(
         return ev.ApprovalGranted(at=now, step_id=sid)
     edited_spec(state.steps[sid].spec, edits)
     return ev.ApprovalEdited(at=now, step_id=sid, input=dict(edits))
+
+
+def _answered(
+    state: RunState, found: Approval, answer: tuple[Any] | None, now: datetime
+) -> ev.ApprovalGranted:
+    sid, rid = found.step_id, state.run_id
+    spec = state.steps[sid].spec
+    if not isinstance(spec, HumanStep):
+        raise UsageError(
+            f"step {sid} asks for no answer; approve it with `podium approve {rid} {sid}`"
+        )
+    if answer is None:
+        raise UsageError(f"step {sid} asks a question; answer it: podium answer {rid} {sid} VALUE")
+    problem = answer_problem(spec.input, answer[0])
+    if problem is not None:
+        raise UsageError(f"that does not answer step {sid}: {problem}; nothing was recorded")
+    return ev.ApprovalGranted(at=now, step_id=sid, value=answer[0])
 
 
 def reject_event(

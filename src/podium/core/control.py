@@ -109,6 +109,7 @@ def _control_event(
             now,
             plan=dict(plan) if isinstance(plan, dict) else None,
             edits=dict(edits) if isinstance(edits, dict) else None,
+            answer=(payload["answer"],) if "answer" in payload else None,
         )
     if signal.kind == "reject":
         return reject_event(state, step_id, now, str(payload.get("reason", "")))

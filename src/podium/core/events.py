@@ -254,12 +254,13 @@ class PlanRejected(_Event):
     reason: str = ""
 
 
-ApprovalSubject = Literal["step", "plan"]
+ApprovalSubject = Literal["step", "plan", "answer"]
 
 
 class ApprovalRequested(_Event):
     """A step is held before it starts until a person decides: `input` is what they are asked
-    to approve (the step's rendered fields, or for a plan step `{"plan": …}` of `version`)."""
+    to approve (the step's rendered fields, or for a plan step `{"plan": …}` of `version`), or
+    for a `human` step what to answer (`{"prompt": …, "input": …}`, subject `answer`)."""
 
     kind: Literal["approval.requested"] = "approval.requested"
     step_id: str
@@ -269,11 +270,13 @@ class ApprovalRequested(_Event):
 
 
 class ApprovalGranted(_Event):
-    """A person approved the step (or the plan `version`) as it was asked."""
+    """A person approved the step (or the plan `version`) as it was asked, or answered a
+    `human` step with `value` (its output)."""
 
     kind: Literal["approval.granted"] = "approval.granted"
     step_id: str
     version: int | None = None
+    value: Any = None
 
 
 class ApprovalEdited(_Event):
@@ -296,7 +299,8 @@ class ApprovalRejected(_Event):
 
 
 class ApprovalWithdrawn(_Event):
-    """Nobody needs to decide any more: the step lost an `any`/`quorum` race while it waited."""
+    """Nobody needs to decide any more: the step lost an `any`/`quorum` race while it waited
+    (`lost_race`), or a `human` step's `timeout` passed (`timeout`; what follows says how)."""
 
     kind: Literal["approval.withdrawn"] = "approval.withdrawn"
     step_id: str

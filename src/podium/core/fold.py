@@ -281,6 +281,10 @@ def _on_feedback(state: RunState, e: ev.StepFeedback) -> None:
 
 
 def _on_approval_granted(state: RunState, e: ev.ApprovalGranted) -> None:
+    asked = state.approvals.get(e.step_id)
+    if asked is not None and asked.subject == "answer":  # a human step: the answer is its output
+        _on_succeeded(state, ev.StepSucceeded(at=e.at, step_id=e.step_id, output=e.value))
+        return
     _approved(state, state.steps[e.step_id], None, e.at)
 
 

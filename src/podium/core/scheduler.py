@@ -53,6 +53,7 @@ def decide(state: RunState, now: datetime) -> Decision:
     ]
     cancel = [sid for sid in state.losers if sid in state.running]
     events += approvals.withdrawals(state, now)
+    events += approvals.timeouts(state, now)
     events += approvals.plan_requests(state, now)
     events += [
         ev.StepCancelled(at=now, step_id=sid, reason="lost_race")
@@ -67,7 +68,7 @@ def decide(state: RunState, now: datetime) -> Decision:
 
 def _wake_at(state: RunState) -> datetime | None:
     """The earliest parked timer: a retry, or the wall-time budget running out."""
-    times = list(state.retrying.values())
+    times = list(state.retrying.values()) + approvals.deadlines(state)
     budget = state.workflow.budget
     if budget is not None and budget.wall_seconds is not None and state.unfinished:
         times.append(state.created_at + timedelta(seconds=budget.wall_seconds))

@@ -61,6 +61,11 @@ FIELDS: dict[str, str] = {
     "HttpStep.body": "The request body: text, or JSON for other values.",
     "HttpStep.expect_status": "Statuses that count as success (default: any 2xx).",
     # agent
+    "HumanStep.prompt": "The question for a person, a template (`podium answer RUN STEP VALUE`).",
+    "HumanStep.input": "What answers it: `text`, `{choice: [options]}`, or a JSON Schema the "
+    "answer must satisfy (given as JSON on the command line).",
+    "HumanStep.on_timeout": "No answer within `timeout`: `fail`, or `{default: VALUE}` (the "
+    "step succeeds with it).",
     "AgentStep.agent": "The catalog agent (`agents/<name>.md`) that answers.",
     "AgentStep.prompt": "The task, a template.",
     "AgentStep.model": "`provider:model`, overriding the agent's and the run's default.",

@@ -13,10 +13,12 @@ from typing import Any, Protocol
 
 from podium.clock import Clock
 from podium.core.approvals import approve_event, awaiting, edited_spec, pending, reject_event
-from podium.core.state import RunState
+from podium.core.state import RunState, require_step
 from podium.errors import InvalidTransitionError, RunNotFoundError, UsageError
 from podium.runtime.services import AgentServices
 from podium.runtime.submission import check_edited_plan
+from podium.spec.answers import parse_answer
+from podium.spec.model import HumanStep
 from podium.store.base import EventStore, SignalKind
 
 
@@ -119,6 +121,21 @@ async def approve(
         approve_event(state, found.step_id, engine._clock.now(), edits=edits or None)
         payload = {"step_id": found.step_id, "edits": edits or None}
     return await engine._signal(run_id, "approve", payload)
+
+
+async def answer(engine: Engine, run_id: str, step_id: str, value: Any) -> bool:
+    """Answer a `human` step with `value` (checked against what it asks: text, a choice, a JSON
+    Schema): it succeeds with the value as its output."""
+    state = await engine.state(run_id)
+    found = approve_event(state, step_id, engine._clock.now(), answer=(value,))
+    await _not_decided(engine, run_id, found.step_id)
+    return await engine._signal(run_id, "approve", {"step_id": found.step_id, "answer": value})
+
+
+def parsed_answer(state: RunState, step_id: str, text: str) -> Any:
+    """What an answer typed on a command line stands for (see spec/answers.parse_answer)."""
+    spec = require_step(state, step_id).spec
+    return parse_answer(spec.input, text) if isinstance(spec, HumanStep) else text
 
 
 async def reject(engine: Engine, run_id: str, step_id: str | None = None, *, reason: str) -> bool:

@@ -332,6 +332,10 @@ class Engine:
         """Approve a pending step or plan (`plan=`, `edit=`, `set=`: see runtime/approvals)."""
         return await approvals.approve(self, run_id, step_id, **how)
 
+    async def answer(self, run_id: str, step_id: str, value: Any) -> bool:
+        """Answer a `human` step (the value is checked): it succeeds with it as its output."""
+        return await approvals.answer(self, run_id, step_id, value)
+
     async def reject(self, run_id: str, step_id: str | None = None, *, reason: str = "") -> bool:
         """Refuse a pending step or plan: the step fails with the reason."""
         return await approvals.reject(self, run_id, step_id, reason=reason)

@@ -8,6 +8,7 @@ from typing import Annotated, Any, ClassVar, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from podium.agents import AgentOptions
+from podium.spec.answers import answer_problem, schema_problem
 
 STEP_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]{0,255}$"  # "." only in plan children's ids
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -312,8 +313,45 @@ class PlanStep(StepBase):
     context_limits: ContextLimits = Field(default_factory=ContextLimits)
 
 
+class Choice(_Frozen):
+    """A human step's answer is one of these options."""
+
+    choice: list[Any] = Field(min_length=1, max_length=100)
+
+
+class TimeoutDefault(_Frozen):
+    """No answer in time: the step succeeds with this value instead."""
+
+    default: Any
+
+
+class HumanStep(StepBase):
+    """Asks a person (`prompt`, templated) and waits, parked, for `podium answer RUN STEP VALUE`:
+    free text, a value checked against a JSON Schema, or one of `{choice: [...]}`. The answer is
+    the step's output. With `timeout`, no answer by then fails the step or, with
+    `on_timeout: {default: VALUE}`, answers it with the default."""
+
+    templated: ClassVar[tuple[str, ...]] = ("prompt",)
+    default_idempotent: ClassVar[bool] = True
+    kind: Literal["human"] = "human"
+    prompt: str = Field(min_length=1)
+    input: Literal["text"] | Choice | dict[str, Any] = "text"
+    on_timeout: Literal["fail"] | TimeoutDefault = "fail"
+
+    @model_validator(mode="after")
+    def _answerable(self) -> HumanStep:
+        problem = schema_problem(self.input) if isinstance(self.input, dict) else None
+        if problem is not None:
+            raise ValueError(f"input is not a JSON Schema: {problem}")
+        if isinstance(self.on_timeout, TimeoutDefault):
+            problem = answer_problem(self.input, self.on_timeout.default)
+            if problem is not None:
+                raise ValueError(f"on_timeout.default does not answer the step: {problem}")
+        return self
+
+
 Step = Annotated[
-    ShellStep | PythonStep | FileStep | HttpStep | AgentStep | PlanStep,
+    ShellStep | PythonStep | FileStep | HttpStep | AgentStep | PlanStep | HumanStep,
     Field(discriminator="kind"),
 ]
 STEP_TYPES: dict[str, type[StepBase]] = {
@@ -323,8 +361,9 @@ STEP_TYPES: dict[str, type[StepBase]] = {
     "http": HttpStep,
     "agent": AgentStep,
     "plan": PlanStep,
+    "human": HumanStep,
 }
-PLANNED_KINDS = ("human", "workflow", "loop")
+PLANNED_KINDS = ("workflow", "loop")
 
 InputType = Literal["string", "integer", "number", "boolean", "object", "array"]
 

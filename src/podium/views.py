@@ -77,7 +77,8 @@ event (one line of `podium events RUN --json`)::
 
 STATUS is pending | running | waiting | succeeded | failed | cancelled: `waiting` means parked
 (for a person, or for a timer when `wake_at` says until when). STEP_STATUS is pending | ready |
-running | waiting | retrying | interrupted | succeeded | failed | skipped | cancelled. `wake_at`
+running | waiting | retrying | interrupted | succeeded | failed | skipped | cancelled (a step
+`waiting` is a plan step whose children run, or one held for a person: see "approvals"). `wake_at`
 is when a parked run will wake by itself (a retry backoff, a timer), from the store's record;
 null when nothing will wake it (it waits for a person, it is not parked, or it has finished).
 """

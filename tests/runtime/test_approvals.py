@@ -186,3 +186,21 @@ async def test_a_second_decision_before_the_driver_reads_the_first_is_refused(
         state = await engine.wait(run_id)
     assert state.outcome == "succeeded"
     assert _ran(tmp_path, "a") == 1
+
+
+async def test_an_approval_condition_is_checked_like_when(tmp_path: Path) -> None:
+    from podium.errors import SpecError
+
+    ahead = {
+        "name": "w",
+        "steps": [_touch("a", approval="${{ steps.b.output == 'x' }}"), _touch("b")],
+    }
+    broken = {"name": "w", "steps": [_touch("a", approval="${{ inputs.x.y.z > 1 }}")]}
+    broken["inputs"] = {"x": {"type": "object", "default": {}}}
+    async with await _engine(tmp_path) as engine:
+        with pytest.raises(SpecError, match=r"steps\[0\]\.approval"):
+            await engine.submit(ahead)
+        state = await engine.run(broken)
+    assert state.steps["a"].status is StepStatus.FAILED
+    assert (state.steps["a"].error or "").startswith("approval: ")
+    assert _ran(tmp_path, "a") == 0

@@ -134,8 +134,13 @@ def plan_requests(state: RunState, now: datetime) -> list[ev.ApprovalRequested]:
             version=len(record.versions),
         )
         for sid, record in state.plans.items()
-        if record.awaiting and sid not in state.approvals
+        if record.awaiting and sid not in state.approvals and _waits(state, sid)
     ]
+
+
+def _waits(state: RunState, step_id: str) -> bool:
+    """A plan step still waiting on its plan (one stopped meanwhile keeps a stale flag)."""
+    return state.steps[step_id].status is StepStatus.WAITING
 
 
 def withdrawals(state: RunState, now: datetime) -> list[ev.ApprovalWithdrawn]:
@@ -195,7 +200,7 @@ def pending(state: RunState) -> list[Approval]:
     run recorded before approvals existed included)."""
     found = dict(state.approvals)
     for sid, record in state.plans.items():
-        if record.awaiting and sid not in found:
+        if record.awaiting and sid not in found and _waits(state, sid):
             plan = record.versions[-1] if record.versions else {}
             since = state.steps[sid].started_at or state.created_at
             found[sid] = Approval(sid, "plan", {"plan": plan}, since, len(record.versions))

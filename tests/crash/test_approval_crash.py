@@ -54,16 +54,16 @@ def _kinds(rows: list[Row], kind: str) -> list[str]:
 
 
 def _park_and_kill(podium: Podium, root: Path, run_id: str, asked: int, running: str) -> None:
-    """Start `podium run`, wait until `asked` approvals are recorded and `running` started,
-    then SIGKILL its whole process group (the driver and the step it runs)."""
+    """Start `podium run`, wait until `asked` approvals are recorded and `running` is in
+    flight (its process has begun: `<running>.once` exists), then SIGKILL its whole process
+    group (the driver and the step it runs)."""
     proc = podium.spawn(["run", "workflow.json", "--run-id", run_id], root)
     deadline = time.monotonic() + WAIT_SECONDS
     try:
         while True:
             rows = read_rows(podium.db, run_id)
-            if len(_kinds(rows, "approval.requested")) == asked and running in _kinds(
-                rows, "step.started"
-            ):
+            in_flight = (root / f"{running}.once").exists()
+            if len(_kinds(rows, "approval.requested")) == asked and in_flight:
                 break
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "the run never parked on its approvals"
@@ -158,3 +158,35 @@ def test_an_any_join_withdraws_the_losers_approval_after_a_kill(tmp_path: Path, 
     assert _ran(tmp_path, "gate") == 2
     assert integrity(podium.db) == "ok"
     assert EXIT_OK not in codes
+
+
+def test_a_question_survives_a_kill_and_its_answer_is_used_once(tmp_path: Path) -> None:
+    workflow = {
+        "name": "question",
+        "steps": [
+            _hangs_once("slow"),
+            {"id": "ask", "kind": "human", "prompt": "Which?", "input": {"choice": ["l", "r"]}},
+            {
+                "id": "use",
+                "kind": "shell",
+                "shell": "sh",
+                "needs": ["ask"],
+                "run": "echo ${{ steps.ask.output }} >> use.ran",
+            },
+        ],
+    }
+    (tmp_path / "workflow.json").write_text(json.dumps(workflow))
+    podium = Podium(tmp_path / "podium.db")
+    _park_and_kill(podium, tmp_path, "question", asked=1, running="slow")
+
+    bad = podium.call(["answer", "question", "ask", "middle"], tmp_path)
+    good = podium.call(["answer", "question", "ask", "r"], tmp_path)
+
+    assert bad.code == EXIT_BAD_INPUT
+    assert good.code == EXIT_OK, good.stdout + good.stderr
+    rows = read_rows(podium.db, "question")
+    assert _kinds(rows, "approval.requested") == ["ask"]
+    assert [r.fields.get("value") for r in rows if r.kind == "approval.granted"] == ["r"]
+    assert (tmp_path / "use.ran").read_text().splitlines() == ["r"]
+    assert _ran(tmp_path, "slow") == 2
+    assert integrity(podium.db) == "ok"

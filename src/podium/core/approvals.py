@@ -211,6 +211,9 @@ def awaiting(state: RunState, step_id: str | None) -> Approval:
     """The approval a decision is about: `step_id`'s, or the only one. A finished or stopping
     run cannot be decided: InvalidTransitionError saying what to do instead."""
     waiting = {a.step_id: a for a in pending(state)}
+    stale = [sid for sid, record in state.plans.items() if record.awaiting and sid not in waiting]
+    if not waiting and stale and (step_id is None or step_id in stale):
+        require_open(state, stale[0])  # a plan left waiting when the run stopped: say how to reopen
     if step_id is not None:
         step = require_step(state, step_id)
         if step_id not in waiting:

@@ -136,6 +136,8 @@ def test_run_succeeds_and_show_json_has_every_step(cli: Cli) -> None:
         "tokens",
         "cost_usd",
         "plans",
+        "feedback",
+        "approvals",
         "steps",
     }
     assert (doc["tokens"], doc["cost_usd"]) == (0, 0)

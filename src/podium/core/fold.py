@@ -178,7 +178,7 @@ def _restore_plan(state: RunState, step: StepState, doc: dict[str, Any]) -> None
     )
     step.status = StepStatus.WAITING
     for child in doc["children"]:
-        plans._add_child(state, step, AgentStep.model_validate(child))
+        plans.add_child(state, step, AgentStep.model_validate(child))
     record.children = [child["id"] for child in doc["children"]]
     record.current = list(doc["current"])
     tidy_ready(state)

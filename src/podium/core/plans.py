@@ -47,7 +47,7 @@ def adopt(state: RunState, step: StepState, plan: dict[str, Any], at: datetime) 
     taken = [short_id(step.id, c) for c in record.children]
     new = children(plan, spec, taken)
     for child in new:
-        _add_child(state, step, child)
+        add_child(state, step, child)
     record.children += [c.id for c in new]
     record.current = kept + [c.id for c in new]
     recount_joins(state)
@@ -64,7 +64,7 @@ def _replace(state: RunState, child: StepState, at: datetime) -> bool:
     return True
 
 
-def _add_child(state: RunState, parent: StepState, spec: AgentStep) -> None:
+def add_child(state: RunState, parent: StepState, spec: AgentStep) -> None:
     graph = state.graph
     graph.dependents[spec.id] = []
     for need in spec.needs:

@@ -9,6 +9,7 @@ import re
 from typing import Any
 
 _MARKER = "…[truncated: kept {kept} of {whole} bytes]"
+_MARKER_ROOM = 100  # the longest marker and its newline fit: only an output's tail is searched
 _TRAILING_MARKER = re.compile(r"\n?…\[truncated: kept \d+ of (\d+|more than \d+) bytes\]\Z")
 
 
@@ -29,7 +30,7 @@ def cap_output(output: Any, limit_bytes: int) -> tuple[Any, bool]:
     if output is None or isinstance(output, bool | int | float):
         return output, False
     if isinstance(output, str):
-        marked = _TRAILING_MARKER.search(output)
+        marked = _TRAILING_MARKER.search(output, max(len(output) - _MARKER_ROOM, 0))
         if marked is not None:
             return _recut(output, marked, limit_bytes), True
         if len(output) * 4 <= limit_bytes:

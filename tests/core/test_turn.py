@@ -55,11 +55,18 @@ def test_every_report_kind_becomes_its_event(kind: str) -> None:
         "agent.routed": {"requested": "x", "selected": "y"},
         "breaker.changed": {"key": "k", "from_status": "closed", "to_status": "open"},
         "step.progress": {"message": "half", "fraction": 0.5},
+        "tool.approval_needed": {"call_id": "t1.0", "tool": "rm", "arguments": {"path": "x"}},
     }[kind]
     sim = chain()
     sim.turn()
     turn = take_turn(sim.state, [make_report("a", kind, data)], T0)
-    assert [e.kind for e in turn.events] == [kind if kind != "step.progress" else "step.progress"]
+    held = {"tool.approval_needed": "approval.requested"}  # a held tool call asks a person
+    assert [e.kind for e in turn.events] == [held.get(kind, kind)]
+
+
+def test_a_held_tool_call_must_have_the_shape_of_one() -> None:
+    with pytest.raises(ReportError, match=r"malformed tool\.approval_needed"):
+        make_report("a", "tool.approval_needed", {"tool": "rm", "subject": "step"})
 
 
 def test_a_report_that_slipped_past_the_source_is_still_dropped() -> None:

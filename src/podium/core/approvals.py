@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from podium.core import events as ev
+from podium.core import tool_approvals
 from podium.core.joins import make_ready, tidy_ready
 from podium.core.render import RenderError, render_step
 from podium.core.state import Approval, RunState, StepState, StepStatus, require_step
@@ -159,6 +160,7 @@ def requested(state: RunState, e: ev.ApprovalRequested) -> None:
     step = state.steps[e.step_id]
     state.approvals[e.step_id] = Approval(e.step_id, e.subject, dict(e.input), e.at, e.version)
     step.status = StepStatus.WAITING
+    state.running.discard(e.step_id)  # an agent's held tool call ends its attempt's run
     tidy_ready(state)
 
 
@@ -296,6 +298,8 @@ def approve_event(
         return ev.ApprovalEdited(at=now, step_id=sid, input={"plan": plan}, version=version)
     if plan is not None:
         raise UsageError(f"step {sid} is not a plan step; edit its fields with --edit or --set")
+    if found.subject == tool_approvals.SUBJECT:  # edits are the held call's arguments
+        return tool_approvals.approve_event(found, edits, now)
     if not edits:
         return ev.ApprovalGranted(at=now, step_id=sid)
     edited_spec(state.steps[sid].spec, edits)

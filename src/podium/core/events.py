@@ -30,6 +30,9 @@ class RunCreated(_Event):
     # the project configuration it used: {"path", "digest", "model", "agents", "providers",
     # "mcp_servers"} (names only, never a secret value); None before there was one
     config: dict[str, Any] | None = None
+    # a child run of a `workflow` step: {"run_id", "step_id"} of the parent; its nesting depth
+    parent: dict[str, str] | None = None
+    depth: int = 0
 
 
 class ReusedStep(BaseModel):
@@ -307,6 +310,35 @@ class ApprovalWithdrawn(_Event):
     reason: str = ""
 
 
+class ChildStarted(_Event):
+    """A `workflow` step started its child run `child_run_id` (derived from the run, the step
+    and `generation`, so a crash before the child exists re-creates the same one), with the
+    rendered `inputs` and the `budget` the pool leaves it. The step waits for the child."""
+
+    kind: Literal["child.started"] = "child.started"
+    step_id: str
+    child_run_id: str
+    generation: int = 0
+    workflow: str
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    budget: dict[str, Any] = Field(default_factory=dict)
+
+
+class ChildCompleted(_Event):
+    """The child run of a `workflow` step ended (`outcome`, `error`); what it spent counts
+    toward this run's budgets. Recorded once; the step's own end follows it."""
+
+    kind: Literal["child.completed"] = "child.completed"
+    step_id: str
+    child_run_id: str
+    outcome: RunOutcome
+    error: str | None = None
+    budget: str | None = None  # the child's budget that stopped it
+    tokens: int = 0
+    cost_usd: float = 0.0
+    steps: int = 0
+
+
 class StepRetryRequested(_Event):
     """A person asked for a failed, interrupted or cancelled step to run again."""
 
@@ -357,7 +389,9 @@ Event = Annotated[
     | ApprovalGranted
     | ApprovalEdited
     | ApprovalRejected
-    | ApprovalWithdrawn,
+    | ApprovalWithdrawn
+    | ChildStarted
+    | ChildCompleted,
     Field(discriminator="kind"),
 ]
 

@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from podium.core import approvals, plans
+from podium.core import approvals, children, plans
 from podium.core import events as ev
 from podium.core.graph import build_graph
 from podium.core.joins import make_ready, propagate, reopen, tidy_ready
@@ -36,6 +36,8 @@ def new_state(created: ev.RunCreated, workflow: Workflow | None = None) -> RunSt
         agents_dir=created.agents_dir,
         default_model=created.default_model,
         config=created.config,
+        parent=created.parent,
+        depth=created.depth,
         created_at=created.at,
         graph=graph,
         steps=steps,
@@ -357,6 +359,8 @@ _HANDLERS: dict[type, Callable[[RunState, Any], None]] = {
     ev.RunCompleted: _on_completed,
     ev.StepRetryRequested: _on_retry_requested,
     ev.StepFeedback: _on_feedback,
+    ev.ChildStarted: children.started,
+    ev.ChildCompleted: children.completed,
 }
 
 

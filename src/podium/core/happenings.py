@@ -81,7 +81,24 @@ class TakenOver:
     stopped: tuple[str, ...] = ()
 
 
-Happening = AttemptOutcome | AttemptCancelled | Report | ControlSignal | TakenOver
+@dataclass(frozen=True, slots=True)
+class ChildEnded:
+    """A `workflow` step's child run ended, as its committed state says: how, with what outputs
+    (every top-level step's output by id), and what it spent. `budget` names the child's budget
+    that stopped it, if one did. Read from the child's signal or from the store."""
+
+    step_id: str
+    child_run_id: str
+    outcome: str
+    output: Any = None
+    error: str | None = None
+    budget: str | None = None
+    tokens: int = 0
+    cost_usd: float = 0.0
+    steps: int = 0
+
+
+Happening = AttemptOutcome | AttemptCancelled | Report | ControlSignal | TakenOver | ChildEnded
 
 
 @dataclass(frozen=True, slots=True)

@@ -225,12 +225,13 @@ def _caused(need: StepState, step: StepState, reason: ev.SkipReason) -> bool:
 def _stop(state: RunState, now: datetime) -> Decision:
     """Fail-fast or cancel: cancel what waits, cancel what runs, complete when nothing runs."""
     reason = stop_reason(state.stopping)
+    waiting_on_child = {link.step_id for link in state.live_children}  # told to stop: wait
     events: list[ev.Event] = [
         ev.StepCancelled(at=now, step_id=s.id, reason=reason)
         for s in state.steps.values()
-        if not s.terminal and s.status is not StepStatus.RUNNING
+        if not s.terminal and s.status is not StepStatus.RUNNING and s.id not in waiting_on_child
     ]
-    if not state.running:
+    if not state.running and not waiting_on_child:
         events.append(_completion(state, now))
     return Decision(events=events, cancel=sorted(state.running))
 

@@ -115,6 +115,25 @@ class ForkInfo:
 
 
 @dataclass(slots=True, eq=False)
+class ChildLink:
+    """A `workflow` step's child run (`child.started`): its id, the step's generation that
+    started it, and its status here (`running` until `child.completed` says how it ended)."""
+
+    run_id: str
+    step_id: str
+    generation: int
+    workflow: str = ""
+    inputs: dict[str, Any] = field(default_factory=dict)
+    budget: dict[str, Any] = field(default_factory=dict)
+    status: str = "running"
+    error: str | None = None
+
+    @property
+    def live(self) -> bool:
+        return self.status == "running"
+
+
+@dataclass(slots=True, eq=False)
 class RunState:
     run_id: str
     workflow: Workflow
@@ -149,6 +168,9 @@ class RunState:
     fork: ForkInfo | None = None  # set by `run.forked`
     feedback: dict[str, list[Feedback]] = field(default_factory=dict)  # by step, oldest first
     approvals: dict[str, Approval] = field(default_factory=dict)  # pending, by step
+    children: dict[str, list[ChildLink]] = field(default_factory=dict)  # by step, oldest first
+    parent: dict[str, str] | None = None  # a child run: {"run_id", "step_id"} of its parent
+    depth: int = 0  # how deep in a run tree this run is (0 for a run nobody started)
 
     @property
     def status(self) -> str:
@@ -159,7 +181,7 @@ class RunState:
             return self.outcome
         if self.running or self.ready or self.doomed or self.losers or self.settled_plans:
             return "running"
-        if self.retrying or self.awaits_person:
+        if self.retrying or self.awaits_person or self.live_children:
             return "waiting"
         return "running" if self.seq > 1 else "pending"
 
@@ -170,11 +192,23 @@ class RunState:
             return False
         if self.running or self.ready or self.retrying or self.doomed or self.losers:
             return False
-        if self.settled_plans:
+        if self.settled_plans or self.live_children:  # a child's end comes first
             return False
         if self.approvals or any(p.awaiting for p in self.plans.values()):
             return True
         return any(s.status is StepStatus.INTERRUPTED for s in self.steps.values())
+
+    @property
+    def live_children(self) -> list[ChildLink]:
+        """Child runs that have not ended yet and that a step still waits for (a step that
+        lost a race while its child ran does not wait for it; the runtime stops that child)."""
+        return [
+            link
+            for step_id, links in self.children.items()
+            if self.steps[step_id].status is StepStatus.WAITING
+            for link in links
+            if link.live
+        ]
 
     @property
     def interrupted(self) -> list[str]:

@@ -11,14 +11,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from podium.core import children, plans
 from podium.core import events as ev
-from podium.core import plans
 from podium.core.control import signal_event
 from podium.core.feedback import feedback_signal_event
 from podium.core.fold import apply
 from podium.core.happenings import (
     AttemptCancelled,
     AttemptOutcome,
+    ChildEnded,
     ControlSignal,
     Happening,
     Launch,
@@ -31,7 +32,7 @@ from podium.core.render import RenderError, render_step
 from podium.core.scheduler import decide, failure_event, recover, stop_reason
 from podium.core.state import RunState, StepState, StepStatus
 from podium.ids import idempotency_key
-from podium.spec.model import PlanStep
+from podium.spec.model import PlanStep, WorkflowStep
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +93,10 @@ def _events_for(state: RunState, happening: Happening, now: datetime) -> list[ev
         return [ev.StepCancelled(at=now, step_id=happening.step_id, reason=happening.reason)]
     if isinstance(happening, Report):
         return _report(state, happening, now)
+    if isinstance(happening, ChildEnded):
+        return children.ended_events(state, happening, now)
+    if isinstance(happening, ControlSignal) and happening.kind == "child":
+        return children.signal_events(state, happening, now)
     if isinstance(happening, ControlSignal) and happening.kind == "feedback":
         return [feedback_signal_event(state, happening, now)]
     if isinstance(happening, ControlSignal):
@@ -147,6 +152,11 @@ def _launch(state: RunState, step_id: str, now: datetime) -> tuple[Launch | None
     """What the started step's executor gets; a step whose templates cannot be rendered fails
     at once instead (not retryable: the same outputs render the same way)."""
     step = state.steps[step_id]
+    if (too_deep := children.depth_problem(state, step.spec)) is not None:
+        stop = ev.StepFailed(
+            at=now, step_id=step_id, attempt=step.attempts, error=too_deep, error_type="budget"
+        )
+        return None, [stop]
     try:
         spec = render_step(state, step.spec)
     except RenderError as exc:
@@ -160,6 +170,8 @@ def _launch(state: RunState, step_id: str, now: datetime) -> tuple[Launch | None
             now=now,
         )
         return None, [failed]
+    if isinstance(spec, WorkflowStep):  # its child run is the attempt: the runtime creates it
+        return None, [children.start(state, step, spec, now)]
     launch = Launch(
         step_id=step_id,
         attempt=step.attempts,

@@ -60,6 +60,12 @@ FIELDS: dict[str, str] = {
     "HttpStep.query": "Query parameters, added to any in the URL.",
     "HttpStep.body": "The request body: text, or JSON for other values.",
     "HttpStep.expect_status": "Statuses that count as success (default: any 2xx).",
+    # workflow
+    "WorkflowStep.workflow": "The child workflow: a file relative to the run's workspace, or a "
+    "registered name (`Engine(workflows=…)`, else `workflows/<name>.yaml` in the workspace).",
+    "WorkflowStep.inputs": "The child's inputs, templated; each must be one it declares.",
+    "WorkflowStep.budget": "The child's own budget, further capped by what the run tree's "
+    "budget has left when it starts.",
     # agent
     "HumanStep.prompt": "The question for a person, a template (`podium answer RUN STEP VALUE`).",
     "HumanStep.input": "What answers it: `text`, `{choice: [options]}`, or a JSON Schema the "

@@ -46,7 +46,7 @@ class Waiting:
 
     run_id: str
     step_id: str
-    subject: str  # step | plan
+    subject: str  # step | plan | answer | tool
     since: datetime
     input: dict[str, Any]
     version: int | None = None
@@ -96,8 +96,9 @@ async def approve(
 ) -> bool:
     """Approve what `step_id` (or the run's only pending approval) waits on: as asked, as an
     edited `plan` (a plan step), or with `edit` fields and `set` values (`key=value`, a dotted
-    key reaching into a mapping field) replacing the step's fields. Returns True if this engine
-    now drives the run."""
+    key reaching into a mapping field) replacing the step's fields, or for an agent's held tool
+    call (subject `tool`) its arguments (checked against the tool's input schema). Returns True
+    if this engine now drives the run."""
     state = await engine.state(run_id)
     found = awaiting(state, step_id)
     await _not_decided(engine, run_id, found.step_id)
@@ -115,9 +116,12 @@ async def approve(
     else:
         if plan is not None:
             raise UsageError(f"step {found.step_id} is not a plan step; edit its fields instead")
-        edits = _edits(state.steps[found.step_id].spec.model_dump(), edit, set)
-        if edits:
-            edited_spec(state.steps[found.step_id].spec, edits)
+        held = found.subject == "tool"  # an agent's tool call: the edits are its arguments
+        fields = (found.input.get("arguments") or {}) if held else None
+        spec = state.steps[found.step_id].spec
+        edits = _edits(fields if fields is not None else spec.model_dump(), edit, set)
+        if edits and not held:
+            edited_spec(spec, edits)
         approve_event(state, found.step_id, engine._clock.now(), edits=edits or None)
         payload = {"step_id": found.step_id, "edits": edits or None}
     return await engine._signal(run_id, "approve", payload)

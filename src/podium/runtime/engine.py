@@ -31,6 +31,7 @@ from podium.errors import LeaseHeldError, UsageError
 from podium.ids import RunId
 from podium.runtime import approvals
 from podium.runtime.bus import EventBus
+from podium.runtime.children import ChildRuns
 from podium.runtime.execution import ExecutionBackend, InProcessBackend
 from podium.runtime.feedback import record_feedback
 from podium.runtime.fork import start_fork
@@ -41,6 +42,7 @@ from podium.runtime.services import AgentServices
 from podium.runtime.submission import new_run
 from podium.runtime.workspace import choose_workspace
 from podium.spec.load import WorkflowSource
+from podium.spec.subworkflows import Registry
 from podium.steps import Executors
 from podium.store import default_store_path, open_store
 from podium.store.base import (
@@ -79,6 +81,7 @@ class Engine:
         backend: ExecutionBackend | None = None,
         lease: LeasePolicy | None = None,
         config: ProjectConfig | None = None,
+        workflows: Registry | None = None,
     ) -> None:
         """`agents_dir` is the project folder whose `agents/` holds the catalog (default: the
         workspace, else the current directory; `~/.config/podium/agents` is read too);
@@ -88,7 +91,9 @@ class Engine:
         in this process); `lease` sets the lease TTL, heartbeat and parking threshold.
         `config` is the project configuration (`podium.config.load_config`): its providers, MCP
         servers, agents folder and default model; the explicit arguments win over it. A run
-        taken over without one uses the configuration file recorded on the run."""
+        taken over without one uses the configuration file recorded on the run. `workflows`
+        registers names that `workflow` steps may use instead of a file (`{name: path or
+        Workflow}`; see spec/subworkflows.py)."""
         if max_concurrent_runs < 1:
             raise UsageError("max_concurrent_runs must be at least 1")
         if mode not in MODES:
@@ -126,6 +131,7 @@ class Engine:
             changed=self._store_changed if worker else None,
         )
         self._settled: set[asyncio.Future[None]] = set()
+        self.children = ChildRuns(self, workflows)  # `workflow` steps' child runs
 
     @classmethod
     async def open(cls, url: str | os.PathLike[str] | None = None, **options: Any) -> Engine:
@@ -185,6 +191,7 @@ class Engine:
             workspace=where,
             services=self.services,
             clock=self._clock,
+            workflows=self.children.workflows,
         )
         drive = start and self.mode != "control"
         lease = await self.store.create_run(
@@ -250,7 +257,7 @@ class Engine:
                 return await self.state(run_id)
             if record.status == "waiting" and not self._waker.is_parked(run_id):
                 state = await self.state(run_id)
-                if state.awaits_person:
+                if state.awaits_person or await self.children.parked_for_person(state):
                     return state
             await self._next_change(run_id, record.last_seq)
 
@@ -393,6 +400,7 @@ class Engine:
             clock=self._clock,
             backend=self.backend,
             policy=self._policy,
+            hooks=self.children,
         )
         self._drivers[state.run_id] = driver
         task = asyncio.create_task(self._drive(driver, resumed), name=state.run_id)

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from podium import telemetry
 from podium.core.happenings import AttemptOutcome, Launch, Report, make_report
+from podium.core.tool_approvals import ToolGate
 from podium.errors import StepExecutionError
 from podium.spec.model import StepBase
 from podium.steps import Executors
@@ -35,6 +36,7 @@ class AttemptRequest:
     step: StepBase
     upstream: Mapping[str, Any] = field(default_factory=dict)
     history: Mapping[str, Any] = field(default_factory=dict)
+    tool_gate: ToolGate | None = None
 
     @classmethod
     def of(
@@ -52,6 +54,7 @@ class AttemptRequest:
             step=launch.step,
             upstream=launch.upstream,
             history=launch.history,
+            tool_gate=launch.tool_gate,
         )
 
     def context(self) -> StepContext:
@@ -64,6 +67,7 @@ class AttemptRequest:
             output_limit_bytes=self.output_limit_bytes,
             upstream=self.upstream,
             history=self.history,
+            tool_gate=self.tool_gate,
         )
 
 

@@ -9,8 +9,10 @@ import asyncio
 import contextlib
 import functools
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from podium.clock import Clock
 from podium.core import events as ev
@@ -48,6 +50,17 @@ class LeasePolicy:
                 f"heartbeat_seconds ({self.heartbeat_seconds}) must be above 0 and below "
                 f"ttl_seconds ({self.ttl_seconds}), so a lease is renewed before it expires"
             )
+
+
+class RunHooks(Protocol):
+    """What the engine does around a driver's turns beyond committing them (child runs of
+    `workflow` steps: runtime/children.py). Each returns happenings for the next turn."""
+
+    async def on_start(self, state: RunState) -> list[Happening]: ...
+
+    async def after_commit(
+        self, state: RunState, events: Sequence[ev.Event]
+    ) -> list[Happening]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +106,10 @@ class RunDriver:
         clock: Clock,
         backend: ExecutionBackend,
         policy: LeasePolicy | None = None,
+        hooks: RunHooks | None = None,
     ) -> None:
         self.state = state
+        self._hooks = hooks
         self.lease = lease
         self.bus = bus
         self.parked_until: datetime | None = None
@@ -150,6 +165,9 @@ class RunDriver:
             turn = take_turn(self.state, happenings, self._clock.now())
             await self._commit(turn)
             self._release_checkpoints()
+            if self._hooks is not None and turn.events:
+                for happening in await self._hooks.after_commit(self.state, turn.events):
+                    self.post(happening)
             self._launch(turn)
             if self._tasks or self._inbox:
                 happenings = await self._wait(turn.wake_at)
@@ -165,6 +183,8 @@ class RunDriver:
         first: list[Happening] = []
         if resumed and self.state.running:
             first.append(TakenOver(await self._stop_leftovers()))
+        if self._hooks is not None:
+            first += await self._hooks.on_start(self.state)
         return first + await self._signals()
 
     async def _commit(self, turn: Turn) -> None:

@@ -4,6 +4,7 @@ the store is touched."""
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -20,8 +21,9 @@ from podium.llm import is_known_provider, unknown_provider
 from podium.llm.base import config_problem
 from podium.runtime.services import DEFAULT_MODEL_ENV, AgentServices
 from podium.spec.load import WorkflowSource, load_workflow
-from podium.spec.model import AgentStep, PlanStep, Workflow
+from podium.spec.model import AgentStep, PlanStep, Workflow, WorkflowStep
 from podium.spec.plan import check_plan
+from podium.spec.subworkflows import Registry, check_tree, file_key
 from podium.spec.validate import coerce_inputs
 
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -35,11 +37,15 @@ def new_run(
     workspace: Path,
     services: AgentServices,
     clock: Clock,
+    workflows: Registry | None = None,
 ) -> tuple[ev.RunCreated, Workflow]:
-    """The validated workflow and the `run.created` event that records it (and its inputs)."""
+    """The validated workflow and the `run.created` event that records it (and its inputs).
+    The workflows its `workflow` steps name (`workflows`: the registered names) are checked
+    too, recursively: each exists, validates, gets inputs it declares, and none recurses."""
     wf = load_workflow(workflow, agents=AgentChecks(services))
     values = coerce_inputs(wf, dict(inputs or {}))
     check_agent_steps(wf, services)
+    check_children(wf, workflow, workspace, services, workflows)
     rid = RunId(check_run_id(run_id)) if run_id is not None else new_run_id()
     created = ev.RunCreated(
         at=clock.now(),
@@ -124,6 +130,24 @@ def _known(model: str, providers: Mapping[str, Any], who: str) -> str:
     if not is_known_provider(name, providers):
         raise UsageError(f"{who}: {unknown_provider(name, model, providers)}")
     return name
+
+
+def check_children(
+    wf: Workflow,
+    source: WorkflowSource,
+    workspace: Path,
+    services: AgentServices,
+    workflows: Registry | None = None,
+) -> None:
+    """SpecError (each problem under the step path that leads to it) if a `workflow` step's
+    target is missing, invalid, gets inputs it does not declare, or leads back to a workflow
+    on its own chain; the agent steps of every child are checked like the parent's."""
+    if not any(isinstance(step, WorkflowStep) for step in wf.steps):
+        return
+    root = file_key(Path(source), workspace) if isinstance(source, str | os.PathLike) else None
+    found = check_tree(wf, workspace, registry=workflows, agents=AgentChecks(services), root=root)
+    for child in found:
+        check_agent_steps(child, services)
 
 
 def check_run_id(run_id: str) -> str:

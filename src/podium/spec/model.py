@@ -350,8 +350,28 @@ class HumanStep(StepBase):
         return self
 
 
+class WorkflowStep(StepBase):
+    """Runs another workflow as a child run: `workflow` is a file relative to the run's
+    workspace or a registered name (`Engine(workflows=…)`, else `workflows/<name>.yaml` in the
+    workspace); `inputs` (templated) are the child's inputs; `budget` is the child's own,
+    further capped by what the run tree has left. The child's end is the step's end: its
+    outputs (every top-level step's output by id) or its failure."""
+
+    templated: ClassVar[tuple[str, ...]] = ("inputs",)
+    default_idempotent: ClassVar[bool] = True
+    kind: Literal["workflow"] = "workflow"
+    workflow: str = Field(min_length=1, max_length=1000)
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    budget: Budget | None = None
+
+    @field_validator("workflow")
+    @classmethod
+    def _os_path(cls, value: str) -> str:
+        return _no_nul(value)
+
+
 Step = Annotated[
-    ShellStep | PythonStep | FileStep | HttpStep | AgentStep | PlanStep | HumanStep,
+    ShellStep | PythonStep | FileStep | HttpStep | AgentStep | PlanStep | HumanStep | WorkflowStep,
     Field(discriminator="kind"),
 ]
 STEP_TYPES: dict[str, type[StepBase]] = {
@@ -362,8 +382,9 @@ STEP_TYPES: dict[str, type[StepBase]] = {
     "agent": AgentStep,
     "plan": PlanStep,
     "human": HumanStep,
+    "workflow": WorkflowStep,
 }
-PLANNED_KINDS = ("workflow", "loop")
+PLANNED_KINDS = ("loop",)
 
 InputType = Literal["string", "integer", "number", "boolean", "object", "array"]
 

@@ -1,15 +1,19 @@
 """An agent's tool calls: several of one model turn run at once (bounded); each is recorded
 before it is made and after it returns, so after a crash a finished call is never made again and
-a call that was in flight is made again only when that is harmless."""
+a call that was in flight is made again only when that is harmless. A call the run's policy
+holds for a person (a destructive tool) is asked about once the turn's other calls are done, and
+made, edited or answered as rejected once a person decided (core/tool_approvals.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Mapping, Sequence
+from typing import Any, NoReturn
 
 from podium.errors import StepExecutionError
 from podium.llm.base import Image, Message, ToolCall
+from podium.steps._approval import ask_data, edited_note, rejected_answer, waiting_error
 from podium.steps._transcript import Transcript, call_key
 from podium.steps.base import StepContext, StepServices
 from podium.tools.base import (
@@ -44,14 +48,37 @@ class ToolUse:
         self._limit = asyncio.Semaphore(TOOL_CONCURRENCY)
 
     async def answer(self, calls: Sequence[ToolCall], turn: int) -> list[Message]:
-        """The tool messages answering one model turn's calls, in the order of the calls."""
-        return list(
-            await asyncio.gather(*(self._bounded(call, turn, i) for i, call in enumerate(calls)))
-        )
+        """The tool messages answering one model turn's calls, in the order of the calls. The
+        first call that must wait for a person (one at a time, in the model's order) is asked
+        about after the others are done and recorded; the attempt then ends, and the same
+        attempt continues from its transcript once a person decided."""
+        keys = [call_key(turn, i) for i in range(len(calls))]
+        held = [i for i, call in enumerate(calls) if self._held(call, keys[i])]
+        free = [i for i in range(len(calls)) if i not in held]
+        answered = await asyncio.gather(*(self._bounded(calls[i], keys[i]) for i in free))
+        if held:
+            await self._ask(calls[held[0]], keys[held[0]])
+        return list(answered)
 
-    async def _bounded(self, call: ToolCall, turn: int, index: int) -> Message:
+    def _held(self, call: ToolCall, key: str) -> bool:
+        """A call the policy holds for a person that nobody decided yet (and that did not
+        run: a recorded result or decision means a person saw it already)."""
+        gate, transcript = self.ctx.tool_gate, self.transcript
+        if gate is None or transcript.result(key) is not None or transcript.decision(key):
+            return False
+        tool = self.tools.get(call.name)
+        return tool is not None and gate.asks(annotations_of(tool).destructive)
+
+    async def _ask(self, call: ToolCall, key: str) -> NoReturn:
+        """Record the held call (committed as `approval.requested`), then end the attempt."""
+        await self.services.checkpoint(
+            "tool.approval_needed", ask_data(self.tools[call.name], call, key)
+        )
+        raise waiting_error(call, self.ctx)
+
+    async def _bounded(self, call: ToolCall, key: str) -> Message:
         async with self._limit:
-            text, images = await self._result(call, call_key(turn, index))
+            text, images = await self._result(call, key)
         return Message("tool", text, tool_call_id=call.id, name=call.name, images=images)
 
     async def _result(self, call: ToolCall, key: str) -> tuple[str, tuple[Image, ...]]:
@@ -65,31 +92,48 @@ class ToolUse:
                 retryable=False,
                 error_type="interrupted",
             )
+        decision = self.transcript.decision(key)
+        if decision is not None and decision["decision"] == "rejected":
+            return await self._rejected(call, key, str(decision.get("reason") or "")), ()
+        edited = decision is not None and decision["decision"] == "edited"
+        arguments = dict(decision["arguments"]) if edited and decision else call.arguments
         tool = self.tools.get(call.name)
-        started = {"call_id": key, "tool": call.name, "arguments": call.arguments}
+        started = {"call_id": key, "tool": call.name, "arguments": arguments}
         await self.services.checkpoint("tool.started", started | {"safe": is_safe(tool)})
         clock = time.monotonic()
-        output, error = await self._call(tool, call)
+        output, error = await self._call(tool, call.name, arguments)
         seconds = round(time.monotonic() - clock, 6)
+        text = edited_note(arguments) + output.text if edited else output.text
         record = {"tool": call.name, "ok": error is None, "latency_seconds": seconds}
-        record |= {"call_id": key, "arguments": call.arguments, "result": output.text}
+        record |= {"call_id": key, "arguments": arguments, "result": text}
         record |= {"error": error} if error else {}
         await self.services.checkpoint("tool.called", record)
         images = tuple(Image(i.data, i.mime_type) for i in output.images) if self._images else ()
-        return output.text, images
+        return text, images
 
-    async def _call(self, tool: Tool | None, call: ToolCall) -> tuple[ToolOutput, str | None]:
+    async def _rejected(self, call: ToolCall, key: str, reason: str) -> str:
+        """A held call a person rejected: never made; the model is told why, and it is
+        recorded like a failed call so a resume replays the same answer."""
+        text, error = rejected_answer(reason)
+        record = {"tool": call.name, "ok": False, "latency_seconds": 0.0, "call_id": key}
+        record |= {"arguments": call.arguments, "result": text, "error": error}
+        await self.services.checkpoint("tool.called", record)
+        return text
+
+    async def _call(
+        self, tool: Tool | None, name: str, arguments: dict[str, Any]
+    ) -> tuple[ToolOutput, str | None]:
         """What the model is given, and the error when the call failed."""
         error: str | None = None
         output = ToolOutput(text="")
         if tool is None:
-            error = f"no tool named {call.name!r}; available: {', '.join(self.tools) or 'none'}"
+            error = f"no tool named {name!r}; available: {', '.join(self.tools) or 'none'}"
         else:
             try:
-                output = await run_tool(tool, call.arguments, self._tool_context())
+                output = await run_tool(tool, arguments, self._tool_context())
             except ToolUnavailableError as exc:  # a later attempt may find the server back
                 raise StepExecutionError(
-                    f"tool {call.name}: {exc}", retryable=True, error_type="tool_unavailable"
+                    f"tool {name}: {exc}", retryable=True, error_type="tool_unavailable"
                 ) from exc
             except ToolError as exc:
                 error = str(exc)

@@ -19,6 +19,7 @@ class Transcript:
         self._replies = deque(e["reply"] for e in entries if e["kind"] == "model")
         self._results = {e["call_id"]: e for e in entries if e["kind"] == "tool"}
         self._started = {e["call_id"]: e for e in entries if e["kind"] == "tool_started"}
+        self._decided = {e["call_id"]: e for e in entries if e["kind"] == "tool_decision"}
 
     def next_reply(self) -> Message | None:
         """The next recorded model reply, or None when the record is used up."""
@@ -28,6 +29,11 @@ class Transcript:
         """The recorded result of a tool call (what the model was given), if it finished."""
         entry = self._results.get(call_id)
         return None if entry is None else str(entry.get("result") or "")
+
+    def decision(self, call_id: str) -> Mapping[str, Any] | None:
+        """What a person decided about a held tool call (`granted`, `edited` with its
+        `arguments`, `rejected` with a `reason`), if it was held and decided."""
+        return self._decided.get(call_id)
 
     def started_unsafely(self, call_id: str) -> bool:
         """The call was made (and may have had its effect) but its result was never recorded."""

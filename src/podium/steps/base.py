@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from podium.agents import AgentCatalog, AgentSpec
 from podium.core.breaker import Transition
 from podium.core.happenings import make_report
+from podium.core.tool_approvals import ToolGate
 from podium.llm.base import Model, ModelResponse
 from podium.spec.model import StepBase
 from podium.tools.base import Tool
@@ -22,7 +23,8 @@ class StepContext:
     """The plain, picklable facts of one attempt besides the (already rendered) step itself.
 
     `upstream` holds the outputs of the step's needs (for context passing); `history` is what a
-    replanning plan step is told (earlier plans, failures, completed outputs).
+    replanning plan step is told (earlier plans, failures, completed outputs). `tool_gate` says
+    which of an agent's tool calls wait for a person (None, outside a run: none do).
     """
 
     run_id: str
@@ -33,6 +35,7 @@ class StepContext:
     output_limit_bytes: int
     upstream: Mapping[str, Any] = field(default_factory=dict)
     history: Mapping[str, Any] = field(default_factory=dict)
+    tool_gate: ToolGate | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

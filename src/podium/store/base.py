@@ -13,7 +13,7 @@ from podium.core.events import Event, RunCreated
 
 RunStatus = Literal["pending", "running", "waiting", "succeeded", "failed", "cancelled"]
 TERMINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
-SignalKind = Literal["cancel", "retry", "skip", "approve", "reject", "feedback"]
+SignalKind = Literal["cancel", "retry", "skip", "approve", "reject", "feedback", "child"]
 ClaimReason = Literal["pending", "due", "signalled", "orphaned"]
 
 

@@ -1,0 +1,297 @@
+"""`workflow` steps through the engine and a real SQLite store: a child run per step, linked
+both ways; its end is the step's end; cancelling the parent stops the child; budgets are pooled
+across the tree and `depth` binds."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from podium.core.children import child_run_id
+from podium.core.state import StepStatus
+from podium.errors import SpecError
+from podium.runtime.engine import Engine
+
+
+def _write(folder: Path, name: str, doc: dict[str, Any]) -> Path:
+    path = folder / name
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def _child(tmp_path: Path, steps: list[dict[str, Any]] | None = None, **extra: Any) -> Path:
+    doc = {
+        "name": "child",
+        "inputs": {"who": {"type": "string"}},
+        "steps": steps
+        or [
+            {"id": "hello", "kind": "shell", "run": "echo hello ${{ inputs.who }}"},
+            {"id": "count", "kind": "shell", "shell": "sh", "run": "echo ran >> child.ran"},
+        ],
+        **extra,
+    }
+    return _write(tmp_path, "child.yaml", doc)
+
+
+def _parent(**step: Any) -> dict[str, Any]:
+    sub = {"id": "sub", "kind": "workflow", "workflow": "child.yaml", "inputs": {"who": "you"}}
+    return {
+        "name": "parent",
+        "steps": [
+            {**sub, **step},
+            {
+                "id": "after",
+                "kind": "shell",
+                "run": "echo ${{ steps.sub.output.hello }}",
+                "needs": ["sub"],
+            },
+        ],
+    }
+
+
+async def _engine(tmp_path: Path, **options: Any) -> Engine:
+    return await Engine.open(tmp_path / "podium.db", workspace=tmp_path, **options)
+
+
+async def test_child_succeeds_and_its_outputs_are_the_steps_output(tmp_path: Path) -> None:
+    _child(tmp_path)
+    async with await _engine(tmp_path) as engine:
+        run_id = await engine.submit(_parent())
+        state = await engine.wait(run_id)
+        assert state.status == "succeeded", state.completed_error
+        sub = state.steps["sub"]
+        assert sub.output == {"hello": "hello you", "count": ""}
+        assert state.steps["after"].output == "hello you"
+        [link] = state.children["sub"]
+        assert link.run_id == child_run_id(run_id, "sub", 0)
+        assert link.status == "succeeded"
+        child = await engine.state(link.run_id)
+        assert child.status == "succeeded"
+        assert child.parent == {"run_id": run_id, "step_id": "sub"}
+        assert child.depth == 1
+        kinds = [e.event.kind for e in await engine.store.read(run_id)]
+        assert kinds.count("child.started") == 1
+        assert kinds.count("child.completed") == 1
+        assert (await engine.store.get_run(link.run_id)).status == "succeeded"
+
+
+async def test_child_failure_fails_the_step_naming_the_child(tmp_path: Path) -> None:
+    _child(tmp_path, [{"id": "boom", "kind": "shell", "shell": "sh", "run": "exit 3"}])
+    async with await _engine(tmp_path) as engine:
+        run_id = await engine.submit(_parent())
+        state = await engine.wait(run_id)
+        assert state.status == "failed"
+        sub = state.steps["sub"]
+        assert sub.status is StepStatus.FAILED
+        assert sub.error_type == "child"
+        assert f"child run {child_run_id(run_id, 'sub', 0)} failed" in (sub.error or "")
+        assert "boom" in (sub.error or "")
+        assert state.steps["after"].status is StepStatus.CANCELLED  # fail_fast
+
+
+async def test_registered_name_and_workflows_folder(tmp_path: Path) -> None:
+    (tmp_path / "workflows").mkdir()
+    doc = {"name": "greet", "steps": [{"id": "hi", "kind": "shell", "run": "echo hi"}]}
+    _write(tmp_path / "workflows", "greet.yaml", doc)
+    registered = {"name": "shout", "steps": [{"id": "hi", "kind": "shell", "run": "echo HI"}]}
+    from podium.spec.model import Workflow
+
+    engine = await _engine(tmp_path, workflows={"shout": Workflow.model_validate(registered)})
+    async with engine:
+        wf = {
+            "name": "names",
+            "steps": [
+                {"id": "a", "kind": "workflow", "workflow": "greet"},
+                {"id": "b", "kind": "workflow", "workflow": "shout"},
+            ],
+        }
+        state = await engine.run(wf)
+        assert state.status == "succeeded", state.completed_error
+        assert state.steps["a"].output == {"hi": "hi"}
+        assert state.steps["b"].output == {"hi": "HI"}
+
+
+async def test_bad_targets_are_refused_before_anything_is_recorded(tmp_path: Path) -> None:
+    _child(tmp_path)
+    _write(
+        tmp_path,
+        "loop_a.yaml",
+        {"name": "a", "steps": [{"id": "b", "kind": "workflow", "workflow": "loop_b.yaml"}]},
+    )
+    _write(
+        tmp_path,
+        "loop_b.yaml",
+        {"name": "b", "steps": [{"id": "a", "kind": "workflow", "workflow": "loop_a.yaml"}]},
+    )
+    async with await _engine(tmp_path) as engine:
+        with pytest.raises(SpecError, match=r"loop_a.yaml -> loop_b.yaml -> loop_a.yaml"):
+            await engine.submit(tmp_path / "loop_a.yaml")
+        with pytest.raises(SpecError, match=r"steps\[0\].workflow: .*missing.yaml"):
+            await engine.submit(_parent(workflow="missing.yaml"))
+        with pytest.raises(SpecError, match=r"steps\[0\].inputs.whom: .*declares no input"):
+            await engine.submit(_parent(inputs={"who": "x", "whom": "y"}))
+        with pytest.raises(SpecError, match=r"steps\[0\].inputs: .*needs input who"):
+            await engine.submit(_parent(inputs={}))
+        assert await engine.list_runs() == []
+
+
+async def test_cancelling_the_parent_cancels_the_child_and_kills_its_process(
+    tmp_path: Path,
+) -> None:
+    pid_file = tmp_path / "sleep.pid"
+    _child(
+        tmp_path,
+        [
+            {
+                "id": "nap",
+                "kind": "shell",
+                "shell": "sh",
+                "run": f"echo $$ > {pid_file}; exec sleep 30",
+            }
+        ],
+        inputs={},
+    )
+    async with await _engine(tmp_path) as engine:
+        run_id = await engine.submit(_parent(inputs={}))
+        for _ in range(200):
+            if pid_file.exists() and pid_file.read_text().strip():
+                break
+            await asyncio.sleep(0.05)
+        pid = int(pid_file.read_text())
+        await engine.cancel(run_id, reason="enough")
+        state = await engine.wait(run_id)
+        assert state.status == "cancelled"
+        assert state.steps["sub"].status is StepStatus.CANCELLED
+        child = await engine.state(child_run_id(run_id, "sub", 0))
+        assert child.status == "cancelled"
+        assert child.steps["nap"].status is StepStatus.CANCELLED
+        assert not _alive(pid)
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").exists() and " Z " not in Path(f"/proc/{pid}/stat").read_text()
+
+
+async def test_a_child_cancelled_on_its_own_fails_the_step(tmp_path: Path) -> None:
+    pid_file = tmp_path / "sleep.pid"
+    _child(
+        tmp_path,
+        [
+            {
+                "id": "nap",
+                "kind": "shell",
+                "shell": "sh",
+                "run": f"echo $$ > {pid_file}; exec sleep 30",
+            }
+        ],
+        inputs={},
+    )
+    async with await _engine(tmp_path) as engine:
+        run_id = await engine.submit(_parent(inputs={}))
+        for _ in range(200):
+            if pid_file.exists() and pid_file.read_text().strip():
+                break
+            await asyncio.sleep(0.05)
+        await engine.cancel(child_run_id(run_id, "sub", 0))
+        state = await engine.wait(run_id)
+        assert state.status == "failed"
+        sub = state.steps["sub"]
+        assert sub.status is StepStatus.FAILED
+        assert sub.error_type == "cancelled"
+
+
+async def test_a_budget_shared_by_parent_and_child_stops_both(tmp_path: Path) -> None:
+    steps = [
+        {"id": f"s{i}", "kind": "shell", "run": f"echo {i}", "needs": [f"s{i - 1}"] if i else []}
+        for i in range(6)
+    ]
+    _child(tmp_path, steps, inputs={})
+    wf = _parent(inputs={})
+    wf["budget"] = {"steps": 4}
+    async with await _engine(tmp_path) as engine:
+        run_id = await engine.submit(wf)
+        state = await engine.wait(run_id)
+        child = await engine.state(child_run_id(run_id, "sub", 0))
+        assert child.status == "failed"
+        assert child.budget_error is not None
+        assert child.workflow.budget is not None
+        assert child.workflow.budget.steps == 3
+        assert child.steps_started == 3
+        assert state.status == "failed"
+        assert state.budget_error is not None
+        assert "budget steps exceeded" in state.budget_error
+        kinds = [e.event.kind for e in await engine.store.read(run_id)]
+        assert "budget.exceeded" in kinds
+        assert state.steps["sub"].error_type == "budget"
+        assert state.steps["after"].status is StepStatus.CANCELLED
+
+
+async def test_depth_binds_before_a_child_is_created(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        "leaf.yaml",
+        {"name": "leaf", "steps": [{"id": "x", "kind": "shell", "run": "echo leaf"}]},
+    )
+    _write(
+        tmp_path,
+        "middle.yaml",
+        {"name": "middle", "steps": [{"id": "leaf", "kind": "workflow", "workflow": "leaf.yaml"}]},
+    )
+    wf = {
+        "name": "top",
+        "budget": {"depth": 1},
+        "steps": [{"id": "mid", "kind": "workflow", "workflow": "middle.yaml"}],
+    }
+    async with await _engine(tmp_path) as engine:
+        run_id = await engine.submit(wf)
+        state = await engine.wait(run_id)
+        assert state.status == "failed"
+        middle = await engine.state(child_run_id(run_id, "mid", 0))
+        leaf = middle.steps["leaf"]
+        assert leaf.status is StepStatus.FAILED
+        assert leaf.error_type == "budget"
+        assert "budget depth exceeded" in (leaf.error or "")
+        assert "of 1" in (leaf.error or "")
+        assert middle.children == {}  # nothing was created
+        assert [r.run_id for r in await engine.list_runs()].count(
+            child_run_id(middle.run_id, "leaf", 0)
+        ) == 0
+
+
+async def test_a_child_waiting_for_a_person_parks_the_parent(tmp_path: Path) -> None:
+    _child(
+        tmp_path,
+        [{"id": "ok", "kind": "shell", "run": "echo ok", "approval": "required"}],
+        inputs={},
+    )
+    wf = _parent(inputs={})
+    wf["steps"][1]["run"] = "echo ${{ steps.sub.output.ok }}"
+    async with await _engine(tmp_path) as engine:
+        run_id = await engine.submit(wf)
+        state = await engine.wait(run_id)
+        assert state.status == "waiting"
+        assert not state.awaits_person
+        [(step_id, child)] = await engine.children.awaits_person(state)
+        assert step_id == "sub"
+        assert child.run_id == child_run_id(run_id, "sub", 0)
+        [waiting] = await engine.approvals()
+        assert (waiting.run_id, waiting.step_id) == (child.run_id, "ok")
+    async with await _engine(tmp_path) as engine:  # another process decides
+        await engine.approve(child.run_id, "ok")
+        await engine.wait(child.run_id)
+        state = await engine.wait(run_id)
+        assert state.status == "succeeded", state.completed_error
+        assert state.steps["sub"].output == {"ok": "ok"}
+        kinds = [e.event.kind for e in await engine.store.read(run_id)]
+        assert kinds.count("child.completed") == 1
+        assert kinds.count("step.succeeded") == 2

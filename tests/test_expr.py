@@ -100,6 +100,7 @@ def test_literals(text: str, expected: object) -> None:
         ("steps['fetch-data'].output.map.k", "v"),
         ("steps.fetch-data.output.map[inputs.key]", "v"),
         ("inputs.tags", ["a", "b"]),
+        ("inputs.tags[-1]", "b"),  # a negative index counts from the end
     ],
 )
 def test_paths(text: str, expected: object) -> None:
@@ -112,7 +113,7 @@ def test_paths(text: str, expected: object) -> None:
         "inputs.missing",
         "inputs.missing.deeper",
         "inputs.tags[2]",
-        "inputs.tags[-1]",
+        "inputs.tags[-3]",
         "inputs.tags['a']",
         "inputs.tags[true]",
         "inputs.n.y",

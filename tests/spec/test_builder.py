@@ -154,7 +154,7 @@ def test_same_id_twice_is_reported_by_validation() -> None:
 def test_builder_problems_use_document_paths() -> None:
     flow = WorkflowBuilder("w")
     flow.shell("a", "echo", neds=["b"])
-    flow.step("loop", "b")
+    flow.step("repeat", "b")
     with pytest.raises(SpecError) as excinfo:
         flow.build()
     assert [p.path for p in excinfo.value.problems] == ["steps[0].neds", "steps[1].kind"]

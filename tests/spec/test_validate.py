@@ -68,7 +68,8 @@ def test_document_must_be_a_mapping() -> None:
 def test_unknown_kind_lists_the_kinds() -> None:
     doc = workflow(shell("a"), shell("b"), {"id": "c", "kind": "foo"})
     assert message_at(doc, "steps[2].kind") == (
-        'unknown kind "foo"; expected one of agent, file, http, human, plan, python, shell'
+        'unknown kind "foo"; expected one of agent, file, http, human, loop, plan, python, '
+        "shell, workflow"
     )
 
 
@@ -76,11 +77,6 @@ def test_misspelt_kind_suggests_the_close_one() -> None:
     assert 'did you mean "shell"?' in message_at(
         workflow({"id": "a", "kind": "shel"}), "steps[0].kind"
     )
-
-
-def test_planned_kind_is_not_available_yet() -> None:
-    message = message_at(workflow({"id": "a", "kind": "loop"}), "steps[0].kind")
-    assert 'kind "loop" is not available yet in this version' in message
 
 
 def test_missing_kind_says_so() -> None:

@@ -23,7 +23,7 @@ from podium.core.state import Approval, RunState, StepState, StepStatus, require
 from podium.errors import InvalidTransitionError, UsageError
 from podium.spec.answers import answer_problem
 from podium.spec.expr import ExpressionError, evaluate, truthy
-from podium.spec.model import HumanStep, StepBase, TimeoutDefault
+from podium.spec.model import HumanStep, PlanStep, StepBase, TimeoutDefault
 from podium.spec.template import parse_condition
 
 # fields an edit cannot change: they shape the run's graph or decide whether it is asked
@@ -39,19 +39,34 @@ def gate(state: RunState, step: StepState, now: datetime) -> ev.Event | None:
     failure when its `approval:` condition cannot be evaluated); None when it may start."""
     if isinstance(step.spec, HumanStep):
         return _ask(state, step, now)
-    condition = step.spec.approval
-    if condition is None or step.approved or step.attempts > 0 or step.requeued:
+    if step.approved or step.attempts > 0 or step.requeued:
         return None
-    if condition != "required":
+    condition, reason = step.spec.approval, None
+    if condition == "required":
+        reason = "approval: required"
+    elif condition is not None:
         try:
-            asked = truthy(evaluate(parse_condition(condition), state.template_context()))
+            asked = truthy(evaluate(parse_condition(condition), state.template_context(step.id)))
         except ExpressionError as exc:
             return ev.StepFailed(
                 at=now, step_id=step.id, attempt=0, error=f"approval: {exc}", error_type="condition"
             )
-        if not asked:
-            return None
-    return ev.ApprovalRequested(at=now, step_id=step.id, input=step_input(state, step.spec))
+        reason = f"approval: {condition}" if asked else None
+    if reason is None and (rule := policy_rule(state, step)) is not None:
+        reason = f"policy: {rule}"
+    if reason is None:
+        return None
+    return ev.ApprovalRequested(
+        at=now, step_id=step.id, input=step_input(state, step.spec), reason=reason
+    )
+
+
+def policy_rule(state: RunState, step: StepState) -> str | None:
+    """The rule of the run's policy that holds `step` for a person; a plan's child counts as
+    planner-generated (`planned_*` rules)."""
+    parent = state.steps.get(step.parent) if step.parent is not None else None
+    planned = parent is not None and isinstance(parent.spec, PlanStep)
+    return state.policy.rule_for(step.spec, planned=planned)
 
 
 def _ask(state: RunState, step: StepState, now: datetime) -> ev.Event:
@@ -133,6 +148,7 @@ def plan_requests(state: RunState, now: datetime) -> list[ev.ApprovalRequested]:
             subject="plan",
             input={"plan": record.versions[-1]},
             version=len(record.versions),
+            reason="plan: confirm",
         )
         for sid, record in state.plans.items()
         if record.awaiting and sid not in state.approvals and _waits(state, sid)
@@ -158,7 +174,9 @@ def withdrawals(state: RunState, now: datetime) -> list[ev.ApprovalWithdrawn]:
 
 def requested(state: RunState, e: ev.ApprovalRequested) -> None:
     step = state.steps[e.step_id]
-    state.approvals[e.step_id] = Approval(e.step_id, e.subject, dict(e.input), e.at, e.version)
+    state.approvals[e.step_id] = Approval(
+        e.step_id, e.subject, dict(e.input), e.at, e.version, e.reason
+    )
     step.status = StepStatus.WAITING
     state.running.discard(e.step_id)  # an agent's held tool call ends its attempt's run
     tidy_ready(state)

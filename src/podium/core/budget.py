@@ -9,7 +9,9 @@ from typing import Literal
 
 from podium.spec.model import Budget
 
-BudgetName = Literal["tokens", "cost_usd", "steps", "depth", "wall_seconds", "parallelism"]
+BudgetName = Literal[
+    "tokens", "cost_usd", "steps", "depth", "wall_seconds", "parallelism", "loop_iterations"
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -22,6 +24,7 @@ class BudgetUsage:
     steps_started: int = 0
     max_depth: int = 0
     running: int = 0
+    loop_iterations: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -73,8 +76,14 @@ def check(budget: Budget, usage: BudgetUsage, now: datetime) -> Exceeded | None:
         ("steps", usage.steps_started),
         ("depth", usage.max_depth),
         ("wall_seconds", elapsed_seconds(usage, now)),
+        ("loop_iterations", usage.loop_iterations),
     )
     return _first_over(budget, figures)
+
+
+def check_before_iteration(budget: Budget, usage: BudgetUsage) -> Exceeded | None:
+    """Would starting one more loop iteration (anywhere in the tree) break `loop_iterations`?"""
+    return _first_over(budget, (("loop_iterations", usage.loop_iterations + 1),))
 
 
 def check_before_start(

@@ -30,6 +30,16 @@ class RunCreated(_Event):
     # the project configuration it used: {"path", "digest", "model", "agents", "providers",
     # "mcp_servers"} (names only, never a secret value); None before there was one
     config: dict[str, Any] | None = None
+    # the effective approval policy (`Policy.record()`: every rule resolved, the blocked
+    # agents); None before policies existed: such a run folds with the defaults
+    policy: dict[str, Any] | None = None
+    # a thread's run (`podium ask`): the thread id, the new message, how its agent was chosen
+    # ({"requested", "agent", "by", and "rule"/"pattern" or "router"}) and what busy thread
+    # policy it was asked under ("reject", "queue", "interrupt")
+    thread: str | None = None
+    message: str | None = None
+    routing: dict[str, Any] | None = None
+    on_busy: str | None = None
     # a child run of a `workflow` step: {"run_id", "step_id"} of the parent; its nesting depth
     parent: dict[str, str] | None = None
     depth: int = 0
@@ -257,19 +267,24 @@ class PlanRejected(_Event):
     reason: str = ""
 
 
-ApprovalSubject = Literal["step", "plan", "answer"]
+ApprovalSubject = Literal["step", "plan", "answer", "tool"]  # tool: an agent's held call
 
 
 class ApprovalRequested(_Event):
     """A step is held before it starts until a person decides: `input` is what they are asked
     to approve (the step's rendered fields, or for a plan step `{"plan": …}` of `version`), or
-    for a `human` step what to answer (`{"prompt": …, "input": …}`, subject `answer`)."""
+    for a `human` step what to answer (`{"prompt": …, "input": …}`, subject `answer`), or an
+    agent's tool call it holds back (`{tool, arguments, call_id, server, schema}`, subject
+    `tool`: the step was running and waits with its transcript, core/tool_approvals.py)."""
 
     kind: Literal["approval.requested"] = "approval.requested"
     step_id: str
     subject: ApprovalSubject = "step"
     input: dict[str, Any] = Field(default_factory=dict)
     version: int | None = None
+    # why it is asked: "approval: required", "approval: <condition>", "policy: <rule>" or
+    # "plan: confirm"; None for a human step's question and for runs recorded before reasons
+    reason: str | None = None
 
 
 class ApprovalGranted(_Event):
@@ -303,7 +318,8 @@ class ApprovalRejected(_Event):
 
 class ApprovalWithdrawn(_Event):
     """Nobody needs to decide any more: the step lost an `any`/`quorum` race while it waited
-    (`lost_race`), or a `human` step's `timeout` passed (`timeout`; what follows says how)."""
+    (`lost_race`), a `human` step's `timeout` passed (`timeout`; what follows says how), or a
+    person skipped the step (`skipped`; its `step.skipped` follows)."""
 
     kind: Literal["approval.withdrawn"] = "approval.withdrawn"
     step_id: str
@@ -337,6 +353,15 @@ class ChildCompleted(_Event):
     tokens: int = 0
     cost_usd: float = 0.0
     steps: int = 0
+
+
+class LoopIterated(_Event):
+    """A loop step's iteration ended without its `until` holding and below `max_iterations`:
+    iteration `iteration` (2 or more) begins, its body's steps join the run as children."""
+
+    kind: Literal["loop.iterated"] = "loop.iterated"
+    step_id: str
+    iteration: int
 
 
 class StepRetryRequested(_Event):
@@ -373,6 +398,7 @@ Event = Annotated[
     | StepSkipped
     | StepCancelled
     | StepRetryRequested
+    | LoopIterated
     | StepFeedback
     | ModelCalled
     | AgentRouted

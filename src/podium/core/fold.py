@@ -11,12 +11,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from podium.core import approvals, children, plans
+from podium.core import approvals, children, loops, plans, tool_approvals
 from podium.core import events as ev
 from podium.core.graph import build_graph
 from podium.core.joins import make_ready, propagate, reopen, tidy_ready
 from podium.core.state import Feedback, ForkInfo, PlanState, RunState, StepState, StepStatus
-from podium.spec.model import AgentStep, Workflow
+from podium.spec.model import Workflow
+from podium.spec.policy import recorded as recorded_policy
 
 
 def new_state(created: ev.RunCreated, workflow: Workflow | None = None) -> RunState:
@@ -36,6 +37,8 @@ def new_state(created: ev.RunCreated, workflow: Workflow | None = None) -> RunSt
         agents_dir=created.agents_dir,
         default_model=created.default_model,
         config=created.config,
+        policy=recorded_policy(created.policy),
+        thread=_thread(created),
         parent=created.parent,
         depth=created.depth,
         created_at=created.at,
@@ -48,6 +51,18 @@ def new_state(created: ev.RunCreated, workflow: Workflow | None = None) -> RunSt
         if not step.spec.needs:
             make_ready(state, step)
     return state
+
+
+def _thread(created: ev.RunCreated) -> dict[str, Any] | None:
+    """What `run.created` says of the thread the run answers on (None: not a thread's run)."""
+    if created.thread is None:
+        return None
+    return {
+        "id": created.thread,
+        "message": created.message,
+        "routing": created.routing,
+        "on_busy": created.on_busy,
+    }
 
 
 def replay(events: Iterable[ev.Event], workflow: Workflow | None = None) -> RunState:
@@ -92,6 +107,8 @@ def _on_started(state: RunState, e: ev.StepStarted) -> None:
     step.finished_at = None
     state.running.add(step.id)
     tidy_ready(state)
+    if loops.is_loop(step):  # no attempt runs: the loop waits on its body's children
+        loops.started(state, step)
 
 
 def _on_succeeded(state: RunState, e: ev.StepSucceeded) -> None:
@@ -139,6 +156,7 @@ def _on_skipped(state: RunState, e: ev.StepSkipped) -> None:
     _finish(state, step, StepStatus.SKIPPED, e.at)
     if was_failed:
         reopen(state, step, skip=True)
+        loops.reopened(state, e.at)
     else:
         propagate(state, step, "bad" if e.reason == "upstream_failed" else "skip")
 
@@ -180,7 +198,7 @@ def _restore_plan(state: RunState, step: StepState, doc: dict[str, Any]) -> None
     )
     step.status = StepStatus.WAITING
     for child in doc["children"]:
-        plans.add_child(state, step, AgentStep.model_validate(child))
+        plans.add_child(state, step, plans.child_spec(child))
     record.children = [child["id"] for child in doc["children"]]
     record.current = list(doc["current"])
     tidy_ready(state)
@@ -220,6 +238,7 @@ def _on_retry_requested(state: RunState, e: ev.StepRetryRequested) -> None:
     step.attempts = 0
     step.requeued = False
     reopen(state, step, skip=False)
+    loops.reopened(state, e.at)
 
 
 def _on_model_called(state: RunState, e: ev.ModelCalled) -> None:
@@ -283,6 +302,8 @@ def _on_feedback(state: RunState, e: ev.StepFeedback) -> None:
 
 
 def _on_approval_granted(state: RunState, e: ev.ApprovalGranted) -> None:
+    if tool_approvals.folded(state, e):  # an agent's held tool call: its attempt goes on
+        return
     asked = state.approvals.get(e.step_id)
     if asked is not None and asked.subject == "answer":  # a human step: the answer is its output
         _on_succeeded(state, ev.StepSucceeded(at=e.at, step_id=e.step_id, output=e.value))
@@ -291,6 +312,8 @@ def _on_approval_granted(state: RunState, e: ev.ApprovalGranted) -> None:
 
 
 def _on_approval_edited(state: RunState, e: ev.ApprovalEdited) -> None:
+    if tool_approvals.folded(state, e):
+        return
     _approved(state, state.steps[e.step_id], dict(e.input), e.at)
 
 
@@ -309,6 +332,8 @@ def _approved(
 
 
 def _on_approval_rejected(state: RunState, e: ev.ApprovalRejected) -> None:
+    if tool_approvals.folded(state, e):  # the model hears of it; the step is not failed
+        return
     step = state.steps[e.step_id]
     state.approvals.pop(step.id, None)
     record = state.plans.get(step.id)
@@ -322,6 +347,9 @@ def _on_approval_rejected(state: RunState, e: ev.ApprovalRejected) -> None:
 
 def _on_approval_withdrawn(state: RunState, e: ev.ApprovalWithdrawn) -> None:
     state.approvals.pop(e.step_id, None)
+    record = state.plans.get(e.step_id)
+    if record is not None:
+        record.awaiting = False  # nobody decides that plan any more (skipped, lost its race)
 
 
 def _on_budget_exceeded(state: RunState, e: ev.BudgetExceeded) -> None:
@@ -359,6 +387,7 @@ _HANDLERS: dict[type, Callable[[RunState, Any], None]] = {
     ev.RunCompleted: _on_completed,
     ev.StepRetryRequested: _on_retry_requested,
     ev.StepFeedback: _on_feedback,
+    ev.LoopIterated: loops.iterated,
     ev.ChildStarted: children.started,
     ev.ChildCompleted: children.completed,
 }
@@ -383,3 +412,4 @@ def _finish(state: RunState, step: StepState, status: StepStatus, at: datetime) 
     state.settled_plans.pop(step.id, None)
     if step.parent is not None:
         plans.child_settled(state, step)
+    loops.settled(state, step)

@@ -22,7 +22,7 @@ def build_graph(workflow: Workflow) -> Graph:
     for step in workflow.steps:
         for need in step.needs:
             dependents[need].append(step.id)
-        quorum[step.id] = _threshold(step.join, len(step.needs))
+        quorum[step.id] = threshold(step.join, len(step.needs))
     order = _topological(workflow, dependents)
     expected = {s.id: s.expected_seconds for s in workflow.steps}
     rank: dict[str, float] = {}
@@ -32,7 +32,8 @@ def build_graph(workflow: Workflow) -> Graph:
     return Graph(dependents=dependents, quorum=quorum, rank=rank, order=order)
 
 
-def _threshold(join: object, needs: int) -> int:
+def threshold(join: object, needs: int) -> int:
+    """How many of its `needs` a step with this `join` waits for."""
     if isinstance(join, Quorum):
         return min(join.quorum, needs)
     return 1 if join == "any" and needs else needs

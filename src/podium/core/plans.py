@@ -7,9 +7,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from podium.core import subgraph
 from podium.core.joins import make_ready, recount_joins
 from podium.core.state import PlanState, RunState, StepState, StepStatus
-from podium.spec.model import AgentStep, PlanStep
+from podium.spec.model import STEP_TYPES, PlanStep, StepBase
 from podium.spec.plan import AGGREGATE, VERIFY, children
 
 
@@ -64,19 +65,10 @@ def _replace(state: RunState, child: StepState, at: datetime) -> bool:
     return True
 
 
-def add_child(state: RunState, parent: StepState, spec: AgentStep) -> None:
-    graph = state.graph
-    graph.dependents[spec.id] = []
-    for need in spec.needs:
-        graph.dependents[need].append(spec.id)
-    graph.quorum[spec.id] = len(spec.needs)
-    graph.rank[spec.id] = parent.rank
-    state.steps[spec.id] = StepState(
-        spec=spec, index=len(state.steps), rank=parent.rank, parent=parent.id
-    )
-    state.unfinished += 1
-    if not spec.needs:
-        make_ready(state, state.steps[spec.id])
+def add_child(state: RunState, parent: StepState, spec: StepBase) -> None:
+    """A child step of any kind joins the run's graph, `parent` set (which marks it as
+    planner-generated for the approval policy)."""
+    subgraph.add_child(state, parent, spec)
 
 
 def child_settled(state: RunState, child: StepState) -> None:
@@ -137,10 +129,13 @@ def _output(state: RunState, parent: StepState) -> Any:
 
 
 def history(state: RunState, step: StepState) -> dict[str, Any]:
-    """What a replanning supervisor is told: earlier plans, failures, completed outputs."""
+    """What a (re)planning supervisor is told: earlier plans, failures, completed outputs, and
+    the agents the run's policy blocks (its plan may not name them)."""
     record = state.plans.get(step.id)
+    names = list(state.policy.block_agents)
+    blocked = {"blocked_agents": names} if names else {}
     if record is None:
-        return {}
+        return blocked
     done = {
         short_id(step.id, c): state.steps[c].output
         for c in record.children
@@ -151,4 +146,10 @@ def history(state: RunState, step: StepState) -> dict[str, Any]:
         "failures": {short_id(step.id, c): e for c, e in record.failures.items()},
         "completed": done,
         "taken": [short_id(step.id, c) for c in record.children],
+        **blocked,
     }
+
+
+def child_spec(doc: dict[str, Any]) -> StepBase:
+    """A recorded child step (a fork's copy of its parent's plan children), of its kind."""
+    return STEP_TYPES[str(doc.get("kind", "agent"))].model_validate(doc)

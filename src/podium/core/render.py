@@ -24,7 +24,7 @@ def render_step(state: RunState, spec: StepBase) -> StepBase:
         value = getattr(spec, name)
         if not has_template(value):
             continue
-        context = context or state.template_context()
+        context = context or state.template_context(spec.id)
         try:
             changes[name] = render_value(value, context)
         except (TemplateError, ValueError) as exc:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from podium.core import approvals
+from podium.core import approvals, loops
 from podium.core import events as ev
 from podium.core.budget import BudgetUsage, Exceeded, check, check_before_start
 from podium.core.state import RunState, StepState, StepStatus
@@ -51,6 +51,7 @@ def decide(state: RunState, now: datetime) -> Decision:
         _settle(state, plan_id, ok, result, now)
         for plan_id, (ok, result) in list(state.settled_plans.items())
     ]
+    events += loops.decisions(state, now, _usage(state))
     cancel = [sid for sid in state.losers if sid in state.running]
     events += approvals.withdrawals(state, now)
     events += approvals.timeouts(state, now)
@@ -82,6 +83,7 @@ def _usage(state: RunState) -> BudgetUsage:
         cost_usd=state.cost_usd,
         steps_started=state.steps_started,
         running=len(state.running),
+        loop_iterations=state.loop_iterations,
     )
 
 
@@ -167,12 +169,30 @@ def _starts(
                 events.append(over)
                 break
             fresh += 1
+        if loops.is_loop(step) and (over := _iteration_budget(state, now, events)) is not None:
+            events.append(over)
+            break
         attempt = step.attempts if step.requeued else step.attempts + 1
         events.append(
             ev.StepStarted(at=now, step_id=step.id, attempt=attempt, generation=step.generation)
         )
-        start.append(step.id)
+        if not loops.is_loop(step):  # a loop's start grows its body: nothing to launch
+            start.append(step.id)
     return start
+
+
+def _iteration_budget(
+    state: RunState, now: datetime, events: list[ev.Event]
+) -> ev.BudgetExceeded | None:
+    """Would one more loop iteration, beyond those this decision already begins, break the
+    `loop_iterations` budget?"""
+    fresh = sum(
+        isinstance(e, ev.LoopIterated)
+        or (isinstance(e, ev.StepStarted) and loops.is_loop(state.steps[e.step_id]))
+        for e in events
+    )
+    usage = replace(_usage(state), loop_iterations=state.loop_iterations + fresh)
+    return loops.budget_stop(state, usage, now)
 
 
 def _gate(state: RunState, step: StepState, now: datetime) -> ev.Event | None:
@@ -181,7 +201,7 @@ def _gate(state: RunState, step: StepState, now: datetime) -> ev.Event | None:
     if condition is None or step.attempts > 0 or step.requeued:
         return None
     try:
-        passed = truthy(evaluate(parse_condition(condition), state.template_context()))
+        passed = truthy(evaluate(parse_condition(condition), state.template_context(step.id)))
     except ExpressionError as exc:
         return ev.StepFailed(
             at=now, step_id=step.id, attempt=0, error=f"when: {exc}", error_type="condition"

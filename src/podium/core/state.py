@@ -14,7 +14,8 @@ from typing import Any
 from podium.core import events as ev
 from podium.core.graph import Graph
 from podium.errors import StepNotFoundError
-from podium.spec.model import StepBase, Workflow
+from podium.spec.model import LoopStep, StepBase, Workflow
+from podium.spec.policy import Policy
 
 
 class StepStatus(StrEnum):
@@ -83,6 +84,20 @@ class PlanState:
     replans: int = 0
 
 
+@dataclass(slots=True, eq=False)
+class LoopState:
+    """A loop step's iterations: `iterations[n - 1]` lists iteration n's children (this
+    generation's; a retried loop starts again at 1). `due` is set when the last iteration's
+    children are all done: the scheduler then decides to iterate, succeed or fail."""
+
+    iterations: list[list[str]] = field(default_factory=list)
+    due: bool = False
+
+    @property
+    def current(self) -> list[str]:
+        return self.iterations[-1] if self.iterations else []
+
+
 @dataclass(frozen=True, slots=True)
 class Approval:
     """A step held for a person (`approval.requested`): what they are asked, since when."""
@@ -92,6 +107,7 @@ class Approval:
     input: dict[str, Any]
     since: datetime
     version: int | None = None
+    reason: str | None = None  # why it is asked (`approval.requested` reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,9 +184,13 @@ class RunState:
     fork: ForkInfo | None = None  # set by `run.forked`
     feedback: dict[str, list[Feedback]] = field(default_factory=dict)  # by step, oldest first
     approvals: dict[str, Approval] = field(default_factory=dict)  # pending, by step
+    loops: dict[str, LoopState] = field(default_factory=dict)  # by loop step, once started
+    loop_iterations: int = 0  # loop iterations started anywhere in the run (a budget)
+    policy: Policy = field(default_factory=Policy)  # the approval policy `run.created` recorded
     children: dict[str, list[ChildLink]] = field(default_factory=dict)  # by step, oldest first
     parent: dict[str, str] | None = None  # a child run: {"run_id", "step_id"} of its parent
     depth: int = 0  # how deep in a run tree this run is (0 for a run nobody started)
+    thread: dict[str, Any] | None = None  # a thread's run: {"id", "message", "routing", "on_busy"}
 
     @property
     def status(self) -> str:
@@ -180,6 +200,8 @@ class RunState:
         if self.outcome is not None:
             return self.outcome
         if self.running or self.ready or self.doomed or self.losers or self.settled_plans:
+            return "running"
+        if any(loop.due for loop in self.loops.values()):
             return "running"
         if self.retrying or self.awaits_person or self.live_children:
             return "waiting"
@@ -193,6 +215,8 @@ class RunState:
         if self.running or self.ready or self.retrying or self.doomed or self.losers:
             return False
         if self.settled_plans or self.live_children:  # a child's end comes first
+            return False
+        if any(loop.due for loop in self.loops.values()):  # its next iteration comes first
             return False
         if self.approvals or any(p.awaiting for p in self.plans.values()):
             return True
@@ -214,26 +238,76 @@ class RunState:
     def interrupted(self) -> list[str]:
         return [s.id for s in self.steps.values() if s.status is StepStatus.INTERRUPTED]
 
-    def template_context(self) -> dict[str, Any]:
-        return {"inputs": self.inputs, "steps": _StepsView(self.steps), "run": {"id": self.run_id}}
+    def template_context(self, step_id: str | None = None) -> dict[str, Any]:
+        """The names templates read. For a loop's child (`step_id`), `steps.<body id>` is its
+        iteration's step and `loop` is {"iteration", "previous": {body id: step}}."""
+        step = self.steps.get(step_id) if step_id is not None else None
+        scope = loop_scope(self, step.parent, step.id) if step is not None else None
+        return self.loop_context(*scope) if scope is not None else self._context({}, None)
+
+    def loop_context(self, loop_id: str, iteration: int) -> dict[str, Any]:
+        """What an iteration of a loop sees (its body steps, outer ones; `until` too)."""
+        aliases: dict[str, str] = {}
+        scope: tuple[str, int] | None = (loop_id, iteration)
+        while scope is not None:  # innermost loop first: its body ids shadow the outer ones
+            outer_id, n = scope
+            for body_id in body_ids(self.steps[outer_id].spec):
+                aliases.setdefault(body_id, f"{outer_id}.{n}.{body_id}")
+            scope = loop_scope(self, self.steps[outer_id].parent, outer_id)
+        ids = body_ids(self.steps[loop_id].spec)
+        previous = {b: f"{loop_id}.{iteration - 1}.{b}" for b in ids} if iteration > 1 else {}
+        view = _StepsView(self.steps, self.loops, previous)
+        loop = {"iteration": iteration, "previous": {b: view[b] for b in previous}}
+        return self._context(aliases, loop)
+
+    def _context(self, aliases: dict[str, str], loop: dict[str, Any] | None) -> dict[str, Any]:
+        steps = _StepsView(self.steps, self.loops, aliases)
+        context = {"inputs": self.inputs, "steps": steps, "run": {"id": self.run_id}}
+        return context if loop is None else {**context, "loop": loop}
+
+
+def body_ids(spec: StepBase) -> list[str]:
+    """A loop step's body ids (none for other kinds)."""
+    return [s.id for s in spec.steps] if isinstance(spec, LoopStep) else []
+
+
+def loop_scope(state: RunState, parent: str | None, step_id: str) -> tuple[str, int] | None:
+    """(loop id, iteration) when `step_id` is a child `<loop>.<n>.<body id>` of a loop."""
+    if parent is None or parent not in state.loops:
+        return None
+    return parent, int(step_id[len(parent) + 1 :].split(".", 1)[0])
 
 
 class _StepsView(Mapping[str, Any]):
-    """`steps.<id>.output|status|error|attempts` for templates, built lazily per lookup."""
+    """`steps.<id>.output|status|error|attempts` for templates, built lazily per lookup; a loop
+    step adds `iterations` (one {body id: step} per iteration). `aliases` map a loop body's ids
+    to an iteration's children."""
 
-    __slots__ = ("_steps",)
+    __slots__ = ("_aliases", "_loops", "_steps")
 
-    def __init__(self, steps: dict[str, StepState]) -> None:
+    def __init__(
+        self, steps: dict[str, StepState], loops: dict[str, LoopState], aliases: dict[str, str]
+    ) -> None:
         self._steps = steps
+        self._loops = loops
+        self._aliases = aliases
 
     def __getitem__(self, key: str) -> dict[str, Any]:
-        s = self._steps[key]
-        return {
+        s = self._steps[self._aliases.get(key, key)]
+        view = {
             "output": s.output,
             "status": str(s.status),
             "error": s.error,
             "attempts": s.attempts,
         }
+        record = self._loops.get(s.id)
+        if record is not None:
+            plain = _StepsView(self._steps, self._loops, {})
+            view["iterations"] = [
+                {c[len(s.id) + 1 :].split(".", 1)[1]: plain[c] for c in children}
+                for children in record.iterations
+            ]
+        return view
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._steps)

@@ -16,6 +16,8 @@ FIELDS: dict[str, str] = {
     "independent branches finish. A step's own `on_failure` wins.",
     "Workflow.output_limit_bytes": "Outputs larger than this are stored truncated, with a marker.",
     "Workflow.budget": "Limits shared by the run's whole tree of plans.",
+    "Workflow.policy": "Approval rules and blocked agents, on top of the project's `[policy]`: "
+    "a workflow may only turn rules on and block more agents.",
     "InputSpec.type": "What the value must be; `--input` text is converted to it.",
     "InputSpec.default": "The value when none is given.",
     "InputSpec.required": "Whether a value must be given (default: when there is no `default`).",
@@ -81,6 +83,21 @@ FIELDS: dict[str, str] = {
     "AgentStep.max_turns": "At most this many model calls (tool rounds included).",
     "AgentStep.max_reasks": "How often a reply that does not match `output` is sent back.",
     "AgentStep.options": "Model call options merged over the agent's own.",
+    "AgentStep.history": "Earlier messages of a conversation, sent between the instructions "
+    "and the prompt, oldest first (`podium ask` fills it from the thread).",
+    "HistoryMessage.role": "Who said it: `user` or `assistant`.",
+    "HistoryMessage.content": "What was said.",
+    # the project configuration's [routing] and [threads] (podium.toml)
+    "RoutingConfig.rules": "`[[routing.rules]]`, tried in order; the first match names the agent.",
+    "RoutingConfig.router": "An agent that chooses among the catalog's agents when no rule "
+    "matches (one structured-output call; its answer must be one of their names).",
+    "RoutingConfig.default": "The agent when no rule matches and no router chose.",
+    "RoutingRule.pattern": "A regular expression searched in the message (any case).",
+    "RoutingRule.agent": "The agent a matching message goes to.",
+    "ThreadsConfig.on_busy": "New input while a run on its thread is live: `reject` it, "
+    "`queue` it behind the live run, or `interrupt` (cancel) the live run.",
+    "ThreadsConfig.history_messages": "At most this many earlier exchanges are sent, the newest.",
+    "ThreadsConfig.history_chars": "At most this many characters of them.",
     # plan
     "PlanStep.goal": "What the plan must achieve, a template.",
     "PlanStep.planner": "The supervisor agent that writes the plan.",
@@ -96,6 +113,15 @@ FIELDS: dict[str, str] = {
     "PlanStep.verifier": "An agent that checks the result and answers a verdict (child `verify`).",
     "PlanStep.patterns": "Lessons shown to the planner under 'Patterns that worked before'.",
     "PlanStep.context_limits": "What each child sees of its needs' outputs.",
+    "PlanStep.kinds": "The step kinds the planner may generate: `agent` (the default), `shell`, "
+    "`http`, `file`; the policy holds a planner's shell, file writes and non-GET http steps "
+    "for approval by default.",
+    # loop
+    "LoopStep.max_iterations": "Required: at most this many iterations (1 to 10,000).",
+    "LoopStep.until": "A condition evaluated after each iteration against it "
+    "(`steps.<body id>` is that iteration's step); when it holds the loop succeeds.",
+    "LoopStep.steps": "The body, repeated as children `<loop>.<n>.<body id>`: any kinds, "
+    "`needs` within the body; templates read `loop.iteration` and `loop.previous.<id>`.",
     # nested values
     "RetryPolicy.max_attempts": "Attempts in all, the first included.",
     "RetryPolicy.initial_delay_seconds": "The wait before the second attempt (a duration).",
@@ -108,7 +134,21 @@ FIELDS: dict[str, str] = {
     "Budget.depth": "Plan nesting (the root workflow's steps are at depth 0).",
     "Budget.wall_seconds": "Wall-clock time for the whole run (a duration).",
     "Budget.parallelism": "Steps running at once across the tree.",
+    "Budget.loop_iterations": "Loop iterations started anywhere in the tree.",
     "Quorum.quorum": "How many needs must succeed (at most the number of needs).",
+    "Policy.approve": "Rules that hold a step (or a tool call) for a person; unset rules take "
+    "their defaults.",
+    "Policy.block_agents": "Agents no step, plan or fallback may use (any case).",
+    "ApprovalRules.planned_shell": "A planner's shell steps (default on).",
+    "ApprovalRules.planned_file_writes": "A planner's file write and append steps (default on).",
+    "ApprovalRules.planned_http_writes": "A planner's http steps other than GET and HEAD "
+    "(default on).",
+    "ApprovalRules.planned_workflows": "A planner's `workflow` steps (default on).",
+    "ApprovalRules.destructive_tools": "Each call of a tool marked destructive (default on).",
+    "ApprovalRules.shell": "Every shell step, written or planned (default off).",
+    "ApprovalRules.file_writes": "Every file write and append step (default off).",
+    "ApprovalRules.http_writes": "Every http step other than GET and HEAD (default off).",
+    "ApprovalRules.workflows": "Every `workflow` step (default off).",
     "ContextLimits.max_chars_per_dependency": "Each need's output is cut to this many characters.",
     "ContextLimits.max_dependencies": "At most this many needs' outputs are shown.",
     "ContextLimits.max_total_chars": "All the outputs together are cut to this many characters.",

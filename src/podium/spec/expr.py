@@ -312,11 +312,12 @@ def _lookup(name: str, context: Mapping[str, object]) -> object:
 
 
 def _part(expr: Member | Index, value: object, key: object, strict: bool) -> object:
-    """`value.key` or `value[key]`: null when it is not there, an error when `strict`."""
+    """`value.key` or `value[key]` (a negative index counts from the end: `[-1]` is the last
+    item): null when it is not there, an error when `strict`."""
     if isinstance(value, Mapping) and isinstance(key, str) and key in value:
         return value[key]
-    index = key if isinstance(key, int) and not isinstance(key, bool) else -1
-    if isinstance(value, list | tuple) and 0 <= index < len(value):
+    index = key if isinstance(key, int) and not isinstance(key, bool) else None
+    if index is not None and isinstance(value, list | tuple) and -len(value) <= index < len(value):
         return value[index]
     if not strict:
         return None

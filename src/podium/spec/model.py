@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, ClassVar, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from podium.agents import AgentOptions
 from podium.spec.answers import answer_problem, schema_problem
+from podium.spec.policy import Policy
 
 STEP_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]{0,255}$"  # "." only in plan children's ids
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 MAX_STEPS = 10_000
+MAX_ITERATIONS = 10_000  # a loop step's max_iterations
 MODEL_EXAMPLES = "openai:gpt-4o-mini, anthropic:claude-3-5-haiku-latest or scripted:demo.yaml"
 _T = TypeVar("_T")
 DEFAULT_OUTPUT_LIMIT_BYTES = 1024 * 1024
@@ -88,7 +90,8 @@ class Budget(_Frozen):
 
     `steps` counts steps and spawns started anywhere in the tree; `depth` is plan/sub-workflow
     nesting (the root workflow's steps are at depth 0); `parallelism` caps steps running at once
-    across the tree; `wall_seconds` accepts durations such as `"30m"`.
+    across the tree; `wall_seconds` accepts durations such as `"30m"`; `loop_iterations`
+    counts loop iterations started anywhere in the tree.
     """
 
     tokens: int | None = Field(None, gt=0)
@@ -97,6 +100,7 @@ class Budget(_Frozen):
     depth: int | None = Field(None, gt=0)
     wall_seconds: float | None = Field(None, gt=0)
     parallelism: int | None = Field(None, gt=0)
+    loop_iterations: int | None = Field(None, gt=0)
 
     @field_validator("wall_seconds", mode="before")
     @classmethod
@@ -260,6 +264,13 @@ class ContextLimits(_Frozen):
     max_total_chars: int = Field(16_000, ge=100, le=4_000_000)
 
 
+class HistoryMessage(_Frozen):
+    """An earlier message of a thread's conversation (`podium ask`), sent before the prompt."""
+
+    role: Literal["user", "assistant"]
+    content: str
+
+
 class AgentStep(StepBase):
     """Asks a catalog agent: its instructions, this prompt and the dependencies' outputs go in;
     the agent may call its tools for up to `max_turns` model calls; its answer is the output.
@@ -277,6 +288,7 @@ class AgentStep(StepBase):
     context_limits: ContextLimits = Field(default_factory=ContextLimits)
     max_turns: int = Field(8, ge=1, le=100)
     max_reasks: int = Field(2, ge=0, le=10)
+    history: list[HistoryMessage] = Field(default_factory=list)
 
     @field_validator("model")
     @classmethod
@@ -289,6 +301,13 @@ class AgentStep(StepBase):
                 f"{MODEL_EXAMPLES}, or set `options.provider` to a configured provider"
             )
         return value
+
+
+# the kinds a planner may generate (a plan step's `kinds` chooses among them); a kind added here
+# needs its fields in spec/plan.py KIND_FIELDS
+PlanChildKind = Literal["agent", "shell", "http", "file"]
+PLAN_CHILD_KINDS: tuple[str, ...] = get_args(PlanChildKind)
+_AGENTS_ONLY: tuple[PlanChildKind, ...] = ("agent",)
 
 
 class PlanStep(StepBase):
@@ -311,6 +330,12 @@ class PlanStep(StepBase):
     verifier: str | None = None
     patterns: list[str] = Field(default_factory=list)
     context_limits: ContextLimits = Field(default_factory=ContextLimits)
+    kinds: list[PlanChildKind] = Field(default_factory=lambda: list(_AGENTS_ONLY), min_length=1)
+
+    @field_validator("kinds", mode="before")
+    @classmethod
+    def _kinds_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
 
 
 class Choice(_Frozen):
@@ -370,10 +395,56 @@ class WorkflowStep(StepBase):
         return _no_nul(value)
 
 
+class LoopStep(StepBase):
+    """Repeats its body (`steps`, any kinds, `needs` only within the body) as iterations of
+    children `<this id>.<n>.<body id>`, until `until` holds after an iteration or
+    `max_iterations` ran. A body step reads `loop.iteration` (1-based) and
+    `loop.previous.<body id>.output`; `steps.<body id>` is this iteration's step. The output is
+    the last iteration's outputs by body id; `steps.<this id>.iterations[n]` holds each one."""
+
+    default_idempotent: ClassVar[bool] = True
+    kind: Literal["loop"] = "loop"
+    max_iterations: int | None = Field(None, ge=1, le=MAX_ITERATIONS, validate_default=True)
+    until: str | None = None
+    steps: list[Step] = Field(min_length=1, max_length=MAX_STEPS)
+
+    @field_validator("max_iterations")
+    @classmethod
+    def _bounded(cls, value: int | None) -> int | None:
+        if value is None:
+            raise ValueError(
+                f"a loop needs a bound: set max_iterations (1 to {MAX_ITERATIONS:,}); `until` "
+                "alone could repeat forever"
+            )
+        return value
+
+    @field_validator("until")
+    @classmethod
+    def _condition(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("until must be a condition such as ${{ steps.check.output.ok }}")
+        return value
+
+    @property
+    def bound(self) -> int:
+        """`max_iterations`, which validation guarantees is set."""
+        assert self.max_iterations is not None
+        return self.max_iterations
+
+
 Step = Annotated[
-    ShellStep | PythonStep | FileStep | HttpStep | AgentStep | PlanStep | HumanStep | WorkflowStep,
+    ShellStep
+    | PythonStep
+    | FileStep
+    | HttpStep
+    | AgentStep
+    | PlanStep
+    | HumanStep
+    | WorkflowStep
+    | LoopStep,
     Field(discriminator="kind"),
 ]
+LoopStep.model_rebuild()
 STEP_TYPES: dict[str, type[StepBase]] = {
     "shell": ShellStep,
     "python": PythonStep,
@@ -383,8 +454,9 @@ STEP_TYPES: dict[str, type[StepBase]] = {
     "plan": PlanStep,
     "human": HumanStep,
     "workflow": WorkflowStep,
+    "loop": LoopStep,
 }
-PLANNED_KINDS = ("loop",)
+PLANNED_KINDS: tuple[str, ...] = ()
 
 InputType = Literal["string", "integer", "number", "boolean", "object", "array"]
 
@@ -412,6 +484,7 @@ class Workflow(_Frozen):
     on_failure: OnFailure = "fail_fast"
     output_limit_bytes: int = Field(DEFAULT_OUTPUT_LIMIT_BYTES, ge=1024, le=64 * 1024 * 1024)
     budget: Budget | None = None
+    policy: Policy | None = None  # stricter than the project's only (spec/policy.py)
 
     @field_validator("version", mode="before")
     @classmethod

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import difflib
+import functools
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import islice
 
 from podium.errors import Problem
 from podium.spec.expr import ExpressionError, references
-from podium.spec.model import Quorum, StepBase
+from podium.spec.loop import loop_reference_problem, until_problems
+from podium.spec.model import LoopStep, Quorum, StepBase
 from podium.spec.template import parse_condition, parse_template
 
 STEP_FIELDS = ("attempts", "error", "output", "status")
@@ -21,6 +23,15 @@ MAX_ID_HINTS = 25
 Ref = tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class _Outer:
+    """A loop body's surroundings: the ids outside it, and the check of a reference to one
+    (what the loop step itself may read)."""
+
+    ids: Mapping[str, list[int]]
+    check: Callable[[Ref], str | None]
+
+
 @dataclass
 class _Graph:
     """The steps that passed schema validation, every id in the document and the usable edges."""
@@ -28,10 +39,16 @@ class _Graph:
     steps: list[tuple[int, StepBase]]
     ids: Mapping[str, list[int]]
     inputs: set[str]
+    outer: _Outer | None = None
     edges: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
     _ancestors: dict[str, int | None] | None = field(default=None, init=False)
     _bits: dict[str, int] = field(default_factory=dict, init=False)
     _hints_left: int = field(default=MAX_ID_HINTS, init=False)
+
+    @functools.cached_property
+    def loop_ids(self) -> frozenset[str]:
+        """The loop steps among these steps (they have `iterations`)."""
+        return frozenset(s.id for _, s in self.steps if isinstance(s, LoopStep))
 
     def id_hint(self, name: str) -> str:
         """`did_you_mean` among the step ids, for the first MAX_ID_HINTS unknown ids only: each
@@ -53,10 +70,14 @@ class _Graph:
 
 
 def graph_problems(
-    steps: list[tuple[int, StepBase]], ids: Mapping[str, list[int]], inputs: set[str]
+    steps: list[tuple[int, StepBase]],
+    ids: Mapping[str, list[int]],
+    inputs: set[str],
+    outer: _Outer | None = None,
 ) -> list[Problem]:
-    """Problems between steps. `ids` maps each id to the indexes using it, valid steps or not."""
-    graph = _Graph(steps, ids, inputs)
+    """Problems between steps. `ids` maps each id to the indexes using it, valid steps or not;
+    `outer` is set for a loop's body (its paths are relative to the loop step's)."""
+    graph = _Graph(steps, ids, inputs, outer)
     problems = list(_duplicate_ids(ids))
     problems += [_dotted(index, step.id) for index, step in steps if "." in step.id]
     for index, step in steps:
@@ -65,12 +86,30 @@ def graph_problems(
     problems += _cycles(graph)
     for index, step in steps:
         problems += _template_problems(index, step, graph)
+        if isinstance(step, LoopStep):
+            problems += _body_problems(index, step, graph)
     return problems
+
+
+def _body_problems(index: int, step: LoopStep, graph: _Graph) -> list[Problem]:
+    """A loop body is a graph of its own: its ids, needs, cycles and templates, where an id
+    outside the body reads as the loop step would (upstream of it); then its `until`."""
+    ids: dict[str, list[int]] = {}
+    for position, body in enumerate(step.steps):
+        ids.setdefault(body.id, []).append(position)
+    outer = _Outer(graph.ids, lambda ref: _step_reference_problem(ref, step, graph))
+    where = f"steps[{index}]"
+    found = graph_problems(list(enumerate(step.steps)), ids, graph.inputs, outer)
+    problems = [Problem(f"{where}.{p.path}", p.message) for p in found]
+    loops = {s.id for s in step.steps if isinstance(s, LoopStep)}
+    return problems + until_problems(where, step, outer.check, loops)
 
 
 def _dotted(index: int, step_id: str) -> Problem:
     fixed = step_id.replace(".", "_")
-    message = f'"." in step ids is reserved for the children of plan steps; write {fixed!r}'
+    message = (
+        f'"." in step ids is reserved for the children of plan steps and loops; write {fixed!r}'
+    )
     return Problem(f"steps[{index}].id", message)
 
 
@@ -97,6 +136,12 @@ def _needs_problems(index: int, step: StepBase, graph: _Graph) -> Iterator[Probl
         where = f"steps[{index}].needs[{position}]"
         if need == step.id:
             yield Problem(where, f'step "{step.id}" needs itself; remove it')
+        elif need not in graph.ids and graph.outer is not None and need in graph.outer.ids:
+            message = (
+                f'"{need}" is outside this loop\'s body: body steps need only body steps; '
+                "add it to the loop step's needs instead"
+            )
+            yield Problem(where, message)
         elif need not in graph.ids:
             yield Problem(where, f'unknown step "{need}"{graph.id_hint(need)}')
         elif need in seen:
@@ -215,8 +260,11 @@ def _reference_problem(ref: Ref, step: StepBase, graph: _Graph) -> str | None:
         return f'template references input "{ref[1]}", which is not declared in inputs{hint}'
     if root == "steps":
         return _step_reference_problem(ref, step, graph)
+    if root == "loop":
+        return loop_reference_problem(ref, None if graph.outer is None else graph.ids)
     if root not in ROOTS:
-        return f'template uses unknown name "{root}"; expressions start with inputs, steps or run'
+        roots = "inputs, steps, loop or run" if graph.outer is not None else "inputs, steps or run"
+        return f'template uses unknown name "{root}"; expressions start with {roots}'
     return None
 
 
@@ -224,12 +272,15 @@ def _step_reference_problem(ref: Ref, step: StepBase, graph: _Graph) -> str | No
     if len(ref) == 1:
         return "template reads steps without naming one; write steps.<id>.output"
     target = ref[1]
+    if target not in graph.ids and graph.outer is not None:
+        return graph.outer.check(ref)  # outside this loop's body: upstream of the loop?
     if target not in graph.ids:
         return f'template references unknown step "{target}"{graph.id_hint(target)}'
     if target == step.id:
         return f'template references step "{target}" itself; a step cannot read its own result'
-    if len(ref) > 2 and ref[2] not in STEP_FIELDS:
-        hint = did_you_mean(ref[2], STEP_FIELDS) or f"; a step has {', '.join(STEP_FIELDS)}"
+    fields = (*STEP_FIELDS, "iterations") if _is_loop(graph, target) else STEP_FIELDS
+    if len(ref) > 2 and ref[2] not in fields:
+        hint = did_you_mean(ref[2], fields) or f"; a step has {', '.join(fields)}"
         return f"template references steps.{target}.{ref[2]}, which does not exist{hint}"
     if not graph.is_upstream(target, step.id):
         return (
@@ -237,6 +288,10 @@ def _step_reference_problem(ref: Ref, step: StepBase, graph: _Graph) -> str | No
             "add it to needs"
         )
     return None
+
+
+def _is_loop(graph: _Graph, step_id: str) -> bool:
+    return step_id in graph.loop_ids
 
 
 def _ancestors(graph: _Graph, bits: dict[str, int]) -> dict[str, int | None]:

@@ -24,6 +24,7 @@ from podium.spec.model import (
     STEP_TYPES,
     AgentStep,
     InputSpec,
+    LoopStep,
     Quorum,
     RetryPolicy,
     StepBase,
@@ -104,13 +105,18 @@ def validate_workflow(
     return workflow
 
 
-def agent_references(indexed: Iterable[tuple[int, StepBase]]) -> list[tuple[str, str]]:
-    """(agent name, path) for every agent step among (document index, step) pairs."""
-    return [
-        (step.agent, f"steps[{index}].agent")
-        for index, step in indexed
-        if isinstance(step, AgentStep)
-    ]
+def agent_references(
+    indexed: Iterable[tuple[int, StepBase]], prefix: str = ""
+) -> list[tuple[str, str]]:
+    """(agent name, path) for every agent step among (document index, step) pairs, loop
+    bodies included."""
+    found: list[tuple[str, str]] = []
+    for index, step in indexed:
+        if isinstance(step, AgentStep):
+            found.append((step.agent, f"{prefix}steps[{index}].agent"))
+        elif isinstance(step, LoopStep):
+            found += agent_references(enumerate(step.steps), f"{prefix}steps[{index}].")
+    return found
 
 
 def _step_order(problem: Problem) -> int:
@@ -125,16 +131,19 @@ def _step_order(problem: Problem) -> int:
 Indexed = list[tuple[int, StepBase]]
 
 
-def _check_steps(raw_steps: object, problems: list[Problem]) -> tuple[Indexed, Indexed]:
+def _check_steps(
+    raw_steps: object, problems: list[Problem], prefix: str = ""
+) -> tuple[Indexed, Indexed]:
     """The valid steps, and the readable ones: the valid steps and those whose problems are in
     fields they can do without, read without those fields, so that their needs, templates and
-    agents are checked too (one schema error does not hide the rest)."""
+    agents are checked too (one schema error does not hide the rest). `prefix` is a loop
+    body's path (`steps[3].`)."""
     if not isinstance(raw_steps, list):
         return [], []
     steps: Indexed = []
     readable: Indexed = []
     for index, raw in enumerate(raw_steps):
-        step, salvaged = _check_step(index, raw, problems)
+        step, salvaged = _check_step(index, raw, problems, prefix)
         if step is not None:
             steps.append((index, step))
         if (chosen := step if step is not None else salvaged) is not None:
@@ -143,22 +152,72 @@ def _check_steps(raw_steps: object, problems: list[Problem]) -> tuple[Indexed, I
 
 
 def _check_step(
-    index: int, raw: object, problems: list[Problem]
+    index: int, raw: object, problems: list[Problem], prefix: str = ""
 ) -> tuple[StepBase | None, StepBase | None]:
     """The valid step, or None and the step read without the fields that have problems."""
-    where = f"steps[{index}]"
+    where = f"{prefix}steps[{index}]"
     if not isinstance(raw, Mapping):
         problems.append(Problem(where, f"expected a mapping with id and kind, got {_type(raw)}"))
         return None, None
     step_type = _step_type(raw, where, problems)
     if step_type is None:
         return None, None
+    if step_type is LoopStep:
+        return _check_loop(raw, where, problems)
     try:
         return step_type.model_validate(raw), None
     except ValidationError as exc:
         found = _schema_problems(exc, raw, where, step_type)
         problems += found
         return None, _salvage(step_type, raw, found, where)
+
+
+def _check_loop(
+    raw: Mapping[str, Any], where: str, problems: list[Problem]
+) -> tuple[StepBase | None, StepBase | None]:
+    """A loop step: its body's steps are checked one by one like the workflow's (paths such
+    as `steps[3].steps[1].run`), then the loop's own fields around the readable body."""
+    found: list[Problem] = []
+    raw_body = raw.get("steps")
+    body, readable = _check_steps(raw_body, found, f"{where}.")
+    doc = {**raw}
+    # the body's graph is checked by position: only a body read whole lines up with the document
+    whole = isinstance(raw_body, list) and len(readable) == len(raw_body)
+    if whole and raw_body:
+        doc["steps"] = [step for _, step in (readable if found else body)]
+    if raw.get("max_iterations") is None:
+        bound = LoopStep.model_fields["max_iterations"].metadata
+        found.append(Problem(f"{where}.max_iterations", _unbounded(bound)))
+        doc["max_iterations"] = 1  # read the rest as if it were bounded
+    try:
+        step = LoopStep.model_validate(doc)
+    except ValidationError as exc:
+        mine = _schema_problems(exc, doc, where, LoopStep)
+        body_paths = f"{where}.steps"
+        problems += found + [p for p in mine if not (found and p.path.startswith(body_paths))]
+        return None, _salvage_loop(doc, mine, where) if whole else None
+    problems += found
+    return (None, step) if found else (step, None)
+
+
+def _salvage_loop(doc: dict[str, Any], found: list[Problem], where: str) -> StepBase | None:
+    """The loop read without its bad fields (a bad bound read as 1), to check its body."""
+    bad = {_top_field(problem.path, where) for problem in found}
+    if "" in bad or "steps" in bad:
+        return None
+    kept = {k: v for k, v in doc.items() if k not in bad}
+    try:
+        return LoopStep.model_validate({**kept, "max_iterations": kept.get("max_iterations", 1)})
+    except ValidationError:
+        return None
+
+
+def _unbounded(metadata: list[Any]) -> str:
+    top = next((m.le for m in metadata if getattr(m, "le", None) is not None), None)
+    return (
+        f"a loop needs a bound: set max_iterations (1 to {top:,}); without one it could repeat "
+        "forever"
+    )
 
 
 def _salvage(

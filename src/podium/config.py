@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from podium.agents import AgentOptions
 from podium.errors import Problem, SpecError, UsageError
+from podium.spec.routing import RoutingConfig, RoutingRule, ThreadsConfig
 
 CONFIG_ENV = "PODIUM_CONFIG"
 PROJECT_FILE = "podium.toml"
@@ -127,6 +128,8 @@ class ProjectConfig(_Strict):
     agents: Path | None = None
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     mcp_servers: dict[str, McpServer] = Field(default_factory=dict, alias="mcpServers")
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    threads: ThreadsConfig = Field(default_factory=ThreadsConfig)
 
     def provider(self, name: str) -> ProviderConfig | None:
         return self.providers.get(name)
@@ -148,6 +151,9 @@ class ProjectConfig(_Strict):
                 for n, s in self.mcp_servers.items()
             },
         }
+        for key, table in (("routing", self.routing), ("threads", self.threads)):
+            if table != type(table)():  # absent tables leave older digests as they were
+                document[key] = table.model_dump(mode="json")
         text = json.dumps(document, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 
@@ -354,7 +360,10 @@ _OTHER_CLIENTS: dict[str, dict[str, str]] = {
     },
 }
 _KEYS = {
-    "top": sorted({"model", "agents", "providers", "mcpServers"}),
+    "top": sorted({"model", "agents", "providers", "mcpServers", "routing", "threads"}),
+    "routing": sorted(RoutingConfig.model_fields),
+    "rule": sorted(RoutingRule.model_fields),
+    "threads": sorted(ThreadsConfig.model_fields),
     "provider": sorted(set(ProviderConfig.model_fields)),
     "options": sorted(set(AgentOptions.model_fields) - {"provider", "tool_choice"}),
     "server": sorted(set(McpServer.model_fields) - {"source"}),
@@ -390,6 +399,8 @@ def _message(error: Any, loc: list[str], kind: str | None) -> str:
 
 
 def _scope(loc: list[str]) -> str:
+    if loc[0] in ("routing", "threads"):
+        return "rule" if loc[1:2] == ["rules"] and len(loc) > 3 else loc[0]
     if loc[0] == "providers" and len(loc) == 3:
         return "provider"
     return "options" if loc[0] == "providers" and len(loc) > 3 else "top"

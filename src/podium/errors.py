@@ -157,6 +157,19 @@ class RunExistsError(RunError):
         )
 
 
+class ThreadBusyError(RunError):
+    """New input on a thread while a run on it is live (pending, running or waiting), and the
+    thread's `on_busy` is `reject`: nothing was created."""
+
+    def __init__(self, thread: str, run_id: str) -> None:
+        self.thread = thread
+        super().__init__(
+            f"thread {thread} is busy: its run {run_id} is still live; wait for it to end, or "
+            "ask again with --on-busy queue (start after it) or --on-busy interrupt (cancel it)",
+            run_id=run_id,
+        )
+
+
 class StepNotFoundError(RunError):
     def __init__(self, run_id: str, step_id: str, known: Sequence[str]) -> None:
         shown = ", ".join(sorted(known)[:20]) or "none"

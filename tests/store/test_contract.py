@@ -13,6 +13,7 @@ from podium.core.events import (
     Event,
     RunCancelRequested,
     RunCompleted,
+    RunCreated,
     RunResumed,
     StepCancelled,
     StepFailed,
@@ -27,6 +28,7 @@ from podium.errors import (
     LeaseHeldError,
     RunExistsError,
     RunNotFoundError,
+    ThreadBusyError,
 )
 from podium.store.base import EventStore, current_owner
 
@@ -379,3 +381,69 @@ async def test_a_refused_append_consumes_no_signal(store: EventStore) -> None:
         await store.append("run_a", [], expected_seq=1, epoch=0, consumed_signals=[signal])
 
     assert [s.id for s in await store.pending_signals("run_a")] == [signal]
+
+
+# -- threads ------------------------------------------------------------------------------------
+
+
+def on_thread(run_id: str, thread: str, seconds: float = 0) -> RunCreated:
+    return created(run_id, later(seconds)).model_copy(update={"thread": thread, "message": "hi"})
+
+
+async def test_a_threads_runs_are_listed_by_the_thread_filter(store: EventStore) -> None:
+    await store.create_run(on_thread("run_1", "t1", 1), workflow_name="thread")
+    await store.create_run(on_thread("run_2", "t2", 2), workflow_name="thread")
+    await store.create_run(on_thread("run_3", "t1", 3), workflow_name="thread")
+    await store.create_run(created("run_4", later(4)), workflow_name="wf")
+
+    runs = await store.list_runs(thread="t1")
+    assert [(r.run_id, r.thread) for r in runs] == [("run_3", "t1"), ("run_1", "t1")]
+    assert (await store.get_run("run_4")).thread is None
+    assert [r.run_id for r in await store.list_runs(thread="t1", limit=1)] == ["run_3"]
+    assert [r.run_id for r in await store.list_runs(thread="t1", after="run_3")] == ["run_1"]
+    assert await store.list_runs(thread="t1", statuses=["running"]) == []
+    assert await store.list_runs(thread="nope") == []
+
+    listed = await store.list_threads()
+    assert [(t.thread, t.runs, t.last_run.run_id) for t in listed] == [
+        ("t1", 2, "run_3"),
+        ("t2", 1, "run_2"),
+    ]
+    assert [t.thread for t in await store.list_threads(limit=1)] == ["t1"]
+
+
+async def test_an_exclusive_create_is_refused_while_a_run_on_its_thread_is_live(
+    store: EventStore,
+) -> None:
+    await store.create_run(on_thread("run_1", "t1"), workflow_name="thread")
+    await store.create_run(on_thread("run_x", "t2", 1), workflow_name="thread", exclusive=True)
+
+    with pytest.raises(ThreadBusyError) as refused:
+        await store.create_run(on_thread("run_2", "t1", 1), workflow_name="thread", exclusive=True)
+    assert refused.value.run_id == "run_1"
+    assert "thread t1 is busy" in str(refused.value)
+    with pytest.raises(RunNotFoundError):
+        await store.get_run("run_2")
+
+    await store.create_run(on_thread("run_3", "t1", 2), workflow_name="thread")  # queued: allowed
+    finished = RunCompleted(at=later(3), outcome="succeeded")
+    for run_id in ("run_1", "run_3"):
+        await store.append(run_id, [finished], expected_seq=1, epoch=0, status="succeeded")
+    await store.create_run(on_thread("run_4", "t1", 4), workflow_name="thread", exclusive=True)
+    assert [r.run_id for r in await store.list_runs(thread="t1")] == ["run_4", "run_3", "run_1"]
+
+
+async def test_concurrent_exclusive_creates_on_one_thread_start_exactly_one(
+    backend: Backend,
+) -> None:
+    other = await backend.other()
+    stores = [backend.store, other] * 4
+    attempts = [
+        store.create_run(on_thread(f"run_{i}", "t1", i), workflow_name="thread", exclusive=True)
+        for i, store in enumerate(stores)
+    ]
+    results = await asyncio.gather(*attempts, return_exceptions=True)
+
+    refused = [r for r in results if isinstance(r, ThreadBusyError)]
+    assert len(refused) == len(stores) - 1, results
+    assert len(await backend.store.list_runs(thread="t1")) == 1

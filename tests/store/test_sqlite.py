@@ -65,7 +65,11 @@ async def test_the_file_is_sound_and_in_wal_mode(db_path: Path) -> None:
     with sqlite3.connect(db_path) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        assert conn.execute("SELECT version FROM schema_migrations").fetchall() == [(1,), (2,)]
+        assert conn.execute("SELECT version FROM schema_migrations").fetchall() == [
+            (1,),
+            (2,),
+            (3,),
+        ]
     conn.close()
 
 
@@ -103,7 +107,7 @@ async def test_a_database_from_a_newer_podium_is_refused(db_path: Path) -> None:
         conn.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (99, 0)")
     conn.close()
 
-    await _assert_refused(db_path, r"newer Podium \(schema 99, this one knows 2\); upgrade podium")
+    await _assert_refused(db_path, r"newer Podium \(schema 99, this one knows 3\); upgrade podium")
 
 
 async def _assert_refused(path: Path, match: str) -> None:

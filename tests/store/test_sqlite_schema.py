@@ -71,10 +71,10 @@ async def test_a_version_1_file_is_upgraded_in_place(tmp_path: Path) -> None:
         await store.close()
 
     conn = sqlite3.connect(path)
-    assert conn.execute("SELECT version FROM schema_migrations").fetchall() == [(1,), (2,)]
+    assert conn.execute("SELECT version FROM schema_migrations").fetchall() == [(1,), (2,), (3,)]
     assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     indexes = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
-    assert {"runs_by_wake", "runs_by_workflow", "signals_pending"} <= indexes
+    assert {"runs_by_wake", "runs_by_workflow", "signals_pending", "runs_by_thread"} <= indexes
     conn.close()
 
 

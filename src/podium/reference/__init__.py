@@ -28,6 +28,7 @@ from podium.spec.model import (
     STEP_TYPES,
     Budget,
     ContextLimits,
+    HistoryMessage,
     InputSpec,
     Quorum,
     RetryPolicy,
@@ -35,6 +36,7 @@ from podium.spec.model import (
     Workflow,
 )
 from podium.spec.plan import CHILD_ID, PLAN_SCHEMA, RESERVED, VERDICT_SCHEMA
+from podium.spec.routing import RoutingConfig, RoutingRule, ThreadsConfig
 from podium.tools import builtin
 from podium.tools.base import Tool
 
@@ -47,7 +49,11 @@ NESTED: tuple[type[BaseModel], ...] = (
     ContextLimits,
     AgentOptions,
 )
+    HistoryMessage,
 CONSTRAINTS = {
+    RoutingConfig,
+    RoutingRule,
+    ThreadsConfig,
     "gt": "> {}",
     "ge": "≥ {}",
     "lt": "< {}",

@@ -29,7 +29,7 @@ from podium.core.fold import new_state
 from podium.core.state import RunState
 from podium.errors import LeaseHeldError, UsageError
 from podium.ids import RunId
-from podium.runtime import approvals
+from podium.runtime import approvals, threads
 from podium.runtime.bus import EventBus
 from podium.runtime.children import ChildRuns
 from podium.runtime.execution import ExecutionBackend, InProcessBackend
@@ -349,6 +349,15 @@ class Engine:
 
     feedback = record_feedback  # rate a finished step up or down: see runtime/feedback.py
 
+    async def ask(self, message: str, **how: Any) -> threads.Asked:
+        """Start a run answering `message` on a thread (`thread=`, `new_thread=`, `agent=`,
+        `model=`, `on_busy=`, `run_id=`, `workspace=`: see runtime/threads.py)."""
+        return await threads.ask(self, message, **how)
+
+    async def threads(self, *, limit: int = 100) -> list[threads.ThreadSummary]:
+        """Threads, the most recently asked first (see runtime/threads.py)."""
+        return await threads.threads(self.store, limit=limit)
+
     async def _signal(self, run_id: str, kind: SignalKind, payload: dict[str, Any]) -> bool:
         """Post a checked signal, then wake the local driver, or drive the run here if nobody
         does; False if another process drives it (or will: a control engine never drives)."""
@@ -418,6 +427,7 @@ class Engine:
         run_id = driver.state.run_id
         try:
             with telemetry.run_span(run_id, driver.state.workflow.name):
+                await threads.wait_turn(self.store, driver, self._policy)  # a queued thread run
                 return await driver.drive(resumed=resumed, slot=self._run_slots)
         finally:
             self._drivers.pop(run_id, None)

@@ -308,4 +308,5 @@ def _opening(
         prompt += "\n\nAnswer with JSON only" + (
             f", matching this JSON Schema:\n{json.dumps(schema, sort_keys=True)}" if schema else "."
         )
-    return [Message("system", system), Message("user", prompt)]
+    earlier = [Message(said.role, said.content) for said in step.history]
+    return [Message("system", system), *earlier, Message("user", prompt)]

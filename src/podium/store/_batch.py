@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from podium.core.events import Event, encode
-from podium.errors import ConcurrencyError, RunExistsError, RunNotFoundError
+from podium.errors import ConcurrencyError, RunExistsError, RunNotFoundError, ThreadBusyError
 from podium.store._sql import (
     CONSUME_SIGNAL,
     INSERT_EVENT,
@@ -29,6 +29,8 @@ class CreateRun:
     rows: list[EventRow]  # run.created, then what must be committed with it
     owner: str | None = None
     lease_expires_at: float | None = None
+    thread: str | None = None
+    exclusive: bool = False  # refused if another run on `thread` is live
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +56,8 @@ class WritePlan:
     """Per request its new last seq or the error refusing it; the rows to write, in order."""
 
     outcomes: list[Outcome] = field(default_factory=list)
-    runs: list[tuple[str, str, float, float, int, int, str | None, float | None]] = field(
-        default_factory=list
+    runs: list[tuple[str, str, float, float, int, int, str | None, float | None, str | None]] = (
+        field(default_factory=list)
     )
     events: list[EventRow] = field(default_factory=list)
     updates: list[tuple[int, float | None, str | None, float | None, str]] = field(
@@ -74,38 +76,54 @@ class WritePlan:
 
 
 def plan_writes(
-    requests: Sequence[WriteRequest], positions: dict[str, tuple[int, int] | None], now: float
+    requests: Sequence[WriteRequest],
+    positions: dict[str, tuple[int, int] | None],
+    now: float,
+    live_threads: dict[str, str | None] | None = None,
 ) -> WritePlan:
-    """Check each request against `positions` ((last_seq, epoch) per run id, None if absent).
+    """Check each request against `positions` ((last_seq, epoch) per run id, None if absent)
+    and, for an exclusive create, `live_threads` (the live run on each of their threads, None
+    if there is none).
 
-    Accepted requests advance the positions, so later requests in the batch see them; a refused
-    request gets its error as its outcome and writes nothing.
+    Accepted requests advance the positions (and a created run makes its thread live), so later
+    requests in the batch see them; a refused request gets its error as its outcome and writes
+    nothing.
     """
     plan = WritePlan()
+    live = live_threads if live_threads is not None else {}
     for request in requests:
         outcome: Outcome
         try:
             if isinstance(request, CreateRun):
-                outcome = _plan_create(plan, request, positions)
+                outcome = _plan_create(plan, request, positions, live)
             else:
                 outcome = _plan_append(plan, request, positions, now)
-        except (RunExistsError, RunNotFoundError, ConcurrencyError) as refused:
+        except (RunExistsError, RunNotFoundError, ConcurrencyError, ThreadBusyError) as refused:
             outcome = refused
         plan.outcomes.append(outcome)
     return plan
 
 
 def _plan_create(
-    plan: WritePlan, request: CreateRun, positions: dict[str, tuple[int, int] | None]
+    plan: WritePlan,
+    request: CreateRun,
+    positions: dict[str, tuple[int, int] | None],
+    live: dict[str, str | None],
 ) -> int:
     if positions.get(request.run_id) is not None:
         raise RunExistsError(request.run_id)
+    if request.thread is not None:
+        busy = live.get(request.thread)
+        if request.exclusive and busy is not None:
+            raise ThreadBusyError(request.thread, busy)
+        if busy is None:  # a later exclusive create in this batch sees this run live
+            live[request.thread] = request.run_id
     epoch = 0 if request.owner is None else 1
     last_seq = len(request.rows)
     positions[request.run_id] = (last_seq, epoch)
     created_at, updated_at = request.rows[0][3], request.rows[-1][3]
     row = (request.run_id, request.workflow_name, created_at, updated_at, last_seq, epoch)
-    plan.runs.append((*row, request.owner, request.lease_expires_at))
+    plan.runs.append((*row, request.owner, request.lease_expires_at, request.thread))
     plan.events.extend(request.rows)
     return last_seq
 

@@ -33,11 +33,24 @@ RECORD_MIGRATION = "INSERT INTO schema_migrations (version, applied_at) VALUES (
 
 RUN_COLUMNS = (
     "run_id, workflow_name, status, created_at, updated_at, last_seq, owner, epoch, wake_at,"
-    " lease_expires_at"
+    " lease_expires_at, thread"
 )
 INSERT_RUN = (
     "INSERT INTO runs (run_id, workflow_name, status, created_at, updated_at, last_seq, epoch,"
-    " owner, lease_expires_at) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?)"
+    " owner, lease_expires_at, thread) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?)"
+)
+# The oldest live run on a thread (create_run(exclusive=True) refuses when there is one).
+LIVE_ON_THREAD = (
+    "SELECT run_id FROM runs WHERE thread = ? AND status IN ('pending', 'running', 'waiting')"
+    " ORDER BY created_at, run_id LIMIT 1"
+)
+# Threads by their newest run: the partial index runs_by_thread holds only threaded runs.
+LIST_THREADS = (
+    "SELECT thread, COUNT(*), MAX(created_at) AS newest FROM runs WHERE thread IS NOT NULL"
+    " GROUP BY thread ORDER BY newest DESC, thread DESC LIMIT ?"
+)
+NEWEST_ON_THREAD = (
+    f"SELECT {RUN_COLUMNS} FROM runs WHERE thread = ? ORDER BY created_at DESC, run_id DESC LIMIT 1"
 )
 RUN_EXISTS = "SELECT 1 FROM runs WHERE run_id = ?"
 RUN_POSITION = "SELECT last_seq, epoch FROM runs WHERE run_id = ?"
@@ -155,10 +168,14 @@ def list_runs_query(
     workflow_name: str | None,
     cursor: tuple[float, str] | None,
     limit: int,
+    thread: str | None = None,
 ) -> tuple[str, tuple[Any, ...]]:
     """The page query and its parameters; `cursor` is the (created_at, run_id) to continue after."""
     where: list[str] = []
     params: list[Any] = []
+    if thread is not None:
+        where.append("thread = ?")
+        params.append(thread)
     if statuses is not None:
         where.append(f"status IN ({', '.join('?' * len(statuses))})")
         params += statuses
@@ -250,6 +267,7 @@ def run_record(row: tuple[Any, ...]) -> RunRecord:
         epoch=epoch,
         wake_at=maybe_instant(row[8]),
         lease_expires_at=maybe_instant(row[9]),
+        thread=row[10],
     )
 
 

@@ -39,6 +39,17 @@ class RunRecord:
     wake_at: datetime | None = None
     """The run's next timer (a parked retry's backoff, a budget's deadline), set by its driver."""
     lease_expires_at: datetime | None = None
+    thread: str | None = None
+    """The thread the run answers on (`run.created`'s `thread`), None for other runs."""
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadRecord:
+    """A thread's listing row: how many runs it has and its newest run."""
+
+    thread: str
+    runs: int
+    last_run: RunRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,10 +104,15 @@ class EventStore(Protocol):
         lease_owner: str | None = None,
         ttl_seconds: float = 0.0,
         then: Sequence[Event] = (),
+        exclusive: bool = False,
     ) -> Lease | None:
         """Store a new run whose first event (seq 1) is `created`, followed in the same commit
         by `then` (seq 2, 3, …: a run that must never be seen without them, such as a fork's
-        `run.forked`). RunExistsError if taken.
+        `run.forked`). RunExistsError if taken. The run's listed `thread` is `created.thread`.
+
+        With `exclusive` (a thread's run), the run is created only if no other run on its
+        thread is live (pending, running or waiting), checked in the same transaction:
+        ThreadBusyError naming the live run otherwise, and nothing is written.
 
         With `lease_owner`, the run is created already leased to that owner (epoch 1, expiring
         `ttl_seconds` from now on the store's clock) and the lease is returned: no claimer can
@@ -137,12 +153,19 @@ class EventStore(Protocol):
         workflow_name: str | None = None,
         limit: int = 100,
         after: str | None = None,
+        thread: str | None = None,
     ) -> list[RunRecord]:
-        """Newest first (created_at, then run_id, descending); the filters combine.
+        """Newest first (created_at, then run_id, descending); the filters combine. `thread`
+        keeps the runs of that thread only, from an index (no run's log is read).
 
         `after` is the run_id of the last record of the previous page: the page continues
         strictly after it (RunNotFoundError if there is no such run).
         """
+        ...
+
+    async def list_threads(self, *, limit: int = 100) -> list[ThreadRecord]:
+        """Threads, the one with the newest run first (then by thread id, descending), each
+        with its run count and newest run, read from the runs' index, never from their logs."""
         ...
 
     async def now(self) -> datetime:

@@ -11,7 +11,13 @@ from typing import Any
 
 from podium.clock import Clock, SystemClock
 from podium.core.events import Event, RunCreated, decode_many, encode
-from podium.errors import ConcurrencyError, LeaseHeldError, RunExistsError, RunNotFoundError
+from podium.errors import (
+    ConcurrencyError,
+    LeaseHeldError,
+    RunExistsError,
+    RunNotFoundError,
+    ThreadBusyError,
+)
 from podium.store._changes import ChangeSignal, events_or_wait
 from podium.store._sql import (
     check_prunable,
@@ -30,7 +36,10 @@ from podium.store.base import (
     Signal,
     SignalKind,
     StoredEvent,
+    ThreadRecord,
 )
+
+_LIVE = ("pending", "running", "waiting")
 
 
 @dataclass(slots=True)
@@ -66,9 +75,14 @@ class MemoryEventStore:
         lease_owner: str | None = None,
         ttl_seconds: float = 0.0,
         then: Sequence[Event] = (),
+        exclusive: bool = False,
     ) -> Lease | None:
         if created.run_id in self._runs:
             raise RunExistsError(created.run_id)
+        if exclusive and created.thread is not None:
+            live = self._page(_LIVE, None, 1_000_000, None, created.thread)
+            if live:
+                raise ThreadBusyError(created.thread, live[-1].run_id)
         expires_at = self._clock.now() + timedelta(seconds=ttl_seconds)
         leased = lease_owner is not None
         record = RunRecord(
@@ -81,6 +95,7 @@ class MemoryEventStore:
             owner=lease_owner,
             epoch=1 if leased else 0,
             lease_expires_at=expires_at if leased else None,
+            thread=created.thread,
         )
         rows: list[tuple[str, bytes | str]] = [(e.kind, encode(e)) for e in (created, *then)]
         self._runs[created.run_id] = _Run(record, rows)
@@ -132,8 +147,18 @@ class MemoryEventStore:
         workflow_name: str | None = None,
         limit: int = 100,
         after: str | None = None,
+        thread: str | None = None,
     ) -> list[RunRecord]:
-        return self._page(statuses, workflow_name, limit, after)
+        return self._page(statuses, workflow_name, limit, after, thread)
+
+    async def list_threads(self, *, limit: int = 100) -> list[ThreadRecord]:
+        threads: dict[str, list[RunRecord]] = {}
+        for record in self._page(None, None, len(self._runs), None):  # newest first
+            if record.thread is not None:
+                threads.setdefault(record.thread, []).append(record)
+        found = [ThreadRecord(t, len(runs), runs[0]) for t, runs in threads.items()]
+        found.sort(key=lambda t: (t.last_run.created_at, t.thread), reverse=True)
+        return found[: max(limit, 0)]
 
     def _page(
         self,
@@ -141,6 +166,7 @@ class MemoryEventStore:
         workflow_name: str | None,
         limit: int,
         after: str | None,
+        thread: str | None = None,
     ) -> list[RunRecord]:
         records = sorted(
             (r.record for r in self._runs.values()),
@@ -154,6 +180,8 @@ class MemoryEventStore:
             records = [r for r in records if r.status in statuses]
         if workflow_name is not None:
             records = [r for r in records if r.workflow_name == workflow_name]
+        if thread is not None:
+            records = [r for r in records if r.thread == thread]
         return records[: max(limit, 0)]
 
     async def wait_for_events(

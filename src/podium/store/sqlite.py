@@ -30,6 +30,7 @@ from podium.store.base import (
     Signal,
     SignalKind,
     StoredEvent,
+    ThreadRecord,
     local_owner_prefix,
 )
 
@@ -119,12 +120,15 @@ class SQLiteEventStore:
         lease_owner: str | None = None,
         ttl_seconds: float = 0.0,
         then: Sequence[Event] = (),
+        exclusive: bool = False,
     ) -> Lease | None:
         events = enumerate((created, *then), 1)
         rows = [batch.event_row(created.run_id, seq, e) for seq, e in events]
         expires_at = datetime.now(UTC) + timedelta(seconds=ttl_seconds)
         expires = expires_at.timestamp() if lease_owner is not None else None
-        request = batch.CreateRun(created.run_id, workflow_name, rows, lease_owner, expires)
+        request = batch.CreateRun(
+            created.run_id, workflow_name, rows, lease_owner, expires, created.thread, exclusive
+        )
         await self._submit(request, self._db.budget.seconds)
         if lease_owner is None:
             return None
@@ -180,11 +184,17 @@ class SQLiteEventStore:
 
     def _write_batch(self, requests: list[batch.WriteRequest]) -> list[batch.Outcome]:
         positions = {run_id: self._position(run_id) for run_id in {r.run_id for r in requests}}
-        plan = batch.plan_writes(requests, positions, datetime.now(UTC).timestamp())
+        threads = {r.thread for r in requests if isinstance(r, batch.CreateRun) and r.thread}
+        live = {thread: self._live_on(thread) for thread in threads}
+        plan = batch.plan_writes(requests, positions, datetime.now(UTC).timestamp(), live)
         for statement, rows in plan.writes:
             if rows:
                 self._conn.executemany(statement, rows)
         return plan.outcomes
+
+    def _live_on(self, thread: str) -> str | None:
+        row = self._conn.execute(sql.LIVE_ON_THREAD, (thread,)).fetchone()
+        return row[0] if row else None
 
     def _position(self, run_id: str) -> tuple[int, int] | None:
         row = self._conn.execute(sql.RUN_POSITION, (run_id,)).fetchone()
@@ -218,13 +228,30 @@ class SQLiteEventStore:
         workflow_name: str | None = None,
         limit: int = 100,
         after: str | None = None,
+        thread: str | None = None,
     ) -> list[RunRecord]:
         wanted = list(statuses) if statuses is not None else None
-        rows = await self._db.read(self._page, wanted, workflow_name, limit, after)
+        rows = await self._db.read(self._page, wanted, workflow_name, limit, after, thread)
         return [sql.run_record(row) for row in rows]
 
+    async def list_threads(self, *, limit: int = 100) -> list[ThreadRecord]:
+        return await self._db.read(self._threads, limit)
+
+    def _threads(self, limit: int) -> list[ThreadRecord]:
+        found = []
+        for thread, runs, _ in self._db.fetch_all(sql.LIST_THREADS, (max(limit, 0),)):
+            newest = self._db.fetch_one(sql.NEWEST_ON_THREAD, (thread,))
+            if newest is not None:  # None: pruned between the two reads
+                found.append(ThreadRecord(thread, runs, sql.run_record(newest)))
+        return found
+
     def _page(
-        self, statuses: list[str] | None, workflow_name: str | None, limit: int, after: str | None
+        self,
+        statuses: list[str] | None,
+        workflow_name: str | None,
+        limit: int,
+        after: str | None,
+        thread: str | None = None,
     ) -> list[tuple[Any, ...]]:
         cursor = None
         if after is not None:
@@ -234,7 +261,8 @@ class SQLiteEventStore:
         if statuses == [] or limit <= 0:
             return []
         at = cast(tuple[float, str] | None, cursor)
-        return self._db.fetch_all(*sql.list_runs_query(statuses, workflow_name, at, limit))
+        query = sql.list_runs_query(statuses, workflow_name, at, limit, thread)
+        return self._db.fetch_all(*query)
 
     async def wait_for_events(
         self, run_id: str, *, after_seq: int, timeout_seconds: float

@@ -28,7 +28,8 @@ and `reject` print with --json when they finish)::
 
 approval (also `podium approvals --json`, with "run_id")::
 
-    {"step_id": str, "subject": "step" | "plan", "since": ISO, "version": int | null,
+    {"step_id": str, "subject": "step" | "plan" | "answer" | "tool", "since": ISO,
+     "version": int | null,   # a tool's input: {tool, arguments, call_id, server, schema}
      "input": {field: rendered value} | {"plan": plan}}   # what the person is asked
 
 step::
@@ -49,6 +50,7 @@ step detail (`podium show RUN STEP --json`): the step document, and from the run
      "tries": [{"attempt": int, "generation": int, "started_at": ISO, "finished_at": ISO | null,
                 "duration_seconds": float | null, "outcome": TRY_OUTCOME,
                 "error": str | null, "error_type": str | null, "retry_at": ISO | null}],
+     "approval": approval | null,              # what it waits on a person for, if it does
      "model_calls": [{"at": ISO, "attempt": int, "turn": int | null, "model": str,
                       "agent": str | null, "input_tokens": int, "output_tokens": int,
                       "cost_usd": float, "latency_seconds": float, "finish_reason": str | null,
@@ -60,8 +62,10 @@ step detail (`podium show RUN STEP --json`): the step document, and from the run
      "progress": [{"at": ISO, "message": str, "fraction": float | null}],
      "feedback": [{"rating": "up" | "down", "comment": str | null, "who": str, "at": ISO}]}
 
-TRY_OUTCOME is running | succeeded | planned (a plan step's plan was made) | retrying (failed,
-tried again) | failed | cancelled | interrupted | requeued (its process stopped; it ran again).
+TRY_OUTCOME is running | succeeded | planned (a plan step's plan was made) | held (an agent's
+tool call waits for a person; the same attempt goes on as a new try once it is decided) |
+retrying (failed, tried again) | failed | cancelled | interrupted | requeued (its process
+stopped; it ran again).
 
 log entry (one line of `podium logs RUN --json`)::
 
@@ -265,6 +269,7 @@ def step_detail_document(
             (e.message or None for e in reversed(mine) if isinstance(e, ev.StepSkipped)), None
         ),
         "tries": _tries(mine, step_id),
+        "approval": held_for(state, step_id),
         "model_calls": _model_calls(mine),
         "tool_calls": _tool_calls(mine),
         "progress": [
@@ -273,6 +278,22 @@ def step_detail_document(
             if isinstance(e, ev.StepProgress)
         ],
         "feedback": feedback_entries(state.feedback.get(step_id, [])),
+    }
+
+
+def held_for(state: RunState, step_id: str) -> dict[str, Any] | None:
+    """What the step waits on a person for (see `approval` above), or None: for an agent's held
+    tool call, `input` is `{tool, arguments, call_id, server, schema}`."""
+    found = next((a for a in pending(state) if a.step_id == step_id), None)
+    if found is None or state.outcome is not None:
+        return None
+    return {
+        "step_id": found.step_id,
+        "subject": found.subject,
+        "since": iso(found.since),
+        "version": found.version,
+        "input": found.input,
+        "reason": found.reason,
     }
 
 
@@ -344,6 +365,8 @@ def _try(e: ev.StepStarted) -> dict[str, Any]:
 
 
 def _ending(e: ev.Event, step_id: str) -> str | None:
+    if isinstance(e, ev.ApprovalRequested) and e.subject == "tool":
+        return "held"  # a tool call waits for a person; the same attempt goes on when decided
     if isinstance(e, ev.RunResumed):
         return "interrupted" if step_id in e.interrupted else "requeued"
     return _ENDINGS.get(type(e))

@@ -21,6 +21,7 @@ from podium.cli._session import (
 )
 from podium.cli.render import clock_time, shorten
 from podium.cli.runref import HELP, RunRef, resolve_run, resolved
+from podium.core.tool_approvals import held_call
 from podium.runtime.approvals import Waiting, parsed_answer
 
 ASKS_CHARS = 120
@@ -105,6 +106,8 @@ def asks(w: Waiting) -> str:
         summary = plan.get("summary", "") if isinstance(plan, dict) else ""
         text = f"plan v{w.version}: {count} step{'s' if count != 1 else ''} {summary}".strip()
         return shorten(text, ASKS_CHARS)
+    if w.subject == "tool":  # an agent's call held before it is made
+        return held_call(w.input)
     shown = {k: v for k, v in w.input.items() if k != "kind"}
     kind = w.input.get("kind", "step")
     return shorten(f"{kind} {json.dumps(shown, ensure_ascii=False)}", ASKS_CHARS)

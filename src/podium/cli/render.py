@@ -16,6 +16,7 @@ from rich.text import Text
 
 from podium.core.events import StepFeedback
 from podium.core.state import RunState, StepState, StepStatus
+from podium.core.tool_approvals import held_call
 from podium.pictures import duration_text
 from podium.store.base import RunRecord, StoredEvent
 from podium.views import abandoned, cancel_reason, feedback_counts, run_status, wake_at
@@ -270,6 +271,19 @@ def _timer_lines(state: RunState) -> list[str]:
     return [f"run {state.run_id} waits{until} to retry; it wakes by itself"]
 
 
+def _held_call_lines(
+    rid: str, step_id: str, asked: Mapping[str, Any], reason: str | None
+) -> list[str]:
+    why = f" ({reason})" if reason else ""
+    return [
+        f"  step {step_id} holds a call for approval{why}: {held_call(asked)}",
+        f"    make it:         podium approve {rid} {step_id}",
+        f"    change it first: podium approve {rid} {step_id} --set ARGUMENT=VALUE "
+        "(or --edit ARGUMENTS.yaml)",
+        f"    refuse it:       podium reject {rid} {step_id} --reason TEXT (the agent is told)",
+    ]
+
+
 def _parked_lines(state: RunState) -> list[str]:
     lines = [f"run {state.run_id} is waiting for a person:"]
     rid = state.run_id
@@ -281,6 +295,9 @@ def _parked_lines(state: RunState) -> list[str]:
                 f"  step {step_id} asks: {shorten(approval.input.get('prompt'), DETAIL_CHARS)}",
                 f"    answer it: podium answer {rid} {step_id} VALUE",
             ]
+            continue
+        if approval.subject == "tool":  # an agent's call, held before it is made
+            lines += _held_call_lines(rid, step_id, approval.input, approval.reason)
             continue
         shown = {k: v for k, v in approval.input.items() if k != "kind"}
         lines += [

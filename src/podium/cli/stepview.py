@@ -21,6 +21,8 @@ def step_renderable(doc: dict[str, Any]) -> RenderableType:
     """Header facts, the rendered input, every attempt, the output or error (whole, as stored),
     then each model call and tool call."""
     parts: list[RenderableType] = [_step_header(doc)]
+    if doc.get("approval"):
+        parts += _held_parts(doc["approval"])
     if doc["input"]:
         parts += [Text("input (as rendered)", style="bold"), _fields(doc["input"])]
     elif doc["input_error"]:
@@ -38,6 +40,22 @@ def step_renderable(doc: dict[str, Any]) -> RenderableType:
     if doc["feedback"]:
         parts += [Text("feedback", style="bold"), *_feedback_lines(doc["feedback"])]
     return Group(*parts)
+
+
+def _held_parts(approval: dict[str, Any]) -> list[RenderableType]:
+    """What the step waits on a person for: an agent's held tool call in full (the tool, its
+    server, its arguments), else the subject (see `podium approvals` for the rest)."""
+    why = f" ({approval['reason']})" if approval.get("reason") else ""
+    title = Text(f"waiting for a person since {clock_time(_at(approval['since']))}{why}")
+    title.stylize("bold")
+    asked = approval["input"]
+    if approval["subject"] != "tool":
+        return [title, Text(f"asks about its {approval['subject']}")]
+    server = f" on MCP server {asked['server']}" if asked.get("server") else ""
+    call = Text(f"tool {asked.get('tool')}{server}, call {asked.get('call_id')}, not made yet")
+    arguments = _pretty(asked.get("arguments") or {})
+    body = Padding(Text(f"arguments: {arguments}"), (0, 0, 0, INDENT))
+    return [title, Padding(call, (0, 0, 0, INDENT)), body]
 
 
 def _feedback_lines(notes: list[dict[str, Any]]) -> list[RenderableType]:

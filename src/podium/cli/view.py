@@ -202,6 +202,8 @@ def _note(e: ev.Event) -> tuple[str, ...]:
         return ("approved", "as edited") if e.plan is not None else ("approved",)
     if isinstance(e, ev.PlanRejected | ev.ApprovalRejected):
         return "rejected", e.reason
+    if isinstance(e, ev.ApprovalRequested) and e.subject == "tool":
+        return "asks", f"approval to call {e.input.get('tool')}"
     if isinstance(e, ev.ApprovalRequested):
         return "asks", "a question" if e.subject == "answer" else f"approval of its {e.subject}"
     if isinstance(e, ev.ApprovalGranted | ev.ApprovalEdited):

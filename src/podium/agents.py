@@ -120,6 +120,13 @@ class AgentSpec(_CallOptions):
         check_tool_choice(info.data.get("tool_choice"), value)
         return value
 
+    def without_fallbacks(self, blocked: Iterable[str]) -> AgentSpec:
+        """The agent with the fallbacks named in `blocked` (case-insensitive, as references
+        are) left out: an approval policy's blocked agents are never fallen back on."""
+        names = {name.casefold() for name in blocked}
+        kept = [f for f in self.fallbacks if f.casefold() not in names]
+        return self if kept == self.fallbacks else self.model_copy(update={"fallbacks": kept})
+
     @property
     def options(self) -> AgentOptions:
         """The agent's call options (only the ones its file sets are not None)."""

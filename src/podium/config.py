@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from podium.agents import AgentOptions
 from podium.errors import Problem, SpecError, UsageError
+from podium.spec.policy import ApprovalRules, Policy
 from podium.spec.routing import RoutingConfig, RoutingRule, ThreadsConfig
 
 CONFIG_ENV = "PODIUM_CONFIG"
@@ -130,6 +131,7 @@ class ProjectConfig(_Strict):
     mcp_servers: dict[str, McpServer] = Field(default_factory=dict, alias="mcpServers")
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     threads: ThreadsConfig = Field(default_factory=ThreadsConfig)
+    policy: Policy = Field(default_factory=Policy)  # approval rules, blocked agents (baseline)
 
     def provider(self, name: str) -> ProviderConfig | None:
         return self.providers.get(name)
@@ -151,7 +153,8 @@ class ProjectConfig(_Strict):
                 for n, s in self.mcp_servers.items()
             },
         }
-        for key, table in (("routing", self.routing), ("threads", self.threads)):
+        tables = (("routing", self.routing), ("threads", self.threads), ("policy", self.policy))
+        for key, table in tables:
             if table != type(table)():  # absent tables leave older digests as they were
                 document[key] = table.model_dump(mode="json")
         text = json.dumps(document, sort_keys=True, separators=(",", ":"))
@@ -360,7 +363,9 @@ _OTHER_CLIENTS: dict[str, dict[str, str]] = {
     },
 }
 _KEYS = {
-    "top": sorted({"model", "agents", "providers", "mcpServers", "routing", "threads"}),
+    "top": sorted({"model", "agents", "providers", "mcpServers", "routing", "threads", "policy"}),
+    "policy": sorted(Policy.model_fields),
+    "approve": sorted(ApprovalRules.model_fields),
     "routing": sorted(RoutingConfig.model_fields),
     "rule": sorted(RoutingRule.model_fields),
     "threads": sorted(ThreadsConfig.model_fields),
@@ -399,6 +404,8 @@ def _message(error: Any, loc: list[str], kind: str | None) -> str:
 
 
 def _scope(loc: list[str]) -> str:
+    if loc[0] == "policy":
+        return "approve" if loc[1:2] == ["approve"] and len(loc) > 2 else "policy"
     if loc[0] in ("routing", "threads"):
         return "rule" if loc[1:2] == ["rules"] and len(loc) > 3 else loc[0]
     if loc[0] == "providers" and len(loc) == 3:

@@ -22,6 +22,8 @@ and `reject` print with --json when they finish)::
      "updated_at": ISO | null, "tokens": int, "cost_usd": float,
      "forked_from": {"run_id": str, "step": str, "reused": [str]} | null,
      "plans": {plan step id: [plan version, ...]},
+     "loops": {loop step id: {"iterations": [[child id, ...], ...],   # `<loop>.<n>.<body id>`
+                              "stopped": "until" | "max_iterations" | null}},
      "feedback": {step id: {"up": int, "down": int}},       # steps people rated (`feedback`)
      "approvals": [approval, ...],                          # what waits for a person
      "steps": [step, ...]}                                  # in workflow order, plan children last
@@ -30,7 +32,8 @@ approval (also `podium approvals --json`, with "run_id")::
 
     {"step_id": str, "subject": "step" | "plan" | "answer" | "tool", "since": ISO,
      "version": int | null,   # a tool's input: {tool, arguments, call_id, server, schema}
-     "input": {field: rendered value} | {"plan": plan}}   # what the person is asked
+     "input": {field: rendered value} | {"plan": plan},   # what the person is asked
+     "reason": str | null}   # why: "approval: required", "policy: planned_shell", "plan: confirm"
 
 step::
 
@@ -42,6 +45,7 @@ step::
 step detail (`podium show RUN STEP --json`): the step document, and from the run's events::
 
     {...step, "parent": str | null, "needs": [str], "duration_seconds": float | null,
+     "iteration": int | null,                   # a loop's child: its iteration (1-based)
      "reused_from": str | null,                 # the parent run a fork took its result from
      "input": {field: rendered value} | null,   # the templated fields (run, prompt, url, …) as
      "input_error": str | null,                 # rendered against the run's committed outputs
@@ -60,7 +64,8 @@ step detail (`podium show RUN STEP --json`): the step document, and from the run
                      "duration_seconds": float | null, "ok": bool | null,   # null: in flight
                      "result": str | null, "error": str | null}],
      "progress": [{"at": ISO, "message": str, "fraction": float | null}],
-     "feedback": [{"rating": "up" | "down", "comment": str | null, "who": str, "at": ISO}]}
+     "feedback": [{"rating": "up" | "down", "comment": str | null, "who": str, "at": ISO}],
+     "approval_reason": str | null}   # why a person was last asked to approve it
 
 TRY_OUTCOME is running | succeeded | planned (a plan step's plan was made) | held (an agent's
 tool call waits for a person; the same attempt goes on as a new try once it is decided) |
@@ -96,6 +101,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from podium.core import events as ev
+from podium.core import loops
 from podium.core.approvals import pending
 from podium.core.render import RenderError, render_step
 from podium.core.state import Feedback, RunState, StepState, require_step
@@ -233,6 +239,7 @@ def show_document(state: RunState, record: RunRecord | None) -> dict[str, Any]:
         "tokens": state.tokens,
         "cost_usd": round(state.cost_usd, 6),
         "plans": {sid: plan.versions for sid, plan in state.plans.items()},
+        "loops": loops.summary(state),
         "feedback": {sid: feedback_counts(notes) for sid, notes in state.feedback.items()},
         "approvals": [
             {
@@ -241,6 +248,7 @@ def show_document(state: RunState, record: RunRecord | None) -> dict[str, Any]:
                 "since": iso(a.since),
                 "version": a.version,
                 "input": a.input,
+                "reason": a.reason,
             }
             for a in (pending(state) if state.outcome is None else [])
         ],
@@ -259,6 +267,7 @@ def step_detail_document(
     return {
         **step_document(step),
         "parent": step.parent,
+        "iteration": loops.iteration(state, step),
         "needs": list(step.spec.needs),
         "reused_from": reused_from(state, step_id),
         "duration_seconds": seconds_between(step.started_at, step.finished_at),
@@ -278,6 +287,9 @@ def step_detail_document(
             if isinstance(e, ev.StepProgress)
         ],
         "feedback": feedback_entries(state.feedback.get(step_id, [])),
+        "approval_reason": next(
+            (e.reason for e in reversed(mine) if isinstance(e, ev.ApprovalRequested)), None
+        ),
     }
 
 

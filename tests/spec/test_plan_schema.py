@@ -10,9 +10,14 @@ import pytest
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 
 from podium.llm._structured import drop_added_nulls, strict_form
-from podium.spec.plan import PLAN_SCHEMA, VERDICT_SCHEMA
+from podium.spec.plan import PLAN_SCHEMA, VERDICT_SCHEMA, plan_schema
 
-SCHEMAS = {"plan": PLAN_SCHEMA, "verdict": VERDICT_SCHEMA}
+SCHEMAS = {
+    "plan": PLAN_SCHEMA,
+    "verdict": VERDICT_SCHEMA,
+    "plan of shell steps": plan_schema(["shell"]),
+    "plan of every kind": plan_schema(["agent", "shell", "http", "file"]),
+}
 
 
 def objects(schema: Mapping[str, Any], path: str = "$") -> Iterator[tuple[str, Mapping[str, Any]]]:
@@ -77,3 +82,18 @@ def test_a_verdict_without_reasons_still_fits() -> None:
     Draft202012Validator(VERDICT_SCHEMA).validate({"verdict": "pass"})
     with pytest.raises(Exception, match="Additional properties"):
         Draft202012Validator(VERDICT_SCHEMA).validate({"verdict": "pass", "mood": "good"})
+
+
+def test_a_strict_reply_with_every_kind_validates_once_nulls_are_dropped() -> None:
+    schema = plan_schema(["agent", "shell", "http", "file"])
+    sent = strict_form(schema)
+    assert sent is not None
+    fields = sent["properties"]["steps"]["items"]["properties"]
+    shell = dict.fromkeys(fields) | {"id": "ls", "kind": "shell", "run": "ls"}
+    strict_reply = {"summary": None, "steps": [shell]}
+    Draft202012Validator(sent).validate(strict_reply)
+    plain = drop_added_nulls(strict_reply, schema)
+    assert plain == {"steps": [{"id": "ls", "kind": "shell", "run": "ls"}]}
+    Draft202012Validator(schema).validate(plain)
+    with pytest.raises(Exception, match="'run' was unexpected"):  # shell is not offered
+        Draft202012Validator(plan_schema(["agent", "file"])).validate(plain)

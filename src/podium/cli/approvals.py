@@ -22,7 +22,7 @@ from podium.cli._session import (
 from podium.cli.render import clock_time, shorten
 from podium.cli.runref import HELP, RunRef, resolve_run, resolved
 from podium.core.tool_approvals import held_call
-from podium.runtime.approvals import Waiting, parsed_answer
+from podium.runtime.approvals import LISTED_RUNS, Waiting, parsed_answer, waiting_runs
 
 ASKS_CHARS = 120
 
@@ -42,9 +42,19 @@ def approvals(
 
 
 async def _approvals(here: Session, ref: str | None) -> int:
+    more = False
     async with await here.engine("control") as engine:
         run_id = await resolve_run(engine.store, ref) if ref is not None else None
-        found = await engine.approvals(run_id)
+        if run_id is None:
+            listed = await waiting_runs(engine)
+            found, more = listed.found, listed.more
+        else:
+            found = await engine.approvals(run_id)
+    if more:
+        here.err.print(
+            f"note: more than {LISTED_RUNS} runs are waiting; only the newest {LISTED_RUNS} "
+            "were read (name a run: podium approvals RUN)"
+        )
     if here.json:
         here.emit([w.document() for w in found])
         return 0
@@ -53,7 +63,8 @@ async def _approvals(here: Session, ref: str | None) -> int:
         here.note(f"nothing in {where} waits for a person")
         return 0
     for w in found:
-        line = f"{w.run_id}  {w.step_id}  since {clock_time(w.since)}  {asks(w)}"
+        why = f"  ({w.reason})" if w.reason else ""
+        line = f"{w.run_id}  {w.step_id}  since {clock_time(w.since)}  {asks(w)}{why}"
         here.out.print(Text(line), soft_wrap=True)
     first = found[0]
     rid, sid = first.run_id, first.step_id

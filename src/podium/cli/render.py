@@ -14,6 +14,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from podium.core import loops
 from podium.core.events import StepFeedback
 from podium.core.state import RunState, StepState, StepStatus
 from podium.core.tool_approvals import held_call
@@ -95,7 +96,8 @@ def counts(state: RunState) -> str:
 
 def show_renderable(state: RunState, record: RunRecord) -> RenderableType:
     """The human `show`: a header of run facts, then one row per step."""
-    parts: list[RenderableType] = [show_header(state, record), _steps_table(state.steps.values())]
+    rows = loops.display_order(state)  # a loop's iterations under it
+    parts: list[RenderableType] = [show_header(state, record), _steps_table(rows)]
     for step_id, plan in state.plans.items():
         parts.append(Text(f"plans of step {step_id}:"))
         parts.append(Text("\n".join(_plan_lines(plan.versions, len(plan.versions)))))
@@ -163,14 +165,15 @@ def resume_hint(run_id: str) -> str:
     return f"  (nobody drives it; run `podium resume {run_id}`)"
 
 
-def _steps_table(steps: Iterable[StepState]) -> Table:
+def _steps_table(rows: Iterable[tuple[StepState, int]]) -> Table:
+    """One row per step; a loop's children are indented under it (`depth`)."""
     table = Table(show_edge=False, pad_edge=False, expand=False)
     for name in ("step", "kind", "status", "tries", "started", "finished", "took"):
         table.add_column(name, no_wrap=True)
     table.add_column("output / error", overflow="fold")
-    for step in steps:
+    for step, depth in rows:
         table.add_row(
-            step.id,
+            "  " * depth + step.id,
             step.spec.kind,  # type: ignore[attr-defined]
             styled(str(step.status)),
             str(step.attempts) if step.attempts else "",
@@ -183,6 +186,8 @@ def _steps_table(steps: Iterable[StepState]) -> Table:
 
 
 def _result_cell(step: StepState) -> Text:
+    if step.status is StepStatus.SUCCEEDED and (ended := loops.ending(step)) is not None:
+        return Text(f"{ended}: {shorten(step.output)}")
     if step.status is StepStatus.SUCCEEDED:
         text = Text(shorten(step.output) if step.output is not None else "")
         if step.truncated:
@@ -300,8 +305,9 @@ def _parked_lines(state: RunState) -> list[str]:
             lines += _held_call_lines(rid, step_id, approval.input, approval.reason)
             continue
         shown = {k: v for k, v in approval.input.items() if k != "kind"}
+        why = f" ({approval.reason})" if approval.reason else ""
         lines += [
-            f"  step {step_id} awaits approval: {shorten(json.dumps(shown), DETAIL_CHARS)}",
+            f"  step {step_id} awaits approval{why}: {shorten(json.dumps(shown), DETAIL_CHARS)}",
             f"    run it:          podium approve {rid} {step_id}",
             f"    change it first: podium approve {rid} {step_id} --set FIELD=VALUE "
             "(or --edit FIELDS.yaml)",

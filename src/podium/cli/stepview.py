@@ -79,12 +79,16 @@ def _step_header(doc: dict[str, Any]) -> Table:
     grid.add_column(overflow="fold")
     grid.add_row("step", f"{doc['id']} ({doc['kind']})")
     grid.add_row("status", styled(doc["status"]))
-    if doc["parent"]:
+    if doc["parent"] and doc.get("iteration") is not None:
+        grid.add_row("loop", f"{doc['parent']}, iteration {doc['iteration']}")
+    elif doc["parent"]:
         grid.add_row("plan", doc["parent"])
     if doc["needs"]:
         grid.add_row("needs", ", ".join(doc["needs"]))
     if doc["reused_from"]:
         grid.add_row("reused", f"from run {doc['reused_from']} (this fork did not run it)")
+    if doc.get("approval_reason"):
+        grid.add_row("approval", f"asked ({doc['approval_reason']})")
     grid.add_row("attempts", str(doc["attempts"]))
     grid.add_row("started", stamp(_at(doc["started_at"])))
     grid.add_row("finished", stamp(_at(doc["finished_at"])))

@@ -44,8 +44,10 @@ def retry_event(state: RunState, step_id: str, now: datetime) -> ev.StepRetryReq
 
 
 def skip_event(state: RunState, step_id: str, now: datetime) -> ev.StepSkipped:
+    """A person skips a step that has not started, waits for a retry, was interrupted, failed,
+    or waits for approval (see `signal_events`: that approval is withdrawn first)."""
     step = require_step(state, step_id)
-    if step.status not in SKIPPABLE:
+    if step.status not in SKIPPABLE and step_id not in state.approvals:
         hint = (
             "cancel the run to stop it" if step.status is StepStatus.RUNNING else "nothing to skip"
         )
@@ -81,6 +83,16 @@ def cancel_event(state: RunState, now: datetime, reason: str = "") -> ev.RunCanc
             f"run {state.run_id} already {state.outcome}; nothing to cancel", run_id=state.run_id
         )
     return ev.RunCancelRequested(at=now, reason=reason)
+
+
+def signal_events(state: RunState, signal: ControlSignal, now: datetime) -> list[ev.Event]:
+    """The events a control signal becomes (`signal_event`); skipping a step that waits for a
+    person is two: its approval withdrawn (reason `skipped`), then the skip."""
+    event = signal_event(state, signal, now)
+    if isinstance(event, ev.StepSkipped) and event.step_id in state.approvals:
+        withdrawn = ev.ApprovalWithdrawn(at=now, step_id=event.step_id, reason="skipped")
+        return [withdrawn, event]
+    return [event]
 
 
 def signal_event(state: RunState, signal: ControlSignal, now: datetime) -> ev.Event:

@@ -13,7 +13,7 @@ from typing import Any
 
 from podium.core import children, plans
 from podium.core import events as ev
-from podium.core.control import signal_event
+from podium.core.control import signal_events
 from podium.core.feedback import feedback_signal_event
 from podium.core.fold import apply
 from podium.core.happenings import (
@@ -31,8 +31,9 @@ from podium.core.outputs import cap_output
 from podium.core.render import RenderError, render_step
 from podium.core.scheduler import decide, failure_event, recover, stop_reason
 from podium.core.state import RunState, StepState, StepStatus
+from podium.core.tool_approvals import gate_of
 from podium.ids import idempotency_key
-from podium.spec.model import PlanStep, WorkflowStep
+from podium.spec.model import AgentStep, PlanStep, WorkflowStep
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +101,7 @@ def _events_for(state: RunState, happening: Happening, now: datetime) -> list[ev
     if isinstance(happening, ControlSignal) and happening.kind == "feedback":
         return [feedback_signal_event(state, happening, now)]
     if isinstance(happening, ControlSignal):
-        return [signal_event(state, happening, now)]
+        return signal_events(state, happening, now)
     if isinstance(happening, TakenOver) and state.running:
         return [recover(state, now).model_copy(update={"stopped": list(happening.stopped)})]
     return []
@@ -180,6 +181,7 @@ def _launch(state: RunState, step_id: str, now: datetime) -> tuple[Launch | None
         step=spec,
         upstream={need: state.steps[need].output for need in spec.needs},
         history=_history(state, step),
+        tool_gate=gate_of(state) if isinstance(spec, AgentStep) else None,
     )
     return launch, []
 
@@ -189,9 +191,12 @@ def _history(state: RunState, step: StepState) -> dict[str, Any]:
     resumed agent step the turns and tool calls its attempt already made."""
     if isinstance(step.spec, PlanStep):
         return plans.history(state, step)
+    told: dict[str, Any] = {}
     if step.transcript:
-        return {"transcript": list(step.transcript)}
-    return {}
+        told["transcript"] = list(step.transcript)
+    if isinstance(step.spec, AgentStep) and state.policy.block_agents:
+        told["blocked_agents"] = list(state.policy.block_agents)  # never a fallback
+    return told
 
 
 def _record(state: RunState, new: list[ev.Event], events: list[ev.Event]) -> bool:

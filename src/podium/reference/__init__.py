@@ -36,6 +36,7 @@ from podium.spec.model import (
     Workflow,
 )
 from podium.spec.plan import CHILD_ID, PLAN_SCHEMA, RESERVED, VERDICT_SCHEMA
+from podium.spec.policy import ApprovalRules, Policy
 from podium.spec.routing import RoutingConfig, RoutingRule, ThreadsConfig
 from podium.tools import builtin
 from podium.tools.base import Tool
@@ -46,14 +47,16 @@ NESTED: tuple[type[BaseModel], ...] = (
     RetryPolicy,
     Quorum,
     Budget,
+    Policy,
+    ApprovalRules,
     ContextLimits,
-    AgentOptions,
-)
     HistoryMessage,
-CONSTRAINTS = {
+    AgentOptions,
     RoutingConfig,
     RoutingRule,
     ThreadsConfig,
+)
+CONSTRAINTS = {
     "gt": "> {}",
     "ge": "≥ {}",
     "lt": "< {}",

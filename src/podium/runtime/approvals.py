@@ -37,7 +37,7 @@ class Engine(Protocol):
     def _adopt_run_defaults(self, state: RunState) -> None: ...
 
 
-LISTED_RUNS = 1000  # `approvals` without a run looks at this many live runs, newest first
+LISTED_RUNS = 1000  # `approvals` without a run reads at most this many waiting runs, newest first
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +50,7 @@ class Waiting:
     since: datetime
     input: dict[str, Any]
     version: int | None = None
+    reason: str | None = None  # why it is asked: "policy: planned_shell", "approval: required"
 
     def document(self) -> dict[str, Any]:
         return {
@@ -59,30 +60,56 @@ class Waiting:
             "since": self.since.isoformat(),
             "input": self.input,
             "version": self.version,
+            "reason": self.reason,
         }
 
 
+@dataclass(frozen=True, slots=True)
+class WaitingList:
+    """What waits for a person across runs, and whether more waiting runs exist than were read
+    (`more`: only the newest `LISTED_RUNS` are)."""
+
+    found: list[Waiting]
+    more: bool
+
+
+async def waiting_runs(engine: Engine) -> WaitingList:
+    """What waits for a person in every run parked for one: only runs whose status is
+    `waiting` are read (a run parked on a timer alone is read and has nothing), at most
+    `LISTED_RUNS` of them, newest first; never every run of the store."""
+    records = await engine.store.list_runs(statuses=["waiting"], limit=LISTED_RUNS + 1)
+    found = await waiting_in(engine, [r.run_id for r in records[:LISTED_RUNS]])
+    return WaitingList(sorted(found, key=lambda w: w.since), more=len(records) > LISTED_RUNS)
+
+
 async def waiting(engine: Engine, run_id: str | None = None) -> list[Waiting]:
-    """What waits for a person in `run_id`, or in every live run (oldest request first)."""
-    if run_id is not None:
-        run_ids = [run_id]
-    else:
-        records = await engine.store.list_runs(statuses=["running", "waiting"], limit=LISTED_RUNS)
-        run_ids = [r.run_id for r in records]
+    """What waits for a person in `run_id`, or in every waiting run (oldest request first;
+    see `waiting_runs`)."""
+    if run_id is None:
+        return (await waiting_runs(engine)).found
+    return await waiting_in(engine, [run_id], strict=True)
+
+
+async def waiting_in(
+    engine: Engine, run_ids: Sequence[str], *, strict: bool = False
+) -> list[Waiting]:
+    """What waits for a person in each of `run_ids` (one pruned since it was listed is left
+    out, unless `strict`)."""
     found: list[Waiting] = []
     for rid in run_ids:
         try:
             state = await engine.state(rid)
         except RunNotFoundError:
-            if run_id is not None:
+            if strict:
                 raise
             continue  # pruned since it was listed
         if state.outcome is not None:
             continue
         found += [
-            Waiting(rid, a.step_id, a.subject, a.since, a.input, a.version) for a in pending(state)
+            Waiting(rid, a.step_id, a.subject, a.since, a.input, a.version, a.reason)
+            for a in pending(state)
         ]
-    return found if run_id is not None else sorted(found, key=lambda w: w.since)
+    return found
 
 
 async def approve(

@@ -23,6 +23,7 @@ from podium.runtime.services import DEFAULT_MODEL_ENV, AgentServices
 from podium.spec.load import WorkflowSource, load_workflow
 from podium.spec.model import AgentStep, PlanStep, Workflow, WorkflowStep
 from podium.spec.plan import check_plan
+from podium.spec.policy import Policy, blocked_problem, effective
 from podium.spec.subworkflows import Registry, check_tree, file_key
 from podium.spec.validate import coerce_inputs
 
@@ -44,7 +45,7 @@ def new_run(
     too, recursively: each exists, validates, gets inputs it declares, and none recurses."""
     wf = load_workflow(workflow, agents=AgentChecks(services))
     values = coerce_inputs(wf, dict(inputs or {}))
-    check_agent_steps(wf, services)
+    policy = check_agent_steps(wf, services)
     check_children(wf, workflow, workspace, services, workflows)
     rid = RunId(check_run_id(run_id)) if run_id is not None else new_run_id()
     created = ev.RunCreated(
@@ -56,18 +57,21 @@ def new_run(
         agents_dir=str(services.project_dir.resolve()),
         default_model=services.default_model,
         config=services.config.record() if services.configured else None,
+        policy=policy.record(),
     )
     return created, wf
 
 
-def check_agent_steps(wf: Workflow, services: AgentServices) -> None:
+def check_agent_steps(wf: Workflow, services: AgentServices) -> Policy:
     """UsageError before anything is recorded if the default model or the model of an agent
     step (or a plan step's planner, aggregator, verifier or listed `agents`) is missing, names a
     provider that is neither built in nor configured, a configured provider whose key variable
     is not set (providers nobody uses are not checked), cannot be built (a missing script) or
     cannot be called at all (a built-in provider without its API key); SpecError if a step's
     `tool_choice` names a tool its agent lacks. A plan step that lists no `agents` may give work
-    to any agent of the catalog: those are checked when the plan names them."""
+    to any agent of the catalog: those are checked when the plan names them. Returns the run's
+    effective approval policy (`check_policy`)."""
+    policy = check_policy(wf, services)
     providers = services.config.providers
     if services.default_model:
         _known(services.default_model, providers, "the default model")
@@ -82,6 +86,36 @@ def check_agent_steps(wf: Workflow, services: AgentServices) -> None:
         _check_tool_choice(step, agent, index)
         provider = step.options.provider if step.options else None
         _check_model(services, step, agent, step.model, provider)
+    return policy
+
+
+def check_policy(wf: Workflow, services: AgentServices) -> Policy:
+    """The project's policy made stricter by the workflow's; SpecError (exit 2) if the workflow
+    tries to loosen a rule, or a step names an agent the policy blocks (an agent step's agent,
+    a plan step's planner, aggregator, verifier or listed agents)."""
+    policy, problems = effective(services.config.policy, wf.policy)
+    for index, step in enumerate(wf.steps):
+        for path, name in _agents_named(step, f"steps[{index}]"):
+            if policy.blocks(name):
+                problems.append(blocked_problem(name, path))
+    if problems:
+        raise SpecError(problems)
+    return policy
+
+
+def _agents_named(step: object, where: str) -> list[tuple[str, str]]:
+    """(path, agent name) for every agent `step` names, a loop's body included."""
+    if getattr(step, "kind", None) == "loop":
+        body: list[object] = getattr(step, "steps", [])
+        return [n for i, s in enumerate(body) for n in _agents_named(s, f"{where}.steps[{i}]")]
+    if isinstance(step, AgentStep):
+        return [(f"{where}.agent", step.agent)]
+    if not isinstance(step, PlanStep):
+        return []
+    helpers = ("planner", "aggregator", "verifier")
+    named = [(f"{where}.{key}", getattr(step, key)) for key in helpers]
+    named += [(f"{where}.agents[{i}]", name) for i, name in enumerate(step.agents or ())]
+    return [(path, name) for path, name in named if name]
 
 
 def _check_model(
@@ -166,7 +200,7 @@ def check_edited_plan(
     spec = state.steps[step_id].spec
     assert isinstance(spec, PlanStep)
     taken = plans.history(state, state.steps[step_id]).get("taken", [])
-    problems = check_plan(plan, spec, agents=services.catalog, taken=taken)
+    problems = check_plan(plan, spec, agents=services.catalog, taken=taken, policy=state.policy)
     if problems:
         raise SpecError(problems, source="edited plan", subject="plan")
 

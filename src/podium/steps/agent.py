@@ -54,7 +54,9 @@ class AgentExecutor:
         agents = agent_services(services)
         try:
             provider = step.options.provider if step.options is not None else None
-            chosen = agents.agent(step.agent)
+            chosen = agents.agent(step.agent).without_fallbacks(
+                ctx.history.get("blocked_agents") or ()
+            )
             agent, route = _admitted(services, agents, chosen, step.model, provider=provider)
             try:
                 model = agents.model(route.model, agent=agent.name, step=ctx.step_id)

@@ -11,7 +11,8 @@ from typing import Any
 from podium.agents import AgentCatalog
 from podium.errors import Problem, StepExecutionError
 from podium.spec.model import AgentStep, PlanStep, StepBase
-from podium.spec.plan import PLAN_SCHEMA, check_plan
+from podium.spec.plan import KIND_FIELDS, check_plan, normalised, plan_schema
+from podium.spec.policy import Policy
 from podium.steps._context import context_block
 from podium.steps.agent import AgentExecutor, agent_services
 from podium.steps.base import DETACHED, StepContext, StepResult, StepServices
@@ -34,15 +35,17 @@ class PlanExecutor:
         if not isinstance(step, PlanStep):
             raise TypeError(f"PlanExecutor cannot run a {type(step).__name__}")
         catalog: AgentCatalog = agent_services(services).catalog
-        prompt = _prompt(step, ctx, catalog)
+        policy = Policy(block_agents=list(ctx.history.get("blocked_agents") or ()))
+        prompt = _prompt(step, ctx, catalog, policy)
         problems: list[Problem] = []
         plan: Any = None
         for attempt in range(1, step.max_plan_attempts + 1):
             ask = prompt if not problems else _feedback(prompt, plan, problems)
             plan = await _ask(step, ctx, services, ask)
-            problems = check_plan(plan, step, agents=catalog, taken=ctx.history.get("taken", ()))
+            taken = ctx.history.get("taken", ())
+            problems = check_plan(plan, step, agents=catalog, taken=taken, policy=policy)
             if not problems:
-                return StepResult(_normalised(plan), meta={"plan_attempts": attempt})
+                return StepResult(normalised(plan), meta={"plan_attempts": attempt})
         listed = "; ".join(str(p) for p in problems[:5])
         raise StepExecutionError(
             f"planner {step.planner} gave no valid plan in {step.max_plan_attempts} attempts: "
@@ -57,7 +60,7 @@ async def _ask(step: PlanStep, ctx: StepContext, services: StepServices, prompt:
         id="supervisor",
         agent=step.planner,
         prompt=prompt,
-        output=PLAN_SCHEMA,
+        output=plan_schema(step.kinds),
         context="none",
         max_reasks=1,
     )
@@ -65,21 +68,15 @@ async def _ask(step: PlanStep, ctx: StepContext, services: StepServices, prompt:
     return result.output
 
 
-def _normalised(plan: Mapping[str, Any]) -> dict[str, Any]:
-    steps = [
-        {k: item[k] for k in ("id", "agent", "task", "needs") if k in item}
-        for item in plan["steps"]
-    ]
-    return {"summary": str(plan.get("summary", "")), "steps": steps}
-
-
-def _prompt(step: PlanStep, ctx: StepContext, catalog: AgentCatalog) -> str:
+def _prompt(step: PlanStep, ctx: StepContext, catalog: AgentCatalog, policy: Policy) -> str:
     parts = [
         "Plan the work for a team of agents.",
         f"## Goal\n{step.goal}",
-        "## Agents you may use (by name)\n" + _agents(step, catalog),
+        "## Agents you may use (by name)\n" + _agents(step, catalog, policy),
         f"## How the plan runs\n{MODE_RULES[step.mode]}",
     ]
+    if step.kinds != ["agent"]:
+        parts.append(_kinds_section(step))
     if step.patterns:
         parts.append(
             "## Patterns that worked before\n" + "\n".join(f"- {p}" for p in step.patterns)
@@ -89,18 +86,35 @@ def _prompt(step: PlanStep, ctx: StepContext, catalog: AgentCatalog) -> str:
         parts.append(context)
     if ctx.history.get("versions"):
         parts.append(_replan_section(ctx.history))
+    fields = "`agent`, `task` (self-contained instructions)"
+    if step.kinds != ["agent"]:
+        fields = "`kind` and that kind's fields"
     parts.append(
         "## Answer\nReply with JSON only: an object with `summary` and `steps`; each step has "
-        "`id` (letters, digits, _ or -), `agent`, `task` (self-contained instructions) and "
-        f"optionally `needs` (ids of steps whose results it uses). At most {step.max_children} "
-        "steps."
+        f"`id` (letters, digits, _ or -), {fields} and optionally `needs` (ids of steps whose "
+        f"results it uses). At most {step.max_children} steps."
     )
     return "\n\n".join(parts)
 
 
-def _agents(step: PlanStep, catalog: AgentCatalog) -> str:
+def _kinds_section(step: PlanStep) -> str:
+    """The step kinds the plan may use, each with its fields."""
+    lines = ["## Step kinds you may use (`kind`)"]
+    for kind in step.kinds:
+        fields, required = KIND_FIELDS[kind]
+        listed = ", ".join(f"`{f}`" + ("" if f in required else " (optional)") for f in fields)
+        lines.append(f"- {kind}: {listed}")
+    lines.append(
+        "Shell commands, file writes and HTTP requests other than GET may wait for a person's "
+        "approval before they run."
+    )
+    return "\n".join(lines)
+
+
+def _agents(step: PlanStep, catalog: AgentCatalog, policy: Policy) -> str:
     helpers = {step.planner, step.aggregator, step.verifier}
     names = step.agents or [n for n in catalog.names() if n not in helpers]
+    names = [n for n in names if not policy.blocks(n)]
     lines = []
     for name in names:
         agent = catalog.resolve(name)

@@ -111,7 +111,8 @@ async def ask(
     live = [] if fresh else await _live_runs(engine.store, tid)
     if live and busy == "reject":
         raise ThreadBusyError(tid, live[-1].run_id)
-    earlier = await history(engine.store, tid, config.threads) if not fresh else []
+    stopping = {r.run_id for r in live} if busy == "interrupt" else set()
+    earlier = await history(engine.store, tid, config.threads, stopping) if not fresh else []
     workflow = _workflow(routing["agent"], earlier, model)
     where = choose_workspace(workflow, workspace if workspace is not None else engine._workspace)
     created, wf = new_run(
@@ -166,17 +167,20 @@ async def thread_runs(store: EventStore, thread: str, *, limit: int = 1000) -> l
     return runs
 
 
-async def history(store: EventStore, thread: str, limits: ThreadsConfig) -> list[dict[str, str]]:
+async def history(
+    store: EventStore, thread: str, limits: ThreadsConfig, interrupting: set[str] | None = None
+) -> list[dict[str, str]]:
     """The thread's earlier exchanges as chat messages, oldest first: each run's message and
-    its answer (or what became of it). The newest `limits.history_messages` exchanges are
-    kept within `limits.history_chars`; the first kept message says how many were left out."""
+    its answer (or what became of it; `interrupting` are the live runs the new message stops).
+    The newest `limits.history_messages` exchanges are kept within `limits.history_chars`; the
+    first kept message says how many were left out."""
     records = await _all_runs(store, thread)
     kept: list[list[dict[str, str]]] = []
     budget = limits.history_chars
     for record in records[: limits.history_messages]:  # newest first
         if budget <= 0:
             break
-        exchange = await _exchange(store, record)
+        exchange = await _exchange(store, record, record.run_id in (interrupting or ()))
         size = sum(len(m["content"]) for m in exchange)
         if size > budget and kept:
             break
@@ -279,13 +283,17 @@ def _older(record: RunRecord, mine: RunRecord) -> bool:
     return (record.created_at, record.run_id) < (mine.created_at, mine.run_id)
 
 
-async def _exchange(store: EventStore, record: RunRecord) -> list[dict[str, str]]:
+async def _exchange(
+    store: EventStore, record: RunRecord, interrupted: bool
+) -> list[dict[str, str]]:
     """One earlier run as a user message and the assistant's answer (or what became of it)."""
     state = replay(stored.event for stored in await store.read(record.run_id))
     said = state.thread["message"] if state.thread else None
     question = {"role": "user", "content": said or ""}
     step = state.steps.get(ANSWER_STEP)
-    if record.status not in TERMINAL_STATUSES:
+    if interrupted:
+        answer = f"[no answer: run {record.run_id} was interrupted by the next message]"
+    elif record.status not in TERMINAL_STATUSES:
         answer = f"[no answer yet: run {record.run_id} was {record.status} when this was sent]"
     elif step is not None and step.status == "succeeded":
         output = step.output

@@ -249,3 +249,19 @@ async def test_a_parked_call_is_approved_from_a_new_engine_and_made_once(
         state = await second.wait(run_id)
     assert state.status == "succeeded"
     assert (world.removed, world.model_turns, world.lookups) == (["a.txt"], [1, 2], 1)
+
+
+async def test_skipped_while_its_call_is_held_the_call_is_never_made(
+    tmp_path: Path, world: World
+) -> None:
+    async with await _open(tmp_path, world) as engine:
+        run_id = await _parked(engine)
+        await engine.skip(run_id, "clean")
+        state = await engine.wait(run_id)
+        with pytest.raises(InvalidTransitionError, match="not awaiting approval"):
+            await engine.approve(run_id, "clean")
+        events = await _events(engine, run_id)
+    assert (state.status, state.steps["clean"].status) == ("succeeded", StepStatus.SKIPPED)
+    assert world.removed == [] and world.model_turns == [1]
+    withdrawn = [e.reason for e in events if isinstance(e, ev.ApprovalWithdrawn)]
+    assert withdrawn == ["skipped"]

@@ -278,3 +278,21 @@ async def test_planned_shell_children_replay_and_fork_as_shell_steps(
         assert isinstance(fork.steps["plan.mark"].spec, ShellStep)
         assert fork.approvals == {}  # taken over as it finished, not asked again
         assert (tmp_path / "m").read_text() == "x\n"  # ran once, in the parent only
+
+
+async def test_a_planned_workflow_step_waits_then_runs_its_child(
+    tmp_path: Path, team: Team
+) -> None:
+    (tmp_path / "child.yaml").write_text(
+        "name: child\nsteps:\n  - {id: c, kind: shell, run: 'touch child.ran'}\n"
+    )
+    team.plans.append({"steps": [{"id": "sub", "kind": "workflow", "workflow": "child.yaml"}]})
+    async with await _engine(tmp_path) as engine:
+        run_id = await engine.submit(flow(plan_step(kinds=["agent", "workflow"])))
+        state = await engine.wait(run_id)
+        assert state.approvals["plan.sub"].reason == "policy: planned_workflows"
+        assert not (tmp_path / "child.ran").exists()
+        await engine.approve(run_id, "plan.sub")
+        state = await engine.wait(run_id)
+        assert state.status == "succeeded", state.completed_error
+        assert (tmp_path / "child.ran").exists()

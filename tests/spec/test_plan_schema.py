@@ -16,7 +16,7 @@ SCHEMAS = {
     "plan": PLAN_SCHEMA,
     "verdict": VERDICT_SCHEMA,
     "plan of shell steps": plan_schema(["shell"]),
-    "plan of every kind": plan_schema(["agent", "shell", "http", "file"]),
+    "plan of every kind": plan_schema(["agent", "shell", "http", "file", "workflow"]),
 }
 
 

@@ -114,8 +114,8 @@ FIELDS: dict[str, str] = {
     "PlanStep.patterns": "Lessons shown to the planner under 'Patterns that worked before'.",
     "PlanStep.context_limits": "What each child sees of its needs' outputs.",
     "PlanStep.kinds": "The step kinds the planner may generate: `agent` (the default), `shell`, "
-    "`http`, `file`; the policy holds a planner's shell, file writes and non-GET http steps "
-    "for approval by default.",
+    "`http`, `file`, `workflow`; the policy holds a planner's shell, file writes, non-GET http "
+    "and workflow steps for approval by default.",
     # loop
     "LoopStep.max_iterations": "Required: at most this many iterations (1 to 10,000).",
     "LoopStep.until": "A condition evaluated after each iteration against it "

@@ -305,7 +305,7 @@ class AgentStep(StepBase):
 
 # the kinds a planner may generate (a plan step's `kinds` chooses among them); a kind added here
 # needs its fields in spec/plan.py KIND_FIELDS
-PlanChildKind = Literal["agent", "shell", "http", "file"]
+PlanChildKind = Literal["agent", "shell", "http", "file", "workflow"]
 PLAN_CHILD_KINDS: tuple[str, ...] = get_args(PlanChildKind)
 _AGENTS_ONLY: tuple[PlanChildKind, ...] = ("agent",)
 

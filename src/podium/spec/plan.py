@@ -39,6 +39,9 @@ KIND_FIELDS: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
         },
         ("op", "path"),
     ),
+    # a child run of a workflow file (relative to the workspace) or a registered name, with its
+    # inputs' defaults (a mapping of any keys is not in the strict subset)
+    "workflow": ({"workflow": {"type": "string"}}, ("workflow",)),
 }
 _FIELD_NAMES = frozenset(name for fields, _ in KIND_FIELDS.values() for name in fields)
 _COMMON = frozenset({"id", "kind", "needs"})

@@ -105,8 +105,8 @@ def _kinds_section(step: PlanStep) -> str:
         listed = ", ".join(f"`{f}`" + ("" if f in required else " (optional)") for f in fields)
         lines.append(f"- {kind}: {listed}")
     lines.append(
-        "Shell commands, file writes and HTTP requests other than GET may wait for a person's "
-        "approval before they run."
+        "Shell commands, file writes, HTTP requests other than GET and sub-workflows may wait "
+        "for a person's approval before they run."
     )
     return "\n".join(lines)
 

@@ -11,6 +11,7 @@ from typing import Any, Final, Literal, cast, get_args
 from pydantic import BaseModel
 
 from podium.core import events as ev
+from podium.core import tool_approvals
 from podium.errors import ReportError
 from podium.spec.model import StepBase
 
@@ -21,6 +22,7 @@ ReportKind = Literal[
     "agent.routed",
     "breaker.changed",
     "step.progress",
+    "tool.approval_needed",
 ]
 REPORT_KINDS: Final[tuple[str, ...]] = get_args(ReportKind)
 REPORT_EVENTS: Final[Mapping[str, type[BaseModel]]] = {
@@ -30,6 +32,7 @@ REPORT_EVENTS: Final[Mapping[str, type[BaseModel]]] = {
     "agent.routed": ev.AgentRouted,
     "breaker.changed": ev.BreakerChanged,
     "step.progress": ev.StepProgress,
+    "tool.approval_needed": tool_approvals.ToolAsk,  # recorded as approval.requested (tool)
 }
 _SET_BY_THE_RUN = frozenset({"kind", "at", "step_id"})
 
@@ -113,6 +116,7 @@ class Launch:
     step: StepBase
     upstream: Mapping[str, Any] = field(default_factory=dict)
     history: Mapping[str, Any] = field(default_factory=dict)
+    tool_gate: tool_approvals.ToolGate | None = None  # which tool calls wait for a person
 
 
 def make_report(step_id: str, kind: str, data: Mapping[str, Any]) -> Report:
@@ -142,6 +146,8 @@ def report_event(report: Report, *, at: Any) -> ev.Event:
     event_type = REPORT_EVENTS.get(report.kind)
     if event_type is None or _SET_BY_THE_RUN & set(report.data):
         raise ValueError(f"{report.kind!r} is not a report an attempt may make")
+    if report.kind == "tool.approval_needed":
+        return tool_approvals.request_event(report.step_id, report.data, at)
     payload = {**report.data, "at": at, "step_id": report.step_id}
     return cast(ev.Event, event_type.model_validate(payload))
 

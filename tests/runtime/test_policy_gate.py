@@ -24,9 +24,19 @@ from podium.spec.model import ShellStep
 from podium.spec.policy import Policy
 from podium.store.base import EventStore
 
+from .test_breakers import (
+    FAST,
+    Flaky,
+    ask,
+    breaker_events,
+    flaky,
+    http_error,
+    open_engine,
+    workspace,
+)
 from .test_plan_step import PLAN, Team, flow, plan_step, team
 
-__all__ = ["team"]  # the fixture, used by name
+__all__ = ["flaky", "team", "workspace"]  # the fixtures, used by name
 
 
 class _Posts(BaseHTTPRequestHandler):
@@ -296,3 +306,21 @@ async def test_a_planned_workflow_step_waits_then_runs_its_child(
         state = await engine.wait(run_id)
         assert state.status == "succeeded", state.completed_error
         assert (tmp_path / "child.ran").exists()
+
+
+async def test_a_blocked_agent_is_never_chosen_as_a_fallback(workspace: Path, flaky: Flaky) -> None:
+    flaky.failures += [http_error(503), http_error(503)]  # opens primary's breakers
+    doc = {
+        "name": "w",
+        "policy": {"block_agents": ["BACKUP"]},
+        "steps": [
+            ask("a", retry={"max_attempts": 2, "initial_delay_seconds": 0}, allow_failure=True),
+            ask("b", needs=["a"], allow_failure=True),
+        ],
+    }
+    async with await open_engine(workspace, **FAST) as engine:
+        state = await engine.run(doc)
+        events = await breaker_events(engine, state.run_id)
+    assert state.steps["b"].status is StepStatus.FAILED
+    assert state.steps["b"].error_type == "breaker_open"
+    assert not [e for e in events if e.kind == "agent.routed"]  # backup was never asked

@@ -19,6 +19,7 @@ from podium.config import ProjectConfig
 from podium.core.fold import replay
 from podium.core.state import StepStatus
 from podium.errors import SpecError
+from podium.runtime import approvals
 from podium.runtime.engine import Engine
 from podium.spec.model import ShellStep
 from podium.spec.policy import Policy
@@ -324,3 +325,19 @@ async def test_a_blocked_agent_is_never_chosen_as_a_fallback(workspace: Path, fl
     assert state.steps["b"].status is StepStatus.FAILED
     assert state.steps["b"].error_type == "breaker_open"
     assert not [e for e in events if e.kind == "agent.routed"]  # backup was never asked
+
+
+async def test_approvals_across_runs_says_when_more_runs_wait_than_it_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(approvals, "LISTED_RUNS", 1)
+    held = {"name": "held", "steps": [{"id": "h", "kind": "shell", "run": "true"}]}
+    held["steps"][0]["approval"] = "required"
+    async with await _engine(tmp_path) as engine:
+        first = await engine.submit(held, run_id="r1")
+        await engine.wait(first)
+        second = await engine.submit(held, run_id="r2")
+        await engine.wait(second)
+        listed = await approvals.waiting_runs(engine)
+    assert listed.more
+    assert [w.run_id for w in listed.found] == ["r2"]  # the newest

@@ -332,7 +332,8 @@ class Engine:
         return await self._signal(run_id, "skip", {"step_id": step_id})
 
     async def approvals(self, run_id: str | None = None) -> list[approvals.Waiting]:
-        """What waits for a person (a step's input, a plan) in `run_id` or every live run."""
+        """What waits for a person (a step's input, a plan) in `run_id`, or in every run whose
+        status is `waiting` (at most `runtime.approvals.LISTED_RUNS`, newest first)."""
         return await approvals.waiting(self, run_id)
 
     async def approve(self, run_id: str, step_id: str | None = None, **how: Any) -> bool:

@@ -57,11 +57,21 @@ def test_every_report_kind_becomes_its_event(kind: str) -> None:
         "step.progress": {"message": "half", "fraction": 0.5},
         "tool.approval_needed": {"call_id": "t1.0", "tool": "rm", "arguments": {"path": "x"}},
     }[kind]
-    sim = chain()
+    agent = {"id": "a", "kind": "agent", "agent": "x", "prompt": "p"}  # the one with tools
+    sim = Sim(make_state({"name": "w", "steps": [agent]}))
     sim.turn()
     turn = take_turn(sim.state, [make_report("a", kind, data)], T0)
     held = {"tool.approval_needed": "approval.requested"}  # a held tool call asks a person
     assert [e.kind for e in turn.events] == [held.get(kind, kind)]
+
+
+def test_only_an_agent_step_may_hold_a_tool_call() -> None:
+    sim = chain()
+    sim.turn()
+    held = make_report("a", "tool.approval_needed", {"call_id": "t1.0", "tool": "rm"})
+    turn = take_turn(sim.state, [held], T0)
+    assert turn.events == []  # a shell step has no tool loop: nothing is asked, it still runs
+    assert sim.state.steps["a"].status is StepStatus.RUNNING
 
 
 def test_a_held_tool_call_must_have_the_shape_of_one() -> None:

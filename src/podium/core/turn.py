@@ -116,8 +116,12 @@ def _is_running(state: RunState, step_id: str, attempt: int | None = None) -> bo
 
 def _report(state: RunState, report: Report, now: datetime) -> list[ev.Event]:
     """A report of the closed set from a running step; anything else is dropped (the channel
-    that carried it already refused it at the source)."""
+    that carried it already refused it at the source). Only an agent's tool loop holds a tool
+    call for a person: any other step reporting one is dropped too."""
     if not _is_running(state, report.step_id):
+        return []
+    held = report.kind == "tool.approval_needed"
+    if held and not isinstance(state.steps[report.step_id].spec, AgentStep):
         return []
     try:
         return [report_event(report, at=now)]

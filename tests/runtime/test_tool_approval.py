@@ -6,6 +6,7 @@ policy rule `destructive_tools` turned off lets the call run unasked."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -262,6 +263,40 @@ async def test_skipped_while_its_call_is_held_the_call_is_never_made(
             await engine.approve(run_id, "clean")
         events = await _events(engine, run_id)
     assert (state.status, state.steps["clean"].status) == ("succeeded", StepStatus.SKIPPED)
-    assert world.removed == [] and world.model_turns == [1]
+    assert (world.removed, world.model_turns) == ([], [1])
     withdrawn = [e.reason for e in events if isinstance(e, ev.ApprovalWithdrawn)]
     assert withdrawn == ["skipped"]
+
+
+async def test_a_held_call_on_a_branch_an_any_join_no_longer_needs_is_withdrawn(
+    tmp_path: Path, world: World
+) -> None:
+    waits_for_go = "while [ ! -f go ]; do sleep 0.02; done"  # finishes once the call is held
+    wf = {
+        "name": "race",
+        "steps": [
+            *WORKFLOW["steps"],
+            {"id": "other", "kind": "shell", "shell": "sh", "run": waits_for_go},
+            {
+                "id": "first",
+                "kind": "shell",
+                "run": "echo",
+                "needs": ["clean", "other"],
+                "join": "any",
+            },
+        ],
+    }
+    async with await _open(tmp_path, world) as engine:
+        run_id = await engine.submit(wf)
+        while not await engine.approvals(run_id):
+            await asyncio.sleep(0.02)
+        (tmp_path / "go").touch()
+        state = await engine.wait(run_id)
+        events = await _events(engine, run_id)
+    assert state.status == "succeeded"
+    assert (state.steps["clean"].status, state.steps["clean"].reason) == (
+        StepStatus.CANCELLED,
+        "lost_race",
+    )
+    assert [e.reason for e in events if isinstance(e, ev.ApprovalWithdrawn)] == ["lost_race"]
+    assert world.removed == []

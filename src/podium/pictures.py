@@ -8,8 +8,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
+from podium.core import loops
 from podium.core.state import RunState, StepState
-from podium.spec.model import StepBase, Workflow
+from podium.spec.model import LoopStep, StepBase, Workflow
 
 # Fill and stroke of each step status (the same in every format).
 COLOURS: dict[str, tuple[str, str]] = {
@@ -29,7 +30,8 @@ PLAIN = ("#ffffff", "#52525b")  # a workflow's steps, which have no status yet
 
 @dataclass(frozen=True, slots=True)
 class Node:
-    """One step. `group` is the plan step a plan child belongs to."""
+    """One step. `group` is the plan step a plan child belongs to, or the iteration
+    (`<loop>.<n>`) a loop's child belongs to."""
 
     id: str
     kind: str
@@ -99,14 +101,31 @@ def duration_text(seconds: float) -> str:
 
 
 def workflow_picture(workflow: Workflow) -> Picture:
-    nodes = tuple(Node(id=step.id, kind=_kind(step)) for step in workflow.steps)
-    return Picture(workflow.name, nodes, tuple(_needs(workflow.steps)))
+    """The workflow's steps and needs; a loop's body is drawn once, grouped under the loop
+    (`<loop>.<body id>`), as every iteration will run it."""
+    nodes: list[Node] = []
+    edges: list[Edge] = []
+    _add_steps(workflow.steps, "", None, nodes, edges)
+    return Picture(workflow.name, tuple(nodes), tuple(edges))
+
+
+def _add_steps(
+    steps: Iterable[StepBase], prefix: str, group: str | None, nodes: list[Node], edges: list[Edge]
+) -> None:
+    for step in steps:
+        step_id = prefix + step.id
+        nodes.append(Node(id=step_id, kind=_kind(step), group=group))
+        edges += [Edge(prefix + need, step_id) for need in step.needs]
+        if group is not None and not step.needs:
+            edges.append(Edge(group, step_id, spawn=True))
+        if isinstance(step, LoopStep):
+            _add_steps(step.steps, f"{step_id}.", step_id, nodes, edges)
 
 
 def run_picture(state: RunState) -> Picture:
     """The run's steps, plan children included, with their statuses and durations."""
     steps = list(state.steps.values())
-    nodes = tuple(_run_node(step) for step in steps)
+    nodes = tuple(_run_node(step, loops.group(state, step)) for step in steps)
     edges = list(_needs(step.spec for step in steps))
     for step in steps:
         if step.parent is not None and not step.spec.needs:
@@ -114,13 +133,13 @@ def run_picture(state: RunState) -> Picture:
     return Picture(f"{state.workflow.name} · run {state.run_id}", nodes, tuple(edges))
 
 
-def _run_node(step: StepState) -> Node:
+def _run_node(step: StepState, group: str | None) -> Node:
     return Node(
         id=step.id,
         kind=_kind(step.spec),
         status=str(step.status),
         seconds=_seconds(step.started_at, step.finished_at),
-        group=step.parent,
+        group=group,
     )
 
 

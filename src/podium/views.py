@@ -234,6 +234,7 @@ def show_document(state: RunState, record: RunRecord | None) -> dict[str, Any]:
         "error": state.completed_error,
         "cancel_reason": cancel_reason(state),
         "forked_from": forked_from(state),
+        "thread": state.thread,  # a thread's run: {"id", "message", "routing", "on_busy"}
         "created_at": iso(state.created_at),
         "updated_at": iso(state.updated_at),
         "tokens": state.tokens,

@@ -136,8 +136,10 @@ def test_run_succeeds_and_show_json_has_every_step(cli: Cli) -> None:
         "tokens",
         "cost_usd",
         "plans",
+        "loops",
         "feedback",
         "approvals",
+        "thread",
         "steps",
     }
     assert (doc["tokens"], doc["cost_usd"]) == (0, 0)

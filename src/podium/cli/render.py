@@ -128,6 +128,9 @@ def show_header(state: RunState, record: RunRecord) -> Table:
     if (fork := state.fork) is not None:
         reused = f"{len(fork.reused)} steps reused"
         grid.add_row("forked", f"from {fork.parent_run_id} at {fork.from_step} ({reused})")
+    if state.thread is not None:
+        grid.add_row("thread", thread_text(state.thread))
+        grid.add_row("message", shorten(state.thread.get("message") or ""))
     grid.add_row("created", stamp(state.created_at))
     grid.add_row("updated", stamp(state.updated_at))
     end = state.updated_at if state.outcome is not None else datetime.now(UTC)
@@ -140,6 +143,18 @@ def show_header(state: RunState, record: RunRecord) -> Table:
     if (reason := cancel_reason(state)) is not None:
         grid.add_row("cancel reason", reason)
     return grid
+
+
+def thread_text(thread: Mapping[str, Any]) -> str:
+    """`T (agent A, chosen by rule 0 /pattern/)`: a thread's run, and how its agent was chosen."""
+    routing = thread.get("routing") or {}
+    by = str(routing.get("by"))
+    how = {
+        "rule": f"rule {routing.get('rule')} /{routing.get('pattern')}/",
+        "router": f"the router {routing.get('router')}",
+        "request": "--agent",
+    }.get(by, by)
+    return f"{thread['id']} (agent {routing.get('agent')}, chosen by {how})"
 
 
 def waiting_until(record: RunRecord) -> str:

@@ -62,13 +62,15 @@ class RunForked(_Event):
     """The run is a fork of `parent_run_id` from `from_step`: the steps in `reused` (in
     dependency order) are taken over as the parent finished them, never run here; `plans`
     holds the recorded plan of each plan step whose children are taken over ({"versions",
-    "children": [child step documents], "current", "failures", "replans"})."""
+    "children": [child step documents], "current", "failures", "replans"}); `loops` the
+    number of iterations of each loop step whose children are taken over (outer loops first)."""
 
     kind: Literal["run.forked"] = "run.forked"
     parent_run_id: str
     from_step: str
     reused: dict[str, ReusedStep] = Field(default_factory=dict)
     plans: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    loops: dict[str, int] = Field(default_factory=dict)
 
 
 class RunResumed(_Event):

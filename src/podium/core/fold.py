@@ -184,6 +184,7 @@ def _on_forked(state: RunState, e: ev.RunForked) -> None:
     dependency order) through the same transitions as if they had finished here."""
     for plan_id, doc in e.plans.items():
         _restore_plan(state, state.steps[plan_id], doc)
+    loops.restore(state, e.loops)
     for step_id, done in e.reused.items():
         _reuse(state, step_id, done, e.at)
     state.fork = ForkInfo(e.parent_run_id, e.from_step, tuple(e.reused))

@@ -81,6 +81,21 @@ def grow(state: RunState, step: StepState, iteration: int) -> None:
     state.loop_iterations += 1
 
 
+def restore(state: RunState, counts: dict[str, int]) -> None:
+    """A fork takes over loops that finished in its parent: each (outer loops first) waits on
+    its recorded iterations, re-grown from its body; the fork then takes over their children's
+    results. Iterations taken over do not count toward the fork's `loop_iterations` budget."""
+    spent = state.loop_iterations
+    for loop_id, count in counts.items():
+        step = state.steps[loop_id]
+        step.status = StepStatus.WAITING
+        state.loops[loop_id] = LoopState()
+        for n in range(1, count + 1):
+            grow(state, step, n)
+    state.loop_iterations = spent
+    tidy_ready(state)
+
+
 def settled(state: RunState, step: StepState) -> None:
     """A step reached a terminal status: a loop step is no longer due; a loop's child may
     complete its iteration, which makes the loop due."""
@@ -207,3 +222,59 @@ def iterations(state: RunState, loop_id: str) -> list[dict[str, StepState]]:
     if record is None:
         return []
     return [{body_id(loop_id, c): state.steps[c] for c in cs} for cs in record.iterations]
+
+
+# ----------------------------------------------------------------------------------------- views
+
+
+def summary(state: RunState) -> dict[str, dict[str, Any]]:
+    """Each started loop's iterations (child ids, this generation's) and, once it succeeded,
+    why it stopped (`until` or `max_iterations`)."""
+    found: dict[str, dict[str, Any]] = {}
+    for loop_id, record in state.loops.items():
+        meta = state.steps[loop_id].meta or {}
+        found[loop_id] = {
+            "iterations": [list(children) for children in record.iterations],
+            "stopped": meta.get("stopped"),
+        }
+    return found
+
+
+def iteration(state: RunState, step: StepState) -> int | None:
+    """The iteration a loop's child belongs to; None for other steps."""
+    if step.parent is None or step.parent not in state.loops:
+        return None
+    return iteration_of(step.parent, step.id)
+
+
+def group(state: RunState, step: StepState) -> str | None:
+    """What a picture groups a step under: its iteration (`refine.2`) for a loop's child, its
+    plan step for a plan's child."""
+    n = iteration(state, step)
+    return step.parent if n is None or step.parent is None else f"{step.parent}.{n}"
+
+
+def display_order(state: RunState) -> list[tuple[StepState, int]]:
+    """The run's steps for people, each with its depth: a loop's children follow the loop,
+    iteration by iteration (nested loops likewise); the others keep the run's order."""
+    under: dict[str, list[StepState]] = {}
+    for step in state.steps.values():
+        if step.parent is not None and step.parent in state.loops:
+            under.setdefault(step.parent, []).append(step)
+    inside = {child.id for children in under.values() for child in children}
+    shown: list[tuple[StepState, int]] = []
+    stack = [(step, 0) for step in reversed(state.steps.values()) if step.id not in inside]
+    while stack:
+        step, depth = stack.pop()
+        shown.append((step, depth))
+        stack += [(child, depth + 1) for child in reversed(under.get(step.id, []))]
+    return shown
+
+
+def ending(step: StepState) -> str | None:
+    """`3 iterations, until held` for a loop step that succeeded; None for other steps."""
+    if not is_loop(step) or not step.meta:
+        return None
+    count = step.meta.get("iterations", 0)
+    why = "until held" if step.meta.get("stopped") == "until" else "max_iterations reached"
+    return f"{count} iteration{'s' if count != 1 else ''}, {why}"

@@ -17,7 +17,7 @@ from podium.ids import new_run_id
 from podium.runtime.services import AgentServices
 from podium.runtime.submission import check_agent_steps
 from podium.spec.expr import references
-from podium.spec.model import StepBase, Workflow
+from podium.spec.model import LoopStep, StepBase, Workflow
 from podium.spec.template import parse_condition, value_references
 from podium.spec.validate import coerce_inputs
 from podium.store.base import EventStore, Lease
@@ -72,8 +72,15 @@ def fork_events(
     created = origin.model_copy(update={"run_id": new_run_id(), "at": now, "inputs": values})
     changed = {k for k, v in values.items() if k not in parent.inputs or parent.inputs[k] != v}
     reused, plans = _taken_over(parent, step, _readers(wf, changed))
+    taken = sorted((sid for sid in reused if sid in parent.loops), key=lambda s: s.count("."))
+    loops = {sid: len(parent.loops[sid].iterations) for sid in taken}  # outer loops first
     forked = ev.RunForked(
-        at=now, parent_run_id=parent.run_id, from_step=step.id, reused=reused, plans=plans
+        at=now,
+        parent_run_id=parent.run_id,
+        from_step=step.id,
+        reused=reused,
+        plans=plans,
+        loops=loops,
     )
     return created, forked
 
@@ -84,6 +91,11 @@ def _fork_step(parent: RunState, step_id: str) -> StepState:
         close = difflib.get_close_matches(step_id, list(parent.steps), n=1)
         hint = f'; did you mean "{close[0]}"?' if close else "; `podium show RUN` lists its steps"
         raise UsageError(f"run {parent.run_id} has no step {step_id!r}{hint}")
+    if step.parent is not None and step.parent in parent.loops:
+        raise UsageError(
+            f"step {step_id!r} is in an iteration of loop {step.parent!r}; fork from "
+            f"{step.parent!r} (it runs again from iteration 1) or from a step after it"
+        )
     if step.parent is not None and step_id not in parent.plans[step.parent].current:
         raise UsageError(
             f"step {step_id!r} belongs to a plan of {step.parent!r} that a later plan replaced; "
@@ -100,9 +112,14 @@ def _readers(wf: Workflow, changed: set[str]) -> set[str]:
 
 
 def _reads(step: StepBase, names: set[str]) -> bool:
+    """Whether the step's templates or `when` read one of `names` (a loop: its `until` or any
+    step of its body)."""
     refs = set().union(*(value_references(getattr(step, f)) for f in type(step).templated))
-    if step.when is not None:
-        refs |= references(parse_condition(step.when))
+    for condition in (step.when, getattr(step, "until", None)):
+        if condition is not None:
+            refs |= references(parse_condition(condition))
+    if isinstance(step, LoopStep) and any(_reads(body, names) for body in step.steps):
+        return True
     return any(r[0] == "inputs" and (len(r) == 1 or r[1] in names) for r in refs)
 
 
@@ -131,6 +148,9 @@ def _taken_over(
             if sid in parent.plans:
                 plans[sid] = _plan_doc(parent, sid)
                 reused |= _children(parent, parent.plans[sid], None)
+            if sid in parent.loops:  # its iterations, nested loops' too, in the order they ran
+                inner = (s for s in parent.steps.values() if s.id.startswith(f"{sid}."))
+                reused |= {s.id: _recorded(s) for s in inner}
             reused[sid] = _recorded(parent.steps[sid])
     return reused, plans
 

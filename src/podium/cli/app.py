@@ -19,6 +19,7 @@ from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from podium.cli import (
     approvals,
+    ask,
     control,
     feedback,
     fork,
@@ -29,6 +30,7 @@ from podium.cli import (
     reading,
     running,
     script,
+    threads,
 )
 from podium.cli._session import ConfigOption, DbOption
 from podium.cli.examples import EXAMPLES, epilog
@@ -47,6 +49,8 @@ COMMANDS: tuple[Callable[..., None], ...] = (
     control.skip,
     feedback.feedback,
     planning.plan,
+    ask.ask,
+    threads.threads,
     approvals.approvals,
     approvals.answer,
     planning.approve,

@@ -48,6 +48,12 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         'podium plan "Write a briefing on durable engines" --aggregator writer',
         'podium plan "Brief me" --confirm --mode sequential --model scripted:script.yaml',
     ),
+    "ask": (
+        'podium ask "Why does the build fail on Python 3.13?"',
+        'podium ask --thread th_01jd3k4x5mq8w2 "And on 3.12?" --on-busy queue',
+        'podium ask --new-thread support-42 --agent coder "Fix the flaky test" --json',
+    ),
+    "threads": ("podium threads", "podium threads support-42 --json"),
     "approvals": ("podium approvals", "podium approvals nightly-1 --json"),
     "answer": (
         "podium answer nightly-1 pick_team platform",

@@ -24,7 +24,10 @@ def blocked(config: ProjectConfig, agent: str) -> bool:
 
 
 async def choose_agent(
-    services: AgentServices, message: str, requested: str | None
+    services: AgentServices,
+    message: str,
+    requested: str | None,
+    routed: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The routing record: `requested` (the `--agent`, or None), `agent` (the catalog's name of
     the chosen one), `by` (`request`, `rule`, `router`, `default` or `only agent`) and, as they
@@ -32,8 +35,12 @@ async def choose_agent(
     blocked agents `skipped` and why a router's choice was not used (`router_error`).
 
     UsageError if the requested agent is blocked or unknown, or if nothing chooses one;
-    SpecError (with `podium.toml: routing…` paths) if the routing names unknown agents."""
+    SpecError (with `podium.toml: routing…` paths) if the routing names unknown agents.
+    A `routed` record (made earlier for this message) is only checked again and kept."""
     config = services.config
+    if routed is not None:
+        _blocked_check(config, services.agent(routed["agent"]).name, "routing")
+        return dict(routed)
     if requested is not None:
         name = _blocked_check(config, services.agent(requested).name, "--agent")
         return {"requested": requested, "agent": name, "by": "request"}

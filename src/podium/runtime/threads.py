@@ -98,16 +98,19 @@ async def ask(
     on_busy: str | None = None,
     run_id: str | None = None,
     workspace: str | os.PathLike[str] | None = None,
+    routed: dict[str, Any] | None = None,
 ) -> Asked:
     """Start a run answering `message` on `thread` (an existing one), on a new thread named
     `new_thread`, or on a new thread with a generated id; see the module's docstring. In a
-    control engine the run is left for a worker to claim."""
+    control engine the run is left for a worker to claim. `routed` is a routing record an
+    earlier `ask` of the same message made (the CLI's rehearsal): its agent is checked again
+    (it exists, it is not blocked), its router is not asked again."""
     if not message.strip():
         raise UsageError("the message is empty; say something to ask")
     config = engine.services.config
     busy = _on_busy(on_busy, config.threads)
     tid, fresh = await _thread_for(engine.store, thread, new_thread)
-    routing = await choose_agent(engine.services, message, agent)
+    routing = await choose_agent(engine.services, message, agent, routed)
     live = [] if fresh else await _live_runs(engine.store, tid)
     if live and busy == "reject":
         raise ThreadBusyError(tid, live[-1].run_id)

@@ -58,3 +58,14 @@ def test_a_held_write_is_listed_shown_edited_and_made_once(cli: Cli) -> None:
     assert not (cli.folder / "a.txt").exists()
     doc = cli.show("r1")
     assert (doc["status"], doc["approvals"]) == ("succeeded", [])
+
+
+def test_the_project_configuration_turns_the_rule_off(cli: Cli) -> None:
+    (cli.folder / "agents").mkdir()
+    cli.write("agents/cleaner.md", AGENT)
+    cli.write("script.yaml", ASKS_TO_WRITE + "    - content: done\n")
+    cli.write("wf.yaml", WORKFLOW)
+    cli.write("podium.toml", "[policy.approve]\ndestructive_tools = false\n")
+    result = cli("run", "wf.yaml", "--run-id", "r2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (cli.folder / "a.txt").read_text() == "hi"  # made unasked

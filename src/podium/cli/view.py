@@ -217,6 +217,8 @@ def _note(e: ev.Event) -> tuple[str, ...]:
     if isinstance(e, ev.StepProgress):
         done = f"{e.fraction:.0%} " if e.fraction is not None else ""
         return "progress", f"{done}{e.message}".strip()
+    if isinstance(e, ev.LoopIterated):
+        return "iterates", f"iteration {e.iteration} begins"
     return (e.kind.removeprefix("step.").replace("_", " "),)
 
 

@@ -120,3 +120,30 @@ def test_two_asks_at_once_on_an_idle_thread_start_exactly_one(cli: Cli) -> None:
     assert sorted(code for code, _ in results) == [0, 2, 2], results
     assert all("thread t is busy" in err for code, (_, err) in results if code == 2)
     assert len(json.loads(cli("threads", "t", "--json").stdout)) == 2
+
+
+def test_a_queued_message_killed_with_its_asker_still_waits_its_turn_on_resume(cli: Cli) -> None:
+    """SIGKILL the process that queued a message; `podium resume` of the queued run holds it
+    until the thread's live run has ended, then answers it."""
+    _project(cli, '[routing]\ndefault = "assistant"\n')
+    cli.write("script.yaml", SLOW_SCRIPT.replace("delay_seconds: 30", "delay_seconds: 4"))
+    live_asker = cli.start("ask", "--new-thread", "t", "--agent", "slow", "take your time")
+    wait_until(lambda: _statuses(cli) == ["running"], "the slow run to be running")
+    queuer = cli.start("ask", "--thread", "t", "--on-busy", "queue", "next, please")
+    wait_until(lambda: _statuses(cli) == ["pending", "running"], "the queued run to exist")
+    queuer.kill()
+    queuer.wait(timeout=10)
+
+    [queued, live] = [r["run_id"] for r in json.loads(cli("threads", "t", "--json").stdout)]
+    resumed = cli("resume", queued)
+    assert resumed.returncode == 0, resumed.stderr
+    assert live_asker.wait(timeout=30) == 0
+    first, second = cli.show(live), cli.show(queued)
+    assert first["status"] == second["status"] == "succeeded"
+    assert first["updated_at"] <= second["steps"][0]["started_at"]
+    assert second["steps"][0]["output"] == "quick answer"
+
+
+def _statuses(cli: Cli) -> list[str]:
+    result = cli("threads", "t", "--json")
+    return [r["status"] for r in json.loads(result.stdout)] if result.returncode == 0 else []

@@ -9,6 +9,7 @@ from typing import Any
 
 from podium.core import events as ev
 from podium.core.fold import replay
+from podium.core.loops import display_order, summary
 from podium.core.state import StepStatus
 from podium.spec.model import PythonStep
 
@@ -257,3 +258,22 @@ def test_retrying_another_step_after_a_cancel_does_not_run_stale_children() -> N
     assert "refine.1.check" not in started
     assert sorted(started) == ["refine.1.draft", "side"]  # the loop started over, once
     assert sim.state.loops["refine"].iterations == [["refine.1.draft", "refine.1.check"]]
+
+
+def test_people_see_each_iteration_under_its_loop_nested_ones_deeper() -> None:
+    inner = {"id": "inner", "kind": "loop", "max_iterations": 1, "steps": [py("x")]}
+    outer = {"id": "outer", "kind": "loop", "max_iterations": 1, "steps": [py("a"), inner]}
+    sim = Sim(make_state({"name": "n", "steps": [outer, py("last", "outer")]}))
+    sim.run_all()
+    shown = [(step.id, depth) for step, depth in display_order(sim.state)]
+    assert shown == [
+        ("outer", 0),
+        ("outer.1.a", 1),
+        ("outer.1.inner", 1),
+        ("outer.1.inner.1.x", 2),
+        ("last", 0),
+    ]
+    assert summary(sim.state)["outer.1.inner"] == {
+        "iterations": [["outer.1.inner.1.x"]],
+        "stopped": "max_iterations",
+    }

@@ -166,3 +166,20 @@ async def test_a_fork_after_a_loop_takes_its_iterations_over(
     again = await engine.wait(await engine.fork(parent.run_id, "refine"))
     assert again.status == "succeeded"
     assert runs(tmp_path) == ["after", "work 1", "work 2", "work 3", "after"]
+
+
+async def test_a_body_step_asks_for_approval_in_the_iteration_its_condition_names(
+    engine: Engine, tmp_path: Path
+) -> None:
+    steps = body()
+    steps[0] = {**steps[0], "approval": "${{ loop.iteration == 2 }}"}
+    state = await engine.run(flow(steps=steps))
+    assert state.status == "waiting"
+    [waiting] = await engine.approvals(state.run_id)
+    assert waiting.step_id == "refine.2.work"
+    assert waiting.input["run"].startswith("echo work 2")  # rendered for its iteration
+    assert runs(tmp_path) == ["work 1"]
+    assert await engine.approve(state.run_id, "refine.2.work")
+    state = await engine.wait(state.run_id)
+    assert state.status == "succeeded", state.completed_error
+    assert runs(tmp_path) == ["work 1", "work 2", "work 3", "after"]

@@ -157,3 +157,11 @@ def test_agent_names_in_a_body_are_checked_against_the_catalog() -> None:
     agent = {"id": "ask", "kind": "agent", "agent": "writer", "prompt": "hi"}
     validate_workflow({"name": "w", "steps": [loop(agent)]}, agents=catalog)
     assert catalog.seen == [("writer", "steps[0].steps[0].agent")]
+
+
+def test_attempt_fields_belong_on_body_steps() -> None:
+    found = problems(loop(shell("a"), retry=3, timeout="5s"))
+    assert found["steps[0]"] == [
+        "retry and timeout do not apply to a loop step (it runs no attempt of its own); set "
+        "them on the body's steps"
+    ]

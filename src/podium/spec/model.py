@@ -395,6 +395,9 @@ class WorkflowStep(StepBase):
         return _no_nul(value)
 
 
+_ATTEMPTLESS: dict[str, Any] = {"retry": RetryPolicy(), "timeout": None, "output": "text"}
+
+
 class LoopStep(StepBase):
     """Repeats its body (`steps`, any kinds, `needs` only within the body) as iterations of
     children `<this id>.<n>.<body id>`, until `until` holds after an iteration or
@@ -424,6 +427,21 @@ class LoopStep(StepBase):
         if value is not None and not value.strip():
             raise ValueError("until must be a condition such as ${{ steps.check.output.ok }}")
         return value
+
+    @model_validator(mode="after")
+    def _no_attempt_fields(self) -> LoopStep:
+        """A loop runs no attempt of its own: what shapes an attempt belongs on body steps."""
+        given = [
+            name
+            for name in ("retry", "timeout", "output")
+            if name in self.model_fields_set and getattr(self, name) != _ATTEMPTLESS[name]
+        ]
+        if given:
+            raise ValueError(
+                f"{' and '.join(given)} do not apply to a loop step (it runs no attempt of its "
+                "own); set them on the body's steps"
+            )
+        return self
 
     @property
     def bound(self) -> int:

@@ -38,6 +38,9 @@ def test_the_example_parks_on_planned_steps_and_runs_them_once_approved(cli: Cli
     assert (cli.folder / "count.txt").read_text() == "counted"
     shown = cli("show", "p1", "tally.count")
     assert "asked (policy: planned_shell)" in shown.stdout
+    plans = cli("show", "p1").stdout
+    assert "- count [shell]: wc -w notes.txt" in plans
+    assert "- save [file]: write count.txt (needs count)" in plans
 
 
 def test_validate_refuses_an_agent_the_project_blocks(cli: Cli) -> None:

@@ -19,6 +19,7 @@ from podium.core.events import StepFeedback
 from podium.core.state import RunState, StepState, StepStatus
 from podium.core.tool_approvals import held_call
 from podium.pictures import duration_text
+from podium.spec.plan import item_summary
 from podium.store.base import RunRecord, StoredEvent
 from podium.views import abandoned, cancel_reason, feedback_counts, run_status, wake_at
 
@@ -360,7 +361,6 @@ def _plan_lines(versions: list[dict[str, Any]], last: int) -> list[str]:
         lines.append(f"    plan version {number}: {version.get('summary') or ''}".rstrip())
         for item in version.get("steps", []):
             needs = f" (needs {', '.join(item['needs'])})" if item.get("needs") else ""
-            lines.append(
-                f"      - {item.get('id')} [{item.get('agent')}]: {item.get('task')}{needs}"
-            )
+            who, what = item_summary(item)
+            lines.append(f"      - {item.get('id')} [{who}]: {what}{needs}")
     return lines

@@ -29,6 +29,8 @@ from podium.spec.template import parse_condition
 # fields an edit cannot change: they shape the run's graph or decide whether it is asked
 FIXED_FIELDS = frozenset({"id", "kind", "needs", "join", "when", "approval"})
 INPUT_CHARS = 2000  # a string field longer than this is cut in what a person is shown
+# how a step fits the graph, not what it does: left out of what a person is shown
+_NOT_INPUT = frozenset({"approval", "when", "join", "on_failure"})
 
 
 # ------------------------------------------------------------------------------- asking
@@ -130,7 +132,7 @@ def step_input(state: RunState, spec: StepBase) -> dict[str, Any]:
     except RenderError:
         rendered = spec
     shown = rendered.model_dump(mode="json", exclude_unset=True, exclude={"id", "needs"})
-    return {k: _cut(v) for k, v in shown.items() if k not in ("approval", "when", "join")}
+    return {k: _cut(v) for k, v in shown.items() if k not in _NOT_INPUT}
 
 
 def _cut(value: Any) -> Any:

@@ -243,6 +243,16 @@ def _child_doc(item: Mapping[str, Any]) -> dict[str, Any]:
     return doc
 
 
+def item_summary(item: Mapping[str, Any]) -> tuple[str, str]:
+    """Who does a plan item and what, for people: `(agent, task)` for an agent's, `(kind, its
+    first field)` for another kind's (`("shell", "wc -w notes.txt")`)."""
+    kind = str(item.get("kind", "agent"))
+    if kind == "agent":
+        return str(item.get("agent")), str(item.get("task"))
+    required = KIND_FIELDS.get(kind, ({}, ()))[1]
+    return kind, " ".join(str(item[name]) for name in required if name in item)
+
+
 def _literal(text: object) -> object:
     """A planner's text is data, never a template: escape `${{` so nothing in it is evaluated."""
     return text.replace("${{", "$${{") if isinstance(text, str) else text

@@ -7,10 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from podium.core import events as ev
+from podium.core.control import retry_event, skip_event, steps_in
 from podium.core.fold import replay
 from podium.core.loops import display_order, summary
 from podium.core.state import StepStatus
+from podium.errors import InvalidTransitionError
 from podium.spec.model import PythonStep
 
 from .sim import T0, Sim, make_state
@@ -277,3 +281,28 @@ def test_people_see_each_iteration_under_its_loop_nested_ones_deeper() -> None:
         "iterations": [["outer.1.inner.1.x"]],
         "stopped": "max_iterations",
     }
+
+
+def test_a_finished_loops_children_are_retried_through_the_loop_only() -> None:
+    sim = started_sim(flow(refine()))
+    sim.fail("refine.1.draft", error="no ink")
+    sim.turn()
+    assert sim.state.outcome == "failed"
+    with pytest.raises(InvalidTransitionError, match="retry refine instead"):
+        retry_event(sim.state, "refine.1.draft", sim.now)
+    with pytest.raises(InvalidTransitionError, match="skip refine instead"):
+        skip_event(sim.state, "refine.1.draft", sim.now)
+    assert steps_in(sim.state, "retry", "failed", sim.now) == ["refine"]
+
+
+def test_an_interrupted_body_step_is_retried_within_its_iteration() -> None:
+    sim = started_sim(flow(refine()))
+    iterate(sim, 1, ok=False)
+    sim.record(ev.RunResumed(at=sim.now, interrupted=["refine.2.draft"]))
+    sim.turn()
+    assert sim.state.status == "waiting"  # a person decides what the crash left
+    sim.record(retry_event(sim.state, "refine.2.draft", sim.now))
+    assert sim.turn() == ["refine.2.draft"]
+    iterate(sim, 2, ok=True)
+    assert sim.state.steps["refine"].meta == {"iterations": 2, "stopped": "until"}
+    assert sim.state.steps["refine.1.draft"].attempts == 1  # iteration 1 never ran again

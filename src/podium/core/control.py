@@ -6,9 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from podium.core import events as ev
+from podium.core import loops
 from podium.core.approvals import approve_event, reject_event
 from podium.core.happenings import ControlSignal
-from podium.core.state import RunState, StepStatus, require_step
+from podium.core.state import RunState, StepState, StepStatus, require_step
 from podium.errors import InvalidTransitionError, PodiumError
 
 RETRYABLE = frozenset(
@@ -27,6 +28,7 @@ SKIPPABLE = frozenset(
 
 def retry_event(state: RunState, step_id: str, now: datetime) -> ev.StepRetryRequested:
     step = require_step(state, step_id)
+    _in_closed_loop(state, step, "retry")
     if step.status not in RETRYABLE:
         raise InvalidTransitionError(
             f"step {step_id} is {step.status}; only failed, interrupted, cancelled or skipped "
@@ -47,6 +49,7 @@ def skip_event(state: RunState, step_id: str, now: datetime) -> ev.StepSkipped:
     """A person skips a step that has not started, waits for a retry, was interrupted, failed,
     or waits for approval (see `signal_events`: that approval is withdrawn first)."""
     step = require_step(state, step_id)
+    _in_closed_loop(state, step, "skip")
     if step.status not in SKIPPABLE and step_id not in state.approvals:
         hint = (
             "cancel the run to stop it" if step.status is StepStatus.RUNNING else "nothing to skip"
@@ -60,11 +63,28 @@ def skip_event(state: RunState, step_id: str, now: datetime) -> ev.StepSkipped:
 ALL_OF = {"interrupted": StepStatus.INTERRUPTED, "failed": StepStatus.FAILED}
 
 
+def _in_closed_loop(state: RunState, step: StepState, verb: str) -> None:
+    """A step of a loop's iteration is retried or skipped only while its loop runs."""
+    loop_id = loops.closed_loop(state, step)
+    if loop_id is not None:
+        raise InvalidTransitionError(
+            f"step {step.id} belongs to an iteration of loop {loop_id}, which is "
+            f"{state.steps[loop_id].status}; {verb} {loop_id} instead"
+            + (" (it starts over at iteration 1)" if verb == "retry" else ""),
+            run_id=state.run_id,
+            step_id=step.id,
+        )
+
+
 def steps_in(state: RunState, verb: str, which: str, now: datetime) -> list[str]:
     """Every step of the run that is `which` (interrupted or failed), each checked as a `verb`
     (retry or skip) of it alone would be: all of them can be, or InvalidTransitionError."""
     status = ALL_OF[which]
-    chosen = [s.id for s in state.steps.values() if s.status is status]
+    chosen = [
+        s.id
+        for s in state.steps.values()
+        if s.status is status and loops.closed_loop(state, s) is None  # its loop's, not alone
+    ]
     if not chosen:
         raise InvalidTransitionError(
             f"run {state.run_id} has no {which} steps; nothing to {verb}"

@@ -278,3 +278,12 @@ def ending(step: StepState) -> str | None:
     count = step.meta.get("iterations", 0)
     why = "until held" if step.meta.get("stopped") == "until" else "max_iterations reached"
     return f"{count} iteration{'s' if count != 1 else ''}, {why}"
+
+
+def closed_loop(state: RunState, step: StepState) -> str | None:
+    """The loop a step is a child of, when that loop no longer waits on it (it succeeded,
+    failed or was cancelled): retrying or skipping the child alone would change nothing."""
+    if step.parent is None or step.parent not in state.loops:
+        return None
+    loop = state.steps[step.parent]
+    return None if loop.status is StepStatus.WAITING else loop.id

@@ -1,14 +1,18 @@
 """`podium ask` and `podium threads` as real subprocesses: the README's thread example (a rule,
 then the router, on one thread), `show` naming the thread and the routing, an unknown thread and
-a blocked agent refused (exit 2, nothing created), and a busy thread rejected, raced and
-interrupted from other processes."""
+a blocked agent refused (exit 2, nothing created), a busy thread rejected and interrupted from
+other processes, racing asks of which one starts, and a queued message surviving its asker's
+SIGKILL."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import subprocess
 from pathlib import Path
+
+from podium.store import open_store
 
 from .conftest import Cli, wait_until
 
@@ -78,15 +82,9 @@ def _live_thread(cli: Cli) -> tuple[subprocess.Popen[str], str]:
     """Thread `t` with a live run: the slow agent answers after 30 s."""
     _project(cli, '[routing]\ndefault = "assistant"\n')
     runner = cli.start("ask", "--new-thread", "t", "--agent", "slow", "take your time")
-    found: list[str] = []
-
-    def running() -> bool:
-        listed = json.loads(cli("threads", "t", "--json").stdout or "[]")
-        found[:] = [r["run_id"] for r in listed if r["status"] == "running"]
-        return bool(found)
-
-    wait_until(running, "the slow run on thread t to be running")
-    return runner, found[0]
+    wait_until(lambda: _statuses(cli) == ["running"], "the slow run on thread t to be running")
+    [live] = json.loads(cli("threads", "t", "--json").stdout)
+    return runner, live["run_id"]
 
 
 def test_a_busy_thread_rejects_then_is_interrupted(cli: Cli) -> None:
@@ -95,10 +93,6 @@ def test_a_busy_thread_rejects_then_is_interrupted(cli: Cli) -> None:
     assert rejected.returncode == 2
     assert f"thread t is busy: its run {live} is still live" in rejected.stderr
     assert "--on-busy queue" in rejected.stderr
-
-    racers = [cli.start("ask", "--thread", "t", f"racer {i}") for i in range(2)]
-    codes = [racer.wait(timeout=30) for racer in racers]
-    assert codes == [2, 2]  # busy: neither starts
 
     interrupting = cli("ask", "--thread", "t", "--on-busy", "interrupt", "stop that")
     assert interrupting.returncode == 0, interrupting.stderr
@@ -126,7 +120,7 @@ def test_a_queued_message_killed_with_its_asker_still_waits_its_turn_on_resume(c
     """SIGKILL the process that queued a message; `podium resume` of the queued run holds it
     until the thread's live run has ended, then answers it."""
     _project(cli, '[routing]\ndefault = "assistant"\n')
-    cli.write("script.yaml", SLOW_SCRIPT.replace("delay_seconds: 30", "delay_seconds: 4"))
+    cli.write("script.yaml", SLOW_SCRIPT.replace("delay_seconds: 30", "delay_seconds: 5"))
     live_asker = cli.start("ask", "--new-thread", "t", "--agent", "slow", "take your time")
     wait_until(lambda: _statuses(cli) == ["running"], "the slow run to be running")
     queuer = cli.start("ask", "--thread", "t", "--on-busy", "queue", "next, please")
@@ -145,5 +139,13 @@ def test_a_queued_message_killed_with_its_asker_still_waits_its_turn_on_resume(c
 
 
 def _statuses(cli: Cli) -> list[str]:
-    result = cli("threads", "t", "--json")
-    return [r["status"] for r in json.loads(result.stdout)] if result.returncode == 0 else []
+    """Thread t's runs' statuses, newest first, read from the store (no subprocess: fast)."""
+    return asyncio.run(_read_statuses(cli.db))
+
+
+async def _read_statuses(db: Path) -> list[str]:
+    store = await open_store(db, create=False)
+    try:
+        return [r.status for r in await store.list_runs(thread="t")]
+    finally:
+        await store.close()

@@ -29,6 +29,7 @@ from podium.errors import (
     StepNotFoundError,
     StoreError,
     StoreUnavailableError,
+    ThreadBusyError,
     UsageError,
 )
 from podium.ids import RunId
@@ -91,6 +92,7 @@ __all__ = [
     "StoreError",
     "StoreUnavailableError",
     "StoredEvent",
+    "ThreadBusyError",
     "UsageError",
     "Workflow",
     "WorkflowBuilder",

@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 
 from podium.errors import SpecError
+from podium.spec.lint import workflow_warnings
+from podium.spec.loop import walk
 from podium.spec.model import LoopStep
 from podium.spec.validate import validate_workflow
 
@@ -165,3 +167,10 @@ def test_attempt_fields_belong_on_body_steps() -> None:
         "retry and timeout do not apply to a loop step (it runs no attempt of its own); set "
         "them on the body's steps"
     ]
+
+
+def test_lint_reads_loop_bodies() -> None:
+    wf = validate_workflow({"name": "w", "steps": [loop(shell("a", run="echo hi > out.txt"))]})
+    [warning] = workflow_warnings(wf)
+    assert warning.path == "steps[0].steps[0].run"
+    assert [where for where, _ in walk(wf.steps)] == ["steps[0]", "steps[0].steps[0]"]

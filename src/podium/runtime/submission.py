@@ -21,6 +21,7 @@ from podium.llm import is_known_provider, unknown_provider
 from podium.llm.base import config_problem
 from podium.runtime.services import DEFAULT_MODEL_ENV, AgentServices
 from podium.spec.load import WorkflowSource, load_workflow
+from podium.spec.loop import walk
 from podium.spec.model import AgentStep, PlanStep, Workflow, WorkflowStep
 from podium.spec.plan import check_plan
 from podium.spec.policy import Policy, blocked_problem, effective
@@ -75,7 +76,7 @@ def check_agent_steps(wf: Workflow, services: AgentServices) -> Policy:
     providers = services.config.providers
     if services.default_model:
         _known(services.default_model, providers, "the default model")
-    for index, step in enumerate(wf.steps):
+    for where, step in walk(wf.steps):  # a loop's body too: its agents run as well
         if isinstance(step, PlanStep):  # the supervisors, and the agents it may give work to
             for name in dict.fromkeys(filter(None, _plan_agents(step))):
                 _check_model(services, step, services.agent(name))
@@ -83,7 +84,7 @@ def check_agent_steps(wf: Workflow, services: AgentServices) -> Policy:
         if not isinstance(step, AgentStep):
             continue
         agent = services.agent(step.agent)
-        _check_tool_choice(step, agent, index)
+        _check_tool_choice(step, agent, where)
         provider = step.options.provider if step.options else None
         _check_model(services, step, agent, step.model, provider)
     return policy
@@ -150,13 +151,13 @@ def _plan_agents(step: PlanStep) -> list[str | None]:
     return [step.planner, step.aggregator, step.verifier, *(step.agents or ())]
 
 
-def _check_tool_choice(step: AgentStep, agent: AgentSpec, index: int) -> None:
+def _check_tool_choice(step: AgentStep, agent: AgentSpec, where: str) -> None:
     """A step's `options.tool_choice` must name one of its agent's tools (as the agent's own)."""
     try:
         check_tool_choice(step.options.tool_choice if step.options else None, agent.tools)
     except ValueError as exc:
-        where = f"steps[{index}].options.tool_choice"
-        raise SpecError([Problem(where, f"{exc} (agent {agent.name!r})")]) from None
+        path = f"{where}.options.tool_choice"
+        raise SpecError([Problem(path, f"{exc} (agent {agent.name!r})")]) from None
 
 
 def _known(model: str, providers: Mapping[str, Any], who: str) -> str:

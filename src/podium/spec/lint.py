@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterator
 
 from podium.errors import Problem
+from podium.spec.loop import walk
 from podium.spec.model import ShellStep, Workflow
 
 _TEMPLATE = re.compile(r"\$?\$\{\{.*?\}\}", re.DOTALL)  # rendered (or escaped) before the split
@@ -19,11 +20,11 @@ def workflow_warnings(workflow: Workflow) -> list[Problem]:
     """A warning per shell step whose `run` string, split into arguments without a shell, would
     pass shell syntax (`&&`, `|`, `$HOME`, `>`, globs…) to the program as plain text."""
     warnings = []
-    for index, step in enumerate(workflow.steps):
+    for where, step in walk(workflow.steps):  # loop bodies included
         if isinstance(step, ShellStep) and isinstance(step.run, str) and step.shell is None:
             found = list(dict.fromkeys(shell_syntax(step.run)))
             if found:
-                warnings.append(Problem(f"steps[{index}].run", _message(found)))
+                warnings.append(Problem(f"{where}.run", _message(found)))
     return warnings
 
 

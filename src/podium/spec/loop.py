@@ -4,11 +4,11 @@ upstream of the loop."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable, Iterator
 
 from podium.errors import Problem
 from podium.spec.expr import ExpressionError, references
-from podium.spec.model import LoopStep
+from podium.spec.model import LoopStep, StepBase
 from podium.spec.template import parse_condition
 
 LOOP_FIELDS = ("iteration", "previous")
@@ -88,3 +88,13 @@ def _until_reference(
             f"{', '.join(fields)}"
         )
     return None
+
+
+def walk(steps: Iterable[StepBase], prefix: str = "") -> Iterator[tuple[str, StepBase]]:
+    """Every step with its document path (`steps[1]`, `steps[1].steps[0]`), loop bodies
+    included: for checks that must see the steps a loop will run."""
+    for index, step in enumerate(steps):
+        where = f"{prefix}steps[{index}]"
+        yield where, step
+        if isinstance(step, LoopStep):
+            yield from walk(step.steps, f"{where}.")

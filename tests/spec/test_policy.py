@@ -14,6 +14,7 @@ from podium.errors import SpecError
 from podium.spec.model import FileStep, HttpStep, PlanStep, ShellStep
 from podium.spec.plan import check_plan, children, normalised
 from podium.spec.policy import DEFAULT_RULES, ApprovalRules, Policy, effective, recorded
+from podium.spec.validate import validate_workflow
 
 
 def _rules(**values: bool) -> Policy:
@@ -143,3 +144,16 @@ def test_bad_items_of_other_kinds_are_problems_with_paths() -> None:
 
 def _blocked() -> Policy:
     return Policy(block_agents=["intern"])
+
+
+def test_a_misspelt_policy_key_in_a_workflow_says_what_was_meant() -> None:
+    doc = {
+        "name": "w",
+        "policy": {"approve": {"planed_shell": True}, "block_agent": ["x"]},
+        "steps": [{"id": "a", "kind": "shell", "run": "true"}],
+    }
+    with pytest.raises(SpecError) as caught:
+        validate_workflow(doc)
+    found = {p.path: p.message for p in caught.value.problems}
+    assert 'did you mean "planned_shell"' in found["policy.approve.planed_shell"]
+    assert 'did you mean "block_agents"' in found["policy.block_agent"]

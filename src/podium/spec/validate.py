@@ -30,6 +30,7 @@ from podium.spec.model import (
     StepBase,
     Workflow,
 )
+from podium.spec.policy import ApprovalRules, Policy
 from podium.spec.semantics import did_you_mean, graph_problems
 
 __all__ = ["coerce_inputs", "parse_input_pairs", "validate_workflow"]
@@ -352,6 +353,8 @@ def _allowed_fields(parts: Sequence[str | int], model: type[BaseModel]) -> list[
         fields = _NESTED[parts[0]].model_fields
     elif len(parts) == 3 and model is Workflow and parts[0] == "inputs":
         fields = InputSpec.model_fields
+    elif model is Workflow and parts[0] == "policy":
+        fields = ApprovalRules.model_fields if parts[1:2] == ("approve",) else Policy.model_fields
     else:
         fields = ()
     return sorted(fields)

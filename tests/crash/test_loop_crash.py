@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from .harness import EXIT_OK, Podium, integrity, kill_group, read_rows
+from .harness import EXIT_OK, EXIT_WAITING, Podium, integrity, kill_group, read_rows
 
 WAIT_SECONDS = 30.0
 ITERATIONS = 4
 
 
-def _workflow() -> dict[str, object]:
+def _workflow(*, idempotent: bool = True) -> dict[str, object]:
     work = (
         "echo iteration ${{ loop.iteration }} >> ran.txt; "
         "if [ ${{ loop.iteration }} -eq 3 ] && [ ! -f killed.once ]; then touch killed.once; "
@@ -33,7 +33,13 @@ def _workflow() -> dict[str, object]:
                 "kind": "loop",
                 "max_iterations": ITERATIONS,
                 "steps": [
-                    {"id": "work", "kind": "shell", "shell": "sh", "run": work, "idempotent": True},
+                    {
+                        "id": "work",
+                        "kind": "shell",
+                        "shell": "sh",
+                        "run": work,
+                        "idempotent": idempotent,
+                    },
                     {"id": "note", "kind": "shell", "run": "true", "needs": ["work"]},
                 ],
             },
@@ -47,15 +53,12 @@ def _workflow() -> dict[str, object]:
     }
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-def test_a_loop_killed_mid_iteration_resumes_that_iteration(tmp_path: Path, seed: int) -> None:
-    (tmp_path / "workflow.json").write_text(json.dumps(_workflow()))
-    podium = Podium(tmp_path / "podium.db")
-    run_id = f"loop-{seed}"
-    proc = podium.spawn(["run", "workflow.json", "--run-id", run_id], tmp_path)
+def _kill_in_iteration_3(podium: Podium, root: Path, run_id: str, seed: int) -> None:
+    """Start `podium run`, SIGKILL its process group while iteration 3's `work` sleeps."""
+    proc = podium.spawn(["run", "workflow.json", "--run-id", run_id], root)
     deadline = time.monotonic() + WAIT_SECONDS
     try:
-        while not (tmp_path / "killed.once").exists():  # iteration 3's work is sleeping
+        while not (root / "killed.once").exists():  # iteration 3's work is sleeping
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "the loop never reached iteration 3"
             time.sleep(0.02)
@@ -67,9 +70,9 @@ def test_a_loop_killed_mid_iteration_resumes_that_iteration(tmp_path: Path, seed
     before = read_rows(podium.db, run_id)
     assert [r.fields.get("iteration") for r in before if r.kind == "loop.iterated"] == [2, 3]
 
-    result = podium.call(["resume", run_id], tmp_path)
 
-    assert result.code == EXIT_OK, result.stderr
+def _check_finished(podium: Podium, tmp_path: Path, run_id: str) -> None:
+    """Iterations 1, 2 and 4 ran once, the killed iteration 3 twice; the loop ended right."""
     lines = (tmp_path / "ran.txt").read_text().splitlines()
     assert lines.count("iteration 1") == 1
     assert lines.count("iteration 2") == 1
@@ -89,3 +92,34 @@ def test_a_loop_killed_mid_iteration_resumes_that_iteration(tmp_path: Path, seed
     assert rows[-1].kind == "run.completed"
     assert rows[-1].fields["outcome"] == "succeeded"
     assert integrity(podium.db) == "ok"
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_loop_killed_mid_iteration_resumes_that_iteration(tmp_path: Path, seed: int) -> None:
+    (tmp_path / "workflow.json").write_text(json.dumps(_workflow()))
+    podium = Podium(tmp_path / "podium.db")
+    run_id = f"loop-{seed}"
+    _kill_in_iteration_3(podium, tmp_path, run_id, seed)
+
+    result = podium.call(["resume", run_id], tmp_path)
+
+    assert result.code == EXIT_OK, result.stderr
+    _check_finished(podium, tmp_path, run_id)
+
+
+def test_a_step_that_must_not_repeat_waits_for_a_person_within_its_iteration(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "workflow.json").write_text(json.dumps(_workflow(idempotent=False)))
+    podium = Podium(tmp_path / "podium.db")
+    _kill_in_iteration_3(podium, tmp_path, "loop-once", 1)
+
+    resumed = podium.call(["resume", "loop-once"], tmp_path)
+    assert resumed.code == EXIT_WAITING, resumed.stderr  # interrupted: a person decides
+    assert "refine.3.work" in resumed.stdout + resumed.stderr
+    assert (tmp_path / "ran.txt").read_text().splitlines().count("iteration 3") == 1
+
+    retried = podium.call(["retry", "loop-once", "refine.3.work"], tmp_path)
+
+    assert retried.code == EXIT_OK, retried.stderr
+    _check_finished(podium, tmp_path, "loop-once")

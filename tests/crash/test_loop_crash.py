@@ -1,6 +1,7 @@
 """SIGKILL the real `podium run` in the middle of a loop's third iteration, then `podium
 resume`: the iteration in flight runs again, the earlier ones never do, and the loop ends with
-the right number of iterations.
+the right number of iterations. A body step that must not run twice is left interrupted
+instead, and `podium retry` of it finishes the loop the same way.
 
 The body's shell step appends `iteration N` to `ran.txt` and then sleeps (the kill lands during
 the sleep of iteration 3); the checks read that file and the SQLite event log directly."""

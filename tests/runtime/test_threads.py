@@ -12,6 +12,7 @@ import pytest
 
 from podium.errors import ThreadBusyError, UsageError
 from podium.runtime.engine import Engine
+from podium.store.base import StoredEvent
 
 from ._threads import Model, conversation, model, open_engine
 
@@ -110,6 +111,11 @@ async def test_threads_lists_each_thread_with_its_newest_message(
     ]
 
 
+async def _events(tmp_path: Path, run_id: str) -> list[StoredEvent]:
+    async with await Engine.open(tmp_path / "podium.db", mode="control") as reader:
+        return await reader.store.read(run_id)
+
+
 async def _busy_thread(engine: Engine, model: Model) -> str:
     """A thread whose first run is live: its answer waits until `model.release()`."""
     model.hold()
@@ -168,10 +174,14 @@ async def test_queued_input_starts_after_the_live_run_ends(tmp_path: Path, model
     assert state.thread is not None
     assert state.thread["on_busy"] == "queue"
     assert [c.messages[-1].content for c in model.calls] == ["first", "second"]
-    assert conversation(model.calls[-1])[1:3] == [
+    assert conversation(model.calls[-1])[1:3] == [  # the answer it waited for, not a note
         ("user", "first"),
-        ("assistant", f"[no answer yet: run {live} was running when this was sent]"),
+        ("assistant", "assistant: first"),
     ]
+    events = [e.event for e in await _events(tmp_path, queued.run_id)]
+    [caught_up] = [e for e in events if e.kind == "thread.caught_up"]
+    assert caught_up.history[1] == {"role": "assistant", "content": "assistant: first"}
+    assert events[0].workflow["steps"][0]["history"][1]["content"].startswith("[no answer yet")
 
 
 async def test_a_queued_run_waits_for_its_predecessor_in_whichever_engine_drives_it(
@@ -222,4 +232,7 @@ async def test_new_input_interrupts_the_live_run(tmp_path: Path, model: Model) -
     assert state.steps["answer"].output == "assistant: never mind, this instead"
     said = conversation(model.calls[-1])
     assert said[1] == ("user", "first")
-    assert said[2] == ("assistant", f"[no answer: run {live} was interrupted by the next message]")
+    assert said[2] == (
+        "assistant",
+        f"[no answer: run {live} cancelled: interrupted by new input on thread t]",
+    )

@@ -387,6 +387,15 @@ class StepFeedback(_Event):
     who: str = ""
 
 
+class ThreadCaughtUp(_Event):
+    """A queued thread run's turn came: its answer step's `history` as the thread holds it now
+    (the runs it waited for have answered), replacing what was known when it was asked."""
+
+    kind: Literal["thread.caught_up"] = "thread.caught_up"
+    step_id: str
+    history: list[dict[str, str]] = Field(default_factory=list)
+
+
 Event = Annotated[
     RunCreated
     | RunForked
@@ -402,6 +411,7 @@ Event = Annotated[
     | StepRetryRequested
     | LoopIterated
     | StepFeedback
+    | ThreadCaughtUp
     | ModelCalled
     | AgentRouted
     | BreakerChanged

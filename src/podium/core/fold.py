@@ -16,7 +16,7 @@ from podium.core import events as ev
 from podium.core.graph import build_graph
 from podium.core.joins import make_ready, propagate, reopen, tidy_ready
 from podium.core.state import Feedback, ForkInfo, PlanState, RunState, StepState, StepStatus
-from podium.spec.model import Workflow
+from podium.spec.model import HistoryMessage, Workflow
 from podium.spec.policy import recorded as recorded_policy
 
 
@@ -359,6 +359,13 @@ def _on_budget_exceeded(state: RunState, e: ev.BudgetExceeded) -> None:
     state.budget_error = e.message
 
 
+def _on_thread_caught_up(state: RunState, e: ev.ThreadCaughtUp) -> None:
+    """The answer step of a queued thread run sees the thread as it is when its turn comes."""
+    step = state.steps[e.step_id]
+    history = [HistoryMessage.model_validate(said) for said in e.history]
+    step.spec = step.spec.model_copy(update={"history": history})
+
+
 _HANDLERS: dict[type, Callable[[RunState, Any], None]] = {
     ev.ModelCalled: _on_model_called,
     ev.AgentRouted: _noted,
@@ -388,6 +395,7 @@ _HANDLERS: dict[type, Callable[[RunState, Any], None]] = {
     ev.RunCompleted: _on_completed,
     ev.StepRetryRequested: _on_retry_requested,
     ev.StepFeedback: _on_feedback,
+    ev.ThreadCaughtUp: _on_thread_caught_up,
     ev.LoopIterated: loops.iterated,
     ev.ChildStarted: children.started,
     ev.ChildCompleted: children.completed,

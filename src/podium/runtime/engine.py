@@ -428,7 +428,8 @@ class Engine:
         run_id = driver.state.run_id
         try:
             with telemetry.run_span(run_id, driver.state.workflow.name):
-                await threads.wait_turn(self.store, driver, self._policy)  # a queued thread run
+                limits = self.services.config.threads  # a queued thread run waits its turn
+                await threads.wait_turn(self.store, driver, self._policy, limits)
                 return await driver.drive(resumed=resumed, slot=self._run_slots)
         finally:
             self._drivers.pop(run_id, None)

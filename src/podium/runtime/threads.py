@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from podium.clock import Clock
-from podium.core.fold import new_state, replay
+from podium.core import events as ev
+from podium.core.fold import apply, new_state, replay
 from podium.core.state import RunState
 from podium.errors import InvalidTransitionError, ThreadBusyError, UsageError
 from podium.ids import new_run_id
@@ -32,8 +33,16 @@ from podium.runtime.runner import LeasePolicy, RunDriver
 from podium.runtime.services import AgentServices
 from podium.runtime.submission import new_run
 from podium.runtime.workspace import choose_workspace
+from podium.spec.model import AgentStep
 from podium.spec.routing import ON_BUSY, OnBusy, ThreadsConfig
-from podium.store.base import TERMINAL_STATUSES, EventStore, Lease, RunRecord, RunStatus
+from podium.store.base import (
+    TERMINAL_STATUSES,
+    EventStore,
+    Lease,
+    RunRecord,
+    RunStatus,
+    StoredEvent,
+)
 
 ANSWER_STEP = "answer"
 THREAD_WORKFLOW = "thread"
@@ -171,13 +180,21 @@ async def thread_runs(store: EventStore, thread: str, *, limit: int = 1000) -> l
 
 
 async def history(
-    store: EventStore, thread: str, limits: ThreadsConfig, interrupting: set[str] | None = None
+    store: EventStore,
+    thread: str,
+    limits: ThreadsConfig,
+    interrupting: set[str] | None = None,
+    *,
+    older_than: RunRecord | None = None,
 ) -> list[dict[str, str]]:
     """The thread's earlier exchanges as chat messages, oldest first: each run's message and
     its answer (or what became of it; `interrupting` are the live runs the new message stops).
     The newest `limits.history_messages` exchanges are kept within `limits.history_chars`; the
-    first kept message says how many were left out."""
+    first kept message says how many were left out. With `older_than`, only the runs created
+    before that one count."""
     records = await _all_runs(store, thread)
+    if older_than is not None:
+        records = [r for r in records if _older(r, older_than)]
     kept: list[list[dict[str, str]]] = []
     budget = limits.history_chars
     for record in records[: limits.history_messages]:  # newest first
@@ -202,25 +219,55 @@ async def history(
     return messages
 
 
-async def wait_turn(store: EventStore, driver: RunDriver, policy: LeasePolicy) -> None:
+async def wait_turn(
+    store: EventStore, driver: RunDriver, policy: LeasePolicy, limits: ThreadsConfig
+) -> None:
     """Hold a thread's run that has not started while an older run on its thread is live,
     renewing its lease meanwhile; return at once for any other run, or when a signal (a cancel)
-    waits for it."""
+    waits for it. A run that waited then catches up: `thread.caught_up` records its answer
+    step's history as the thread holds it now (the answers it waited for, within `limits`)."""
     state = driver.state
     if state.thread is None or state.seq != 1:
         return
     run_id, thread = state.run_id, state.thread["id"]
     mine = await store.get_run(run_id)
     renewed = asyncio.get_running_loop().time()
+    waited = False
     while True:
         ahead = [r for r in await _live_runs(store, thread) if _older(r, mine)]
-        if not ahead or await store.pending_signals(run_id):
+        if not ahead:
+            break
+        if await store.pending_signals(run_id):
             return
+        waited = True
         now = asyncio.get_running_loop().time()
         if now - renewed >= policy.heartbeat_seconds:
             driver.lease = await store.renew_lease(driver.lease, ttl_seconds=policy.ttl_seconds)
             renewed = now
         await store.wait_for_change(timeout_seconds=TURN_POLL_SECONDS)
+    if waited:
+        await _catch_up(store, driver, limits, mine)
+
+
+async def _catch_up(
+    store: EventStore, driver: RunDriver, limits: ThreadsConfig, mine: RunRecord
+) -> None:
+    """Commit `thread.caught_up` before the run's first turn if the thread's history changed
+    since the message was asked (the driver then starts from it, as a replay does)."""
+    state, thread = driver.state, mine.thread
+    step = state.steps.get(ANSWER_STEP)
+    if thread is None or step is None or not isinstance(step.spec, AgentStep):
+        return
+    now = await history(store, thread, limits, older_than=mine)
+    if now == [said.model_dump() for said in step.spec.history]:
+        return
+    event = ev.ThreadCaughtUp(at=await store.now(), step_id=ANSWER_STEP, history=now)
+    seq = await store.append(
+        state.run_id, [event], expected_seq=state.seq, epoch=driver.lease.epoch
+    )
+    apply(state, event)
+    driver._committed_seq = seq  # committed before the driver's first turn, like run.created
+    driver.bus.publish(state.run_id, [StoredEvent(state.run_id, seq, event)])
 
 
 # -- helpers -----------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from podium.errors import SpecError
+from podium.spec.builder import WorkflowBuilder
 from podium.spec.lint import workflow_warnings
 from podium.spec.loop import walk
 from podium.spec.model import LoopStep
@@ -174,3 +175,18 @@ def test_lint_reads_loop_bodies() -> None:
     [warning] = workflow_warnings(wf)
     assert warning.path == "steps[0].steps[0].run"
     assert [where for where, _ in walk(wf.steps)] == ["steps[0]", "steps[0].steps[0]"]
+
+
+def test_the_python_builder_makes_the_same_loop() -> None:
+    body = WorkflowBuilder("body")
+    draft = body.shell("draft", "echo ${{ loop.iteration }}")
+    body.shell("check", "echo ${{ steps.draft.output }}", needs=draft)
+    flow = WorkflowBuilder("w")
+    seed = flow.shell("seed", "true")
+    refine = flow.loop("refine", body, 4, until="${{ steps.check.output }}", needs=seed)
+    flow.shell("after", "echo ${{ steps.refine.iterations[-1].draft.output }}", needs=refine)
+    wf = flow.build()
+    step = wf.steps[1]
+    assert isinstance(step, LoopStep)
+    assert (step.bound, step.until, step.needs) == (4, "${{ steps.check.output }}", ["seed"])
+    assert [(s.id, s.needs) for s in step.steps] == [("draft", []), ("check", ["draft"])]

@@ -98,6 +98,21 @@ class WorkflowBuilder:
     def http(self, id: str, url: str, method: str = "GET", **fields: Any) -> StepRef:
         return self.step("http", id, url=url, method=method, **fields)
 
+    def loop(
+        self,
+        id: str,
+        body: WorkflowBuilder,
+        max_iterations: int,
+        until: str | None = None,
+        **fields: Any,
+    ) -> StepRef:
+        """A loop step whose body is `body`'s steps (built on a builder of its own, whose name
+        and inputs are not used): repeated until `until` holds or `max_iterations` ran."""
+        if until is not None:
+            fields["until"] = until
+        steps = copy.deepcopy(body._steps)
+        return self.step("loop", id, max_iterations=max_iterations, steps=steps, **fields)
+
     def to_dict(self) -> dict[str, Any]:
         """The workflow as the document a YAML or JSON file would hold."""
         document: dict[str, Any] = {"name": self.name, **self._top}

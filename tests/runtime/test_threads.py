@@ -232,7 +232,4 @@ async def test_new_input_interrupts_the_live_run(tmp_path: Path, model: Model) -
     assert state.steps["answer"].output == "assistant: never mind, this instead"
     said = conversation(model.calls[-1])
     assert said[1] == ("user", "first")
-    assert said[2] == (
-        "assistant",
-        f"[no answer: run {live} cancelled: interrupted by new input on thread t]",
-    )
+    assert said[2] == ("assistant", f"[no answer: run {live} was interrupted by the next message]")

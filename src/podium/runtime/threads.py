@@ -36,7 +36,6 @@ from podium.runtime.workspace import choose_workspace
 from podium.spec.model import AgentStep
 from podium.spec.routing import ON_BUSY, OnBusy, ThreadsConfig
 from podium.store.base import (
-    TERMINAL_STATUSES,
     EventStore,
     Lease,
     RunRecord,
@@ -49,6 +48,7 @@ THREAD_WORKFLOW = "thread"
 LIVE: tuple[RunStatus, ...] = ("pending", "running", "waiting")
 THREAD_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 TURN_POLL_SECONDS = 1.0
+INTERRUPTED = "interrupted by new input on thread"  # the cancel reason, then the thread id
 
 
 class Engine(Protocol):
@@ -341,17 +341,18 @@ async def _exchange(
     said = state.thread["message"] if state.thread else None
     question = {"role": "user", "content": said or ""}
     step = state.steps.get(ANSWER_STEP)
-    if interrupted:
-        answer = f"[no answer: run {record.run_id} was interrupted by the next message]"
-    elif record.status not in TERMINAL_STATUSES:
-        answer = f"[no answer yet: run {record.run_id} was {record.status} when this was sent]"
-    elif step is not None and step.status == "succeeded":
+    stopped = (state.cancel_reason or "").startswith(INTERRUPTED)
+    if step is not None and step.status == "succeeded":
         output = step.output
         answer = output if isinstance(output, str) else _as_text(output)
+    elif interrupted or stopped:  # the same words before and after the cancel lands
+        answer = f"[no answer: run {record.run_id} was interrupted by the next message]"
+    elif state.outcome is None:
+        answer = f"[no answer yet: run {record.run_id} was {state.status} when this was sent]"
     else:
         why = state.cancel_reason or state.completed_error or (step.error if step else None)
-        why = why or record.status
-        answer = f"[no answer: run {record.run_id} {record.status}: {why}]"
+        why = why or state.status
+        answer = f"[no answer: run {record.run_id} {state.status}: {why}]"
     return [question, {"role": "assistant", "content": answer}]
 
 
@@ -388,7 +389,7 @@ def _workflow(agent: str, earlier: Sequence[dict[str, str]], model: str | None) 
 
 async def _interrupt(engine: Engine, thread: str, live: Sequence[RunRecord]) -> tuple[str, ...]:
     """Cancel the thread's live runs (the new run waits for them to end)."""
-    reason = f"interrupted by new input on thread {thread}"
+    reason = f"{INTERRUPTED} {thread}"
     stopped = []
     for record in live:
         try:

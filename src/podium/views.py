@@ -26,6 +26,10 @@ and `reject` print with --json when they finish)::
                               "stopped": "until" | "max_iterations" | null}},
      "feedback": {step id: {"up": int, "down": int}},       # steps people rated (`feedback`)
      "approvals": [approval, ...],                          # what waits for a person
+     "parent": {"run_id": str, "step_id": str} | null,     # a `workflow` step's child run
+     "depth": int,                                          # 0 unless it is a child run
+     "children": {workflow step id: [{"run_id": str, "generation": int,
+                                      "status": "running" | OUTCOME, "error": str | null}]},
      "steps": [step, ...]}                                  # in workflow order, plan children last
 
 approval (also `podium approvals --json`, with "run_id")::
@@ -103,6 +107,7 @@ from typing import Any, cast
 from podium.core import events as ev
 from podium.core import loops
 from podium.core.approvals import pending
+from podium.core.children import children_document
 from podium.core.render import RenderError, render_step
 from podium.core.state import Feedback, RunState, StepState, require_step
 from podium.store.base import (
@@ -253,6 +258,9 @@ def show_document(state: RunState, record: RunRecord | None) -> dict[str, Any]:
             }
             for a in (pending(state) if state.outcome is None else [])
         ],
+        "parent": state.parent,
+        "depth": state.depth,
+        "children": children_document(state),
         "steps": [step_document(step) for step in state.steps.values()],
     }
 

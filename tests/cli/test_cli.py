@@ -140,6 +140,9 @@ def test_run_succeeds_and_show_json_has_every_step(cli: Cli) -> None:
         "feedback",
         "approvals",
         "thread",
+        "parent",
+        "depth",
+        "children",
         "steps",
     }
     assert (doc["tokens"], doc["cost_usd"]) == (0, 0)

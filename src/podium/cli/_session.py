@@ -261,8 +261,14 @@ async def follow(session: Session, engine: Engine, run_id: str) -> RunState:
     """Wait for a run this engine drives, showing it live unless stdout carries JSON."""
     session.run_id = run_id
     if session.json:
-        return await engine.wait(run_id)
-    return await watch(engine, run_id, session.out)
+        state = await engine.wait(run_id)
+    else:
+        state = await watch(engine, run_id, session.out)
+    parent = state.parent["run_id"] if state.parent is not None else None
+    if state.outcome is not None and parent is not None and engine.is_driving(parent):
+        session.note(f"child run {run_id} {state.outcome}; its parent {parent} goes on")
+        return await follow(session, engine, parent)  # a child's end woke its parent here
+    return state
 
 
 async def submit_and_follow(
@@ -288,6 +294,10 @@ async def finish(session: Session, engine: Engine, state: RunState) -> int:
     """Print the summary (and, with --json, the `show` document); return the exit code."""
     for line in render.summary_lines(state):
         session.note(line)
+    for step_id, child in await engine.children.awaits_person(state):
+        session.note(f"  step {step_id}: child run {child.run_id} waits for a person")
+        for line in render.summary_lines(child)[1:]:
+            session.note(f"  {line}")
     if session.json:
         session.emit(views.show_document(state, await engine.store.get_run(state.run_id)))
     return exit_code(state)

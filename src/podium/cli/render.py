@@ -99,6 +99,9 @@ def show_renderable(state: RunState, record: RunRecord) -> RenderableType:
     """The human `show`: a header of run facts, then one row per step."""
     rows = loops.display_order(state)  # a loop's iterations under it
     parts: list[RenderableType] = [show_header(state, record), _steps_table(rows)]
+    for step_id, links in state.children.items():
+        parts.append(Text(f"child runs of step {step_id}:"))
+        parts.append(Text("\n".join(f"  {c.run_id}  {c.status}" for c in links)))
     for step_id, plan in state.plans.items():
         parts.append(Text(f"plans of step {step_id}:"))
         parts.append(Text("\n".join(_plan_lines(plan.versions, len(plan.versions)))))
@@ -129,6 +132,10 @@ def show_header(state: RunState, record: RunRecord) -> Table:
     if (fork := state.fork) is not None:
         reused = f"{len(fork.reused)} steps reused"
         grid.add_row("forked", f"from {fork.parent_run_id} at {fork.from_step} ({reused})")
+    if state.parent is not None:
+        parent = state.parent
+        where = f"step {parent['step_id']}, depth {state.depth}"
+        grid.add_row("parent", f"{parent['run_id']} ({where})")
     if state.thread is not None:
         grid.add_row("thread", thread_text(state.thread))
         grid.add_row("message", shorten(state.thread.get("message") or ""))
@@ -280,7 +287,10 @@ def summary_lines(state: RunState) -> list[str]:
             lines.append(f"    retry it with: podium retry {state.run_id} {step.id}")
     if sum(s.status is StepStatus.FAILED for s in state.steps.values()) > 1:
         lines.append(f"  retry every failed step with: podium retry {state.run_id} --all-failed")
-    if state.status == "waiting":
+    if state.status == "waiting" and state.live_children and not state.awaits_person:
+        runs = ", ".join(link.run_id for link in state.live_children)
+        lines.append(f"run {state.run_id} waits for its child runs: {runs}")
+    elif state.status == "waiting":
         lines += _parked_lines(state) if state.awaits_person else _timer_lines(state)
     return lines
 

@@ -26,7 +26,7 @@ from podium.cli._session import (
 from podium.cli.runref import RunRef, resolved
 from podium.config import load_config
 from podium.runtime.engine import Engine
-from podium.runtime.submission import AgentChecks, check_agent_steps
+from podium.runtime.submission import AgentChecks, check_agent_steps, check_children
 from podium.runtime.workspace import choose_workspace
 from podium.spec.lint import workflow_warnings
 from podium.spec.load import load_workflow
@@ -94,6 +94,7 @@ async def _validate(here: Session, file: Path) -> int:
     ) as engine:  # the agents, MCP servers and models the run would use; no store is touched
         workflow = load_workflow(file, agents=AgentChecks(engine.services))
         check_agent_steps(workflow, engine.services)  # the model checks `run` makes
+        check_children(workflow, file, workspace, engine.services, engine.children.workflows)
     _warn(here, workflow)
     count = len(workflow.steps)
     here.note(f"ok: {workflow.name} ({count} step{'s' if count != 1 else ''})")

@@ -232,10 +232,15 @@ def signal_events(state: RunState, signal: ControlSignal, now: datetime) -> list
         return [_refused(signal, "a child signal needs step_id, child_run_id and an outcome", now)]
     ended = ended_from(payload)
     produced = ended_events(state, ended, now)
-    if produced:
-        return produced
+    if produced or _told(state, ended):
+        return produced  # already recorded (read from the store first): consumed, silently
     reason = f"step {ended.step_id} no longer waits for child run {ended.child_run_id}"
     return [_refused(signal, reason, now)]
+
+
+def _told(state: RunState, ended: ChildEnded) -> bool:
+    links = state.children.get(ended.step_id, ())
+    return any(link.run_id == ended.child_run_id and not link.live for link in links)
 
 
 def ended_from(payload: Any) -> ChildEnded:
@@ -279,6 +284,22 @@ def ended_of(child: RunState) -> ChildEnded | None:
     )
 
 
+def children_document(state: RunState) -> dict[str, list[dict[str, Any]]]:
+    """The run's child runs by workflow step, oldest first: id, generation, status, error."""
+    return {
+        step_id: [
+            {
+                "run_id": link.run_id,
+                "generation": link.generation,
+                "status": link.status,
+                "error": link.error,
+            }
+            for link in links
+        ]
+        for step_id, links in state.children.items()
+    }
+
+
 def _refused(signal: ControlSignal, reason: str, now: datetime) -> ev.SignalRefused:
     step_id = signal.payload.get("step_id")
     return ev.SignalRefused(
@@ -301,6 +322,7 @@ def _number(value: Any, kind: type[int] | type[float]) -> Any:
 
 __all__ = [
     "child_run_id",
+    "children_document",
     "completed",
     "depth_problem",
     "ended_events",

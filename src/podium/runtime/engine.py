@@ -132,6 +132,7 @@ class Engine:
         )
         self._settled: set[asyncio.Future[None]] = set()
         self.children = ChildRuns(self, workflows)  # `workflow` steps' child runs
+        self._resuming = asyncio.Lock()
 
     @classmethod
     async def open(cls, url: str | os.PathLike[str] | None = None, **options: Any) -> Engine:
@@ -215,16 +216,17 @@ class Engine:
         LeaseHeldError if a live process drives it. Returns the committed state (a finished
         run with no signal waiting to reopen it is returned as it is)."""
         self._refuse_in_control_mode("resume")
-        if run_id in self._tasks:
-            return await self.state(run_id)
-        state = await committed_state(self.store, run_id)
-        if state.outcome is not None and not await self.store.pending_signals(run_id):
+        async with self._resuming:  # two children ending at once wake their parent once
+            if run_id in self._tasks:
+                return await self.state(run_id)
+            state = await committed_state(self.store, run_id)
+            if state.outcome is not None and not await self.store.pending_signals(run_id):
+                return state
+            lease = await self._acquire(run_id)
+            state = await committed_state(self.store, run_id)  # committed before we held it
+            self._adopt_run_defaults(state)
+            self._spawn(state, lease, resumed=True)
             return state
-        lease = await self._acquire(run_id)
-        state = await committed_state(self.store, run_id)  # what was committed before we held it
-        self._adopt_run_defaults(state)
-        self._spawn(state, lease, resumed=True)
-        return state
 
     async def fork(
         self, run_id: str, from_step: str, inputs: Mapping[str, Any] | None = None

@@ -366,35 +366,6 @@ class LoopIterated(_Event):
     iteration: int
 
 
-class ChildStarted(_Event):
-    """A `workflow` step started its child run `child_run_id` (derived from the run, the step
-    and `generation`, so a crash before the child exists re-creates the same one), with the
-    rendered `inputs` and the `budget` the pool leaves it. The step waits for the child."""
-
-    kind: Literal["child.started"] = "child.started"
-    step_id: str
-    child_run_id: str
-    generation: int = 0
-    workflow: str
-    inputs: dict[str, Any] = Field(default_factory=dict)
-    budget: dict[str, Any] = Field(default_factory=dict)
-
-
-class ChildCompleted(_Event):
-    """The child run of a `workflow` step ended (`outcome`, `error`); what it spent counts
-    toward this run's budgets. Recorded once; the step's own end follows it."""
-
-    kind: Literal["child.completed"] = "child.completed"
-    step_id: str
-    child_run_id: str
-    outcome: RunOutcome
-    error: str | None = None
-    budget: str | None = None  # the child's budget that stopped it
-    tokens: int = 0
-    cost_usd: float = 0.0
-    steps: int = 0
-
-
 class StepRetryRequested(_Event):
     """A person asked for a failed, interrupted or cancelled step to run again."""
 

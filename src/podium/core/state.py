@@ -184,9 +184,6 @@ class RunState:
     fork: ForkInfo | None = None  # set by `run.forked`
     feedback: dict[str, list[Feedback]] = field(default_factory=dict)  # by step, oldest first
     approvals: dict[str, Approval] = field(default_factory=dict)  # pending, by step
-    children: dict[str, list[ChildLink]] = field(default_factory=dict)  # by step, oldest first
-    parent: dict[str, str] | None = None  # a child run: {"run_id", "step_id"} of its parent
-    depth: int = 0  # how deep in a run tree this run is (0 for a run nobody started)
     loops: dict[str, LoopState] = field(default_factory=dict)  # by loop step, once started
     loop_iterations: int = 0  # loop iterations started anywhere in the run (a budget)
     policy: Policy = field(default_factory=Policy)  # the approval policy `run.created` recorded

@@ -295,3 +295,47 @@ async def test_a_child_waiting_for_a_person_parks_the_parent(tmp_path: Path) -> 
         kinds = [e.event.kind for e in await engine.store.read(run_id)]
         assert kinds.count("child.completed") == 1
         assert kinds.count("step.succeeded") == 2
+
+
+AGENT = """---
+name: Writer
+description: Writes.
+model: scripted:{script}
+---
+Answer briefly.
+"""
+
+
+async def test_a_token_budget_is_shared_by_parent_and_child(tmp_path: Path) -> None:
+    """The parent spends 18 of 30 tokens; the child starts with the 12 left, its first model
+    call (18) stops it, and its spending stops the parent too, naming the tree's figure."""
+    (tmp_path / "agents").mkdir()
+    script = tmp_path / "script.yaml"
+    reply = "    - content: done\n      usage: {input_tokens: 12, output_tokens: 6}\n"
+    script.write_text("agents:\n  writer:\n" + reply * 3)
+    (tmp_path / "agents" / "writer.md").write_text(AGENT.format(script=script))
+    ask = {"kind": "agent", "agent": "writer", "prompt": "Write."}
+    _child(tmp_path, [{"id": "one", **ask}, {"id": "two", **ask, "needs": ["one"]}], inputs={})
+    wf = {
+        "name": "tokens",
+        "budget": {"tokens": 30},
+        "steps": [
+            {"id": "first", **ask},
+            {"id": "sub", "kind": "workflow", "workflow": "child.yaml", "needs": ["first"]},
+        ],
+    }
+    async with await _engine(tmp_path) as engine:
+        run_id = await engine.submit(wf)
+        state = await engine.wait(run_id)
+        child = await engine.state(child_run_id(run_id, "sub", 0))
+        assert child.workflow.budget is not None
+        assert child.workflow.budget.tokens == 12
+        assert child.status == "failed"
+        assert child.tokens == 18
+        assert child.steps["two"].status is not StepStatus.SUCCEEDED
+        assert state.status == "failed"
+        assert state.tokens == 36
+        assert (
+            state.budget_error
+            == f"budget tokens exceeded: 36 of 30 (with child run {child.run_id})"
+        )

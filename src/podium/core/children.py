@@ -82,6 +82,8 @@ def pooled_budget(state: RunState, own: Budget | None, now: datetime) -> dict[st
             remaining["cost_usd"] = max(pool.cost_usd - state.cost_usd, 1e-9)
         if pool.steps is not None:
             remaining["steps"] = max(pool.steps - state.steps_started, 1)
+        if pool.loop_iterations is not None:
+            remaining["loop_iterations"] = max(pool.loop_iterations - state.loop_iterations, 1)
         if pool.wall_seconds is not None:
             left = (state.created_at + timedelta(seconds=pool.wall_seconds) - now).total_seconds()
             remaining["wall_seconds"] = max(left, 0.001)
@@ -131,6 +133,7 @@ def completed(state: RunState, e: ev.ChildCompleted) -> None:
     state.tokens += e.tokens
     state.cost_usd += e.cost_usd
     state.steps_started += e.steps
+    state.loop_iterations += e.loop_iterations
 
 
 def waiting_link(state: RunState, step_id: str, child_run_id: str) -> ChildLink | None:
@@ -161,6 +164,7 @@ def ended_events(state: RunState, ended: ChildEnded, now: datetime) -> list[ev.E
             tokens=ended.tokens,
             cost_usd=ended.cost_usd,
             steps=ended.steps,
+            loop_iterations=ended.loop_iterations,
         )
     ]
     if state.stopping is None and (over := _pool_exceeded(state, ended, now)) is not None:
@@ -205,6 +209,7 @@ def _pool_exceeded(state: RunState, ended: ChildEnded, now: datetime) -> ev.Budg
         ("tokens", state.tokens + ended.tokens),
         ("cost_usd", state.cost_usd + ended.cost_usd),
         ("steps", state.steps_started + ended.steps),
+        ("loop_iterations", state.loop_iterations + ended.loop_iterations),
     )
     for name, figure in figures:
         limit = getattr(pool, name)
@@ -255,6 +260,7 @@ def ended_from(payload: Any) -> ChildEnded:
         tokens=_number(payload.get("tokens"), int),
         cost_usd=_number(payload.get("cost_usd"), float),
         steps=_number(payload.get("steps"), int),
+        loop_iterations=_number(payload.get("loop_iterations"), int),
     )
 
 
@@ -281,6 +287,7 @@ def ended_of(child: RunState) -> ChildEnded | None:
         tokens=child.tokens,
         cost_usd=child.cost_usd,
         steps=child.steps_started,
+        loop_iterations=child.loop_iterations,
     )
 
 

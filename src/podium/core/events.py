@@ -355,6 +355,7 @@ class ChildCompleted(_Event):
     tokens: int = 0
     cost_usd: float = 0.0
     steps: int = 0
+    loop_iterations: int = 0
 
 
 class LoopIterated(_Event):

@@ -99,6 +99,7 @@ class ChildEnded:
     tokens: int = 0
     cost_usd: float = 0.0
     steps: int = 0
+    loop_iterations: int = 0
 
 
 Happening = AttemptOutcome | AttemptCancelled | Report | ControlSignal | TakenOver | ChildEnded

@@ -225,6 +225,7 @@ class ChildRuns:
             "tokens": ended.tokens,
             "cost_usd": ended.cost_usd,
             "steps": ended.steps,
+            "loop_iterations": ended.loop_iterations,
         }
         parent = child.parent["run_id"]
         with contextlib.suppress(RunNotFoundError, LeaseHeldError):

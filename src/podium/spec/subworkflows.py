@@ -92,7 +92,7 @@ def check_tree(
     file, so a child naming it back is a cycle at once."""
     found: list[Workflow] = []
     chain = (root,) if root is not None else ()
-    problems = _check(workflow, workspace, registry, agents, chain, "", found)
+    problems = _check(workflow, workspace, registry, agents, chain, "", found, workflow)
     if problems:
         raise SpecError(problems)
     return found
@@ -106,6 +106,7 @@ def _check(
     chain: tuple[str, ...],
     where: str,
     found: list[Workflow],
+    top: Workflow,
 ) -> list[Problem]:
     problems: list[Problem] = []
     for index, step in enumerate(workflow.steps):
@@ -130,10 +131,14 @@ def _check(
         except (SpecError, UsageError) as exc:
             problems += _prefixed(exc, f"{path} (workflow {step.workflow})")
             continue
+        if child == top and (not chain or chain[0] != target.key):  # the root, given as data
+            loop = " -> ".join((target.key, *chain, target.key))
+            problems.append(Problem(f"{path}.workflow", f"workflow steps recurse: {loop}"))
+            continue
         found.append(child)
         problems += input_problems(step, child, f"{path}.inputs")
         problems += _check(
-            child, workspace, registry, agents, (*chain, target.key), f"{path} -> ", found
+            child, workspace, registry, agents, (*chain, target.key), f"{path} -> ", found, top
         )
     return problems
 

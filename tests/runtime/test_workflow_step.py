@@ -339,3 +339,94 @@ async def test_a_token_budget_is_shared_by_parent_and_child(tmp_path: Path) -> N
             state.budget_error
             == f"budget tokens exceeded: 36 of 30 (with child run {child.run_id})"
         )
+
+
+def test_a_plan_that_would_go_deeper_than_the_budget_fails_before_planning() -> None:
+    """In a child run at depth 1 under `budget.depth: 1`, a plan's children would be at depth
+    2: the plan step fails at its start, naming the limit, and nothing is launched."""
+    from datetime import UTC, datetime
+
+    from podium.core import events as ev
+    from podium.core.fold import new_state
+    from podium.core.turn import take_turn
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    doc = {
+        "name": "deep",
+        "budget": {"depth": 1},
+        "steps": [{"id": "plan", "kind": "plan", "goal": "more"}],
+    }
+    created = ev.RunCreated(
+        at=now,
+        run_id="r.s.0",
+        workflow=doc,
+        workspace="/tmp",
+        parent={"run_id": "r", "step_id": "s"},
+        depth=1,
+    )
+    state = new_state(created)
+    turn = take_turn(state, [], now)
+    assert turn.launch == []
+    failed = [e for e in turn.events if isinstance(e, ev.StepFailed)]
+    assert [f.error_type for f in failed] == ["budget"]
+    assert "would be at depth 2 of 1" in failed[0].error
+    assert state.status == "failed"
+
+
+async def test_retrying_the_step_starts_a_new_child_of_the_next_generation(
+    tmp_path: Path,
+) -> None:
+    flaky = "if [ -f fixed ]; then echo fine; else exit 1; fi"
+    _child(tmp_path, [{"id": "try", "kind": "shell", "shell": "sh", "run": flaky}], inputs={})
+    wf = _parent(inputs={})
+    wf["steps"][1]["run"] = "echo ${{ steps.sub.output.try }}"
+    async with await _engine(tmp_path) as engine:
+        run_id = await engine.submit(wf)
+        assert (await engine.wait(run_id)).status == "failed"
+        (tmp_path / "fixed").touch()
+        await engine.retry(run_id, "sub")
+        state = await engine.wait(run_id)
+        assert state.status == "succeeded", state.completed_error
+        links = [(link.run_id, link.status) for link in state.children["sub"]]
+        assert links == [
+            (child_run_id(run_id, "sub", 0), "failed"),
+            (child_run_id(run_id, "sub", 1), "succeeded"),
+        ]
+        assert state.steps["after"].output == "fine"
+
+
+async def test_a_workflow_step_that_loses_an_any_race_stops_its_child(tmp_path: Path) -> None:
+    pid_file = tmp_path / "sleep.pid"
+    nap = f"echo $$ > {pid_file}; exec sleep 30"
+    _child(tmp_path, [{"id": "nap", "kind": "shell", "shell": "sh", "run": nap}], inputs={})
+    wf = {
+        "name": "race",
+        "steps": [
+            {"id": "sub", "kind": "workflow", "workflow": "child.yaml"},
+            {
+                "id": "fast",
+                "kind": "shell",
+                "shell": "sh",
+                "run": f"while [ ! -s {pid_file} ]; do sleep 0.02; done; echo won",
+            },
+            {
+                "id": "done",
+                "kind": "shell",
+                "run": "echo done",
+                "needs": ["sub", "fast"],
+                "join": "any",
+            },
+        ],
+    }
+    async with await _engine(tmp_path) as engine:
+        run_id = await engine.submit(wf)
+        state = await engine.wait(run_id)
+        assert state.status == "succeeded", state.completed_error
+        assert state.steps["sub"].status is StepStatus.CANCELLED
+        child_id = child_run_id(run_id, "sub", 0)
+        for _ in range(100):
+            if (await engine.store.get_run(child_id)).status == "cancelled":
+                break
+            await asyncio.sleep(0.05)
+        assert (await engine.state(child_id)).status == "cancelled"
+        assert not _alive(int(pid_file.read_text()))

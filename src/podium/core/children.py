@@ -20,6 +20,7 @@ from podium.core.happenings import ChildEnded, ControlSignal
 from podium.core.outputs import cap_output
 from podium.core.state import ChildLink, RunState, StepState, StepStatus
 from podium.spec.model import Budget, PlanStep, StepBase, WorkflowStep
+from podium.spec.subworkflows import MAX_NESTING
 
 RUN_ID_LIMIT = 128
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -44,11 +45,13 @@ def depth_problem(state: RunState, spec: StepBase) -> str | None:
     """A plan or workflow step whose children would be deeper than `budget.depth` allows."""
     if not isinstance(spec, PlanStep | WorkflowStep):
         return None
+    what = "plan's children" if isinstance(spec, PlanStep) else "child run"
+    if state.depth + 1 > MAX_NESTING:  # planned workflow steps are not followed at validation
+        return f"run trees nest at most {MAX_NESTING} deep: its {what} would be deeper"
     budget = state.workflow.budget
     limit = budget.depth if budget is not None else None
     if limit is None or state.depth + 1 <= limit:
         return None
-    what = "plan's children" if isinstance(spec, PlanStep) else "child run"
     return (
         f"budget depth exceeded: its {what} would be at depth {state.depth + 1} of {limit} "
         "(raise budget.depth to nest deeper)"

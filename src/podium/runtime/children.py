@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from podium.clock import Clock
 from podium.core import events as ev
-from podium.core.children import ended_of, merge_budgets
+from podium.core.children import ended_of, merge_budgets, waiting_link
 from podium.core.fold import new_state
 from podium.core.happenings import ChildEnded, Happening
 from podium.core.state import ChildLink, RunState
@@ -228,6 +228,9 @@ class ChildRuns:
             "loop_iterations": ended.loop_iterations,
         }
         parent = child.parent["run_id"]
+        above = await self._child_state(parent)  # a parent pruned, or whose step moved on
+        if above is None or waiting_link(above, ended.step_id, ended.child_run_id) is None:
+            return  # (it lost a race, or already read this end from the store): not told
         with contextlib.suppress(RunNotFoundError, LeaseHeldError):
             await self._host._signal(parent, "child", payload)
 

@@ -12,7 +12,8 @@ reads each listed run's state and adds the figures after the `#`)::
      # with the run's state:
      "abandoned": bool,                 # unfinished and nobody drives it: resume it
      "duration_seconds": float, "steps": {"total": int, STEP_STATUS: int, ...},
-     "tokens": int, "cost_usd": float}
+     "tokens": int, "cost_usd": float,
+     "parent": {"run_id": str, "step_id": str} | null}   # a `workflow` step's child run
 
 show (`podium show RUN --json`; also what `run`, `resume`, `retry`, `skip`, `plan`, `approve`
 and `reject` print with --json when they finish)::
@@ -208,6 +209,7 @@ def run_document(record: RunRecord, state: RunState | None = None) -> dict[str, 
             steps={"total": len(state.steps), **dict(sorted(tally.items()))},
             tokens=state.tokens,
             cost_usd=round(state.cost_usd, 6),
+            parent=state.parent,
         )
     return document
 

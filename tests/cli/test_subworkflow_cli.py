@@ -36,6 +36,11 @@ def test_the_example_runs_and_show_links_parent_and_children(cli: Cli, tmp_path:
     assert child["parent"] == {"run_id": "sw", "step_id": "greet_fr"}
     assert child["depth"] == 1
 
+    listing = {r["run_id"]: r for r in json.loads(cli("runs", "--json").stdout)}
+    assert listing["sw.greet_en.0"]["parent"] == {"run_id": "sw", "step_id": "greet_en"}
+    assert listing["sw"]["parent"] is None
+    assert "greet (child of sw)" in cli("runs").stdout
+
     table = cli("show", "sw").stdout
     assert "child runs of step greet_en:" in table
     assert "sw.greet_en.0  succeeded" in table

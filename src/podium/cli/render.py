@@ -236,7 +236,10 @@ def runs_table(records: Iterable[RunRecord], states: Mapping[str, RunState] | No
         if state is not None and abandoned(state, r):
             status.append(resume_hint(r.run_id), style="dim")
         figures = _run_figures(state) if state is not None else ("", "", "")
-        table.add_row(r.run_id, r.workflow_name, status, *figures, stamp(r.created_at))
+        workflow = r.workflow_name
+        if state is not None and state.parent is not None:
+            workflow += f" (child of {state.parent['run_id']})"
+        table.add_row(r.run_id, workflow, status, *figures, stamp(r.created_at))
     return table
 
 

@@ -124,3 +124,15 @@ def test_inputs_must_be_declared_and_required_ones_given(tmp_path: Path) -> None
         "steps[0].inputs.nope: workflow 'child' declares no input 'nope'; it takes need, opt",
         "steps[0].inputs: workflow 'child' needs input need; give it in inputs:",
     ]
+
+
+def test_the_builder_makes_workflow_steps() -> None:
+    from podium.spec.builder import WorkflowBuilder
+
+    flow = WorkflowBuilder("top")
+    flow.input("who", type="string")
+    sub = flow.workflow("sub", "child.yaml", inputs={"name": "${{ inputs.who }}"})
+    flow.shell("after", "echo ${{ steps.sub.output.hi }}", needs=sub)
+    step = flow.build().steps[0]
+    assert isinstance(step, WorkflowStep)
+    assert (step.workflow, step.inputs) == ("child.yaml", {"name": "${{ inputs.who }}"})

@@ -113,6 +113,15 @@ class WorkflowBuilder:
         steps = copy.deepcopy(body._steps)
         return self.step("loop", id, max_iterations=max_iterations, steps=steps, **fields)
 
+    def workflow(
+        self, id: str, workflow: str, inputs: dict[str, Any] | None = None, **fields: Any
+    ) -> StepRef:
+        """A `workflow` step: `workflow` (a file relative to the run's workspace, or a name
+        registered with `Engine(workflows=…)`) runs as a child run with `inputs`."""
+        if inputs is not None:
+            fields["inputs"] = inputs
+        return self.step("workflow", id, workflow=workflow, **fields)
+
     def to_dict(self) -> dict[str, Any]:
         """The workflow as the document a YAML or JSON file would hold."""
         document: dict[str, Any] = {"name": self.name, **self._top}

@@ -430,3 +430,37 @@ async def test_a_workflow_step_that_loses_an_any_race_stops_its_child(tmp_path: 
             await asyncio.sleep(0.05)
         assert (await engine.state(child_id)).status == "cancelled"
         assert not _alive(int(pid_file.read_text()))
+
+
+async def test_resuming_a_finished_child_tells_a_parent_that_never_heard(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from podium.runtime.children import ChildRuns
+
+    _child(
+        tmp_path,
+        [{"id": "ok", "kind": "shell", "run": "echo ok", "approval": "required"}],
+        inputs={},
+    )
+    wf = _parent(inputs={})
+    wf["steps"][1]["run"] = "echo ${{ steps.sub.output.ok }}"
+    async with await _engine(tmp_path) as engine:
+        run_id = await engine.submit(wf)
+        await engine.wait(run_id)
+    child_id = child_run_id(run_id, "sub", 0)
+    async with await _engine(tmp_path) as engine:  # its driver dies before it tells the parent
+
+        async def lost(self: ChildRuns, child: Any) -> None:
+            return None
+
+        with monkeypatch.context() as patched:
+            patched.setattr(ChildRuns, "_tell_parent", lost)
+            await engine.approve(child_id, "ok")
+            assert (await engine.wait(child_id)).status == "succeeded"
+        assert (await engine.state(run_id)).status == "waiting"
+    async with await _engine(tmp_path) as engine:
+        await engine.resume(child_id)
+        assert engine.is_driving(run_id)  # told and woken by the child's resume itself
+        state = await engine.wait(run_id)
+        assert state.status == "succeeded", state.completed_error
+        assert state.steps["after"].output == "ok"

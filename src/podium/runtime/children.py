@@ -99,6 +99,12 @@ class ChildRuns:
             await self._tell_parent(state)
         return found
 
+    async def finished(self, state: RunState) -> None:
+        """`Engine.resume` of a finished child: tell its parent if the parent still waits for
+        it (the driver that finished it died before it could)."""
+        if state.parent is not None and state.outcome is not None:
+            await self._tell_parent(state)
+
     # ------------------------------------------------------------------------ reads
 
     async def awaits_person(self, state: RunState) -> list[tuple[str, RunState]]:

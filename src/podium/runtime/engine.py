@@ -220,13 +220,15 @@ class Engine:
             if run_id in self._tasks:
                 return await self.state(run_id)
             state = await committed_state(self.store, run_id)
-            if state.outcome is not None and not await self.store.pending_signals(run_id):
+            finished = state.outcome is not None and not await self.store.pending_signals(run_id)
+            if not finished:
+                lease = await self._acquire(run_id)
+                state = await committed_state(self.store, run_id)  # committed before we held it
+                self._adopt_run_defaults(state)
+                self._spawn(state, lease, resumed=True)
                 return state
-            lease = await self._acquire(run_id)
-            state = await committed_state(self.store, run_id)  # committed before we held it
-            self._adopt_run_defaults(state)
-            self._spawn(state, lease, resumed=True)
-            return state
+        await self.children.finished(state)  # a child whose parent never heard of its end
+        return state
 
     async def fork(
         self, run_id: str, from_step: str, inputs: Mapping[str, Any] | None = None

@@ -52,6 +52,7 @@ step detail (`podium show RUN STEP --json`): the step document, and from the run
     {...step, "parent": str | null, "needs": [str], "duration_seconds": float | null,
      "iteration": int | null,                   # a loop's child: its iteration (1-based)
      "reused_from": str | null,                 # the parent run a fork took its result from
+     "child_runs": [{"run_id", "generation", "status", "error"}],   # a workflow step's runs
      "input": {field: rendered value} | null,   # the templated fields (run, prompt, url, …) as
      "input_error": str | null,                 # rendered against the run's committed outputs
      "meta": {...} | null,                      # e.g. a shell step's exit_code, stderr_tail
@@ -281,6 +282,7 @@ def step_detail_document(
         "iteration": loops.iteration(state, step),
         "needs": list(step.spec.needs),
         "reused_from": reused_from(state, step_id),
+        "child_runs": children_document(state).get(step_id, []),  # a workflow step's
         "duration_seconds": seconds_between(step.started_at, step.finished_at),
         "input": rendered,
         "input_error": render_error,

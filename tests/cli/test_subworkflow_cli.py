@@ -45,6 +45,9 @@ def test_the_example_runs_and_show_links_parent_and_children(cli: Cli, tmp_path:
     assert "child runs of step greet_en:" in table
     assert "sw.greet_en.0  succeeded" in table
     assert "sw (step greet_fr, depth 1)" in cli("show", "sw.greet_fr.0").stdout
+    step = cli("show", "sw", "greet_en")
+    assert step.returncode == 0, step.stderr
+    assert "sw.greet_en.0 succeeded" in step.stdout
 
 
 def test_recursion_is_refused_by_validate_and_run(cli: Cli) -> None:

@@ -87,6 +87,8 @@ def _step_header(doc: dict[str, Any]) -> Table:
         grid.add_row("needs", ", ".join(doc["needs"]))
     if doc["reused_from"]:
         grid.add_row("reused", f"from run {doc['reused_from']} (this fork did not run it)")
+    for child in doc.get("child_runs", []):
+        grid.add_row("child run", f"{child['run_id']} {child['status']}")
     if doc.get("approval_reason"):
         grid.add_row("approval", f"asked ({doc['approval_reason']})")
     grid.add_row("attempts", str(doc["attempts"]))

@@ -348,8 +348,10 @@ def ask() -> ModelRequest:
 
 def test_the_readme_example_loads(tmp_path: Path) -> None:
     readme = Path(__file__).resolve().parents[1] / "README.md"
-    (block,) = re.findall(r"```toml\n(.*?)```", readme.read_text(), flags=re.S)
-    config = load_config(path=write(tmp_path / "podium.toml", block))
+    first, *others = re.findall(r"```toml\n(.*?)```", readme.read_text(), flags=re.S)
+    for i, block in enumerate(others):  # every other example (policies, routing) loads too
+        load_config(path=write(tmp_path / f"other{i}" / "podium.toml", block))
+    config = load_config(path=write(tmp_path / "podium.toml", first))
     assert sorted(config.providers) == ["local", "work"]
     assert sorted(config.mcp_servers) == ["fs", "search"]
     assert config.providers["local"].options.timeout == 60.0

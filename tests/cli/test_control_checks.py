@@ -98,7 +98,6 @@ WRONG_STATE = [
     (["retry", "parked", "after"], ["step after is pending"]),
     (["approve", "parked"], ["nothing to approve"]),
     (["retry", "plan", "plan"], ["step plan is waiting"]),
-    (["skip", "plan", "plan"], ["step plan is waiting"]),
 ]
 
 

@@ -464,3 +464,36 @@ async def test_resuming_a_finished_child_tells_a_parent_that_never_heard(
         state = await engine.wait(run_id)
         assert state.status == "succeeded", state.completed_error
         assert state.steps["after"].output == "ok"
+
+
+async def test_a_child_recorded_but_never_created_is_created_on_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The driver dies between committing `child.started` and creating the child run: the
+    parent's next driver creates it under the recorded id, once."""
+    from podium.runtime.children import ChildRuns
+
+    _child(tmp_path)
+    async with await _engine(tmp_path) as engine:
+
+        async def died(self: ChildRuns, parent: Any, link: Any) -> list[Any]:
+            return []
+
+        with monkeypatch.context() as patched:
+            patched.setattr(ChildRuns, "_create", died)
+            run_id = await engine.submit(_parent())
+            for _ in range(100):  # not `wait`: it would resume the parent, which creates again
+                if not engine.is_driving(run_id):
+                    break
+                await asyncio.sleep(0.02)
+        assert (await engine.store.get_run(run_id)).status == "waiting"
+        assert [r.run_id for r in await engine.list_runs()] == [run_id]
+    async with await _engine(tmp_path) as engine:
+        await engine.resume(run_id)
+        state = await engine.wait(run_id)
+        assert state.status == "succeeded", state.completed_error
+        assert sorted(r.run_id for r in await engine.list_runs()) == [
+            run_id,
+            child_run_id(run_id, "sub", 0),
+        ]
+        assert (tmp_path / "child.ran").read_text() == "ran\n"

@@ -26,7 +26,7 @@ REAL := $(call stamp,real)-portable
 LITELLM_VENV := .venv-litellm
 LITELLM := $(LITELLM_VENV)/.installed-real-litellm-$(shell cksum requirements/real-litellm.txt 2>/dev/null | cut -d' ' -f1)
 
-.PHONY: demo test test-fast test-real lint typecheck bench lock clean reference
+.PHONY: demo test test-fast test-real test-chaos lint typecheck bench lock clean reference
 
 $(BIN)/python:
 	@echo "Creating $(VENV) with $(PYTHON)"
@@ -64,7 +64,12 @@ reference: $(DEV)
 	$(BIN)/python -m podium.reference > docs/reference.md.tmp && mv docs/reference.md.tmp docs/reference.md
 
 test-fast: $(DEV)
-	$(BIN)/pytest -q -m "not slow and not real"
+	$(BIN)/pytest -q -m "not slow and not real and not chaos"
+
+# The crash harness at full size: 200 seeded runs SIGKILLed at random moments, in 8 shards.
+# `make test` runs its 10-run sample; CI runs this tier too.
+test-chaos: $(DEV)
+	$(BIN)/pytest -q -m chaos
 
 # The real tier's model servers over the dev install: real.txt is the whole closure, compiled
 # against dev.txt, so --no-deps installs exactly it. llama-cpp-python is built from its sdist the

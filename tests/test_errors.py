@@ -33,6 +33,7 @@ from podium.errors import (
     StepNotFoundError,
     StoreError,
     StoreUnavailableError,
+    ThreadBusyError,
     UsageError,
 )
 
@@ -56,6 +57,7 @@ EXAMPLES: dict[type[BaseException], Callable[[], BaseException]] = {
     RunError: lambda: RunError("run run_1 is parked", run_id="run_1", step_id="b"),
     RunNotFoundError: lambda: RunNotFoundError("run_1"),
     RunExistsError: lambda: RunExistsError("run_1"),
+    ThreadBusyError: lambda: ThreadBusyError("support", "run_1"),
     StepNotFoundError: lambda: StepNotFoundError("run_1", "ghost", ["a", "b"]),
     InvalidTransitionError: lambda: InvalidTransitionError(
         "step b already succeeded; nothing to retry", run_id="run_1", step_id="b"
@@ -105,6 +107,7 @@ def test_the_tree_is_what_this_test_expects() -> None:
         RunExistsError,
         StepNotFoundError,
         InvalidTransitionError,
+        ThreadBusyError,
         ModelError,
         StepExecutionError,
     }, "a class was added to or removed from podium.errors: update EXAMPLES and this set"

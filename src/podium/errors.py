@@ -13,7 +13,8 @@ PodiumError
 │   ├── RunNotFoundError
 │   ├── RunExistsError
 │   ├── StepNotFoundError
-│   └── InvalidTransitionError a control command that does not fit the run's state
+│   ├── InvalidTransitionError a control command that does not fit the run's state
+│   └── ThreadBusyError        new input on a thread whose run is live (`on_busy: reject`)
 ├── ModelError                 a model call failed; says whether it is retryable, and where from
 └── StepExecutionError         raised by executors; becomes a StepFailed event
 

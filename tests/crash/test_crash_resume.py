@@ -75,7 +75,7 @@ def test_crash_resume_sample(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert summary.tally["kills"] > 0
 
 
-@pytest.mark.slow
+@pytest.mark.chaos
 @pytest.mark.parametrize("shard", range(SHARDS))
 def test_crash_resume_full(
     shard: int, tmp_path: Path, capsys: pytest.CaptureFixture[str], crash_summary: Summary

@@ -7,6 +7,7 @@ across runs reads only the waiting runs."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -241,7 +242,7 @@ class _Spy:
         return await self.store.list_runs(**kwargs)
 
 
-async def test_approvals_across_runs_reads_only_the_waiting_runs(tmp_path: Path) -> None:
+async def test_approvals_across_runs_reads_only_the_live_runs(tmp_path: Path) -> None:
     held = {"name": "held", "steps": [{"id": "h", "kind": "shell", "run": "true"}]}
     held["steps"][0]["approval"] = "required"
     done = {"name": "done", "steps": [{"id": "d", "kind": "shell", "run": "true"}]}
@@ -266,8 +267,32 @@ async def test_approvals_across_runs_reads_only_the_waiting_runs(tmp_path: Path)
             engine.store = spy.store
             del engine.state
         assert [(w.run_id, w.step_id) for w in found] == [(waiting_id, "h")]
-        assert spy.listed == [["waiting"]]
+        assert spy.listed == [["waiting", "running"]]
         assert read == [waiting_id]  # the five finished runs were never replayed
+
+
+async def test_approvals_across_runs_lists_a_step_held_while_another_branch_runs(
+    tmp_path: Path,
+) -> None:
+    doc = {
+        "name": "busy",
+        "steps": [
+            {"id": "h", "kind": "shell", "run": "true", "approval": "required"},
+            {"id": "nap", "kind": "shell", "run": "sleep 30"},
+        ],
+    }
+    async with await _engine(tmp_path) as engine:
+        run_id = await engine.submit(doc)
+        for _ in range(200):  # until the request is committed beside the running branch
+            state = await engine.state(run_id)
+            if "h" in state.approvals:
+                break
+            await asyncio.sleep(0.02)
+        assert state.status == "running"
+        found = await engine.approvals()
+        assert [(w.run_id, w.step_id) for w in found] == [(run_id, "h")]
+        await engine.cancel(run_id)
+        await engine.wait(run_id)
 
 
 async def test_planned_shell_children_replay_and_fork_as_shell_steps(

@@ -286,6 +286,8 @@ async def test_a_child_waiting_for_a_person_parks_the_parent(tmp_path: Path) -> 
         assert child.run_id == child_run_id(run_id, "sub", 0)
         [waiting] = await engine.approvals()
         assert (waiting.run_id, waiting.step_id) == (child.run_id, "ok")
+        [through_parent] = await engine.approvals(run_id)  # a parent lists its children's
+        assert (through_parent.run_id, through_parent.step_id) == (child.run_id, "ok")
     async with await _engine(tmp_path) as engine:  # another process decides
         await engine.approve(child.run_id, "ok")
         await engine.wait(child.run_id)

@@ -97,6 +97,15 @@ WorkspaceOption = Annotated[
         "(default: the workflow file's folder).",
     ),
 ]
+HereWorkspaceOption = Annotated[  # commands that build their workflow (`plan`, `ask`)
+    Path | None,
+    typer.Option(
+        "--workspace",
+        metavar="DIR",
+        show_default=False,
+        help="The run's workspace, where its file and shell tools work (default: here).",
+    ),
+]
 ModelOption = Annotated[
     str | None,
     typer.Option(

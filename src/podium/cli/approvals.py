@@ -52,7 +52,7 @@ async def _approvals(here: Session, ref: str | None) -> int:
             found = await engine.approvals(run_id)
     if more:
         here.err.print(
-            f"note: more than {LISTED_RUNS} runs are waiting; only the newest {LISTED_RUNS} "
+            f"note: more than {LISTED_RUNS} runs are live; only the newest {LISTED_RUNS} "
             "were read (name a run: podium approvals RUN)"
         )
     if here.json:

@@ -12,6 +12,7 @@ from podium.cli._session import (
     AgentsOption,
     ConfigOption,
     DbOption,
+    HereWorkspaceOption,
     JsonOption,
     ModelOption,
     Session,
@@ -59,15 +60,7 @@ def ask(
     db: DbOption = None,
     as_json: JsonOption = False,
     config: ConfigOption = None,
-    workspace: Annotated[
-        Path | None,
-        typer.Option(
-            "--workspace",
-            metavar="DIR",
-            show_default=False,
-            help="The run's workspace, where its file and shell tools work (default: here).",
-        ),
-    ] = None,
+    workspace: HereWorkspaceOption = None,
 ) -> None:
     """Ask an agent on a thread and show the run live; without --thread a new thread starts.
     The agent sees the thread's earlier messages and answers; --agent names it, else the

@@ -12,6 +12,7 @@ from podium.cli._session import (
     AgentsOption,
     ConfigOption,
     DbOption,
+    HereWorkspaceOption,
     JsonOption,
     ModelOption,
     Session,
@@ -50,15 +51,7 @@ def plan(
     db: DbOption = None,
     as_json: JsonOption = False,
     config: ConfigOption = None,
-    workspace: Annotated[
-        Path | None,
-        typer.Option(
-            "--workspace",
-            metavar="DIR",
-            show_default=False,
-            help="The run's workspace, where its file and shell tools work (default: here).",
-        ),
-    ] = None,
+    workspace: HereWorkspaceOption = None,
 ) -> None:
     """Plan a goal with the supervisor agent and run the plan, showing it live."""
     here = session(ctx, db, as_json, agents=agents, model=model, config=config, workspace=workspace)

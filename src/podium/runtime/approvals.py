@@ -19,6 +19,7 @@ from podium.runtime.services import AgentServices
 from podium.runtime.submission import check_edited_plan
 from podium.spec.answers import parse_answer
 from podium.spec.model import HumanStep
+from podium.spec.subworkflows import MAX_NESTING
 from podium.store.base import EventStore, SignalKind
 
 
@@ -74,10 +75,10 @@ class WaitingList:
 
 
 async def waiting_runs(engine: Engine) -> WaitingList:
-    """What waits for a person in every run parked for one: only runs whose status is
-    `waiting` are read (a run parked on a timer alone is read and has nothing), at most
-    `LISTED_RUNS` of them, newest first; never every run of the store."""
-    records = await engine.store.list_runs(statuses=["waiting"], limit=LISTED_RUNS + 1)
+    """What waits for a person in every live run: only runs whose status is `waiting` or
+    `running` are read (a step can wait for a person while another branch runs), at most
+    `LISTED_RUNS` of them, newest first; never the finished runs of the store."""
+    records = await engine.store.list_runs(statuses=["waiting", "running"], limit=LISTED_RUNS + 1)
     found = await waiting_in(engine, [r.run_id for r in records[:LISTED_RUNS]])
     return WaitingList(sorted(found, key=lambda w: w.since), more=len(records) > LISTED_RUNS)
 
@@ -87,7 +88,28 @@ async def waiting(engine: Engine, run_id: str | None = None) -> list[Waiting]:
     see `waiting_runs`)."""
     if run_id is None:
         return (await waiting_runs(engine)).found
-    return await waiting_in(engine, [run_id], strict=True)
+    found = await waiting_in(engine, [run_id], strict=True)
+    return found + await _in_descendants(engine, run_id)
+
+
+async def _in_descendants(engine: Engine, run_id: str) -> list[Waiting]:
+    """What waits for a person in the live child runs of `run_id`'s workflow steps, and in
+    theirs (a run tree is at most `MAX_NESTING` deep)."""
+    found: list[Waiting] = []
+    parents = [run_id]
+    for _ in range(MAX_NESTING):
+        children: list[str] = []
+        for rid in parents:
+            try:
+                state = await engine.state(rid)
+            except RunNotFoundError:
+                continue
+            children += [link.run_id for link in state.live_children]
+        if not children:
+            break
+        found += await waiting_in(engine, children)
+        parents = children
+    return found
 
 
 async def waiting_in(

@@ -63,6 +63,7 @@ LAYERS: dict[str, int] = {
     "podium.runtime.*": 5,
     "podium.planner": 5,
     "podium.views": 5,
+    "podium.stepviews": 5,
     "podium.recording": 5,
     "podium.pictures": 5,
     "podium.svg": 5,

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from podium import views
 from podium.core import events as ev
 from podium.core.fold import apply, new_state
 from podium.spec.model import Workflow
+from podium.stepviews import step_detail_document
 from podium.store.base import StoredEvent
 
 from .conftest import Cli
@@ -163,7 +163,7 @@ def _agent_state_and_log() -> tuple[object, list[StoredEvent]]:
 
 def test_tool_calls_pair_start_and_result_across_a_resume() -> None:
     state, log = _agent_state_and_log()
-    doc = views.step_detail_document(state, "ask", log)  # type: ignore[arg-type]
+    doc = step_detail_document(state, "ask", log)  # type: ignore[arg-type]
     assert [(t["outcome"], t["attempt"]) for t in doc["tries"]] == [
         ("requeued", 1),
         ("succeeded", 1),

@@ -13,7 +13,8 @@ import pytest
 from podium.core.state import StepStatus
 from podium.errors import UsageError
 from podium.runtime.engine import Engine
-from podium.views import show_document, step_detail_document
+from podium.stepviews import step_detail_document
+from podium.views import show_document
 
 # appends `<id> <iteration>` to runs.log, prints the iteration times ten
 WORK = "echo work ${{ loop.iteration }} >> runs.log && echo ${{ loop.iteration }}0"

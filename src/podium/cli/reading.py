@@ -23,6 +23,7 @@ from podium.cli.stepview import step_renderable
 from podium.cli.timeline import timeline_renderable
 from podium.core.fold import replay
 from podium.errors import UsageError
+from podium.stepviews import step_detail_document
 from podium.store.base import RunStatus
 
 StepOption = Annotated[
@@ -87,7 +88,7 @@ async def _show(here: Session, ref: str, step_id: str | None, timeline: bool) ->
         record = await engine.store.get_run(run_id)
     state = replay(e.event for e in stored)
     if step_id is not None:
-        doc = views.step_detail_document(state, step_id, stored)
+        doc = step_detail_document(state, step_id, stored)
         if here.json:
             here.emit(doc)
         else:

@@ -1,4 +1,4 @@
-"""The human `podium show RUN STEP`: one step in full, drawn from `views.step_detail_document`
+"""The human `podium show RUN STEP`: one step in full, drawn from `stepviews.step_detail_document`
 so the text and `--json` say the same."""
 
 from __future__ import annotations

@@ -336,8 +336,9 @@ class Engine:
         return await self._signal(run_id, "skip", {"step_id": step_id})
 
     async def approvals(self, run_id: str | None = None) -> list[approvals.Waiting]:
-        """What waits for a person (a step's input, a plan) in `run_id`, or in every run whose
-        status is `waiting` (at most `runtime.approvals.LISTED_RUNS`, newest first)."""
+        """What waits for a person (a step's input, a plan, a held tool call) in `run_id` and
+        its live child runs, or in every live run (at most `runtime.approvals.LISTED_RUNS`,
+        newest first)."""
         return await approvals.waiting(self, run_id)
 
     async def approve(self, run_id: str, step_id: str | None = None, **how: Any) -> bool:

@@ -16,6 +16,7 @@ from podium.core.happenings import AttemptOutcome, Launch, Report, make_report
 from podium.core.tool_approvals import ToolGate
 from podium.errors import StepExecutionError
 from podium.spec.model import StepBase
+from podium.spec.policy import Policy
 from podium.steps import Executors
 from podium.steps.base import AgentServices, StepContext
 
@@ -37,10 +38,18 @@ class AttemptRequest:
     upstream: Mapping[str, Any] = field(default_factory=dict)
     history: Mapping[str, Any] = field(default_factory=dict)
     tool_gate: ToolGate | None = None
+    policy: Policy = field(default_factory=Policy)
 
     @classmethod
     def of(
-        cls, launch: Launch, *, run_id: str, epoch: int, workspace: Path, output_limit_bytes: int
+        cls,
+        launch: Launch,
+        *,
+        run_id: str,
+        epoch: int,
+        workspace: Path,
+        output_limit_bytes: int,
+        policy: Policy | None = None,
     ) -> AttemptRequest:
         return cls(
             run_id=run_id,
@@ -55,6 +64,7 @@ class AttemptRequest:
             upstream=launch.upstream,
             history=launch.history,
             tool_gate=launch.tool_gate,
+            policy=policy or Policy(),
         )
 
     def context(self) -> StepContext:
@@ -68,6 +78,7 @@ class AttemptRequest:
             upstream=self.upstream,
             history=self.history,
             tool_gate=self.tool_gate,
+            policy=self.policy,
         )
 
 

@@ -213,6 +213,7 @@ class RunDriver:
                 epoch=self.lease.epoch,
                 workspace=state.workspace_path,
                 output_limit_bytes=state.workflow.output_limit_bytes,
+                policy=state.policy,
             )
             step_id = launch.step_id
             task = asyncio.create_task(self._backend.execute(request, _Sink(self, step_id)))

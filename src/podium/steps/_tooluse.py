@@ -150,6 +150,7 @@ class ToolUse:
             run_id=self.ctx.run_id,
             step_id=self.ctx.step_id,
             output_limit_bytes=self.ctx.output_limit_bytes,
+            policy=self.ctx.policy,
         )
 
 

@@ -15,6 +15,7 @@ from podium.core.happenings import make_report
 from podium.core.tool_approvals import ToolGate
 from podium.llm.base import Model, ModelResponse
 from podium.spec.model import StepBase
+from podium.spec.policy import Policy
 from podium.tools.base import Tool
 
 
@@ -24,7 +25,9 @@ class StepContext:
 
     `upstream` holds the outputs of the step's needs (for context passing); `history` is what a
     replanning plan step is told (earlier plans, failures, completed outputs). `tool_gate` says
-    which of an agent's tool calls wait for a person (None, outside a run: none do).
+    which of an agent's tool calls wait for a person (None, outside a run: none do). `policy` is
+    the run's recorded policy: what the safety rules of shell, file and http steps (sandbox,
+    network allow-list, protected files) allow; outside a run, the safe defaults.
     """
 
     run_id: str
@@ -36,6 +39,7 @@ class StepContext:
     upstream: Mapping[str, Any] = field(default_factory=dict)
     history: Mapping[str, Any] = field(default_factory=dict)
     tool_gate: ToolGate | None = None
+    policy: Policy = field(default_factory=Policy)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

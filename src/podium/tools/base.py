@@ -12,7 +12,7 @@ import asyncio
 import difflib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeAlias
 
@@ -20,6 +20,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from podium.errors import PodiumError, UsageError
 from podium.llm.base import ToolSpec
+from podium.spec.policy import Policy
 
 
 class ToolError(PodiumError):
@@ -64,12 +65,14 @@ class ToolAnnotations:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ToolContext:
-    """What a tool call may use besides its arguments."""
+    """What a tool call may use besides its arguments; `policy` is the run's (what the built-in
+    file and http tools may reach)."""
 
     workspace: Path
     run_id: str
     step_id: str
     output_limit_bytes: int
+    policy: Policy = field(default_factory=Policy)
 
 
 class Tool(Protocol):

@@ -52,6 +52,7 @@ class _StepTool:
             idempotency_key=f"{ctx.run_id}:{ctx.step_id}:{tool}",
             workspace=ctx.workspace,
             output_limit_bytes=ctx.output_limit_bytes,
+            policy=ctx.policy,
         )
         try:
             result = await self._executor_for(kind).execute(step, step_ctx)

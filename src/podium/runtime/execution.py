@@ -39,6 +39,7 @@ class AttemptRequest:
     history: Mapping[str, Any] = field(default_factory=dict)
     tool_gate: ToolGate | None = None
     policy: Policy = field(default_factory=Policy)
+    protected: tuple[Path, ...] = ()
 
     @classmethod
     def of(
@@ -50,6 +51,7 @@ class AttemptRequest:
         workspace: Path,
         output_limit_bytes: int,
         policy: Policy | None = None,
+        protected: tuple[Path, ...] = (),
     ) -> AttemptRequest:
         return cls(
             run_id=run_id,
@@ -65,6 +67,7 @@ class AttemptRequest:
             history=launch.history,
             tool_gate=launch.tool_gate,
             policy=policy or Policy(),
+            protected=protected,
         )
 
     def context(self) -> StepContext:
@@ -79,6 +82,7 @@ class AttemptRequest:
             history=self.history,
             tool_gate=self.tool_gate,
             policy=self.policy,
+            protected=self.protected,
         )
 
 

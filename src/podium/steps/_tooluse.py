@@ -151,6 +151,7 @@ class ToolUse:
             step_id=self.ctx.step_id,
             output_limit_bytes=self.ctx.output_limit_bytes,
             policy=self.ctx.policy,
+            protected=self.ctx.protected,
         )
 
 

@@ -27,7 +27,10 @@ class StepContext:
     replanning plan step is told (earlier plans, failures, completed outputs). `tool_gate` says
     which of an agent's tool calls wait for a person (None, outside a run: none do). `policy` is
     the run's recorded policy: what the safety rules of shell, file and http steps (sandbox,
-    network allow-list, protected files) allow; outside a run, the safe defaults.
+    network allow-list, protected files) allow; outside a run, the safe defaults. `protected`
+    names Podium's own state besides the workspace's `.podium/` folder (always protected): the
+    store file, the project configuration, the agents catalog — absolute paths steps must not
+    read or write (file steps and tools refuse them; the shell sandbox mounts them read-only).
     """
 
     run_id: str
@@ -40,6 +43,7 @@ class StepContext:
     history: Mapping[str, Any] = field(default_factory=dict)
     tool_gate: ToolGate | None = None
     policy: Policy = field(default_factory=Policy)
+    protected: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

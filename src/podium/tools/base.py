@@ -73,6 +73,7 @@ class ToolContext:
     step_id: str
     output_limit_bytes: int
     policy: Policy = field(default_factory=Policy)
+    protected: tuple[Path, ...] = ()  # Podium's own files (see `StepContext.protected`)
 
 
 class Tool(Protocol):

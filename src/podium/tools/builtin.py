@@ -53,6 +53,7 @@ class _StepTool:
             workspace=ctx.workspace,
             output_limit_bytes=ctx.output_limit_bytes,
             policy=ctx.policy,
+            protected=ctx.protected,
         )
         try:
             result = await self._executor_for(kind).execute(step, step_ctx)

@@ -88,6 +88,7 @@ def _planned(url: str) -> dict[str, Any]:
 
 
 KINDS = plan_step(kinds=["agent", "shell", "http", "file"])
+LOOPBACK = {"allow": ["127.0.0.1"]}  # the hook listens on 127.0.0.1, which the SSRF guard refuses
 
 
 async def test_planned_writes_park_for_approval_then_run(
@@ -95,7 +96,7 @@ async def test_planned_writes_park_for_approval_then_run(
 ) -> None:
     url, seen = posts
     team.plans.append(_planned(url))
-    async with await _engine(tmp_path) as engine:
+    async with await _engine(tmp_path, _config(tmp_path, network=LOOPBACK)) as engine:
         run_id = await engine.submit(flow(KINDS))
         state = await engine.wait(run_id)
         assert state.status == "waiting"
@@ -125,7 +126,8 @@ async def test_a_project_that_turns_the_rules_off_runs_them_at_once(
     url, seen = posts
     team.plans.append(_planned(url))
     rules = {"planned_shell": False, "planned_file_writes": False, "planned_http_writes": False}
-    async with await _engine(tmp_path, _config(tmp_path, approve=rules)) as engine:
+    config = _config(tmp_path, approve=rules, network=LOOPBACK)
+    async with await _engine(tmp_path, config) as engine:
         state = await engine.run(flow(KINDS))
         assert state.status == "succeeded", state.completed_error
         assert (tmp_path / "shell.ran").exists()

@@ -17,10 +17,21 @@ import pytest
 
 from podium.errors import StepExecutionError
 from podium.spec.model import HttpStep
+from podium.spec.network import NetworkPolicy
+from podium.spec.policy import Policy
 from podium.steps.base import StepContext, StepResult
 from podium.steps.http import HttpExecutor
 
 from .conftest import ContextFactory
+
+LOOPBACK = Policy(network=NetworkPolicy(allow=["127.0.0.1"]))
+
+
+@pytest.fixture
+def make_ctx(make_ctx: ContextFactory) -> ContextFactory:
+    """The shared factory with loopback allowed: the server is on 127.0.0.1 (test_ssrf.py
+    shows it is refused by default)."""
+    return lambda **overrides: make_ctx(**({"policy": LOOPBACK} | overrides))
 
 
 class Arrivals:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from podium.spec.network import NetworkPolicy
+from podium.spec.policy import Policy
 from podium.tools import ToolContext, ToolError, builtin_tools
 
 TOOLS = builtin_tools()
@@ -21,8 +23,13 @@ def workspace(tmp_path: Path) -> Path:
     return path
 
 
+LOOPBACK = Policy(network=NetworkPolicy(allow=["127.0.0.1"]))  # the test server's address
+
+
 def context(workspace: Path, limit: int = 1024 * 1024) -> ToolContext:
-    return ToolContext(workspace=workspace, run_id="run-1", step_id="s", output_limit_bytes=limit)
+    return ToolContext(
+        workspace=workspace, run_id="run-1", step_id="s", output_limit_bytes=limit, policy=LOOPBACK
+    )
 
 
 async def call(name: str, workspace: Path, limit: int = 1024 * 1024, **arguments: object) -> str:

@@ -35,6 +35,7 @@ from podium.spec.model import (
     StepBase,
     Workflow,
 )
+from podium.spec.network import NetworkPolicy
 from podium.spec.plan import CHILD_ID, PLAN_SCHEMA, RESERVED, VERDICT_SCHEMA
 from podium.spec.policy import ApprovalRules, Policy
 from podium.spec.routing import RoutingConfig, RoutingRule, ThreadsConfig
@@ -49,6 +50,7 @@ NESTED: tuple[type[BaseModel], ...] = (
     Budget,
     Policy,
     ApprovalRules,
+    NetworkPolicy,
     ContextLimits,
     HistoryMessage,
     AgentOptions,

@@ -139,6 +139,10 @@ FIELDS: dict[str, str] = {
     "Policy.approve": "Rules that hold a step (or a tool call) for a person; unset rules take "
     "their defaults.",
     "Policy.block_agents": "Agents no step, plan or fallback may use (any case).",
+    "Policy.network": "What the SSRF guard lets http steps and `http_get` reach although it is "
+    "loopback, private, link-local or metadata; the project's and the workflow's lists add up.",
+    "NetworkPolicy.allow": "Host names, `*.suffix` wildcards, IP addresses and CIDR networks "
+    "(`api.internal`, `*.corp.example`, `127.0.0.1`, `10.0.0.0/8`).",
     "ApprovalRules.planned_shell": "A planner's shell steps (default on).",
     "ApprovalRules.planned_file_writes": "A planner's file write and append steps (default on).",
     "ApprovalRules.planned_http_writes": "A planner's http steps other than GET and HEAD "

@@ -40,6 +40,7 @@ class WorkflowBuilder:
         max_concurrency: int | None = None,
         on_failure: OnFailure | None = None,
         output_limit_bytes: int | None = None,
+        policy: BaseModel | dict[str, Any] | None = None,
     ) -> None:
         top = {
             "version": version,
@@ -47,6 +48,7 @@ class WorkflowBuilder:
             "max_concurrency": max_concurrency,
             "on_failure": on_failure,
             "output_limit_bytes": output_limit_bytes,
+            "policy": None if policy is None else _plain(policy),
         }
         self.name = name
         self._top = {key: value for key, value in top.items() if value is not None}

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from podium.errors import Problem
+from podium.spec.network import NetworkPolicy, union
 
 # rule -> its default: what a planner generated is held for a person unless the project says not
 DEFAULT_RULES: dict[str, bool] = {
@@ -58,6 +59,7 @@ class Policy(_Frozen):
 
     approve: ApprovalRules = Field(default_factory=ApprovalRules)
     block_agents: list[str] = Field(default_factory=list)
+    network: NetworkPolicy = Field(default_factory=NetworkPolicy)  # SSRF guard allow-list
 
     @field_validator("block_agents")
     @classmethod
@@ -96,6 +98,7 @@ class Policy(_Frozen):
         return {
             "approve": {name: self.rule(name) for name in DEFAULT_RULES},
             "block_agents": list(self.block_agents),
+            "network": self.network.record(),
         }
 
 
@@ -136,12 +139,16 @@ def effective(project: Policy | None, workflow: Policy | None) -> tuple[Policy, 
             )
         rules[name] = before or bool(asked)
     blocked = list(dict.fromkeys([*base.block_agents, *workflow.block_agents]))
-    return Policy(approve=ApprovalRules(**rules), block_agents=blocked), problems
+    network = union(base.network, workflow.network)
+    resolved = ApprovalRules(**rules)
+    return Policy(approve=resolved, block_agents=blocked, network=network), problems
 
 
 def _resolved(policy: Policy, blocked: Iterable[str]) -> Policy:
     rules = {name: policy.rule(name) for name in DEFAULT_RULES}
-    return Policy(approve=ApprovalRules(**rules), block_agents=list(blocked))
+    return Policy(
+        approve=ApprovalRules(**rules), block_agents=list(blocked), network=policy.network
+    )
 
 
 def recorded(document: dict[str, Any] | None) -> Policy:

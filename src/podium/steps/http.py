@@ -1,5 +1,6 @@
 """The `http` executor: one request through a shared httpx client, with an idempotency key, a
-capped body, and errors sorted into retryable (429, 5xx, network) and permanent ones."""
+capped body, and errors sorted into retryable (429, 5xx, network) and permanent ones. Every
+connection goes through the SSRF guard (netguard.py) with the run's `policy.network`."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ import httpx
 
 from podium.errors import StepExecutionError
 from podium.spec.model import HttpStep, StepBase
+from podium.spec.network import NetworkPolicy
 from podium.steps.base import DETACHED, StepContext, StepResult, StepServices
+from podium.steps.netguard import drop_credentials, guarded_transport, origin
 from podium.steps.output import shape_output, with_marker
 
 MAX_REDIRECTS = 5
@@ -25,7 +28,7 @@ _SCHEMES = ("http", "https")
 def check_url(url: str | httpx.URL) -> httpx.URL:
     """Refuse URLs Podium will not fetch. Runs before the request and on every redirect.
 
-    The SSRF guard (resolved addresses, private ranges) belongs here.
+    The addresses are checked where connections are made (netguard.GuardedBackend).
     """
     try:
         parsed = httpx.URL(url)
@@ -46,13 +49,17 @@ def _bad_url(url: str, why: str) -> StepExecutionError:
     )
 
 
+_ORIGIN = "podium.origin"  # request extension: the origin the step asked for
+
+
 class HttpExecutor:
-    """Runs `HttpStep`s with one lazily created `httpx.AsyncClient` per event loop."""
+    """Runs `HttpStep`s with one lazily created `httpx.AsyncClient` per event loop and network
+    allow-list (a pooled connection is only reused under the allow-list it was checked with)."""
 
     def __init__(self) -> None:
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClient] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._clients: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[tuple[str, ...], _LoopClient]
+        ] = weakref.WeakKeyDictionary()
 
     async def execute(
         self, step: StepBase, ctx: StepContext, services: StepServices = DETACHED
@@ -62,8 +69,14 @@ class HttpExecutor:
         url = httpx.URL(check_url(step.url))
         if step.query:  # merged into the URL's own query string (params= would replace it)
             url = url.copy_merge_params(_query(step.query))
-        client = await self._client()
-        request = client.build_request(step.method, url, headers=_headers(step, ctx), **_body(step))
+        client = await self._client(ctx.policy.network)
+        request = client.build_request(
+            step.method,
+            url,
+            headers=_headers(step, ctx),
+            extensions={_ORIGIN: origin(url)},
+            **_body(step),
+        )
         status, text, value = await _send(client, request, step, ctx.output_limit_bytes)
         if not _expected(step, status):
             raise _status_error(step, status, text)
@@ -72,16 +85,16 @@ class HttpExecutor:
 
     async def aclose(self) -> None:
         """Close this event loop's client now (it is closed anyway when the loop shuts down)."""
-        held = self._clients.pop(asyncio.get_running_loop(), None)
-        if held is not None:
+        for held in self._clients.pop(asyncio.get_running_loop(), {}).values():
             await held.close()
 
-    async def _client(self) -> httpx.AsyncClient:
-        loop = asyncio.get_running_loop()
-        held = self._clients.get(loop)
+    async def _client(self, network: NetworkPolicy) -> httpx.AsyncClient:
+        clients = self._clients.setdefault(asyncio.get_running_loop(), {})
+        key = tuple(sorted(network.allow))
+        held = clients.get(key)
         if held is None or held.client.is_closed:
-            held = await _LoopClient.open()
-            self._clients[loop] = held
+            held = await _LoopClient.open(network)
+            clients[key] = held
         return held.client
 
 
@@ -98,8 +111,10 @@ class _LoopClient:
     closer: AsyncGenerator[None, None]
 
     @classmethod
-    async def open(cls) -> _LoopClient:
+    async def open(cls, network: NetworkPolicy) -> _LoopClient:
         client = httpx.AsyncClient(
+            transport=guarded_transport(network),
+            trust_env=False,
             follow_redirects=True,
             max_redirects=MAX_REDIRECTS,
             timeout=TIMEOUT,
@@ -136,7 +151,11 @@ async def _send(
 
 
 async def _check_request(request: httpx.Request) -> None:
+    """Runs on the first request and on every redirect hop: the URL is one Podium fetches, and
+    a hop to another origin than the step's carries no credential headers."""
     check_url(request.url)
+    if origin(request.url) != request.extensions.get(_ORIGIN, origin(request.url)):
+        drop_credentials(request.headers)
 
 
 def _headers(step: HttpStep, ctx: StepContext) -> dict[str, str]:

@@ -11,13 +11,15 @@ from typing import Any
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 from jsonschema.exceptions import SchemaError, best_match  # type: ignore[import-untyped]
 
+from podium.spec.patterns import PatternError, PatternTimeout, SafeValidator, unsupported
+
 
 def schema_problem(schema: Mapping[str, Any]) -> str | None:
     try:
         Draft202012Validator.check_schema(dict(schema))
     except SchemaError as exc:
         return str(exc.message)
-    return None
+    return unsupported(schema)
 
 
 def answer_problem(spec: Any, value: Any) -> str | None:
@@ -32,7 +34,10 @@ def answer_problem(spec: Any, value: Any) -> str | None:
         options = ", ".join(json.dumps(c) for c in choice)
         return f"{json.dumps(value)} is not one of the choices: {options}"
     assert isinstance(spec, dict)
-    error = best_match(Draft202012Validator(spec).iter_errors(value))
+    try:
+        error = best_match(SafeValidator(spec).iter_errors(value))
+    except (PatternTimeout, PatternError) as exc:
+        return f"the schema's pattern could not be checked: {exc}"
     if error is None:
         return None
     where = "/".join(str(p) for p in error.absolute_path)

@@ -5,10 +5,12 @@ thread does, how much of the conversation an agent sees). Validated at load, lik
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from podium.errors import UsageError
+from podium.spec.patterns import PatternTimeout, compile_problem, search
 
 OnBusy = Literal["reject", "queue", "interrupt"]
 ON_BUSY: tuple[OnBusy, ...] = ("reject", "queue", "interrupt")
@@ -28,14 +30,18 @@ class RoutingRule(_Strict):
     @field_validator("pattern")
     @classmethod
     def _compiles(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"not a valid regular expression: {exc}") from None
+        problem = compile_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
     def matches(self, message: str) -> bool:
-        return re.search(self.pattern, message, re.IGNORECASE) is not None
+        """Whether the pattern is found in `message`, matched with a time limit
+        (`podium.spec.patterns`): a UsageError when it backtracks catastrophically on it."""
+        try:
+            return search(self.pattern, message, ignore_case=True)
+        except PatternTimeout as exc:
+            raise UsageError(f"[[routing.rules]] in the project config: {exc}") from None
 
 
 class RoutingConfig(_Strict):

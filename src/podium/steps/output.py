@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from podium.core.outputs import truncation_marker as truncation_marker
 from podium.core.outputs import with_marker as with_marker
 from podium.errors import StepExecutionError
+from podium.spec.patterns import PatternError, PatternTimeout, SafeValidator, unsupported
 
 _SCALARS = (str, int, bool, type(None))
 _MAX_CACHED_VALIDATORS = 256
@@ -66,7 +67,20 @@ def _parse_json(text: str, step_id: str) -> object:
 
 
 def _validate(value: object, schema: Mapping[str, Any], step_id: str) -> None:
-    error = best_match(_validator_for(schema, step_id).iter_errors(value))
+    """Patterns match with a time limit (`podium.spec.patterns`): one that backtracks
+    catastrophically fails the step instead of stalling the event loop."""
+    validator = _validator_for(schema, step_id)
+    try:
+        error = best_match(validator.iter_errors(value))
+    except PatternTimeout as exc:
+        raise StepExecutionError(
+            f"step {step_id}: in the output schema, {exc}",
+            retryable=False,
+            error_type="output",
+        ) from None
+    except PatternError as exc:
+        problem = f": a pattern is not a valid regular expression: {exc}"
+        raise _invalid_schema(step_id, problem) from None
     if error is None:
         return
     message = error.message if len(error.message) <= 300 else error.message[:300] + "…"
@@ -84,17 +98,23 @@ def _validator_for(schema: Mapping[str, Any], step_id: str) -> Any:
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
-        raise StepExecutionError(
-            f"step {step_id}: its output schema is invalid at {exc.json_path}: {exc.message}; "
-            "fix the `output` schema",
-            retryable=False,
-            error_type="output",
-        ) from None
-    validator = Draft202012Validator(schema)
+        raise _invalid_schema(step_id, f"at {exc.json_path}: {exc.message}") from None
+    problem = unsupported(schema)
+    if problem is not None:
+        raise _invalid_schema(step_id, f": {problem}")
+    validator = SafeValidator(schema)
     if len(_validators) >= _MAX_CACHED_VALIDATORS:
         _validators.clear()
     _validators[id(schema)] = (schema, validator)
     return validator
+
+
+def _invalid_schema(step_id: str, problem: str) -> StepExecutionError:
+    return StepExecutionError(
+        f"step {step_id}: its output schema is invalid {problem}; fix the `output` schema",
+        retryable=False,
+        error_type="output",
+    )
 
 
 def json_safe(value: object) -> object:

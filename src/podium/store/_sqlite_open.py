@@ -156,13 +156,30 @@ def _checked_path(location: str | os.PathLike[str], *, create: bool) -> Path:
     if not create:
         return path
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise StoreUnavailableError(
             f"cannot create the folder for the Podium store at {path}: {exc}; choose a "
             "writable location (--db or PODIUM_DB)"
         ) from exc
+    _create_private(path)
     return path
+
+
+def _create_private(path: Path) -> None:
+    """A new store file is created empty with mode 0600 before SQLite opens it (whatever the
+    umask), so the runs it will hold are readable by their owner only; SQLite gives the -wal
+    and -shm files the database file's mode. An existing file is left as it is."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise StoreUnavailableError(
+            f"cannot create the Podium store file {path}: {exc}; check that its folder is "
+            "writable, or choose another location (--db or PODIUM_DB)"
+        ) from exc
+    os.close(fd)
 
 
 def _configure(conn: sqlite3.Connection, deadline: float) -> None:

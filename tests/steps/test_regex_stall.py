@@ -17,6 +17,9 @@ from podium.runtime.engine import Engine
 from podium.spec.answers import answer_problem
 from podium.spec.routing import RoutingRule
 
+# A regression runs `re` in C, holding the GIL: only the thread method can end such a test.
+pytestmark = pytest.mark.timeout(60, method="thread")
+
 CALL = "tests.runtime.callables"
 EVIL = "^(a|aa)+$"
 VALUE = "a" * 60 + "b"  # about 10**12 ways to fail for a backtracking engine

@@ -21,6 +21,7 @@ from podium.errors import MAX_PROBLEMS_LISTED
 from podium.llm import _script_file as script_file
 from podium.reference._text import FIELDS, IDEMPOTENT_NOTES, MODEL_NOTES, SCRIPT_KEYS
 from podium.spec import expr, load
+from podium.spec.files import FilePolicy
 from podium.spec.model import (
     DEFAULT_OUTPUT_LIMIT_BYTES,
     MAX_STEPS,
@@ -51,6 +52,7 @@ NESTED: tuple[type[BaseModel], ...] = (
     Policy,
     ApprovalRules,
     NetworkPolicy,
+    FilePolicy,
     ContextLimits,
     HistoryMessage,
     AgentOptions,

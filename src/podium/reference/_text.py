@@ -35,6 +35,9 @@ FIELDS: dict[str, str] = {
     "StepBase.when": "A condition (`steps.a.output.n > 0`); false skips the step.",
     "StepBase.approval": "`required` (or `true`), or a condition: a person approves, edits or "
     "rejects the step's rendered input before it starts (`podium approvals`, `podium approve`).",
+    "StepBase.allow_untrusted": "An explicit opt-out: untrusted text (outputs of http, agent, "
+    "plan and workflow steps, and what derives from them) may reach this step's shell `run` or "
+    "`cwd`, url host or file path without a person approving it first. A planner cannot set it.",
     "StepBase.retry": "Attempts and backoff; `retry: 3` is short for `{max_attempts: 3}`.",
     "StepBase.timeout": "The whole step's time limit (`30`, `500ms`, `30s`, `5m`, `1h`).",
     "StepBase.idempotent": "Whether an interrupted attempt may run again without asking "
@@ -48,6 +51,10 @@ FIELDS: dict[str, str] = {
     "ShellStep.env": "Extra environment variables.",
     "ShellStep.cwd": "The working folder, relative to the workspace.",
     "ShellStep.stdin": "Text fed to the program's standard input.",
+    "ShellStep.secrets": "Names of engine environment variables copied into the step's "
+    "environment (a sandboxed step sees no others); one not set fails the step.",
+    "ShellStep.sandbox": "Run inside the bubblewrap sandbox: no network, read-only system, only "
+    "the workspace writable, empty environment, every descendant killed with the step.",
     # python
     "PythonStep.call": "A registered name (`@podium.register`) or `package.module:function`.",
     "PythonStep.args": "Keyword arguments; templates keep their types.",
@@ -139,8 +146,15 @@ FIELDS: dict[str, str] = {
     "Policy.approve": "Rules that hold a step (or a tool call) for a person; unset rules take "
     "their defaults.",
     "Policy.block_agents": "Agents no step, plan or fallback may use (any case).",
+    "Policy.files": "File confinement: `podium_state` lets file steps and tools touch "
+    "Podium's own state (default false; only the project configuration allows it).",
+    "Policy.sandbox": "The shell sandbox: `enabled` (default true; only the project "
+    "configuration turns it off) and `read`, extra host paths mounted read-only (project only).",
     "Policy.network": "What the SSRF guard lets http steps and `http_get` reach although it is "
     "loopback, private, link-local or metadata; the project's and the workflow's lists add up.",
+    "FilePolicy.podium_state": "File steps and tools may read and write Podium's own state: "
+    "the workspace's `.podium/`, the store, the project configuration, the agents catalog "
+    "(project configuration only).",
     "NetworkPolicy.allow": "Host names, `*.suffix` wildcards, IP addresses and CIDR networks "
     "(`api.internal`, `*.corp.example`, `127.0.0.1`, `10.0.0.0/8`).",
     "ApprovalRules.planned_shell": "A planner's shell steps (default on).",
@@ -149,6 +163,9 @@ FIELDS: dict[str, str] = {
     "(default on).",
     "ApprovalRules.planned_workflows": "A planner's `workflow` steps (default on).",
     "ApprovalRules.destructive_tools": "Each call of a tool marked destructive (default on).",
+    "ApprovalRules.untrusted": "A step whose shell `run`/`cwd`, url host or file path splices "
+    "untrusted text (http, agent, plan, workflow outputs and what derives from them; default "
+    "on; only the project configuration turns it off).",
     "ApprovalRules.shell": "Every shell step, written or planned (default off).",
     "ApprovalRules.file_writes": "Every file write and append step (default off).",
     "ApprovalRules.http_writes": "Every http step other than GET and HEAD (default off).",

@@ -14,7 +14,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from podium.errors import Problem
+from podium.spec.files import FilePolicy, tightened_files
 from podium.spec.network import NetworkPolicy, union
+from podium.spec.sandbox import SandboxPolicy, tightened
 
 # rule -> its default: what a planner generated is held for a person unless the project says not
 DEFAULT_RULES: dict[str, bool] = {
@@ -23,6 +25,7 @@ DEFAULT_RULES: dict[str, bool] = {
     "planned_http_writes": True,
     "planned_workflows": True,
     "destructive_tools": True,
+    "untrusted": True,  # untrusted text spliced into a command, url host or path
     "shell": False,
     "file_writes": False,
     "http_writes": False,
@@ -44,6 +47,7 @@ class ApprovalRules(_Frozen):
     planned_http_writes: bool | None = None
     planned_workflows: bool | None = None
     destructive_tools: bool | None = None
+    untrusted: bool | None = None
     shell: bool | None = None
     file_writes: bool | None = None
     http_writes: bool | None = None
@@ -55,11 +59,14 @@ class ApprovalRules(_Frozen):
 
 
 class Policy(_Frozen):
-    """`approve` rules and `block_agents` (agent names, matched case-insensitively)."""
+    """`approve` rules, `block_agents` (agent names, matched case-insensitively) and the shell
+    `sandbox` (spec/sandbox.py)."""
 
     approve: ApprovalRules = Field(default_factory=ApprovalRules)
     block_agents: list[str] = Field(default_factory=list)
+    sandbox: SandboxPolicy = Field(default_factory=SandboxPolicy)
     network: NetworkPolicy = Field(default_factory=NetworkPolicy)  # SSRF guard allow-list
+    files: FilePolicy = Field(default_factory=FilePolicy)  # Podium's own state off limits
 
     @field_validator("block_agents")
     @classmethod
@@ -98,7 +105,9 @@ class Policy(_Frozen):
         return {
             "approve": {name: self.rule(name) for name in DEFAULT_RULES},
             "block_agents": list(self.block_agents),
+            "sandbox": self.sandbox.record(),
             "network": self.network.record(),
+            "files": self.files.record(),
         }
 
 
@@ -123,7 +132,7 @@ def effective(project: Policy | None, workflow: Policy | None) -> tuple[Policy, 
     base = project or Policy()
     if workflow is None:
         return _resolved(base, base.block_agents), []
-    problems = []
+    sandbox, problems = tightened(base.sandbox, workflow.sandbox)
     rules: dict[str, bool] = {}
     for name in DEFAULT_RULES:
         before, asked = base.rule(name), getattr(workflow.approve, name)
@@ -140,14 +149,29 @@ def effective(project: Policy | None, workflow: Policy | None) -> tuple[Policy, 
         rules[name] = before or bool(asked)
     blocked = list(dict.fromkeys([*base.block_agents, *workflow.block_agents]))
     network = union(base.network, workflow.network)
+    files, file_problems = tightened_files(base.files, workflow.files)
+    problems += file_problems
     resolved = ApprovalRules(**rules)
-    return Policy(approve=resolved, block_agents=blocked, network=network), problems
+    return (
+        Policy(
+            approve=resolved,
+            block_agents=blocked,
+            sandbox=sandbox,
+            network=network,
+            files=files,
+        ),
+        problems,
+    )
 
 
 def _resolved(policy: Policy, blocked: Iterable[str]) -> Policy:
     rules = {name: policy.rule(name) for name in DEFAULT_RULES}
     return Policy(
-        approve=ApprovalRules(**rules), block_agents=list(blocked), network=policy.network
+        approve=ApprovalRules(**rules),
+        block_agents=list(blocked),
+        sandbox=policy.sandbox,
+        network=policy.network,
+        files=policy.files,
     )
 
 

@@ -46,7 +46,9 @@ def _parent(**step: Any) -> dict[str, Any]:
             {
                 "id": "after",
                 "kind": "shell",
-                "run": "echo ${{ steps.sub.output.hello }}",
+                "env": {"OUT": "${{ steps.sub.output.hello }}"},  # a child's output is data
+                "shell": "sh",
+                "run": 'echo "$OUT"',
                 "needs": ["sub"],
             },
         ],
@@ -151,6 +153,7 @@ async def test_cancelling_the_parent_cancels_the_child_and_kills_its_process(
                 "kind": "shell",
                 "shell": "sh",
                 "run": f"echo $$ > {pid_file}; exec sleep 30",
+                "sandbox": False,  # writes its host pid outside the workspace
             }
         ],
         inputs={},
@@ -192,6 +195,7 @@ async def test_a_child_cancelled_on_its_own_fails_the_step(tmp_path: Path) -> No
                 "kind": "shell",
                 "shell": "sh",
                 "run": f"echo $$ > {pid_file}; exec sleep 30",
+                "sandbox": False,  # writes its host pid outside the workspace
             }
         ],
         inputs={},
@@ -275,7 +279,7 @@ async def test_a_child_waiting_for_a_person_parks_the_parent(tmp_path: Path) -> 
         inputs={},
     )
     wf = _parent(inputs={})
-    wf["steps"][1]["run"] = "echo ${{ steps.sub.output.ok }}"
+    wf["steps"][1]["env"] = {"OUT": "${{ steps.sub.output.ok }}"}
     async with await _engine(tmp_path) as engine:
         run_id = await engine.submit(wf)
         state = await engine.wait(run_id)
@@ -381,7 +385,7 @@ async def test_retrying_the_step_starts_a_new_child_of_the_next_generation(
     flaky = "if [ -f fixed ]; then echo fine; else exit 1; fi"
     _child(tmp_path, [{"id": "try", "kind": "shell", "shell": "sh", "run": flaky}], inputs={})
     wf = _parent(inputs={})
-    wf["steps"][1]["run"] = "echo ${{ steps.sub.output.try }}"
+    wf["steps"][1]["env"] = {"OUT": "${{ steps.sub.output.try }}"}
     async with await _engine(tmp_path) as engine:
         run_id = await engine.submit(wf)
         assert (await engine.wait(run_id)).status == "failed"
@@ -445,7 +449,7 @@ async def test_resuming_a_finished_child_tells_a_parent_that_never_heard(
         inputs={},
     )
     wf = _parent(inputs={})
-    wf["steps"][1]["run"] = "echo ${{ steps.sub.output.ok }}"
+    wf["steps"][1]["env"] = {"OUT": "${{ steps.sub.output.ok }}"}
     async with await _engine(tmp_path) as engine:
         run_id = await engine.submit(wf)
         await engine.wait(run_id)

@@ -29,6 +29,7 @@ def test_the_defaults_hold_what_a_planner_generated_only() -> None:
         "planned_http_writes",
         "planned_workflows",
         "destructive_tools",
+        "untrusted",
     }
     shell = ShellStep(id="s", run="ls")
     assert policy.rule_for(shell, planned=True) == "planned_shell"

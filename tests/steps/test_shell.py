@@ -174,7 +174,8 @@ async def test_cancellation_kills_the_whole_process_group(
 ) -> None:
     # `sleep 60`: a grandchild that outlives the test unless the group kill reaches it
     script = "sleep 60 & echo $! > grandchild.pid; echo $$ > child.pid; wait"
-    task = asyncio.create_task(run(ctx, script, shell="sh"))
+    # unsandboxed: host pids and the group kill (test_sandbox.py covers the PID namespace)
+    task = asyncio.create_task(run(ctx, script, shell="sh", sandbox=False))
     grandchild = await wait_for_pid(workspace / "grandchild.pid")
     child = await wait_for_pid(workspace / "child.pid")
     started = time.monotonic()
@@ -195,7 +196,7 @@ async def test_timeout_kills_a_group_that_ignores_sigterm(
     async def bounded() -> None:
         async with asyncio.timeout(None) as scope:  # armed below, once the group is up
             scopes.append(scope)
-            await run(ctx, script, shell="sh")
+            await run(ctx, script, shell="sh", sandbox=False)  # host pids, as above
 
     task = asyncio.create_task(bounded())
     grandchild = await wait_for_pid(workspace / "grandchild.pid")
@@ -207,6 +208,6 @@ async def test_timeout_kills_a_group_that_ignores_sigterm(
 
 async def test_the_child_leads_its_own_process_group(ctx: StepContext) -> None:
     code = "import os; print(os.getpgrp(), os.getpid())"
-    pgrp, pid = (await run(ctx, [sys.executable, "-c", code])).output.split()
+    pgrp, pid = (await run(ctx, [sys.executable, "-c", code], sandbox=False)).output.split()
     assert pgrp == pid
     assert int(pgrp) != os.getpgrp()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
@@ -43,6 +44,9 @@ class StepBase(_Frozen):
     allow_skipped: bool = False
     when: str | None = None
     approval: str | None = None  # "required", or a condition: a person approves it first
+    # true: untrusted text (http, agent, plan, workflow outputs) may reach its command, url
+    # host or path without a person approving it first (core/taint.py)
+    allow_untrusted: bool = False
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     timeout: float | None = Field(None, gt=0, le=7 * 86_400)
     idempotent: bool | None = None
@@ -88,6 +92,20 @@ class ShellStep(StepBase):
     env: dict[str, str] = Field(default_factory=dict)
     cwd: str | None = None
     stdin: str | None = None
+    # engine environment variables passed in (the sandbox's environment is otherwise empty)
+    secrets: list[str] = Field(default_factory=list)
+    # true: run in bubblewrap (steps/sandbox.py); false: the engine's environment, network, files
+    sandbox: bool = False
+
+    @field_validator("secrets")
+    @classmethod
+    def _env_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+                raise ValueError(
+                    f"secret {name!r} is not an environment variable name (letters, digits, _)"
+                )
+        return value
 
     @field_validator("run")
     @classmethod

@@ -157,6 +157,14 @@ def _shape_problems(
                     f"steps[{index}].id", f"id {item.get('id')!r} is already used; pick another"
                 )
             )
+        if "allow_untrusted" in item:
+            problems.append(
+                Problem(
+                    f"steps[{index}].allow_untrusted",
+                    "a planner cannot let its steps run untrusted text unasked; leave "
+                    "`allow_untrusted` out (only a written workflow may set it)",
+                )
+            )
         problems += _kind_problems(index, item, step)
         problems += _agent_problems(index, item, step, policy)
     return problems
@@ -171,7 +179,7 @@ def _kind_problems(index: int, item: Mapping[str, Any], step: PlanStep) -> list[
             Problem(f"steps[{index}].kind", f"kind {kind!r} is not allowed here; use {allowed}")
         ]
     own = KIND_FIELDS[kind][0]
-    return [
+    problems = [
         Problem(
             f"steps[{index}].{name}",
             f"a {kind} step takes no {name}; its fields are {', '.join(own)}",
@@ -179,6 +187,15 @@ def _kind_problems(index: int, item: Mapping[str, Any], step: PlanStep) -> list[
         for name in item
         if name in _FIELD_NAMES and name not in own
     ]
+    if kind == "shell" and "sandbox" in item:
+        problems.append(
+            Problem(
+                f"steps[{index}].sandbox",
+                "a planner's shell step always runs in the sandbox; leave `sandbox` out (only "
+                "a written workflow or the project configuration may turn it off)",
+            )
+        )
+    return problems
 
 
 def _agent_problems(

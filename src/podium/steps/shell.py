@@ -8,6 +8,7 @@ import contextlib
 import errno
 import os
 import shlex
+import shutil
 import signal
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from typing import Any
 
 from podium.errors import StepExecutionError
 from podium.spec.model import ShellStep, StepBase
-from podium.steps import procs
+from podium.steps import procs, sandbox
 from podium.steps.base import DETACHED, StepContext, StepResult, StepServices
 from podium.steps.output import shape_output, with_marker
 from podium.steps.steplog import LOG_LIMIT_FACTOR, StepLog, log_path
@@ -51,7 +52,21 @@ class ShellExecutor:
             raise TypeError(f"ShellExecutor cannot run a {type(step).__name__}")
         argv = build_argv(step)
         cwd = resolve_cwd(ctx.workspace, step.cwd)
-        proc = await _spawn(argv, cwd, build_env(step, ctx), step.stdin is not None)
+        sandboxed = sandbox.applies(step, ctx)
+        if sandboxed:
+            await sandbox.ensure_available()
+            env = sandbox.environment(step, build_env(step, ctx, inherit=False))
+            _require_program(argv[0], env["PATH"], cwd)
+            argv = sandbox.wrap(
+                argv,
+                workspace=ctx.workspace,
+                cwd=cwd,
+                protected=ctx.protected,
+                read=ctx.policy.sandbox.read,
+            )
+        else:
+            env = {**build_env(step, ctx), **sandbox.secrets(step)}
+        proc = await _spawn(argv, cwd, env, step.stdin is not None)
         procs.record(ctx.workspace, ctx.run_id, ctx.step_id, proc.pid)
         log = StepLog(
             log_path(ctx.workspace, ctx.run_id, ctx.step_id, ctx.attempt),
@@ -63,8 +78,8 @@ class ShellExecutor:
             log.close()
             procs.forget(ctx.workspace, ctx.run_id, ctx.step_id)
         if code != 0:
-            raise _exit_error(code, stderr)
-        return _result(step, stdout, stderr)
+            raise _exit_error(code, stderr, sandboxed=sandboxed)
+        return _result(step, stdout, stderr, opted_out=sandbox.opted_out(step, ctx))
 
 
 def build_argv(step: ShellStep) -> list[str]:
@@ -132,6 +147,17 @@ async def _spawn(
         )
     except OSError as exc:
         raise _spawn_error(argv[0], exc) from None
+
+
+def _require_program(program: str, path: str, cwd: Path) -> None:
+    """Inside the sandbox bwrap, not us, starts the program: say what is wrong with it before."""
+    if "/" not in program:
+        if shutil.which(program, path=path) is None:
+            raise _spawn_error(program, FileNotFoundError(program))
+    elif not (cwd / program).is_file():
+        raise _spawn_error(program, FileNotFoundError(program))
+    elif not os.access(cwd / program, os.X_OK):
+        raise _spawn_error(program, PermissionError(program))
 
 
 def _spawn_error(program: str, exc: OSError) -> StepExecutionError:
@@ -264,9 +290,11 @@ async def _reap(proc: asyncio.subprocess.Process, tasks: list[asyncio.Task[Any]]
             task.exception()  # retrieved, so asyncio does not log it
 
 
-def _exit_error(code: int, stderr: _Captured) -> StepExecutionError:
+def _exit_error(code: int, stderr: _Captured, *, sandboxed: bool) -> StepExecutionError:
     if code < 0:
         head = f"killed by signal {_signal_name(-code)}"
+    elif sandboxed and 128 < code < 128 + signal.NSIG:  # bwrap reports a signal as 128 + it
+        head = f"killed by signal {_signal_name(code - 128)} (exit code {code})"
     else:
         head = f"exited with code {code}"
     tail = _last_lines(stderr.text(), 1000)
@@ -290,7 +318,9 @@ def _last_lines(text: str, max_chars: int) -> str:
     return tail[newline + 1 :] if 0 <= newline < max_chars // 2 else tail
 
 
-def _result(step: ShellStep, stdout: _Captured, stderr: _Captured) -> StepResult:
+def _result(
+    step: ShellStep, stdout: _Captured, stderr: _Captured, *, opted_out: bool
+) -> StepResult:
     text = stdout.text()
     cut = (len(stdout.data), stdout.total) if stdout.truncated else None
     if cut is not None:
@@ -298,6 +328,8 @@ def _result(step: ShellStep, stdout: _Captured, stderr: _Captured) -> StepResult
     elif text.endswith("\n"):
         text = text[:-1]
     meta: dict[str, object] = {"exit_code": 0}
+    if opted_out:
+        meta["sandbox"] = False  # visible in `show`: it ran with the engine's rights
     if stderr.total:
         meta["stderr_tail"] = stderr.text()[-2000:]
     return StepResult(shape_output(text, step.output, step_id=step.id, cut=cut), meta=meta)

@@ -36,6 +36,7 @@ from podium.runtime.execution import ExecutionBackend, InProcessBackend
 from podium.runtime.feedback import record_feedback
 from podium.runtime.fork import start_fork
 from podium.runtime.parking import Waker
+from podium.runtime.protected import protected_paths
 from podium.runtime.reads import committed_state, follow_all, follow_deltas, follow_run
 from podium.runtime.runner import LeasePolicy, RunDriver
 from podium.runtime.services import AgentServices
@@ -416,6 +417,7 @@ class Engine:
             backend=self.backend,
             policy=self._policy,
             hooks=self.children,
+            protected=protected_paths(self.store, self.services),
         )
         self._drivers[state.run_id] = driver
         task = asyncio.create_task(self._drive(driver, resumed), name=state.run_id)

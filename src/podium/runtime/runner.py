@@ -12,6 +12,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Protocol
 
 from podium.clock import Clock
@@ -107,8 +108,10 @@ class RunDriver:
         backend: ExecutionBackend,
         policy: LeasePolicy | None = None,
         hooks: RunHooks | None = None,
+        protected: tuple[Path, ...] = (),
     ) -> None:
         self.state = state
+        self._protected = protected  # Podium's own files, refused to steps (runtime/protected.py)
         self._hooks = hooks
         self.lease = lease
         self.bus = bus
@@ -214,6 +217,7 @@ class RunDriver:
                 workspace=state.workspace_path,
                 output_limit_bytes=state.workflow.output_limit_bytes,
                 policy=state.policy,
+                protected=self._protected,
             )
             step_id = launch.step_id
             task = asyncio.create_task(self._backend.execute(request, _Sink(self, step_id)))

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from podium.core import events as ev
-from podium.core import tool_approvals
+from podium.core import taint, tool_approvals
 from podium.core.joins import make_ready, tidy_ready
 from podium.core.render import RenderError, render_step
 from podium.core.state import Approval, RunState, StepState, StepStatus, require_step
@@ -56,6 +56,9 @@ def gate(state: RunState, step: StepState, now: datetime) -> ev.Event | None:
         reason = f"approval: {condition}" if asked else None
     if reason is None and (rule := policy_rule(state, step)) is not None:
         reason = f"policy: {rule}"
+    if reason is None and state.policy.rule("untrusted") and not step.spec.allow_untrusted:
+        found = taint.splice(state, step)
+        reason = taint.reason(*found) if found is not None else None
     if reason is None:
         return None
     return ev.ApprovalRequested(

@@ -58,6 +58,16 @@ class Template:
                 return evaluate(self._whole.expr, context, strict=True)
             return "".join(_render_part(part, context) for part in self._parts)
 
+    def slots(self) -> Iterator[tuple[str, set[tuple[str, ...]]]]:
+        """Each `${{ }}` part's references, with the text before it (earlier parts as NUL)."""
+        before = ""
+        for part in self._parts:
+            if isinstance(part, str):
+                before += part
+            else:
+                yield before, references(part.expr)
+                before += "\0"
+
     def references(self) -> set[tuple[str, ...]]:
         """Every name path the template's expressions read (see `expr.references`)."""
         found: set[tuple[str, ...]] = set()

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from podium import Engine
+from podium.config import load_config
 from podium.errors import StepExecutionError
 from podium.spec.files import FilePolicy
 from podium.spec.model import FileStep
@@ -286,3 +287,27 @@ async def test_the_store_survives_a_write_aimed_at_it(tmp_path: Path) -> None:
         assert (await engine.state(first.run_id)).steps["a"].status == "succeeded"
         for run_id in wiped:
             assert (await engine.state(run_id)).steps["wipe"].status == "failed"
+
+
+async def test_a_run_cannot_rewrite_the_project_configuration_or_agents(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    (project / "agents").mkdir(parents=True)
+    (project / "agents" / "helper.md").write_text("AGENT")
+    config = project / "pyproject.toml"
+    config.write_text('[tool.podium]\nagents = "agents"\n')
+    targets = ["pyproject.toml", "podium.toml", ".mcp.json", "agents/helper.md", "agents/new.md"]
+    steps = [
+        {"id": f"w{i}", "kind": "file", "op": "write", "path": t, "content": "x"}
+        for i, t in enumerate(targets)
+    ]
+    async with await Engine.open(
+        project / "p.db", workspace=project, config=load_config(project)
+    ) as engine:
+        state = await engine.run({"name": "rewrite", "steps": steps, "on_failure": "collect"})
+    errors = {t: state.steps[f"w{i}"].error_type for i, t in enumerate(targets)}
+    assert errors == dict.fromkeys(targets, "path")
+    assert config.read_text() == '[tool.podium]\nagents = "agents"\n'
+    assert (project / "agents" / "helper.md").read_text() == "AGENT"
+    assert not (project / "podium.toml").exists()
+    assert not (project / ".mcp.json").exists()
+    assert [p.name for p in (project / "agents").iterdir()] == ["helper.md"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from podium.config import MCP_FILE
+from podium.config import MCP_FILE, PROJECT_FILE
 from podium.runtime.services import AgentServices
 from podium.store.base import EventStore
 
@@ -24,6 +24,7 @@ def protected_paths(store: EventStore, services: AgentServices) -> tuple[Path, .
     config = services.config
     if config.path is not None:
         paths.append(config.path.absolute())
-    paths.append((config.root / MCP_FILE).absolute())
+    # a step creating one would loosen the policy of every later run
+    paths += [(config.root / name).absolute() for name in (PROJECT_FILE, MCP_FILE)]
     paths.append(config.agents_dir or (services.project_dir / "agents").absolute())
     return tuple(dict.fromkeys(paths))

@@ -70,6 +70,15 @@ class _Taint:
     def __init__(self, state: RunState) -> None:
         self._state = state
         self._known: dict[str, bool] = {}
+        self._children: dict[str, list[str]] | None = None  # parent -> child ids, built once
+
+    def _children_of(self, step_id: str) -> list[str]:
+        if self._children is None:
+            self._children = {}
+            for child in self._state.steps.values():
+                if child.parent is not None:
+                    self._children.setdefault(child.parent, []).append(child.id)
+        return self._children.get(step_id, [])
 
     def of(self, step_id: str) -> bool:
         if step_id in self._known:
@@ -79,7 +88,7 @@ class _Taint:
         found = step is not None and (
             getattr(step.spec, "kind", None) in UNTRUSTED_KINDS
             or any(self.reads_untrusted(step_id, ref) for ref in _spec_refs(step.spec))
-            or any(self.of(c.id) for c in self._state.steps.values() if c.parent == step_id)
+            or any(self.of(child) for child in self._children_of(step_id))
         )
         self._known[step_id] = found
         return found

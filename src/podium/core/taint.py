@@ -81,34 +81,77 @@ class _Taint:
         return self._children.get(step_id, [])
 
     def of(self, step_id: str) -> bool:
+        """Worked out with an explicit stack (depth-first, sources before the step), so a chain
+        of thousands of templated steps does not recurse once per step. A step met again while
+        it is being worked out (a reference cycle) counts as trusted, as it cannot add taint."""
         if step_id in self._known:
             return self._known[step_id]
-        self._known[step_id] = False  # a reference cycle cannot make a step untrusted
+        open_: set[str] = set()  # being worked out: met again, it counts as trusted
+        stack: list[tuple[str, Iterator[str]]] = []
+        pending: dict[str, str] = {}  # step -> the source it pushed and waits for
+
+        def enter(sid: str) -> None:
+            sources = self._sources(sid)
+            self._known[sid] = sources is None
+            if sources is not None:
+                open_.add(sid)
+                stack.append((sid, iter(sources)))
+
+        def finish(sid: str, found: bool) -> None:
+            self._known[sid] = found
+            open_.discard(sid)
+            stack.pop()
+
+        enter(step_id)
+        while stack:
+            sid, sources = stack[-1]
+            waited = pending.pop(sid, None)
+            if waited is not None and self._known[waited]:
+                finish(sid, True)
+                continue
+            for source in sources:
+                if source not in self._known:
+                    pending[sid] = source
+                    enter(source)
+                    break
+                if self._known[source] and source not in open_:
+                    finish(sid, True)
+                    break
+            else:
+                finish(sid, False)
+        return self._known[step_id]
+
+    def _sources(self, step_id: str) -> list[str] | None:
+        """The steps whose untrusted output would make `step_id`'s untrusted; None when it is
+        untrusted by its kind."""
         step = self._state.steps.get(step_id)
-        found = step is not None and (
-            getattr(step.spec, "kind", None) in UNTRUSTED_KINDS
-            or any(self.reads_untrusted(step_id, ref) for ref in _spec_refs(step.spec))
-            or any(self.of(child) for child in self._children_of(step_id))
-        )
-        self._known[step_id] = found
-        return found
+        if step is None:
+            return []
+        if getattr(step.spec, "kind", None) in UNTRUSTED_KINDS:
+            return None
+        found = [sid for ref in _spec_refs(step.spec) for sid in self._read(step_id, ref)]
+        return found + self._children_of(step_id)
 
     def reads_untrusted(self, reader: str, ref: Ref) -> bool:
         """Whether `ref`, read by step `reader`'s templates, is untrusted text."""
+        return any(self.of(sid) for sid in self._read(reader, ref))
+
+    def _read(self, reader: str, ref: Ref) -> list[str]:
+        """The steps whose output `ref`, read by step `reader`'s templates, stands for."""
         aliases, previous = _scope(self._state, reader)
         if ref[0] == "steps":
             if len(ref) == 1:  # `steps[expr]`: could be any step
-                return any(self.of(sid) for sid in self._state.steps)
+                return list(self._state.steps)
             if len(ref) > 2 and ref[2] in _TRUSTED_FIELDS:
-                return False
-            return self.of(aliases.get(ref[1], ref[1]))
+                return []
+            return [aliases.get(ref[1], ref[1])]
         if ref[0] == "loop" and (len(ref) == 1 or ref[1] == "previous"):
             if len(ref) <= 2:
-                return any(self.of(sid) for sid in previous.values())
+                return list(previous.values())
             if len(ref) > 3 and ref[3] in _TRUSTED_FIELDS:
-                return False
-            return ref[2] in previous and self.of(previous[ref[2]])
-        return False  # inputs, run, loop.iteration: the run's own
+                return []
+            return [previous[ref[2]]] if ref[2] in previous else []
+        return []  # inputs, run, loop.iteration: the run's own
 
 
 def _scope(state: RunState, step_id: str) -> tuple[dict[str, str], dict[str, str]]:

@@ -33,9 +33,14 @@ $(BIN)/python:
 	@$(PYTHON) -m venv $(VENV)
 
 # install(lock, what): the locked packages (hash-checked), then Podium itself without dependencies.
+# Each lock is the whole closure, so pip installs exactly it (--no-deps) and `pip check` then proves
+# nothing is missing. Without --no-deps pip resolves again, and a requirement with an extra
+# (litellm's `httpx[http2]`) made it look at the index's newest httpx, which a hash-checked install
+# refuses: a new release upstream broke a fresh clone.
 define install
 	@echo "Installing $(2) from requirements/$(1).txt into $(VENV) (pinned, hash-checked)"
-	@$(PIP) install --require-hashes -r requirements/$(1).txt
+	@$(PIP) install --require-hashes --no-deps -r requirements/$(1).txt
+	@$(BIN)/python -m pip check >/dev/null || $(BIN)/python -m pip check
 	@$(PIP) install --no-deps --no-build-isolation -e .
 	@rm -f $(VENV)/.installed-$(1)-* && touch $@
 endef
@@ -90,7 +95,8 @@ $(REAL): requirements/real.txt $(DEV)
 $(LITELLM): requirements/real-litellm.txt
 	@test -x $(LITELLM_VENV)/bin/python || { echo "Creating $(LITELLM_VENV) with $(PYTHON)"; $(PYTHON) -m venv $(LITELLM_VENV); }
 	@echo "Installing LiteLLM's proxy from requirements/real-litellm.txt into $(LITELLM_VENV) (pinned, hash-checked)"
-	@$(LITELLM_VENV)/bin/python -m pip --quiet --quiet install --require-hashes -r requirements/real-litellm.txt
+	@$(LITELLM_VENV)/bin/python -m pip --quiet --quiet install --require-hashes --no-deps -r requirements/real-litellm.txt
+	@$(LITELLM_VENV)/bin/python -m pip check >/dev/null || $(LITELLM_VENV)/bin/python -m pip check
 	@rm -f $(LITELLM_VENV)/.installed-real-litellm-* && touch $@
 
 # The tier against third-party servers: the official MCP reference servers from npm (Node and

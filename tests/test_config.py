@@ -186,6 +186,12 @@ def test_an_mcp_json_alone_is_a_configuration(tmp_path: Path) -> None:
         ),
         ("[mcpServers.web]\nurl = 'http://x'\ncommand = 'y'", "mcpServers.web", "either `command`"),
         ("[mcpServers.web]\nserverUrl = 'http://x'", "mcpServers.web.serverUrl", "use `url`"),
+        # each policy section hints at its own keys, not at the keys of `policy`
+        ("[policy.network]\nallowed = []", "policy.network.allowed", "did you mean 'allow'?"),
+        ("[policy.sandbox]\nenable = false", "policy.sandbox.enable", "did you mean 'enabled'?"),
+        ("[policy.files]\npodium = true", "policy.files.podium", "did you mean 'podium_state'?"),
+        ("[policy.approve]\nuntrust = 1", "policy.approve.untrust", "did you mean 'untrusted'?"),
+        ("[policy.files]\nzzz = 1", "policy.files.zzz", "known keys: podium_state"),
     ],
 )
 def test_every_bad_input_is_a_problem_at_its_key_path(

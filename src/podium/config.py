@@ -18,8 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from podium.agents import AgentOptions
 from podium.errors import Problem, SpecError, UsageError
+from podium.spec.files import FilePolicy
+from podium.spec.network import NetworkPolicy
 from podium.spec.policy import ApprovalRules, Policy
 from podium.spec.routing import RoutingConfig, RoutingRule, ThreadsConfig
+from podium.spec.sandbox import SandboxPolicy
 
 CONFIG_ENV = "PODIUM_CONFIG"
 PROJECT_FILE = "podium.toml"
@@ -366,6 +369,9 @@ _KEYS = {
     "top": sorted({"model", "agents", "providers", "mcpServers", "routing", "threads", "policy"}),
     "policy": sorted(Policy.model_fields),
     "approve": sorted(ApprovalRules.model_fields),
+    "network": sorted(NetworkPolicy.model_fields),
+    "sandbox": sorted(SandboxPolicy.model_fields),
+    "files": sorted(FilePolicy.model_fields),
     "routing": sorted(RoutingConfig.model_fields),
     "rule": sorted(RoutingRule.model_fields),
     "threads": sorted(ThreadsConfig.model_fields),
@@ -373,6 +379,9 @@ _KEYS = {
     "options": sorted(set(AgentOptions.model_fields) - {"provider", "tool_choice"}),
     "server": sorted(set(McpServer.model_fields) - {"source"}),
 }
+
+
+_POLICY_SECTIONS = ("approve", "network", "sandbox", "files")
 
 
 def problems_of(
@@ -405,7 +414,8 @@ def _message(error: Any, loc: list[str], kind: str | None) -> str:
 
 def _scope(loc: list[str]) -> str:
     if loc[0] == "policy":
-        return "approve" if loc[1:2] == ["approve"] and len(loc) > 2 else "policy"
+        section = loc[1] if len(loc) > 2 else "policy"
+        return section if section in _POLICY_SECTIONS else "policy"
     if loc[0] in ("routing", "threads"):
         return "rule" if loc[1:2] == ["rules"] and len(loc) > 3 else loc[0]
     if loc[0] == "providers" and len(loc) == 3:

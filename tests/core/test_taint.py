@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from podium.core import events as ev
+from podium.core import taint as taint_module
 from podium.core.state import StepStatus
 from podium.core.taint import splice, untrusted
 from podium.spec.model import PlanStep
@@ -222,3 +223,41 @@ def test_a_planner_cannot_set_allow_untrusted() -> None:
     assert [p.path for p in problems] == ["steps[0].allow_untrusted"]
     assert "only a written workflow may set it" in problems[0].message
     assert check_plan({"steps": [{**item, "allow_untrusted": None}]}, step, agents=None) == []
+
+
+def test_an_edit_that_makes_a_step_read_untrusted_text_is_seen_by_the_next_gate() -> None:
+    """Verdicts are kept on the state between gates (a chain costs O(n)); an approval's edit
+    must drop them, or the edited step would keep the verdict of the text it no longer reads."""
+    tidy = {**TIDY, "args": {"obj": "plain"}, "needs": ["fetch"], "approval": "required"}
+    go = {"id": "go", "kind": "shell", "run": "echo ${{ steps.tidy.output }}", "needs": ["tidy"]}
+    sim = _sim(FETCH, tidy, go)
+    _done(sim, "fetch", "; touch PWNED")
+    sim.turn()
+    assert "tidy" in sim.state.approvals
+    assert not untrusted(sim.state, "tidy")  # worked out and kept on the state
+    edit = {"args": {"obj": "${{ steps.fetch.output }}"}}
+    sim.record(ev.ApprovalEdited(at=T0, step_id="tidy", input=edit))
+    _done(sim, "tidy", '"; touch PWNED"')
+    assert untrusted(sim.state, "tidy")
+    assert (_held(sim, "go") or "").startswith("untrusted: steps.tidy.output in run")
+
+
+def test_a_chain_of_gated_steps_is_worked_out_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each gate reuses the verdicts of the steps before it: 2,000 shell steps, each reading the
+    one before, ask about each step's sources once (it was once per gate: O(n^2))."""
+    steps: list[dict[str, Any]] = [{"id": "s0", "kind": "shell", "run": "echo hi"}]
+    for i in range(1, 2000):
+        run = f"echo ${{{{ steps.s{i - 1}.output }}}}"
+        steps.append({"id": f"s{i}", "kind": "shell", "run": run, "needs": [f"s{i - 1}"]})
+    sim = _sim(*steps)
+    asked: list[str] = []
+    real = taint_module._Taint._sources
+
+    def counted(self: Any, step_id: str) -> Any:
+        asked.append(step_id)
+        return real(self, step_id)
+
+    monkeypatch.setattr(taint_module._Taint, "_sources", counted)
+    for i in range(2000):
+        assert splice(sim.state, sim.state.steps[f"s{i}"]) is None
+    assert len(asked) == len(set(asked)) == 1999

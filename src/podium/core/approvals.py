@@ -192,6 +192,7 @@ def granted(state: RunState, step: StepState, edits: dict[str, Any] | None) -> N
     state.approvals.pop(step.id, None)
     if edits:
         step.spec = edited_spec(step.spec, edits)
+        state.specs_changed()
     step.approved = True
     make_ready(state, step)
 

@@ -364,6 +364,7 @@ def _on_thread_caught_up(state: RunState, e: ev.ThreadCaughtUp) -> None:
     step = state.steps[e.step_id]
     history = [HistoryMessage.model_validate(said) for said in e.history]
     step.spec = step.spec.model_copy(update={"history": history})
+    state.specs_changed()
 
 
 _HANDLERS: dict[type, Callable[[RunState, Any], None]] = {

@@ -150,6 +150,16 @@ class ChildLink:
 
 
 @dataclass(slots=True, eq=False)
+class Derived:
+    """What core/taint.py works out from the steps' specs (never from events), kept between
+    questions so each step's taint is worked out once per run, not once per gate.
+    `RunState.specs_changed()` drops it whenever a step is added, removed or edited."""
+
+    taint: dict[str, bool] = field(default_factory=dict)  # step -> its output is untrusted
+    children: dict[str, list[str]] | None = None  # parent -> child step ids, built when asked
+
+
+@dataclass(slots=True, eq=False)
 class RunState:
     run_id: str
     workflow: Workflow
@@ -191,6 +201,11 @@ class RunState:
     parent: dict[str, str] | None = None  # a child run: {"run_id", "step_id"} of its parent
     depth: int = 0  # how deep in a run tree this run is (0 for a run nobody started)
     thread: dict[str, Any] | None = None  # a thread's run: {"id", "message", "routing", "on_busy"}
+    derived: Derived = field(default_factory=Derived)  # worked out from specs, not recorded
+
+    def specs_changed(self) -> None:
+        """A step was added, removed or edited: what was worked out from the specs is stale."""
+        self.derived = Derived()
 
     @property
     def status(self) -> str:

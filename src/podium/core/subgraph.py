@@ -25,6 +25,7 @@ def add_child(state: RunState, parent: StepState, spec: StepBase) -> StepState:
         spec=spec, index=len(state.steps), rank=parent.rank, parent=parent.id
     )
     state.unfinished += 1
+    state.specs_changed()
     if not spec.needs:
         make_ready(state, child)
     return child
@@ -37,6 +38,7 @@ def remove_descendants(state: RunState, parent_id: str) -> None:
     gone = {sid for sid in state.steps if sid.startswith(prefix)}
     if not gone:
         return
+    state.specs_changed()
     for sid in gone:
         step = state.steps.pop(sid)
         if not step.terminal:

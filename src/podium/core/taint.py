@@ -65,20 +65,22 @@ def _guarded(spec: StepBase) -> tuple[str, ...]:
 
 
 class _Taint:
-    """Taint of each step of one state, worked out once per question."""
+    """Taint of each step of one state, kept on the state (`RunState.derived`) until a step is
+    added, removed or edited: a chain of n gated steps costs O(n), not O(n^2)."""
 
     def __init__(self, state: RunState) -> None:
         self._state = state
-        self._known: dict[str, bool] = {}
-        self._children: dict[str, list[str]] | None = None  # parent -> child ids, built once
+        self._derived = state.derived
+        self._known = state.derived.taint
 
     def _children_of(self, step_id: str) -> list[str]:
-        if self._children is None:
-            self._children = {}
+        derived = self._derived
+        if derived.children is None:
+            derived.children = {}
             for child in self._state.steps.values():
                 if child.parent is not None:
-                    self._children.setdefault(child.parent, []).append(child.id)
-        return self._children.get(step_id, [])
+                    derived.children.setdefault(child.parent, []).append(child.id)
+        return derived.children.get(step_id, [])
 
     def of(self, step_id: str) -> bool:
         """Worked out with an explicit stack (depth-first, sources before the step), so a chain

@@ -14,6 +14,7 @@ import pytest
 
 from podium.errors import UsageError
 from podium.runtime.engine import Engine
+from podium.spec import patterns
 from podium.spec.answers import answer_problem
 from podium.spec.routing import RoutingRule
 
@@ -135,3 +136,25 @@ def test_routing_with_a_catastrophic_pattern_returns_promptly_with_an_error() ->
         rule.matches(VALUE)
     assert time.monotonic() - started < 1.0
     assert not rule.matches("b" * 100)
+
+
+def test_the_matches_of_one_check_share_one_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pattern that is quick enough once but is matched against thousands of values must not
+    add up to a stall: every match of one check draws on `CHECK_SECONDS`. The clock is
+    patterns' own, advanced 0.2 s per reading, so the test does not depend on the machine."""
+    ticks = iter(i * 0.2 for i in range(10_000))
+    monkeypatch.setattr(patterns, "_clock", lambda: next(ticks))
+    schema = {"type": "array", "items": {"type": "string", "pattern": "^a"}}
+    problem = answer_problem(schema, ["a"] * 1000)
+    assert problem is not None
+    assert "took longer than 1 s in all" in problem
+    assert next(ticks) < 20 * 0.2  # it stopped after a handful of matches, not after 1,000
+    assert answer_problem(schema, ["a"] * 3) is None  # within the budget: checked as before
+
+
+def test_one_match_stops_at_what_is_left_of_the_budget() -> None:
+    started = time.monotonic()
+    expected = pytest.raises(patterns.PatternTimeout, match=r"took longer than 0\.05 s in all")
+    with expected, patterns.time_limit(0.05):
+        patterns.search(EVIL, VALUE, seconds=5.0)
+    assert time.monotonic() - started < 1.0

@@ -11,7 +11,13 @@ from typing import Any
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 from jsonschema.exceptions import SchemaError, best_match  # type: ignore[import-untyped]
 
-from podium.spec.patterns import PatternError, PatternTimeout, SafeValidator, unsupported
+from podium.spec.patterns import (
+    PatternError,
+    PatternTimeout,
+    SafeValidator,
+    time_limit,
+    unsupported,
+)
 
 
 def schema_problem(schema: Mapping[str, Any]) -> str | None:
@@ -35,7 +41,8 @@ def answer_problem(spec: Any, value: Any) -> str | None:
         return f"{json.dumps(value)} is not one of the choices: {options}"
     assert isinstance(spec, dict)
     try:
-        error = best_match(SafeValidator(spec).iter_errors(value))
+        with time_limit():
+            error = best_match(SafeValidator(spec).iter_errors(value))
     except (PatternTimeout, PatternError) as exc:
         return f"the schema's pattern could not be checked: {exc}"
     if error is None:

@@ -3,7 +3,9 @@
 Python's `re` backtracks without bound and holds the GIL while it does: `^(a+)+$` against
 `"a" * 40 + "b"` stalls the whole event loop. Patterns of output schemas, human-step schemas and
 routing rules are matched here with the `regex` engine instead, which stops a match after
-`MATCH_SECONDS` (raising `PatternTimeout`) and releases the GIL while it runs.
+`MATCH_SECONDS` (raising `PatternTimeout`) and releases the GIL while it runs. Inside
+`time_limit()` every match shares one budget as well (`CHECK_SECONDS`), so a schema that matches
+a slow pattern against thousands of values cannot add up to a stall either.
 
 `SafeValidator` is Draft 2020-12 with the keywords that match a pattern (`pattern`,
 `patternProperties`, `additionalProperties`) going through `search`; `unsupported` refuses the
@@ -14,7 +16,10 @@ one combination jsonschema would still match with `re` (`unevaluatedProperties` 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import regex  # type: ignore[import-untyped]
@@ -24,6 +29,9 @@ from jsonschema.exceptions import ValidationError  # type: ignore[import-untyped
 MATCH_SECONDS = 0.1
 """The longest one match of a user pattern may take before it is abandoned."""
 
+CHECK_SECONDS = 1.0
+"""The longest all the matches of one check (`time_limit()`) may take together."""
+
 PatternError: type[Exception] = regex.error
 """Raised by `search` for a pattern the `regex` engine cannot compile."""
 
@@ -32,17 +40,40 @@ _compiled: dict[tuple[str, int], Any] = {}
 
 
 class PatternTimeout(Exception):
-    """A pattern took longer than `seconds` on one value: it backtracks catastrophically."""
+    """A pattern took longer than `seconds` on one value (it backtracks catastrophically), or
+    the matches of one check took longer than `seconds` together (`overall`)."""
 
-    def __init__(self, pattern: str, seconds: float, value: str) -> None:
+    def __init__(self, pattern: str, seconds: float, value: str, *, overall: bool = False) -> None:
         self.pattern = pattern
         self.seconds = seconds
         shown = value if len(value) <= 60 else value[:60] + "…"
-        super().__init__(
-            f"the pattern {pattern!r} took longer than {seconds:g} s on the value {shown!r} "
-            "(it backtracks catastrophically); simplify the pattern, e.g. remove nested "
-            "repetition such as (a+)+"
-        )
+        if overall:
+            message = (
+                f"matching patterns took longer than {seconds:g} s in all (stopped at "
+                f"{pattern!r} on the value {shown!r}); simplify the pattern or check fewer values"
+            )
+        else:
+            message = (
+                f"the pattern {pattern!r} took longer than {seconds:g} s on the value {shown!r} "
+                "(it backtracks catastrophically); simplify the pattern, e.g. remove nested "
+                "repetition such as (a+)+"
+            )
+        super().__init__(message)
+
+
+_clock = time.monotonic
+_check: ContextVar[tuple[float, float] | None] = ContextVar("podium_pattern_check", default=None)
+
+
+@contextmanager
+def time_limit(seconds: float | None = None) -> Iterator[None]:
+    """Every match inside shares `seconds` (`CHECK_SECONDS`) besides its own limit."""
+    budget = CHECK_SECONDS if seconds is None else seconds
+    token = _check.set((_clock() + budget, budget))
+    try:
+        yield
+    finally:
+        _check.reset(token)
 
 
 def compile_problem(pattern: str) -> str | None:
@@ -55,14 +86,22 @@ def compile_problem(pattern: str) -> str | None:
 
 
 def search(
-    pattern: str, text: str, *, ignore_case: bool = False, seconds: float = MATCH_SECONDS
+    pattern: str, text: str, *, ignore_case: bool = False, seconds: float | None = None
 ) -> bool:
-    """Whether `pattern` is found anywhere in `text`; PatternTimeout after `seconds`."""
+    """Whether `pattern` is found anywhere in `text`; PatternTimeout after `seconds`
+    (`MATCH_SECONDS`), or once the budget of the enclosing `time_limit()` is spent."""
     compiled = _compile(pattern, regex.IGNORECASE if ignore_case else 0)
+    limit = MATCH_SECONDS if seconds is None else seconds
+    check = _check.get()
+    left = limit if check is None else check[0] - _clock()
+    if left <= 0:
+        raise PatternTimeout(pattern, check[1] if check else limit, text, overall=True)
     try:
-        return compiled.search(text, timeout=seconds, concurrent=True) is not None
+        return compiled.search(text, timeout=min(limit, left), concurrent=True) is not None
     except TimeoutError:
-        raise PatternTimeout(pattern, seconds, text) from None
+        overall = left < limit
+        spent = check[1] if overall and check is not None else limit
+        raise PatternTimeout(pattern, spent, text, overall=overall) from None
 
 
 def _compile(pattern: str, flags: int) -> Any:

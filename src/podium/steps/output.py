@@ -17,7 +17,13 @@ from pydantic import BaseModel
 from podium.core.outputs import truncation_marker as truncation_marker
 from podium.core.outputs import with_marker as with_marker
 from podium.errors import StepExecutionError
-from podium.spec.patterns import PatternError, PatternTimeout, SafeValidator, unsupported
+from podium.spec.patterns import (
+    PatternError,
+    PatternTimeout,
+    SafeValidator,
+    time_limit,
+    unsupported,
+)
 
 _SCALARS = (str, int, bool, type(None))
 _MAX_CACHED_VALIDATORS = 256
@@ -71,7 +77,8 @@ def _validate(value: object, schema: Mapping[str, Any], step_id: str) -> None:
     catastrophically fails the step instead of stalling the event loop."""
     validator = _validator_for(schema, step_id)
     try:
-        error = best_match(validator.iter_errors(value))
+        with time_limit():
+            error = best_match(validator.iter_errors(value))
     except PatternTimeout as exc:
         raise StepExecutionError(
             f"step {step_id}: in the output schema, {exc}",

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from podium.agents import AgentOptions
 from podium.errors import Problem, SpecError, UsageError
@@ -122,6 +122,23 @@ class McpServer(_Strict):
         return {"url": self.url, "headers": self.headers, **timeout}
 
 
+class SecretsConfig(_Strict):
+    """`[secrets]`: `env` names environment variables whose values are secrets: redacted from
+    everything a run stores, streams, logs or exports (provider keys are redacted anyway)."""
+
+    env: list[str] = Field(default_factory=list)
+
+    @field_validator("env")
+    @classmethod
+    def _names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not re.fullmatch(_ENV_NAME, name):
+                raise ValueError(
+                    f"{name!r} is not an environment variable name (letters, digits _)"
+                )
+        return value
+
+
 class ProjectConfig(_Strict):
     """The effective configuration. `path` is the file it was read from (None: defaults, or
     given in code); `root` the folder relative paths are resolved against."""
@@ -135,6 +152,17 @@ class ProjectConfig(_Strict):
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     threads: ThreadsConfig = Field(default_factory=ThreadsConfig)
     policy: Policy = Field(default_factory=Policy)  # approval rules, blocked agents (baseline)
+    secrets: SecretsConfig = Field(default_factory=SecretsConfig)
+
+    def secret_env(self) -> list[str]:
+        """The variables whose values are secrets: `[secrets] env` and every provider's key."""
+        keys = [p.api_key_env for p in self.providers.values() if p.api_key_env]
+        return list(dict.fromkeys([*self.secrets.env, *keys]))
+
+    def secret_values(self) -> list[str]:
+        """The MCP servers' `env` and `headers` values (secrets by the shape of .mcp.json)."""
+        servers = self.mcp_servers.values()
+        return [v for s in servers for v in (*s.env.values(), *s.headers.values())]
 
     def provider(self, name: str) -> ProviderConfig | None:
         return self.providers.get(name)
@@ -156,7 +184,12 @@ class ProjectConfig(_Strict):
                 for n, s in self.mcp_servers.items()
             },
         }
-        tables = (("routing", self.routing), ("threads", self.threads), ("policy", self.policy))
+        tables = (
+            ("routing", self.routing),
+            ("threads", self.threads),
+            ("policy", self.policy),
+            ("secrets", self.secrets),
+        )
         for key, table in tables:
             if table != type(table)():  # absent tables leave older digests as they were
                 document[key] = table.model_dump(mode="json")
@@ -366,7 +399,10 @@ _OTHER_CLIENTS: dict[str, dict[str, str]] = {
     },
 }
 _KEYS = {
-    "top": sorted({"model", "agents", "providers", "mcpServers", "routing", "threads", "policy"}),
+    "top": sorted(
+        {"model", "agents", "providers", "mcpServers", "routing", "threads", "policy", "secrets"}
+    ),
+    "secrets": sorted(SecretsConfig.model_fields),
     "policy": sorted(Policy.model_fields),
     "approve": sorted(ApprovalRules.model_fields),
     "network": sorted(NetworkPolicy.model_fields),
@@ -416,6 +452,8 @@ def _scope(loc: list[str]) -> str:
     if loc[0] == "policy":
         section = loc[1] if len(loc) > 2 else "policy"
         return section if section in _POLICY_SECTIONS else "policy"
+    if loc[0] == "secrets":
+        return "secrets"
     if loc[0] in ("routing", "threads"):
         return "rule" if loc[1:2] == ["rules"] and len(loc) > 3 else loc[0]
     if loc[0] == "providers" and len(loc) == 3:
@@ -429,6 +467,7 @@ __all__ = [
     "McpServer",
     "ProjectConfig",
     "ProviderConfig",
+    "SecretsConfig",
     "find_config",
     "load_config",
     "recorded_config",

@@ -17,6 +17,8 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
+from podium.core.redact import PATTERNS_ONLY
+
 if TYPE_CHECKING:
     from opentelemetry.context import Context
     from opentelemetry.trace import Span, SpanKind, Tracer, TracerProvider
@@ -63,7 +65,7 @@ class SpanHandle:
             from opentelemetry.trace import Status, StatusCode
 
             self._span.set_attribute("error.type", error_type)
-            self._span.set_status(Status(StatusCode.ERROR, message or None))
+            self._span.set_status(Status(StatusCode.ERROR, PATTERNS_ONLY.text(message) or None))
 
 
 class ModelCall(SpanHandle):
@@ -275,6 +277,7 @@ def _record_error(span: Span, exc: Exception) -> None:
     error_type = (
         cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
     )
-    span.record_exception(exc)
+    message = PATTERNS_ONLY.text(f"{cls.__name__}: {exc}")  # a key format is never exported
+    span.add_event("exception", {"exception.type": error_type, "exception.message": message})
     span.set_attribute("error.type", error_type)
-    span.set_status(Status(StatusCode.ERROR, f"{cls.__name__}: {exc}"))
+    span.set_status(Status(StatusCode.ERROR, message))

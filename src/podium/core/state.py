@@ -13,6 +13,7 @@ from typing import Any
 
 from podium.core import events as ev
 from podium.core.graph import Graph
+from podium.core.redact import PATTERNS_ONLY, Redactor
 from podium.errors import StepNotFoundError
 from podium.spec.model import LoopStep, StepBase, Workflow
 from podium.spec.policy import Policy
@@ -201,6 +202,9 @@ class RunState:
     parent: dict[str, str] | None = None  # a child run: {"run_id", "step_id"} of its parent
     depth: int = 0  # how deep in a run tree this run is (0 for a run nobody started)
     thread: dict[str, Any] | None = None  # a thread's run: {"id", "message", "routing", "on_busy"}
+    # what every event is redacted with before it is applied and committed (core/turn.py): set
+    # by the runtime from the run's secrets; not part of the fold (events hold no secret)
+    redactor: Redactor = PATTERNS_ONLY
     derived: Derived = field(default_factory=Derived)  # worked out from specs, not recorded
 
     def specs_changed(self) -> None:

@@ -76,8 +76,11 @@ def take_turn(state: RunState, happenings: Iterable[Happening], now: datetime) -
 
 def absorb(state: RunState, happening: Happening, now: datetime) -> list[ev.Event]:
     """The events one happening becomes, applied to `state`. Stale ones become nothing: an
-    outcome or report from an attempt that is no longer the step's running one is dropped."""
-    produced = _events_for(state, happening, now)
+    outcome or report from an attempt that is no longer the step's running one is dropped.
+    Every event is redacted (the run's `redactor`) before it is applied: state and store see
+    the same, and neither sees a secret."""
+    redact = state.redactor.model
+    produced = [redact(event) for event in _events_for(state, happening, now)]
     for event in produced:
         apply(state, event)
     return produced
@@ -204,7 +207,8 @@ def _history(state: RunState, step: StepState) -> dict[str, Any]:
 
 
 def _record(state: RunState, new: list[ev.Event], events: list[ev.Event]) -> bool:
-    for event in new:
+    redact = state.redactor.model
+    for event in map(redact, new):
         apply(state, event)
         events.append(event)
     return bool(new)

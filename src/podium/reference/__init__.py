@@ -17,6 +17,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from podium.agents import AgentOptions
+from podium.config import SecretsConfig
 from podium.errors import MAX_PROBLEMS_LISTED
 from podium.llm import _script_file as script_file
 from podium.reference._text import FIELDS, IDEMPOTENT_NOTES, MODEL_NOTES, SCRIPT_KEYS
@@ -59,6 +60,7 @@ NESTED: tuple[type[BaseModel], ...] = (
     RoutingConfig,
     RoutingRule,
     ThreadsConfig,
+    SecretsConfig,
 )
 CONSTRAINTS = {
     "gt": "> {}",

@@ -22,6 +22,8 @@ FIELDS: dict[str, str] = {
     "InputSpec.default": "The value when none is given.",
     "InputSpec.required": "Whether a value must be given (default: when there is no `default`).",
     "InputSpec.description": "Free text.",
+    "InputSpec.env": "A `secret` input: the environment variable a process that did not submit "
+    "the run (a resume, a worker) reads the value from; default: the input's name in upper case.",
     # every step
     "StepBase.id": "The step's id: `steps.<id>` in templates, `needs` and the CLI.",
     "StepBase.name": "A display name.",
@@ -105,6 +107,8 @@ FIELDS: dict[str, str] = {
     "`queue` it behind the live run, or `interrupt` (cancel) the live run.",
     "ThreadsConfig.history_messages": "At most this many earlier exchanges are sent, the newest.",
     "ThreadsConfig.history_chars": "At most this many characters of them.",
+    "SecretsConfig.env": "Environment variables whose values are secrets: redacted from events, "
+    "logs, live output and spans (provider keys always are).",
     # plan
     "PlanStep.goal": "What the plan must achieve, a template.",
     "PlanStep.planner": "The supervisor agent that writes the plan.",

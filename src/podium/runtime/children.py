@@ -43,6 +43,7 @@ class Host(Protocol):
 
     store: EventStore
     services: AgentServices
+    secret_inputs: dict[str, str]
     _clock: Clock
     _owner: str
     _policy: LeasePolicy
@@ -174,6 +175,7 @@ class ChildRuns:
                 services=host.services,
                 clock=host._clock,
                 workflows=self.workflows,
+                memory=host.secret_inputs,
             )
         except PodiumError as exc:
             return [_failed(link, f"cannot start child run {link.run_id}: {exc}")]

@@ -26,6 +26,7 @@ from podium.config import ProjectConfig, recorded_config
 from podium.core.breaker import BreakerPolicy
 from podium.core.control import cancel_event, retry_event, skip_event
 from podium.core.fold import new_state
+from podium.core.redact import Redactor
 from podium.core.state import RunState
 from podium.errors import LeaseHeldError, UsageError
 from podium.ids import RunId
@@ -39,6 +40,7 @@ from podium.runtime.parking import Waker
 from podium.runtime.protected import protected_paths
 from podium.runtime.reads import committed_state, follow_all, follow_deltas, follow_run
 from podium.runtime.runner import LeasePolicy, RunDriver
+from podium.runtime.secrets import run_secrets
 from podium.runtime.services import AgentServices
 from podium.runtime.submission import new_run
 from podium.runtime.workspace import choose_workspace
@@ -134,6 +136,7 @@ class Engine:
         self._settled: set[asyncio.Future[None]] = set()
         self.children = ChildRuns(self, workflows)  # `workflow` steps' child runs
         self._resuming = asyncio.Lock()
+        self.secret_inputs: dict[str, str] = {}  # placeholder -> value of the runs submitted here
 
     @classmethod
     async def open(cls, url: str | os.PathLike[str] | None = None, **options: Any) -> Engine:
@@ -194,6 +197,7 @@ class Engine:
             services=self.services,
             clock=self._clock,
             workflows=self.children.workflows,
+            memory=self.secret_inputs,
         )
         drive = start and self.mode != "control"
         lease = await self.store.create_run(
@@ -367,9 +371,12 @@ class Engine:
 
     async def _signal(self, run_id: str, kind: SignalKind, payload: dict[str, Any]) -> bool:
         """Post a checked signal, then wake the local driver, or drive the run here if nobody
-        does; False if another process drives it (or will: a control engine never drives)."""
-        await self.store.post_signal(run_id, kind, payload)
-        driver = self._drivers.get(run_id)
+        does; False if another process drives it (or will: a control engine never drives).
+        The payload is stored: it is redacted first (an answer or an edit may quote a key)."""
+        live = self._drivers.get(run_id)
+        redactor = live.state.redactor if live is not None else self.redactor()
+        await self.store.post_signal(run_id, kind, redactor.value(payload))
+        driver = self._drivers.get(run_id)  # looked up again: it may have stopped meanwhile
         if driver is not None:
             driver.poke()
             return True
@@ -407,7 +414,14 @@ class Engine:
             run_id, self._owner, ttl_seconds=self._policy.ttl_seconds
         )
 
+    def redactor(self) -> Redactor:
+        """What belongs to no run yet (a thread's message, a signal for a run driven elsewhere)
+        is redacted with: the key formats and the project's MCP secrets."""
+        return Redactor({}, self.services.config.secret_values())
+
     def _spawn(self, state: RunState, lease: Lease, *, resumed: bool) -> None:
+        secrets = run_secrets(state, self.services.config, self.secret_inputs)
+        state.redactor = secrets.redactor  # every event is redacted before it is applied
         driver = RunDriver(
             state=state,
             store=self.store,
@@ -418,6 +432,7 @@ class Engine:
             policy=self._policy,
             hooks=self.children,
             protected=protected_paths(self.store, self.services),
+            secrets=secrets,
         )
         self._drivers[state.run_id] = driver
         task = asyncio.create_task(self._drive(driver, resumed), name=state.run_id)

@@ -6,6 +6,7 @@ backend runs the same requests elsewhere."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any, Protocol
 
 from podium import telemetry
 from podium.core.happenings import AttemptOutcome, Launch, Report, make_report
+from podium.core.redact import PATTERNS_ONLY, Redactor
 from podium.core.tool_approvals import ToolGate
 from podium.errors import StepExecutionError
 from podium.spec.model import StepBase
@@ -40,6 +42,7 @@ class AttemptRequest:
     tool_gate: ToolGate | None = None
     policy: Policy = field(default_factory=Policy)
     protected: tuple[Path, ...] = ()
+    redactor: Redactor = PATTERNS_ONLY  # the run's: what the attempt's logs and outcome hide
 
     @classmethod
     def of(
@@ -52,6 +55,7 @@ class AttemptRequest:
         output_limit_bytes: int,
         policy: Policy | None = None,
         protected: tuple[Path, ...] = (),
+        redactor: Redactor = PATTERNS_ONLY,
     ) -> AttemptRequest:
         return cls(
             run_id=run_id,
@@ -68,6 +72,7 @@ class AttemptRequest:
             tool_gate=launch.tool_gate,
             policy=policy or Policy(),
             protected=protected,
+            redactor=redactor,
         )
 
     def context(self) -> StepContext:
@@ -83,6 +88,7 @@ class AttemptRequest:
             tool_gate=self.tool_gate,
             policy=self.policy,
             protected=self.protected,
+            redactor=self.redactor,
         )
 
 
@@ -121,6 +127,7 @@ class InProcessBackend:
             request.run_id, request.step_id, _kind(step), request.attempt, agent=agent
         ) as span:
             outcome = await self._attempt(request, _AttemptServices(request.step_id, sink, self))
+            outcome = redacted(outcome, request.redactor)
             if outcome.error is not None:
                 span.fail(outcome.error_type, outcome.error)
             return outcome
@@ -150,6 +157,16 @@ class InProcessBackend:
 
     async def aclose(self) -> None:
         return None
+
+
+def redacted(outcome: AttemptOutcome, redactor: Redactor) -> AttemptOutcome:
+    """The outcome with every secret of its output, meta and error replaced, before it comes
+    back (and before a span records its error)."""
+    output, meta = redactor.value(outcome.output), redactor.value(outcome.meta)
+    error = redactor.text(outcome.error) if outcome.error is not None else None
+    if output is outcome.output and meta is outcome.meta and error == outcome.error:
+        return outcome
+    return dataclasses.replace(outcome, output=output, meta=meta, error=error)
 
 
 def _kind(step: StepBase) -> str:

@@ -54,6 +54,7 @@ async def record_feedback(
     state = await committed_state(store, run_id)
     now = await store.now()
     event = feedback_event(state, step_id, rating, comment=comment, who=_who(), now=now)
+    event = state.redactor.model(event)  # the signal is stored too: no key in a comment
     signal_id = await store.post_signal(run_id, "feedback", feedback_payload(event))
     return await _settle(store, run_id, signal_id, seen=state.seq)
 
@@ -91,8 +92,9 @@ async def _record_pending(store: EventStore, run_id: str) -> dict[int, ev.Event]
         state = await committed_state(store, run_id)
         record = await store.get_run(run_id)
         now = await store.now()
+        redact = state.redactor.model  # the key formats: a comment may quote one
         events = {
-            s.id: feedback_signal_event(state, ControlSignal(s.id, s.kind, s.payload), now)
+            s.id: redact(feedback_signal_event(state, ControlSignal(s.id, s.kind, s.payload), now))
             for s in pending
         }
         await store.append(

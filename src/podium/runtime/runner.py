@@ -10,7 +10,7 @@ import contextlib
 import functools
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -27,9 +27,10 @@ from podium.core.happenings import (
 )
 from podium.core.state import RunState
 from podium.core.turn import Turn, take_turn
-from podium.errors import ConcurrencyError, PodiumError, StoreError
+from podium.errors import ConcurrencyError, PodiumError, StepExecutionError, StoreError
 from podium.runtime.bus import EventBus
 from podium.runtime.execution import AttemptRequest, ExecutionBackend
+from podium.runtime.secrets import RunSecrets, reveal
 from podium.steps import procs
 from podium.store.base import EventStore, Lease, StoredEvent
 
@@ -73,13 +74,16 @@ class _Checkpoint:
 
 
 class _Sink:
-    """Where one attempt's reports and live output go: the driver's inbox and the live bus."""
+    """Where one attempt's reports and live output go: the driver's inbox and the live bus.
+    Live output is redacted on the way, a tail held back so that a secret split across two
+    deltas is seen whole (`flush` lets the rest out when the attempt ends)."""
 
-    __slots__ = ("_driver", "_step_id")
+    __slots__ = ("_driver", "_step_id", "_stream")
 
     def __init__(self, driver: RunDriver, step_id: str) -> None:
         self._driver = driver
         self._step_id = step_id
+        self._stream = driver.state.redactor.stream()
 
     def report(self, report: Report) -> None:
         self._driver.post(report)
@@ -90,8 +94,15 @@ class _Sink:
         await committed
 
     def delta(self, text: str) -> None:
-        driver = self._driver
-        driver.bus.publish_delta(driver.state.run_id, self._step_id, text)
+        self._publish(self._stream.feed(text))
+
+    def flush(self) -> None:
+        self._publish(self._stream.flush())
+
+    def _publish(self, text: str) -> None:
+        if text:
+            driver = self._driver
+            driver.bus.publish_delta(driver.state.run_id, self._step_id, text)
 
 
 class RunDriver:
@@ -109,8 +120,10 @@ class RunDriver:
         policy: LeasePolicy | None = None,
         hooks: RunHooks | None = None,
         protected: tuple[Path, ...] = (),
+        secrets: RunSecrets | None = None,
     ) -> None:
         self.state = state
+        self._secrets = secrets or RunSecrets(state.redactor)
         self._protected = protected  # Podium's own files, refused to steps (runtime/protected.py)
         self._hooks = hooks
         self.lease = lease
@@ -125,6 +138,7 @@ class RunDriver:
         self._checkpoints: list[asyncio.Future[None]] = []
         self._waiter: asyncio.Future[None] | None = None
         self._tasks: dict[str, asyncio.Task[AttemptOutcome]] = {}
+        self._sinks: dict[str, _Sink] = {}
         self._cancelling: dict[str, ev.CancelReason] = {}
         self._signals_at = 0.0
         self._lost: PodiumError | None = None
@@ -210,6 +224,14 @@ class RunDriver:
     def _launch(self, turn: Turn) -> None:
         state = self.state
         for launch in turn.launch:
+            try:  # a secret input's value in place of its placeholder, only now
+                launch = replace(launch, step=reveal(launch.step, self._secrets))
+            except StepExecutionError as exc:
+                failed = AttemptOutcome(
+                    launch.step_id, launch.attempt, error=str(exc), error_type=exc.error_type
+                )
+                self.post(failed)
+                continue
             request = AttemptRequest.of(
                 launch,
                 run_id=state.run_id,
@@ -218,9 +240,11 @@ class RunDriver:
                 output_limit_bytes=state.workflow.output_limit_bytes,
                 policy=state.policy,
                 protected=self._protected,
+                redactor=state.redactor,
             )
             step_id = launch.step_id
-            task = asyncio.create_task(self._backend.execute(request, _Sink(self, step_id)))
+            sink = self._sinks[step_id] = _Sink(self, step_id)
+            task = asyncio.create_task(self._backend.execute(request, sink))
             task.add_done_callback(functools.partial(self._on_done, step_id))
             self._tasks[step_id] = task
         for step_id, reason in turn.cancel.items():
@@ -233,6 +257,9 @@ class RunDriver:
         if self._tasks.get(step_id) is not task:
             return
         del self._tasks[step_id]
+        sink = self._sinks.pop(step_id, None)
+        if sink is not None:
+            sink.flush()
         reason = self._cancelling.pop(step_id, None)
         if task.cancelled():
             self.post(AttemptCancelled(step_id, reason or "run_cancelled"))

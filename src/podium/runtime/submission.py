@@ -4,8 +4,10 @@ the store is touched."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import secrets
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ from podium.clock import Clock
 from podium.core import events as ev
 from podium.core import plans
 from podium.core.state import RunState
-from podium.errors import Problem, SpecError, UsageError
+from podium.errors import InputError, Problem, SpecError, UsageError
 from podium.ids import RunId, new_run_id
 from podium.llm import is_known_provider, unknown_provider
 from podium.llm.base import config_problem
@@ -25,6 +27,7 @@ from podium.spec.loop import walk
 from podium.spec.model import AgentStep, PlanStep, Workflow, WorkflowStep
 from podium.spec.plan import check_plan
 from podium.spec.policy import Policy, blocked_problem, effective
+from podium.spec.secrets import default_env, found_secret, is_placeholder, placeholder
 from podium.spec.subworkflows import Registry, check_tree, file_key
 from podium.spec.validate import coerce_inputs
 
@@ -40,12 +43,15 @@ def new_run(
     services: AgentServices,
     clock: Clock,
     workflows: Registry | None = None,
+    memory: dict[str, str] | None = None,
 ) -> tuple[ev.RunCreated, Workflow]:
     """The validated workflow and the `run.created` event that records it (and its inputs).
     The workflows its `workflow` steps name (`workflows`: the registered names) are checked
-    too, recursively: each exists, validates, gets inputs it declares, and none recurses."""
+    too, recursively: each exists, validates, gets inputs it declares, and none recurses.
+    A `type: secret` input is recorded as a placeholder; its value goes to `memory` (by
+    placeholder) and never into the event."""
     wf = load_workflow(workflow, agents=AgentChecks(services))
-    values = coerce_inputs(wf, dict(inputs or {}))
+    values = hide_secrets(wf, coerce_inputs(wf, secrets_from_env(wf, inputs)), memory)
     policy = check_agent_steps(wf, services)
     check_children(wf, workflow, workspace, services, workflows)
     rid = RunId(check_run_id(run_id)) if run_id is not None else new_run_id()
@@ -61,6 +67,36 @@ def new_run(
         policy=policy.record(),
     )
     return created, wf
+
+
+def secrets_from_env(wf: Workflow, inputs: Mapping[str, Any] | None) -> dict[str, Any]:
+    """`inputs`, with each secret input that was not given read from its variable if set."""
+    given = dict(inputs or {})
+    for name, spec in wf.inputs.items():
+        env = spec.env or default_env(name)
+        if spec.type == "secret" and name not in given and os.environ.get(env):
+            given[name] = os.environ[env]
+    return given
+
+
+def hide_secrets(
+    wf: Workflow, values: dict[str, Any], memory: dict[str, str] | None
+) -> dict[str, Any]:
+    """Secret inputs replaced by placeholders (their values kept in `memory`); InputError if
+    another input's value holds a key, a password or a token (it would be stored)."""
+    for name, spec in wf.inputs.items():
+        value = values.get(name)
+        if spec.type != "secret":
+            if kind := found_secret(json.dumps(value)):
+                raise InputError(
+                    f"input {name} holds {kind}, which would be stored with the run; declare "
+                    f"the input `type: secret` (its value is then never stored)"
+                )
+        elif isinstance(value, str) and not is_placeholder(value):
+            values[name] = hidden = placeholder(name, secrets.token_hex(8))
+            if memory is not None:
+                memory[hidden] = value
+    return values
 
 
 def check_agent_steps(wf: Workflow, services: AgentServices) -> Policy:

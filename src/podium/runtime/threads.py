@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from podium.clock import Clock
 from podium.core import events as ev
 from podium.core.fold import apply, new_state, replay
+from podium.core.redact import Redactor
 from podium.core.state import RunState
 from podium.errors import InvalidTransitionError, ThreadBusyError, UsageError
 from podium.ids import new_run_id
@@ -61,9 +62,12 @@ class Engine(Protocol):
     _owner: str
     _policy: LeasePolicy
     _workspace: Path | None
+    secret_inputs: dict[str, str]
 
     @property
     def mode(self) -> str: ...
+
+    def redactor(self) -> Redactor: ...
 
     def _spawn(self, state: RunState, lease: Lease, *, resumed: bool) -> None: ...
 
@@ -116,6 +120,7 @@ async def ask(
     (it exists, it is not blocked), its router is not asked again."""
     if not message.strip():
         raise UsageError("the message is empty; say something to ask")
+    message = engine.redactor().text(message)  # recorded on run.created: never a secret
     config = engine.services.config
     busy = _on_busy(on_busy, config.threads)
     tid, fresh = await _thread_for(engine.store, thread, new_thread)
@@ -134,6 +139,7 @@ async def ask(
         workspace=where,
         services=engine.services,
         clock=engine._clock,
+        memory=engine.secret_inputs,
     )
     created = created.model_copy(
         update={"thread": tid, "message": message, "routing": routing, "on_busy": busy}
@@ -262,6 +268,7 @@ async def _catch_up(
     if now == [said.model_dump() for said in step.spec.history]:
         return
     event = ev.ThreadCaughtUp(at=await store.now(), step_id=ANSWER_STEP, history=now)
+    event = state.redactor.model(event)
     seq = await store.append(
         state.run_id, [event], expected_seq=state.seq, epoch=driver.lease.epoch
     )

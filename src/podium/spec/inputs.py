@@ -23,6 +23,7 @@ _EXPECTED = {
     "boolean": "true or false",
     "object": "an object (a JSON mapping)",
     "array": "an array (a JSON list)",
+    "secret": "a string (the secret's value)",
 }
 
 
@@ -39,6 +40,7 @@ _CHECKS: dict[str, Callable[[object], bool]] = {
     "boolean": lambda value: isinstance(value, bool),
     "object": lambda value: isinstance(value, dict),
     "array": lambda value: isinstance(value, list),
+    "secret": lambda value: isinstance(value, str),
 }
 INPUT_TYPES = tuple(_CHECKS)
 
@@ -126,7 +128,7 @@ def _did_you_mean(name: str, choices: Iterable[str]) -> str:
 
 def coerce_value(kind: str, value: object) -> object:
     """Parse text into input type `kind`; other values must already have that type."""
-    if isinstance(value, str) and kind != "string":
+    if isinstance(value, str) and kind not in ("string", "secret"):
         value = _parse_text(kind, value)
     if problem := type_problem(kind, value):
         raise ValueError(problem)

@@ -405,7 +405,7 @@ STEP_TYPES: dict[str, type[StepBase]] = {
 }
 PLANNED_KINDS: tuple[str, ...] = ()
 
-InputType = Literal["string", "integer", "number", "boolean", "object", "array"]
+InputType = Literal["string", "integer", "number", "boolean", "object", "array", "secret"]
 
 
 class InputSpec(_Frozen):
@@ -413,6 +413,15 @@ class InputSpec(_Frozen):
     default: Any = None
     required: bool | None = None
     description: str = ""
+    # a `secret` input: the environment variable a process that did not submit the run reads
+    # its value from (default: the input's name in upper case); the run records a placeholder
+    env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+    @model_validator(mode="after")
+    def _env_for_secrets(self) -> InputSpec:
+        if self.env is not None and self.type != "secret":
+            raise ValueError("`env` applies to an input of `type: secret` only")
+        return self
 
     @property
     def is_required(self) -> bool:

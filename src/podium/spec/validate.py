@@ -31,6 +31,7 @@ from podium.spec.model import (
     Workflow,
 )
 from podium.spec.policy import ApprovalRules, Policy
+from podium.spec.secrets import secret_problems
 from podium.spec.semantics import did_you_mean, graph_problems
 
 __all__ = ["coerce_inputs", "parse_input_pairs", "validate_workflow"]
@@ -97,7 +98,7 @@ def validate_workflow(
     problems: list[Problem] = []
     steps, readable = _check_steps(raw_steps, problems)
     workflow = _check_top(doc, [step for _, step in steps], problems)
-    problems += _default_problems(doc.get("inputs"))
+    problems += _default_problems(doc.get("inputs")) + secret_problems(dict(doc))
     problems += graph_problems(readable, _raw_ids(raw_steps), _input_names(doc.get("inputs")))
     if agents is not None:
         problems += agents.check(agent_references(readable))
@@ -381,7 +382,10 @@ def _default_problems(raw_inputs: object) -> list[Problem]:
         if not isinstance(spec, Mapping) or spec.get("default") is None:
             continue
         kind = spec.get("type", "string")
-        if kind in INPUT_TYPES and (problem := type_problem(kind, spec["default"])):
+        if kind == "secret":
+            message = "a secret input has no default (it would be stored); pass it or set its env"
+            problems.append(Problem(f"inputs.{name}.default", message))
+        elif kind in INPUT_TYPES and (problem := type_problem(kind, spec["default"])):
             message = f"{problem}; change the default or the type"
             problems.append(Problem(f"inputs.{name}.default", message))
     return problems

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from podium.agents import AgentCatalog, AgentSpec
 from podium.core.breaker import Transition
 from podium.core.happenings import make_report
+from podium.core.redact import PATTERNS_ONLY, Redactor
 from podium.core.tool_approvals import ToolGate
 from podium.llm.base import Model, ModelResponse
 from podium.spec.model import StepBase
@@ -44,6 +45,7 @@ class StepContext:
     tool_gate: ToolGate | None = None
     policy: Policy = field(default_factory=Policy)
     protected: tuple[Path, ...] = ()
+    redactor: Redactor = PATTERNS_ONLY  # the run's secrets: what logs written here must hide
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

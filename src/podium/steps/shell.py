@@ -71,6 +71,7 @@ class ShellExecutor:
         log = StepLog(
             log_path(ctx.workspace, ctx.run_id, ctx.step_id, ctx.attempt),
             LOG_LIMIT_FACTOR * ctx.output_limit_bytes,
+            ctx.redactor,
         )
         try:
             stdout, stderr, code = await _supervise(proc, step.stdin, ctx.output_limit_bytes, log)

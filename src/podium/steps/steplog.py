@@ -16,16 +16,21 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from podium.core.redact import PATTERNS_ONLY, Redactor
+from podium.spec.secrets import MARKER
 from podium.steps.procs import remove_run_folder
 
 LOG_LIMIT_FACTOR = 8
 MAX_LINE = 16 * 1024
+_KEY_BEGIN = re.compile(r"-----BEGIN[A-Z ]{0,40}PRIVATE KEY-----")
+_KEY_END = re.compile(r"-----END[A-Z ]{0,40}PRIVATE KEY-----")
 
 
 def logs_dir(workspace: Path, run_id: str) -> Path:
@@ -49,9 +54,13 @@ class _Stream:
 
 
 class StepLog:
-    """Writes one attempt's log; `feed(stream, chunk)` as chunks arrive, `close()` at the end."""
+    """Writes one attempt's log; `feed(stream, chunk)` as chunks arrive, `close()` at the end.
+    Each line is redacted (`redactor`: the run's secrets) before it is written, and the lines
+    of a private key block are redacted whole, from its BEGIN line to its END line."""
 
-    def __init__(self, path: Path, limit_bytes: int) -> None:
+    def __init__(self, path: Path, limit_bytes: int, redactor: Redactor = PATTERNS_ONLY) -> None:
+        self._redactor = redactor
+        self._in_key = False
         self._path = path
         self._limit = limit_bytes
         self._written = 0
@@ -94,8 +103,16 @@ class StepLog:
             self._dropped += len(data) + 1
             return
         self._written += len(data) + 1
-        text = data.decode("utf-8", errors="replace").removesuffix("\r")
+        text = self._redacted(data.decode("utf-8", errors="replace").removesuffix("\r"))
         self._write({"at": time.time(), "stream": stream, "text": text})
+
+    def _redacted(self, text: str) -> str:
+        if self._in_key:
+            self._in_key = _KEY_END.search(text) is None
+            return MARKER
+        if _KEY_BEGIN.search(text) and not _KEY_END.search(text):
+            self._in_key = True
+        return self._redactor.text(text)
 
     def _write(self, record: dict[str, Any]) -> None:
         if self._done:

@@ -90,6 +90,27 @@ event (one line of `podium events RUN --json`)::
 
     {"run_id": str, "seq": int, "kind": str, "at": ISO, ...the event's own fields}
 
+validation (`podium validate FILE --json`)::
+
+    {"ok": bool, "workflow": str | null, "steps": int | null,
+     "problems": [{"path": str, "message": str}], "warnings": [{"path": str, "message": str}]}
+
+feedback (`podium feedback RUN STEP --json`)::
+
+    {"run_id": str, "step_id": str, "rating": "up" | "down", "comment": str | null,
+     "recorded": bool,          # false: it waits in the inbox for the run's busy driver
+     "feedback": [feedback entry, ...]}
+
+thread (one row of `podium threads --json`)::
+
+    {"thread": str, "runs": int, "last_run_id": str, "status": STATUS,
+     "last_message": str | null, "updated_at": ISO}
+
+thread run (one row of `podium threads T --json`)::
+
+    {"run_id": str, "status": STATUS, "agent": str | null, "message": str | null,
+     "created_at": ISO}
+
 STATUS is pending | running | waiting | succeeded | failed | cancelled: `waiting` means parked
 (for a person, or for a timer when `wake_at` says until when). STEP_STATUS is pending | ready |
 running | waiting | retrying | interrupted | succeeded | failed | skipped | cancelled (a step
@@ -104,13 +125,14 @@ import json
 from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from podium.core import events as ev
 from podium.core import loops
 from podium.core.approvals import pending
 from podium.core.children import children_document
 from podium.core.state import Feedback, RunState, StepState
+from podium.errors import Problem
 from podium.store.base import (
     TERMINAL_STATUSES,
     RunRecord,
@@ -119,11 +141,15 @@ from podium.store.base import (
     owner_is_dead,
 )
 
+if TYPE_CHECKING:
+    from podium.runtime.threads import ThreadSummary
+
 __all__ = [
     "abandoned",
     "cancel_reason",
     "event_document",
     "feedback_counts",
+    "feedback_document",
     "feedback_entries",
     "iso",
     "log_entries",
@@ -132,6 +158,9 @@ __all__ = [
     "seconds_between",
     "show_document",
     "step_document",
+    "thread_document",
+    "thread_run_document",
+    "validation_document",
     "wake_at",
 ]
 
@@ -329,3 +358,65 @@ def event_document(stored: StoredEvent) -> dict[str, Any]:
     fields = stored.event.model_dump(mode="json")
     kind = fields.pop("kind")
     return {"run_id": stored.run_id, "seq": stored.seq, "kind": kind, **fields}
+
+
+def validation_document(
+    workflow_name: str | None,
+    steps: int | None,
+    problems: Iterable[Problem],
+    warnings: Iterable[Problem] = (),
+) -> dict[str, Any]:
+    """What a workflow's check found (see `validation` above)."""
+    listed = [{"path": p.path, "message": p.message} for p in problems]
+    return {
+        "ok": not listed,
+        "workflow": workflow_name,
+        "steps": steps,
+        "problems": listed,
+        "warnings": [{"path": w.path, "message": w.message} for w in warnings],
+    }
+
+
+def feedback_document(
+    run_id: str,
+    step_id: str,
+    rating: str,
+    comment: str | None,
+    *,
+    recorded: bool,
+    notes: Iterable[Feedback],
+) -> dict[str, Any]:
+    """A rating just given, and every rating of the step so far (see `feedback` above)."""
+    return {
+        "run_id": run_id,
+        "step_id": step_id,
+        "rating": rating,
+        "comment": comment or None,
+        "recorded": recorded,
+        "feedback": feedback_entries(notes),
+    }
+
+
+def thread_document(summary: ThreadSummary) -> dict[str, Any]:
+    """One thread's row, (see `thread` above)."""
+    return {
+        "thread": summary.thread,
+        "runs": summary.runs,
+        "last_run_id": summary.last_run_id,
+        "status": summary.status,
+        "last_message": summary.last_message,
+        "updated_at": iso(summary.updated_at),
+    }
+
+
+def thread_run_document(record: RunRecord, state: RunState) -> dict[str, Any]:
+    """One run of a thread: who answered and what was asked (see `thread run` above)."""
+    said = state.thread or {}
+    routing = said.get("routing") or {}
+    return {
+        "run_id": record.run_id,
+        "status": record.status,
+        "agent": routing.get("agent"),
+        "message": said.get("message"),
+        "created_at": iso(record.created_at),
+    }

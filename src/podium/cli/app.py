@@ -30,6 +30,7 @@ from podium.cli import (
     reading,
     running,
     script,
+    serve,
     threads,
 )
 from podium.cli._session import ConfigOption, DbOption
@@ -58,6 +59,8 @@ COMMANDS: tuple[Callable[..., None], ...] = (
     prune.prune,
     script.script,
     graph.graph,
+    serve.serve,
+    serve.token,
 )
 
 HELP_OPTIONS = ["-h", "--help"]

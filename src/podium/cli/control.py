@@ -21,10 +21,8 @@ from podium.cli._session import (
     session,
 )
 from podium.cli.runref import RunRef, resolved
-from podium.core.control import steps_in
 from podium.errors import UsageError
-from podium.runtime.engine import Engine
-from podium.store.base import SignalKind
+from podium.runtime.steering import Verb, post_all_but_last
 
 
 def cancel(
@@ -67,7 +65,7 @@ AllFailed = Annotated[
 ]
 
 
-def _step_command(verb: str, summary: str) -> Callable[..., None]:
+def _step_command(verb: Verb, summary: str) -> Callable[..., None]:
     """`podium retry|skip RUN STEP` or `RUN --all-interrupted|--all-failed`: one body, two
     verbs."""
 
@@ -92,7 +90,7 @@ def _step_command(verb: str, summary: str) -> Callable[..., None]:
 
 
 async def _control(
-    here: Session, verb: str, run_id: str, step_id: str | None, every: list[str]
+    here: Session, verb: Verb, run_id: str, step_id: str | None, every: list[str]
 ) -> int:
     if (step_id is not None) + len(every) != 1:
         raise UsageError(
@@ -101,7 +99,11 @@ async def _control(
         )
     run_id = await resolved(here, run_id)
     async with await here.engine(run_id=run_id) as engine:
-        steps = [step_id] if step_id is not None else await _every(engine, verb, run_id, every[0])
+        steps = (
+            [step_id]
+            if step_id is not None
+            else await post_all_but_last(engine, verb, run_id, every[0])
+        )
         command = engine.retry if verb == "retry" else engine.skip
         if len(steps) > 1:
             here.note(f"{verb}: {', '.join(steps)}")
@@ -112,17 +114,6 @@ async def _control(
             return 0
         state = await follow(here, engine, run_id)
         return await finish(here, engine, state)
-
-
-async def _every(engine: Engine, verb: str, run_id: str, which: str) -> list[str]:
-    """Every `which` step, all checked first; each but the last is posted here, and the last
-    through the engine, which then drives the run (or wakes its driver) for all of them."""
-    state = await engine.state(run_id)
-    steps = steps_in(state, verb, which, state.updated_at or state.created_at)
-    kind: SignalKind = "retry" if verb == "retry" else "skip"
-    for step_id in steps[:-1]:
-        await engine.store.post_signal(run_id, kind, {"step_id": step_id})
-    return steps
 
 
 retry = _step_command(

@@ -74,6 +74,17 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "podium prune --older-than 12h --status failed,cancelled --json",
     ),
     "script": ("podium script nightly-1 -o replay.yaml",),
+    "serve": (
+        "podium serve",
+        "podium serve --host 0.0.0.0 --port 8080 --tokens /etc/podium/tokens.json",
+        "podium serve --control --cors-origin https://ops.example.com",
+    ),
+    "token": (
+        "podium token create --scope write --name ci",
+        "podium token create --scope read --scope approve --name reviewer",
+        "podium token list --json",
+        "podium token revoke tok_1a2b3c4d",
+    ),
     "graph": (
         "podium graph examples/quickstart.yaml",
         "podium graph nightly-1 --format svg -o nightly.svg",

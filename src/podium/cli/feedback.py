@@ -61,13 +61,8 @@ async def _feedback(
         here.note(f"feedback {rating} on step {step_id} posted; {driver} records it")
     if here.json:
         here.emit(
-            {
-                "run_id": run_id,
-                "step_id": step_id,
-                "rating": rating,
-                "comment": comment or None,
-                "recorded": recorded,
-                "feedback": views.feedback_entries(notes),
-            }
+            views.feedback_document(
+                run_id, step_id, rating, comment, recorded=recorded, notes=notes
+            )
         )
     return 0

@@ -7,25 +7,21 @@ import asyncio
 import contextlib
 import json
 import sys
-from collections.abc import Callable
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.text import Text
 
-from podium import views
 from podium.cli._session import DbOption, JsonOption, Session, execute, session
 from podium.cli.runref import RunRef, resolve_run
 from podium.core import events as ev
 from podium.core.state import require_step
 from podium.runtime.engine import Engine
-from podium.steps import steplog
+from podium.runtime.logs import LogTails
 from podium.store.base import StoredEvent
 
 STREAM_STYLES = {"stderr": "yellow", "error": "red", "tool": "cyan", "progress": "dim"}
 STEP_ENDS = (ev.StepSucceeded, ev.StepFailed, ev.StepSkipped, ev.StepCancelled)
-ATTEMPT_ENDS = (ev.StepSucceeded, ev.StepFailed, ev.StepRetrying, ev.StepCancelled)
 POLL_SECONDS = 0.25
 MAX_PREFIX = 24
 
@@ -62,7 +58,7 @@ async def _logs(here: Session, ref: str, step_id: str | None, follow: bool) -> i
         width = min(max((len(s) for s in state.steps), default=0), MAX_PREFIX)
         if step_id is not None and require_step(state, step_id).terminal:
             follow = False  # it has ended: print what it wrote
-        tails = _Tails(state.workspace_path, run_id)
+        tails = LogTails(state.workspace_path, run_id)
 
         def show(entry: dict[str, Any]) -> None:
             if step_id is None or entry["step_id"] == step_id:
@@ -96,44 +92,6 @@ async def _feed(
     async for stored in engine.events(run_id, follow=follow):
         into.put_nowait(stored)
     into.put_nowait(None)
-
-
-class _Tails:
-    """The run's log entries in order: from its events, and for a shell step's attempt the
-    lines it wrote (its log file, `podium.steps.steplog`) instead of the stored output and the
-    stored end of stderr, when the file is here (the run ran on this machine, not pruned)."""
-
-    def __init__(self, workspace: Path, run_id: str) -> None:
-        self._workspace, self._run_id = workspace, run_id
-        self._running: dict[str, int] = {}  # step -> attempt
-        self._offsets: dict[tuple[str, int], int] = {}
-
-    def on_event(self, stored: StoredEvent, show: Callable[[dict[str, Any]], None]) -> None:
-        e = stored.event
-        if isinstance(e, ev.StepStarted):
-            self._running[e.step_id] = e.attempt
-        step = getattr(e, "step_id", None)
-        logged = False
-        if isinstance(e, ATTEMPT_ENDS) and step in self._running:
-            logged = self._drain(step, self._running.pop(step), show)
-        for entry in views.log_entries(stored):
-            if not (logged and entry["stream"] in ("stdout", "stderr")):
-                show(entry)
-
-    def poll(self, show: Callable[[dict[str, Any]], None]) -> None:
-        for step, attempt in list(self._running.items()):
-            self._drain(step, attempt, show)
-
-    def _drain(self, step: str, attempt: int, show: Callable[[dict[str, Any]], None]) -> bool:
-        """Show the attempt's new lines; True when it has a log file."""
-        path = steplog.log_path(self._workspace, self._run_id, step, attempt)
-        key = (step, attempt)
-        if key not in self._offsets and not path.exists():
-            return False
-        records, self._offsets[key] = steplog.read_records(path, self._offsets.get(key, 0))
-        for record in records:
-            show(views.log_line_entry(self._run_id, step, attempt, record))
-        return True
 
 
 def _ends(event: ev.Event, step_id: str | None) -> bool:

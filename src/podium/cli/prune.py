@@ -4,25 +4,22 @@ is unfinished, holds a live lease or has signals waiting."""
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, get_args
+from typing import Annotated
 
 import typer
 
 from podium import views
 from podium.cli._session import DbOption, JsonOption, Session, execute, session
-from podium.core.events import RunCreated
-from podium.errors import PodiumError, UsageError
-from podium.steps.procs import forget_run
-from podium.steps.steplog import forget_run_logs
-from podium.store.base import TERMINAL_STATUSES, EventStore, RunRecord, RunStatus
-
-DEFAULT_AGE = "30d"
-DEFAULT_STATUSES = "succeeded,failed,cancelled"
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+from podium.runtime.pruning import (
+    DEFAULT_AGE,
+    DEFAULT_STATUSES,
+    parse_age,
+    parse_statuses,
+    prune_runs,
+)
+from podium.store.base import RunRecord
 
 
 def prune(
@@ -50,61 +47,13 @@ def prune(
     execute(here, _prune(here, older_than, status, dry_run))
 
 
-def parse_age(text: str) -> timedelta:
-    """`30d` -> 30 days; UsageError for anything but a whole number and one of s, m, h, d, w."""
-    match = _DURATION.match(text)
-    if match is None:
-        raise UsageError(
-            f"--older-than {text!r} is not a duration; write a whole number and a unit: "
-            "45s, 90m, 12h, 30d or 2w"
-        )
-    return timedelta(seconds=int(match[1]) * _UNITS[match[2]])
-
-
-def parse_statuses(text: str) -> list[RunStatus]:
-    """`succeeded,failed` -> the statuses; UsageError for an unknown or unfinished one."""
-    words = [word.strip() for word in text.split(",") if word.strip()]
-    known: tuple[RunStatus, ...] = get_args(RunStatus)
-    unknown = [w for w in words if w not in known]
-    unfinished = [str(w) for w in words if w in known and w not in TERMINAL_STATUSES]
-    if not words or unknown or unfinished:
-        wrong = ", ".join(unknown + unfinished) or "nothing"
-        what = "unfinished runs (live or parked) are never pruned" if unfinished else "unknown"
-        raise UsageError(
-            f"--status {wrong}: {what}; give finished statuses among {DEFAULT_STATUSES}"
-        )
-    return [w for w in known if w in words]
-
-
 async def _prune(here: Session, older_than: str, status: str, dry_run: bool) -> int:
     cutoff = datetime.now(UTC) - parse_age(older_than)
-    statuses = parse_statuses(status)  # both checked before the store is opened
+    statuses = parse_statuses(status.split(","))  # both checked before the store is opened
     async with await here.engine("control") as engine:
-        store = engine.store
-        found = await store.prune(finished_before=cutoff, statuses=statuses, dry_run=True)
-        workspaces = {r.run_id: await _workspace(store, r.run_id) for r in found}
-        removed = found
-        if not dry_run and found:
-            removed = await store.prune(finished_before=cutoff, statuses=statuses)
-    files = [
-        path
-        for record in removed
-        if (workspace := workspaces.get(record.run_id)) is not None
-        for forget in (forget_run, forget_run_logs)
-        for path in forget(workspace, record.run_id, dry_run=dry_run)
-    ]
-    _report(here, removed, files, cutoff, dry_run=dry_run)
+        pruned = await prune_runs(engine.store, cutoff=cutoff, statuses=statuses, dry_run=dry_run)
+    _report(here, pruned.runs, pruned.files, cutoff, dry_run=dry_run)
     return 0
-
-
-async def _workspace(store: EventStore, run_id: str) -> Path | None:
-    """The workspace the run was created with (its first event says), if it can still be read."""
-    try:
-        first = (await store.read(run_id))[:1]
-    except PodiumError:  # pruned by someone else meanwhile
-        return None
-    created = first[0].event if first else None
-    return Path(created.workspace) if isinstance(created, RunCreated) else None
 
 
 def _report(

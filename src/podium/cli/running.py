@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.text import Text
 
+from podium import views
 from podium.cli._session import (
+    EXIT_BAD_INPUT,
     AgentsOption,
     ConfigOption,
     DbOption,
@@ -25,14 +27,13 @@ from podium.cli._session import (
 )
 from podium.cli.runref import RunRef, resolved
 from podium.config import load_config
-from podium.runtime.engine import Engine
-from podium.runtime.submission import AgentChecks, check_agent_steps, check_children
+from podium.errors import PodiumError
+from podium.runtime.validation import check_workflow, problems_of, validation
 from podium.runtime.workspace import choose_workspace
 from podium.spec.lint import workflow_warnings
 from podium.spec.load import load_workflow
 from podium.spec.model import Workflow
 from podium.spec.validate import coerce_inputs, parse_input_pairs
-from podium.store.memory import MemoryEventStore
 
 
 def run(
@@ -43,6 +44,13 @@ def run(
         typer.Option("--input", "-i", metavar="NAME=VALUE", help="A workflow input; repeatable."),
     ] = None,
     run_id: Annotated[str | None, typer.Option("--run-id", help="Choose the run id.")] = None,
+    detach: Annotated[
+        bool,
+        typer.Option(
+            "--detach",
+            help="Submit, print the run id and return: `podium serve` or a worker runs it.",
+        ),
+    ] = False,
     db: DbOption = None,
     as_json: JsonOption = False,
     agents: AgentsOption = None,
@@ -53,16 +61,38 @@ def run(
     """Validate and run a workflow, showing it live until it completes or waits for a person.
     Its workspace is --workspace, else the workflow file's folder."""
     here = session(ctx, db, as_json, agents=agents, model=model, config=config, workspace=workspace)
-    execute(here, _run(here, file, inputs or [], run_id))
+    execute(here, _run(here, file, inputs or [], run_id, detach))
 
 
-async def _run(here: Session, file: Path, pairs: list[str], run_id: str | None) -> int:
+async def _run(
+    here: Session, file: Path, pairs: list[str], run_id: str | None, detach: bool
+) -> int:
     here.workspace = choose_workspace(file, here.workspace)
     workflow = load_workflow(file)
     _warn(here, workflow)
     given = parse_input_pairs(pairs)
     coerce_inputs(workflow, given)  # bad inputs are refused before the store is touched
+    if detach:
+        return await _detach(here, workflow, given, run_id)
     return await submit_and_follow(here, workflow, given, run_id=run_id)
+
+
+async def _detach(
+    here: Session, workflow: Workflow, given: dict[str, Any], run_id: str | None
+) -> int:
+    """Record the run without driving it: it waits, `pending`, for an engine that claims runs
+    (`podium serve`, a worker) to take it."""
+    workspace = choose_workspace(workflow, here.workspace)
+    await here.rehearse(workflow, given, workspace)
+    async with await here.engine(workspace=workspace) as engine:
+        rid = await engine.submit(workflow, given, run_id=run_id, start=False)
+        record = await engine.store.get_run(rid)
+    if here.json:
+        here.emit(views.run_document(record))
+    else:
+        here.out.print(rid, markup=False, highlight=False)
+    here.err.print(f"submitted; `podium serve` or a worker runs it: podium show {rid}")
+    return 0
 
 
 def validate(
@@ -72,29 +102,31 @@ def validate(
     config: ConfigOption = None,
     agents: AgentsOption = None,
     model: ModelOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Check a workflow and everything its run would use, and list every problem found. That is
     the file, the agents it names, their tools (MCP servers included, without starting them),
     the model each agent would call (provider known or configured, key set) and the project
     configuration; warnings (shell syntax in a `run:` without `shell:`) do not fail it."""
-    here = session(ctx, db, config=config, agents=agents, model=model)
+    here = session(ctx, db, as_json, config=config, agents=agents, model=model)
     execute(here, _validate(here, file))
 
 
 async def _validate(here: Session, file: Path) -> int:
     workspace = choose_workspace(file)  # what `podium run FILE` would use
-    config = load_config(workspace, path=here.config)
-    async with Engine(
-        MemoryEventStore(),
-        mode="control",
-        agents_dir=here.agents,
-        default_model=here.model,
-        config=config,
-        workspace=workspace,
-    ) as engine:  # the agents, MCP servers and models the run would use; no store is touched
-        workflow = load_workflow(file, agents=AgentChecks(engine.services))
-        check_agent_steps(workflow, engine.services)  # the model checks `run` makes
-        check_children(workflow, file, workspace, engine.services, engine.children.workflows)
+    how: dict[str, Any] = {"workspace": workspace, "agents_dir": here.agents}
+    how["default_model"] = here.model
+    if here.json:
+        try:
+            how["config"] = load_config(workspace, path=here.config)
+        except PodiumError as exc:
+            here.emit(views.validation_document(None, None, problems_of(exc)))
+            return EXIT_BAD_INPUT
+        workflow, problems, warnings = await validation(file, **how)
+        name, count = (workflow.name, len(workflow.steps)) if workflow else (None, None)
+        here.emit(views.validation_document(name, count, problems, warnings))
+        return 0 if workflow is not None else EXIT_BAD_INPUT
+    workflow = await check_workflow(file, config=load_config(workspace, path=here.config), **how)
     _warn(here, workflow)
     count = len(workflow.steps)
     here.note(f"ok: {workflow.name} ({count} step{'s' if count != 1 else ''})")

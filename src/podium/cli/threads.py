@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
+from podium import views
 from podium.cli import render
 from podium.cli._session import DbOption, JsonOption, Session, execute, session
 from podium.runtime.threads import thread_runs
-from podium.views import iso
 
 
 def threads(
@@ -32,19 +32,7 @@ async def _threads(here: Session, limit: int) -> int:
     async with await here.engine("control") as engine:
         found = await engine.threads(limit=limit)
     if here.json:
-        here.emit(
-            [
-                {
-                    "thread": t.thread,
-                    "runs": t.runs,
-                    "last_run_id": t.last_run_id,
-                    "status": t.status,
-                    "last_message": t.last_message,
-                    "updated_at": iso(t.updated_at),
-                }
-                for t in found
-            ]
-        )
+        here.emit([views.thread_document(t) for t in found])
         return 0
     if not found:
         here.note('no threads; start one with podium ask "…"')
@@ -65,19 +53,7 @@ async def _thread(here: Session, thread: str, limit: int) -> int:
     async with await here.engine("control") as engine:
         records = await thread_runs(engine.store, thread, limit=limit)
         states = {r.run_id: await engine.state(r.run_id) for r in records}
-    rows: list[dict[str, Any]] = []
-    for record in records:
-        said = states[record.run_id].thread or {}
-        routing = said.get("routing") or {}
-        rows.append(
-            {
-                "run_id": record.run_id,
-                "status": record.status,
-                "agent": routing.get("agent"),
-                "message": said.get("message"),
-                "created_at": iso(record.created_at),
-            }
-        )
+    rows = [views.thread_run_document(r, states[r.run_id]) for r in records]
     if here.json:
         here.emit(rows)
         return 0

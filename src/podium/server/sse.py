@@ -1,0 +1,81 @@
+"""Server-sent event streams: a run's committed events (SSE `id` = the event's sequence number),
+with its live model text as `delta` events that carry no id and are never stored; heartbeats
+are comment lines. A client that reconnects with `Last-Event-ID` gets exactly what it missed:
+the stream restarts from the store after that id (runtime/reads.py follows it)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from podium import views
+from podium.runtime.engine import Engine
+from podium.server.problems import ApiError
+from podium.store.base import StoredEvent
+
+_END = object()
+
+
+def last_event_id(header: str | None, query: int | None) -> int:
+    """Where the client is: its Last-Event-ID header, else `?after=`, else the start."""
+    if header is None or not header.strip():
+        return query or 0
+    text = header.strip()
+    if not text.isdigit():
+        raise ApiError(
+            400, "bad_last_event_id", f"Last-Event-ID {text!r} is not an event id (a number)"
+        )
+    return int(text)
+
+
+def event_message(stored: StoredEvent, event_id: int) -> ServerSentEvent:
+    document = views.event_document(stored)
+    return ServerSentEvent(json.dumps(document, ensure_ascii=False), id=str(event_id))
+
+
+def delta_message(step_id: str, text: str) -> ServerSentEvent:
+    data = json.dumps({"step_id": step_id, "text": text}, ensure_ascii=False)
+    return ServerSentEvent(data, event="delta")
+
+
+def stream(content: AsyncIterator[ServerSentEvent], heartbeat_seconds: float) -> Any:
+    return EventSourceResponse(
+        content,
+        ping=heartbeat_seconds,
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def run_stream(engine: Engine, run_id: str, after: int) -> AsyncIterator[ServerSentEvent]:
+    """The run's events after `after`, interleaved with its live deltas, until it ends."""
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+
+    async def events() -> None:
+        try:
+            async for stored in engine.events(run_id, after_seq=after, follow=True):
+                await queue.put(event_message(stored, stored.seq))
+        finally:
+            queue.put_nowait(_END)
+
+    async def deltas() -> None:
+        while True:  # each time this engine drives the run again, its text streams again
+            async for step_id, text in engine.deltas(run_id):
+                await queue.put(delta_message(step_id, text))
+            await asyncio.sleep(0.2)
+
+    tasks = [asyncio.create_task(events()), asyncio.create_task(deltas())]
+    try:
+        while (item := await queue.get()) is not _END:
+            yield item
+        await tasks[0]  # it ended: with the run, or with the error it raised
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task

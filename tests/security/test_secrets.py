@@ -5,7 +5,8 @@ server, a JWT an agent's tool reads, a `user:pass@` URL, a PEM private key, a Be
 scripted model's answer) go through one real run (engine, SQLite file, sandboxed shell, http,
 python and agent steps putting them in outputs, errors, logs, tool results and live output).
 Afterwards none of them is in the raw SQLite bytes, any event, `podium show`/`events`/`logs`,
-the live delta stream, the step log files or the exported spans; the markers are where the
+the live delta stream, the SSE stream `podium serve` sends, the step log files or the
+exported spans; the markers are where the
 secrets would have been (so the matrix can fail). A run SIGKILLed mid-way and resumed in another
 process still gets its secret input from the environment, and still stores none of it."""
 
@@ -35,6 +36,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from podium import telemetry
 from podium.config import ProjectConfig
 from podium.runtime.engine import Engine
+from podium.server.sse import run_stream
 
 PODIUM = [sys.executable, "-m", "podium.cli.app"]
 ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -213,6 +215,7 @@ async def test_eleven_secrets_are_nowhere(
     ).encode()
     work = _project(tmp_path, s)
     live: list[str] = []
+    streamed: list[str] = []
     async with await Engine.open(work / "p.db", workspace=work, config=_config(work)) as engine:
         run_id = await engine.submit(_workflow(s, listener), {"tok": s["input"]})
 
@@ -220,9 +223,13 @@ async def test_eleven_secrets_are_nowhere(
             async for _step, text in engine.deltas(run_id):
                 live.append(text)
 
-        follower = asyncio.create_task(follow())
+        async def sse() -> None:  # what `podium serve` streams: events and live deltas
+            async for message in run_stream(engine, run_id, 0):
+                streamed.append(message.data)
+
+        followers = [asyncio.create_task(follow()), asyncio.create_task(sse())]
         state = await engine.wait(run_id)
-        await follower
+        await asyncio.wait_for(asyncio.gather(*followers), 30)
         events = [stored.event.model_dump_json() async for stored in engine.events(run_id)]
     steps = state.steps
     # the markers stand where the secrets were: the matrix below can fail
@@ -242,7 +249,9 @@ async def test_eleven_secrets_are_nowhere(
     assert "[redacted:tok]" in (steps["fail"].error or "")
     shown = "".join(live)
     assert "streaming [redacted:DEPLOY_TOKEN] done" in shown, live
+    assert any("[redacted:DEPLOY_TOKEN]" in data for data in streamed)
     places = _places(work, run_id, events, shown, spans)
+    places.append(("SSE stream", "\n".join(streamed)))
     found = {(name, where) for name, value in s.items() for where, text in places if value in text}
     print(f"secrets: {len(s)} tried, {len(places)} places searched, {len(found)} found")
     assert found == set()

@@ -26,7 +26,7 @@ REAL := $(call stamp,real)-portable
 LITELLM_VENV := .venv-litellm
 LITELLM := $(LITELLM_VENV)/.installed-real-litellm-$(shell cksum requirements/real-litellm.txt 2>/dev/null | cut -d' ' -f1)
 
-.PHONY: demo test test-fast test-real test-chaos lint typecheck bench lock clean reference
+.PHONY: demo test test-fast test-real test-chaos test-browser lint typecheck bench lock clean reference
 
 $(BIN)/python:
 	@echo "Creating $(VENV) with $(PYTHON)"
@@ -75,6 +75,12 @@ test-fast: $(DEV)
 # `make test` runs its 10-run sample; CI runs this tier too.
 test-chaos: $(DEV)
 	$(BIN)/pytest -q -m chaos
+
+# The web UI in headless Chromium (tests/browser): Debian's `chromium` (.ci/run installs it; or
+# point PODIUM_CHROMIUM at one) driven by Playwright against a real `podium serve`. Screenshots go
+# to build/screenshots/.
+test-browser: $(DEV)
+	$(BIN)/pytest -q -m browser
 
 # The real tier's model servers over the dev install: real.txt is the whole closure, compiled
 # against dev.txt, so --no-deps installs exactly it. llama-cpp-python is built from its sdist the

@@ -5,6 +5,7 @@ steps are real."""
 from __future__ import annotations
 
 import functools
+import os
 import subprocess
 import sys
 import threading
@@ -43,6 +44,9 @@ def main() -> int:
     briefing = HERE / "out" / "briefing.md"
     if code == 0 and briefing.exists():
         print(f"\n{briefing.relative_to(HERE.parent)}:\n{briefing.read_text()}")
+    if code == 0:
+        serve = " ".join([os.path.relpath(podium, HERE.parent), "serve", *sys.argv[1:]])
+        print(f"\nSee both runs in the web UI: {serve}, then open http://127.0.0.1:8765/")
     return code
 
 

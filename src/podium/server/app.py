@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from podium.config import ProjectConfig
 from podium.runtime.engine import Engine
-from podium.server import events, people, problems, runs, steps, workflows
+from podium.server import events, people, problems, runs, steps, ui, workflows
 from podium.server.auth import AuthPolicy, TokenBook
 from podium.server.deps import HEARTBEAT_SECONDS, ServerOptions
 from podium.server.problems import error_body
@@ -56,6 +56,7 @@ def create_app(
     problems.install(app)
     for module in (workflows, runs, steps, people, events):
         app.include_router(module.router)
+    ui.install(app)  # the web UI at /
     if cors_origins:
         app.add_middleware(
             CORSMiddleware,

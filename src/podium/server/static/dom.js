@@ -1,0 +1,85 @@
+// Building the page: every string goes in as text (textContent, attributes), never as markup,
+// so a model's output or a step id is shown exactly as written and can run nothing.
+
+export function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === "class") node.className = value;
+    else if (key === "text") node.textContent = String(value);
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else if (key === "dataset") Object.assign(node.dataset, value);
+    else if (key === "style") node.style.cssText = value; // CSSOM: the page's CSP allows it
+    else node.setAttribute(key, value === true ? "" : String(value));
+  }
+  append(node, children);
+  return node;
+}
+
+function append(node, children) {
+  for (const child of children.flat(Infinity)) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+}
+
+export function clear(node, ...children) {
+  node.replaceChildren();
+  append(node, children);
+  return node;
+}
+
+export function duration(seconds) {
+  if (seconds === null || seconds === undefined) return "";
+  if (seconds < 0.001) return "<1ms";
+  if (seconds < 1) return `${Math.round(seconds * 1000)}ms`;
+  if (seconds < 10) return `${seconds.toFixed(1)}s`;
+  if (seconds < 60) return `${Math.round(seconds)}s`;
+  const minutes = Math.floor(seconds / 60);
+  if (minutes < 60) return `${minutes}m${String(Math.floor(seconds % 60)).padStart(2, "0")}s`;
+  return `${Math.floor(minutes / 60)}h${String(minutes % 60).padStart(2, "0")}m`;
+}
+
+export function cost(usd) {
+  if (!usd) return "$0";
+  return usd < 0.01 ? `$${usd.toFixed(4)}` : `$${usd.toFixed(2)}`;
+}
+
+export function when(iso) {
+  return iso ? new Date(iso).toLocaleString() : "";
+}
+
+export function pretty(value) {
+  return typeof value === "string" ? value : JSON.stringify(value, null, 2);
+}
+
+export function badge(status) {
+  return el("span", { class: `badge s-${status}`, text: status });
+}
+
+// At most one call of `work` at a time and at most one waiting: bursts of events collapse into
+// one refresh, spaced by at least `gap` ms or twice what the last call took.
+export function throttled(work, gap = 250) {
+  let running = false;
+  let again = false;
+  let took = 0;
+  async function run() {
+    if (running) {
+      again = true;
+      return;
+    }
+    running = true;
+    const start = performance.now();
+    try {
+      await work();
+    } finally {
+      took = performance.now() - start;
+      running = false;
+    }
+    if (again) {
+      again = false;
+      setTimeout(run, Math.max(gap, 2 * took));
+    }
+  }
+  return run;
+}

@@ -5,10 +5,10 @@ server, a JWT an agent's tool reads, a `user:pass@` URL, a PEM private key, a Be
 scripted model's answer) go through one real run (engine, SQLite file, sandboxed shell, http,
 python and agent steps putting them in outputs, errors, logs, tool results and live output).
 Afterwards none of them is in the raw SQLite bytes, any event, `podium show`/`events`/`logs`,
-the live delta stream, the SSE stream `podium serve` sends, the step log files or the
-exported spans; the markers are where the
-secrets would have been (so the matrix can fail). A run SIGKILLed mid-way and resumed in another
-process still gets its secret input from the environment, and still stores none of it."""
+the live delta stream, the SSE stream `podium serve` sends, the step log files or the exported
+spans; the markers are where the secrets would have been (so the matrix can fail). A run
+SIGKILLed mid-way and resumed in another process still gets its secret input from the
+environment, and still stores none of it. An MCP server's stderr log is redacted too."""
 
 from __future__ import annotations
 
@@ -32,11 +32,13 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from tests.tools.mcp_helpers import context, eventually, stdio_config
 
 from podium import telemetry
 from podium.config import ProjectConfig
 from podium.runtime.engine import Engine
 from podium.server.sse import run_stream
+from podium.tools.mcp import McpToolset
 
 PODIUM = [sys.executable, "-m", "podium.cli.app"]
 ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -357,3 +359,20 @@ def test_a_resumed_run_reads_its_secret_input_from_the_environment(tmp_path: Pat
     logs = b"".join(p.read_bytes() for p in (work / ".podium" / "logs").rglob("*.jsonl"))
     assert b"first [redacted:tok]" in logs
     assert value.encode() not in logs
+
+
+# -- an MCP server's stderr log ----------------------------------------------------------------
+
+
+async def test_an_mcp_servers_stderr_log_holds_no_secret(tmp_path: Path) -> None:
+    value, key = f"mcp-{_token(20)}", f"sk-proj-{_token(32)}"
+    config = stdio_config().model_copy(update={"env": {"MCP_TOKEN": value}})
+    log = tmp_path / ".podium" / "logs" / "mcp-test.log"
+    async with McpToolset(config) as toolset:
+        shout = toolset.tools["shout"]
+        assert await shout.call({"text": f"using {value} and {key}"}, context(tmp_path))
+        await eventually(lambda: "using" in log.read_text(), "the line in the log")
+    written = log.read_text()
+    assert "using [redacted] and [redacted]" in written
+    assert value not in written
+    assert key not in written

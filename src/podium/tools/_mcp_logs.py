@@ -1,6 +1,7 @@
 """Where an MCP server's stderr goes: `<workspace>/.podium/logs/mcp-<server>.log` (appended), not
 the terminal. `ServerLog` pumps the pipe the server writes to, keeps its last lines for error
-messages, and holds what arrives before a call names the workspace."""
+messages, and holds what arrives before a call names the workspace. Every line is redacted
+first (the key formats, and the server's own `env` and `headers` values)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import asyncio
 import os
 from collections import deque
 from pathlib import Path
+
+from podium.core.redact import PATTERNS_ONLY, Redactor
 
 TAIL_LINES = 12
 _PENDING_LINES = 1000
@@ -23,8 +26,9 @@ class ServerLog:
     """One server's stderr, across its restarts: the lines go to the log file of the workspace
     named last (`use_workspace`), and are held until one is named."""
 
-    def __init__(self, server: str) -> None:
+    def __init__(self, server: str, redactor: Redactor = PATTERNS_ONLY) -> None:
         self.server = server
+        self._redactor = redactor
         self.path: Path | None = None
         self._tail: deque[str] = deque(maxlen=TAIL_LINES)
         self._pending: deque[str] = deque(maxlen=_PENDING_LINES)
@@ -41,6 +45,7 @@ class ServerLog:
 
     def line(self, text: str) -> None:
         """Record one line the server (or Podium, about the server) wrote."""
+        text = self._redactor.text(text)
         self._tail.append(text)
         if self.path is None:
             self._pending.append(text)

@@ -17,6 +17,7 @@ import mcp_types
 from mcp import Client, MCPError
 from pydantic import ValidationError
 
+from podium.core.redact import Redactor
 from podium.llm.base import ToolSpec
 from podium.tools._mcp_content import Part, as_output, as_text, cap, resource_parts, result_parts
 from podium.tools._mcp_logs import ServerLog
@@ -121,7 +122,8 @@ class McpToolset:
     def __init__(self, config: McpServerConfig, *, log: ServerLog | None = None) -> None:
         self.config = config
         self.tools: dict[str, McpTool | McpResourceTool] = {}
-        self.log = log if log is not None else ServerLog(config.name)
+        secrets = [*config.env.values(), *config.headers.values()]
+        self.log = log if log is not None else ServerLog(config.name, Redactor({}, secrets))
         self._connection: Connection | None = None
         self._restarting = asyncio.Lock()
 

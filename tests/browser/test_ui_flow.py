@@ -148,3 +148,46 @@ def test_a_plan_edit_is_checked_in_the_page_then_approved(planning: Served, page
     tokens = page.inner_text("#tokens")
     assert int(tokens.split()[0]) > 0, tokens
     shot(page, "05-plan-succeeded", docs="ui-run.png")
+
+
+ASKING = {
+    "name": "asking",
+    "steps": [
+        {
+            "id": "team",
+            "kind": "human",
+            "prompt": "Which team?",
+            "input": {"choice": ["core", "web"]},
+        },
+        {
+            "id": "sizes",
+            "kind": "human",
+            "prompt": "Shard sizes?",
+            "input": {"type": "array", "items": {"type": "integer"}},
+        },
+        {"id": "why", "kind": "human", "prompt": "Why now?"},
+    ],
+}
+
+
+def test_human_steps_are_answered_from_the_panel(server: Served, page: Page) -> None:
+    run_id = server.call("POST", "/runs", {"workflow": ASKING})["run_id"]
+    page.goto(f"{server.url}/#/runs/{run_id}")
+    team = page.locator('article.approval[data-step="team"]')
+    expect(team).to_contain_text("Which team?")
+    why = page.locator('article.approval[data-step="why"]')
+    why.locator("textarea").fill("the <b>deadline</b>")  # typed before another is decided
+    team.locator("select").select_option(label="web")
+    team.locator("button").click()
+    expect(team).to_have_count(0)
+    expect(why.locator("textarea")).to_have_value("the <b>deadline</b>")
+    sizes = page.locator('article.approval[data-step="sizes"]')
+    sizes.locator("textarea").fill('[1, "two"]')
+    sizes.locator("button").click()
+    expect(sizes.locator(".problems")).to_contain_text("[1] should be integer, not string")
+    sizes.locator("textarea").fill("[1, 2]")
+    sizes.locator("button").click()
+    why.locator("button").click()
+    page.wait_for_selector('main[data-status="succeeded"]', timeout=20_000)
+    outputs = {s["id"]: s["output"] for s in server.call("GET", f"/runs/{run_id}")["steps"]}
+    assert outputs == {"team": "web", "sizes": [1, 2], "why": "the <b>deadline</b>"}

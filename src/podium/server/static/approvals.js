@@ -50,25 +50,24 @@ function problemList(list, problems) {
   clear(list, problems.map((p) => el("li", {}, p.path ? el("code", { text: p.path }) : null, p.path ? " " : null, p.message)));
 }
 
+// A human step's question: free text, one of its choices, or a JSON value its schema checks.
 function answerCard(runId, approval, base, list) {
-  const spec = approval.input.input || {};
-  const field = spec.choices
-    ? el("select", { class: "answer" }, spec.choices.map((c) => el("option", { value: String(c), text: String(c) })))
-    : el("textarea", { class: "answer", rows: 3, placeholder: spec.schema ? "a JSON value" : "your answer" });
+  const spec = approval.input.input ?? "text";
+  const schema = typeof spec === "object" && !Array.isArray(spec.choice) ? spec : null;
+  const field = Array.isArray(spec.choice)
+    ? el("select", { class: "answer" }, spec.choice.map((c) => el("option", { value: JSON.stringify(c), text: String(c) })))
+    : el("textarea", { class: "answer editor", rows: 3, placeholder: schema ? "a JSON value" : "your answer" });
   const send = el("button", { type: "button", class: "primary", text: "Answer" });
-  send.addEventListener("click", async () => {
+  send.addEventListener("click", () => {
     let value = field.value;
-    if (spec.schema) {
+    if (field.localName === "select") value = JSON.parse(value);
+    else if (schema) {
       const parsed = parseJson(value);
-      if (parsed.problems.length) return problemList(list, parsed.problems);
+      const problems = parsed.problems.length ? parsed.problems : check(parsed.value, schema);
+      if (problems.length) return problemList(list, problems);
       value = parsed.value;
     }
-    try {
-      await post(`${base}/answer`, { value });
-      problemList(list, [{ path: "", message: "answered" }]);
-    } catch (error) {
-      problemList(list, error.problems.length ? error.problems : [error]);
-    }
+    return act(send, () => post(`${base}/answer`, { value }), list);
   });
   return [el("pre", { class: "value prompt", text: pretty(approval.input.prompt) }), field, el("div", { class: "row" }, send)];
 }
@@ -130,15 +129,27 @@ function card(runId, approval) {
   );
 }
 
+// Cards are kept while their approval stands, so deciding one never wipes an edit being typed
+// in another.
 export function makeApprovals(root, runId) {
-  let shown = "";
+  const title = el("h2");
+  const list = el("div");
+  root.append(title, list);
+  let cards = new Map();
   return {
     update(approvals) {
-      const key = JSON.stringify(approvals.map((a) => [a.step_id, a.subject, a.version, a.since]));
-      if (key === shown) return;
-      shown = key;
+      const next = new Map();
+      for (const approval of approvals) {
+        const key = JSON.stringify([approval.step_id, approval.subject, approval.version, approval.since]);
+        next.set(key, cards.get(key) || card(runId, approval));
+      }
+      cards = next;
       root.hidden = approvals.length === 0;
-      clear(root, el("h2", { text: `Waiting for you (${approvals.length})` }), approvals.map((a) => card(runId, a)));
+      title.textContent = `Waiting for you (${approvals.length})`;
+      const wanted = [...next.values()];
+      if (wanted.length !== list.children.length || wanted.some((c, i) => list.children[i] !== c)) {
+        list.replaceChildren(...wanted);
+      }
     },
   };
 }

@@ -191,3 +191,43 @@ def test_human_steps_are_answered_from_the_panel(server: Served, page: Page) -> 
     page.wait_for_selector('main[data-status="succeeded"]', timeout=20_000)
     outputs = {s["id"]: s["output"] for s in server.call("GET", f"/runs/{run_id}")["steps"]}
     assert outputs == {"team": "web", "sizes": [1, 2], "why": "the <b>deadline</b>"}
+
+
+WRITER = "---\nname: cleaner\nmodel: scripted:script.yaml\ntools: [write_file]\n---\nWrite.\n"
+WRITES = """agents:
+  cleaner:
+    - tool_calls: [{name: write_file, arguments: {path: a.txt, content: hi}}]
+    - content: done
+"""
+
+
+@pytest.fixture
+def writing(tmp_path: Path) -> Served:
+    (tmp_path / "agents").mkdir()
+    (tmp_path / "agents" / "cleaner.md").write_text(WRITER)
+    (tmp_path / "script.yaml").write_text(WRITES)
+    served = serve(tmp_path, "--agents", str(tmp_path))
+    yield served  # type: ignore[misc]
+    stop(served)
+
+
+def test_a_held_tool_call_is_edited_against_the_tools_schema(writing: Served, page: Page) -> None:
+    workflow = {
+        "name": "notes",
+        "steps": [{"id": "note", "kind": "agent", "agent": "cleaner", "prompt": "Write it"}],
+    }
+    run_id = writing.call("POST", "/runs", {"workflow": workflow})["run_id"]
+    page.goto(f"{writing.url}/#/runs/{run_id}")
+    card = page.locator('article.approval[data-subject="tool"]')
+    expect(card).to_be_visible(timeout=20_000)
+    editor = card.locator("textarea")
+    assert json.loads(editor.input_value()) == {"path": "a.txt", "content": "hi"}
+    editor.fill(json.dumps({"path": 3, "content": "hi"}))
+    expect(card.locator(".problems")).to_contain_text("path should be string, not number")
+    editor.fill(json.dumps({"path": "b.txt", "content": "hi"}))
+    card.locator("button.approve").click()
+    page.wait_for_selector('main[data-status="succeeded"]', timeout=20_000)
+    assert (writing.workspace / "b.txt").read_text() == "hi"
+    assert not (writing.workspace / "a.txt").exists()
+    page.locator('#graph g.node[data-step="note"]').click()
+    expect(page.locator("#details")).to_contain_text("write_file")

@@ -4,6 +4,7 @@
 import { duration } from "./dom.js";
 
 const ROW = 18;
+const AXIS = 18; // the time scale, drawn at the top of the view over the rows
 const LABEL = 180;
 const COLOURS = {
   running: "#2563eb",
@@ -53,21 +54,45 @@ export function makeGantt(scroller, caption, onSelect) {
     const first = Math.floor(scroller.scrollTop / ROW);
     const last = Math.min(bars.length, first + Math.ceil(height / ROW) + 1);
     const scale = (width - LABEL - 8) / Math.max(span[1] - span[0], 1);
+    axis(g, width, height, scale, "lines");
     for (let index = first; index < last; index++) {
       const bar = bars[index];
-      const y = index * ROW - scroller.scrollTop;
+      const y = AXIS + index * ROW - scroller.scrollTop;
       g.fillStyle = "#3f3f46";
       g.fillText(bar.id.length > 28 ? bar.id.slice(0, 27) + "…" : bar.id, 4, y + ROW / 2, LABEL - 8);
       g.fillStyle = COLOURS[bar.status] || "#a1a1aa";
       const x = LABEL + (bar.start - span[0]) * scale;
       g.fillRect(x, y + 3, Math.max((bar.end - bar.start) * scale, 2), ROW - 6);
     }
+    axis(g, width, height, scale, "labels");
+  }
+
+  // Five ticks from the run's start: light lines down the view under the bars, then their
+  // labels in a band over the rows.
+  function axis(g, width, height, scale, part) {
+    if (part === "labels") {
+      g.fillStyle = "#ffffff";
+      g.fillRect(0, 0, width, AXIS);
+    }
+    const seconds = (span[1] - span[0]) / 1000;
+    for (let tick = 0; tick <= 4; tick++) {
+      const x = LABEL + (tick / 4) * seconds * 1000 * scale;
+      if (part === "lines") {
+        g.fillStyle = "#e4e4e7";
+        g.fillRect(x, AXIS, 1, height - AXIS);
+        continue;
+      }
+      g.fillStyle = "#71717a";
+      g.textAlign = tick === 4 ? "right" : tick === 0 ? "left" : "center";
+      g.fillText(tick === 0 ? "0" : duration((tick / 4) * seconds), x, AXIS / 2);
+    }
+    g.textAlign = "left";
   }
 
   scroller.addEventListener("scroll", () => requestAnimationFrame(draw), { passive: true });
   window.addEventListener("resize", () => requestAnimationFrame(draw));
   canvas.addEventListener("click", (event) => {
-    const index = Math.floor((event.offsetY + scroller.scrollTop) / ROW);
+    const index = Math.floor((event.offsetY - AXIS + scroller.scrollTop) / ROW);
     if (bars[index]) onSelect(bars[index].id);
   });
 
@@ -86,8 +111,8 @@ export function makeGantt(scroller, caption, onSelect) {
         .sort((a, b) => a.start - b.start || a.id.localeCompare(b.id));
       const last = bars.reduce((most, b) => Math.max(most, b.end), 0);
       span = [Date.parse(run.created_at), live ? now : Math.max(last, Date.parse(run.updated_at))];
-      scroller.style.height = `${Math.min(Math.max(bars.length, 3) * ROW + 2, 300)}px`;
-      spacer.style.height = `${Math.max(bars.length * ROW - scroller.clientHeight, 0)}px`;
+      scroller.style.height = `${AXIS + Math.min(Math.max(bars.length, 3) * ROW + 2, 300)}px`;
+      spacer.style.height = `${Math.max(AXIS + bars.length * ROW - scroller.clientHeight, 0)}px`;
       const wall = (span[1] - span[0]) / 1000;
       caption.textContent = bars.length
         ? `${bars.length} steps started over ${duration(wall)}; at most ${parallelism(bars)} at once`

@@ -48,7 +48,7 @@ export function makeGraph(container, runId, onSelect) {
       if (!g || g.dataset.status === step.status) continue;
       g.dataset.status = step.status;
       const label = g.querySelectorAll("text")[1];
-      if (label) label.textContent = stepLine(step);
+      if (label) fit(label, stepLine(step), g.querySelector("rect"));
     }
   }
 
@@ -73,6 +73,17 @@ export function makeGraph(container, runId, onSelect) {
       if (g) g.classList.add("selected");
     },
   };
+}
+
+// The box was sized for the label it was drawn with; a longer one (a duration added) is
+// squeezed into it rather than spilling out (11px text is about 6.2px a character).
+function fit(label, text, rect) {
+  label.textContent = text;
+  const room = Number(rect?.getAttribute("width") || 0) - 10;
+  if (room > 0 && text.length * 6.2 > room) {
+    label.setAttribute("textLength", String(room));
+    label.setAttribute("lengthAdjust", "spacingAndGlyphs");
+  } else label.removeAttribute("textLength");
 }
 
 function key(ids) {

@@ -23,6 +23,9 @@ async def test_the_page_and_its_assets_are_served(served: Served) -> None:
         reply = await served.client.get(f"/ui/{asset}")
         assert reply.status_code == 200, asset
     assert (await served.client.get("/ui/nothing.js")).status_code == 404
+    direct = await served.client.get("/ui/index.html")  # the page opened by its file name
+    assert direct.headers["content-security-policy"] == page.headers["content-security-policy"]
+    assert direct.headers["x-content-type-options"] == "nosniff"
     paths = (await served.client.get("/openapi.json")).json()["paths"]
     assert "/runs/{run_id}/graph.svg" in paths
     assert "/" not in paths
@@ -33,6 +36,7 @@ async def test_the_graph_is_the_cli_svg_with_an_id_per_step(served: Served) -> N
     await served.until(run_id, _waiting)
     reply = await served.client.get(f"/runs/{run_id}/graph.svg")
     assert reply.headers["content-type"].startswith("image/svg+xml")
+    assert reply.headers["content-security-policy"].startswith("default-src 'none'")
     for step in ("build", "release", "notes"):
         assert f'<g class="node" id="step-{step}">' in reply.text
     result = served.cli("graph", run_id, "--format", "svg")

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.types import Scope
 
 from podium.core.state import require_step
 from podium.pictures import run_picture
@@ -28,20 +29,32 @@ PAGE_POLICY = (
     "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
 
+# A drawing opened on its own runs nothing either.
+DRAWING_POLICY = "default-src 'none'; frame-ancestors 'none'"
+GUARDS = {"Content-Security-Policy": PAGE_POLICY, "X-Content-Type-Options": "nosniff"}
+
 router = APIRouter(tags=["ui"])
+
+
+class _Assets(StaticFiles):
+    """The page's files, each with the page's policy (/ui/index.html opened directly too)."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        response.headers.update(GUARDS)
+        return response
 
 
 def install(app: FastAPI) -> None:
     """The page at `/`, its assets under `/ui/`, the graph and edit-schema routes."""
     app.include_router(router)
-    app.mount("/ui", StaticFiles(directory=STATIC), name="ui")
+    app.mount("/ui", _Assets(directory=STATIC), name="ui")
 
 
 @router.get("/", include_in_schema=False)
 async def page() -> FileResponse:
     """The single page; it routes by the URL's fragment (`#/runs/ID`)."""
-    headers = {"Content-Security-Policy": PAGE_POLICY, "Cache-Control": "no-cache"}
-    return FileResponse(STATIC / "index.html", headers=headers)
+    return FileResponse(STATIC / "index.html", headers={**GUARDS, "Cache-Control": "no-cache"})
 
 
 @router.get(
@@ -54,7 +67,8 @@ async def graph(run_id: str, engine: EngineDep) -> Response:
     """The run's graph as SVG (`podium graph RUN --format svg`): plan children grouped under
     their plan, each node `<g id="step-ID">`."""
     picture = run_picture(await engine.state(run_id))
-    return Response(svg(picture), media_type="image/svg+xml")
+    headers = {"Content-Security-Policy": DRAWING_POLICY, "X-Content-Type-Options": "nosniff"}
+    return Response(svg(picture), media_type="image/svg+xml", headers=headers)
 
 
 @router.get("/runs/{run_id}/steps/{step_id}/edit-schema", dependencies=[require("read")])

@@ -57,3 +57,26 @@ def test_the_run_page_of_a_2000_step_run_paints_fast_and_stays_virtual(
     expect(page.locator("#details h2")).to_contain_text("s1234")
     assert f"{STEPS} steps started" in page.inner_text("main")
     shot(page, "20-run-2000-steps", full_page=False)
+
+
+def test_watching_a_2000_step_run_reads_its_state_about_once_a_second(
+    server: Served, page: Page
+) -> None:
+    reads: list[float] = []
+    page.on("request", lambda r: reads.append(time.monotonic()) if r.url == state_url else None)
+    run_id = server.call("POST", "/runs", {"workflow": big_workflow()})["run_id"]
+    state_url = f"{server.url}/runs/{run_id}"
+    started = time.monotonic()
+    page.goto(f"{server.url}/#/runs/{run_id}")
+    page.wait_for_function(  # part done, part not: the graph follows the run as it goes
+        """() => {
+            const done = document.querySelectorAll('#graph g.node[data-status="succeeded"]');
+            return done.length > 0 && done.length < 2000;
+        }""",
+        timeout=120_000,
+    )
+    page.wait_for_selector('main[data-status="succeeded"]', timeout=240_000)
+    watched = time.monotonic() - started
+    print(f"\nwatched a 2,000-step run for {watched:.1f} s: {len(reads)} reads of its state")
+    assert len(reads) <= watched / 1.0 + 3
+    assert page.locator('#graph g.node[data-status="succeeded"]').count() == STEPS

@@ -57,29 +57,40 @@ export function badge(status) {
   return el("span", { class: `badge s-${status}`, text: status });
 }
 
-// At most one call of `work` at a time and at most one waiting: bursts of events collapse into
-// one refresh, spaced by at least `gap` ms or twice what the last call took.
+// At most one call of `work` at a time, and each starts at least `gap` ms (or twice what the
+// last one took) after the one before ended: a burst of calls is one call, a stream of them a
+// steady beat. Returns the call's promise (a deferred one resolves at once).
 export function throttled(work, gap = 250) {
   let running = false;
-  let again = false;
+  let pending = false;
+  let timer = null;
+  let ended = -Infinity;
   let took = 0;
-  async function run() {
-    if (running) {
-      again = true;
-      return;
-    }
+  async function start() {
     running = true;
-    const start = performance.now();
+    pending = false;
+    const begun = performance.now();
     try {
       await work();
     } finally {
-      took = performance.now() - start;
       running = false;
+      ended = performance.now();
+      took = ended - begun;
     }
-    if (again) {
-      again = false;
-      setTimeout(run, Math.max(gap, 2 * took));
-    }
+    if (pending) call();
   }
-  return run;
+  function call() {
+    if (running || timer) {
+      pending = true;
+      return Promise.resolve();
+    }
+    const wait = ended + Math.max(gap, 2 * took) - performance.now();
+    if (wait <= 0) return start();
+    timer = setTimeout(() => {
+      timer = null;
+      start();
+    }, wait);
+    return Promise.resolve();
+  }
+  return call;
 }

@@ -67,6 +67,7 @@ export function makeGraph(container, runId, onSelect) {
       if (key(steps.map((s) => s.id)) !== drawn) await (loading = load());
       paint(steps);
     },
+    paint,
     select(id) {
       for (const g of container.querySelectorAll("g.node.selected")) g.classList.remove("selected");
       const g = nodes.get(id);

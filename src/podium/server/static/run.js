@@ -12,6 +12,17 @@ import { makeDetails } from "./details.js";
 import { makeApprovals } from "./approvals.js";
 import { makePlans } from "./plans.js";
 
+// What a step event says about its step, shown at once; the next read of the run's state
+// (which the server folds) replaces it. Other events only wait for that read.
+const HINTS = {
+  "step.started": (step, e) => Object.assign(step, { status: "running", started_at: e.at, finished_at: null, attempts: e.attempt }),
+  "step.succeeded": (step, e) => Object.assign(step, { status: "succeeded", finished_at: e.at }),
+  "step.failed": (step, e) => Object.assign(step, { status: "failed", finished_at: e.at, error: e.error }),
+  "step.retrying": (step) => Object.assign(step, { status: "retrying" }),
+  "step.skipped": (step, e) => Object.assign(step, { status: "skipped", finished_at: e.at }),
+  "step.cancelled": (step, e) => Object.assign(step, { status: "cancelled", finished_at: e.at }),
+};
+
 function totals(run) {
   const counts = {};
   for (const step of run.steps) counts[step.status] = (counts[step.status] || 0) + 1;
@@ -62,9 +73,28 @@ export function showRun(main, runId) {
   const approvals = makeApprovals(approvalsBox, runId);
   const plans = makePlans(plansBox);
 
+  let run = null;
+  let byId = new Map();
+  const repaint = throttled(async () => {
+    await new Promise(requestAnimationFrame);
+    if (!run) return;
+    steps.update(run.steps);
+    gantt.update(run.steps, run);
+    graph.paint(run.steps);
+  }, 250);
+  function hint(event) {
+    const step = run && HINTS[event.kind] && byId.get(event.step_id);
+    if (!step) return;
+    HINTS[event.kind](step, event);
+    repaint();
+  }
+
+  // A 2,000-step run's state is half a megabyte: read at most once a second while events
+  // stream (the step events show at once meanwhile), so a watcher never slows the run much.
   const refresh = throttled(async () => {
     try {
-      const run = await get(`/runs/${encodeURIComponent(runId)}`);
+      run = await get(`/runs/${encodeURIComponent(runId)}`);
+      byId = new Map(run.steps.map((s) => [s.id, s]));
       clear(head, el("p", { class: "muted", text: `workflow ${run.workflow}` }), totals(run));
       document.title = `${runId} · ${run.status} · Podium`;
       main.dataset.status = run.status;
@@ -79,7 +109,7 @@ export function showRun(main, runId) {
     } catch (error) {
       problems.textContent = error.message;
     }
-  }, 250);
+  }, 1000);
   cancel.addEventListener("click", () => post(`/runs/${encodeURIComponent(runId)}/cancel`, { reason: "cancelled from the web UI" }).then(refresh, (e) => (problems.textContent = e.message)));
 
   graph.prefetch();
@@ -89,7 +119,10 @@ export function showRun(main, runId) {
       if (message.event === "delta") {
         const { step_id, text } = JSON.parse(message.data);
         details.delta(step_id, text);
-      } else refresh();
+      } else {
+        hint(JSON.parse(message.data));
+        refresh();
+      }
     },
     onState: setLive,
     onEnd: refresh,

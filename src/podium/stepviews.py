@@ -14,6 +14,7 @@ from podium.core.approvals import pending
 from podium.core.children import children_document
 from podium.core.render import RenderError, render_step
 from podium.core.state import RunState, StepState, require_step
+from podium.spec.model import ShellStep
 from podium.store.base import StoredEvent
 from podium.views import (
     feedback_entries,
@@ -43,6 +44,7 @@ def step_detail_document(
         "input": rendered,
         "input_error": render_error,
         "meta": step.meta,
+        "sandbox": shell_sandbox(state, step),
         "skip_message": next(
             (e.message or None for e in reversed(mine) if isinstance(e, ev.StepSkipped)), None
         ),
@@ -60,6 +62,16 @@ def step_detail_document(
             (e.reason for e in reversed(mine) if isinstance(e, ev.ApprovalRequested)), None
         ),
     }
+
+
+def shell_sandbox(state: RunState, step: StepState) -> str | None:
+    """A shell step's sandbox, whether or not it has run: "off" when the step (`sandbox:
+    false`) or the run's policy opted out, else "on"; None for other kinds."""
+    if not isinstance(step.spec, ShellStep):
+        return None
+    ran_without = (step.meta or {}).get("sandbox") is False
+    on = step.spec.sandbox and state.policy.sandbox.enabled and not ran_without
+    return "on" if on else "off"
 
 
 def held_for(state: RunState, step_id: str) -> dict[str, Any] | None:

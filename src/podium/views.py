@@ -56,6 +56,7 @@ step detail (`podium show RUN STEP --json`): the step document, and from the run
      "input": {field: rendered value} | null,   # the templated fields (run, prompt, url, …) as
      "input_error": str | null,                 # rendered against the run's committed outputs
      "meta": {...} | null,                      # e.g. a shell step's exit_code, stderr_tail
+     "sandbox": "on" | "off" | null,            # a shell step's: off when it or the policy opts out
      "skip_message": str | null,
      "tries": [{"attempt": int, "generation": int, "started_at": ISO, "finished_at": ISO | null,
                 "duration_seconds": float | null, "outcome": TRY_OUTCOME,

@@ -76,6 +76,7 @@ steps:
     kind: shell
     shell: sh
     run: echo $$ > nap.pid; exec sleep 30
+    sandbox: false  # so that $$ is a host process group the tests can check and clean up
   - id: after
     kind: shell
     run: echo after

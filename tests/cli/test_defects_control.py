@@ -257,11 +257,11 @@ steps:
   - id: one
     kind: shell
     shell: sh
-    run: echo $$ > one.pid; exec sleep 30
+    run: exec sleep 30  # sandboxed: it dies with the engine the test kills
   - id: two
     kind: shell
     shell: sh
-    run: echo $$ > two.pid; exec sleep 30
+    run: exec sleep 30
   - {id: after, kind: shell, run: [echo, after], needs: [one, two]}
 """
 

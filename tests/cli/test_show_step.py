@@ -180,3 +180,34 @@ def test_tool_calls_pair_start_and_result_across_a_resume() -> None:
     assert second["started_at"] == (T0 + timedelta(seconds=4)).isoformat()
     assert doc["model_calls"][0]["reply"]["tool_calls"][0]["name"] == "http_get"
     assert doc["input"] == {"prompt": "hi"}
+
+
+SANDBOXED_AND_NOT = """\
+name: mixed
+steps:
+  - {id: boxed, kind: shell, shell: sh, run: 'echo $$'}
+  - {id: open, kind: shell, shell: sh, run: 'echo $$', sandbox: false}
+  - {id: broken, kind: shell, run: 'false', sandbox: false, needs: [boxed, open]}
+"""
+
+
+def test_an_opted_out_step_says_sandbox_off_and_a_default_one_runs_sandboxed(cli: Cli) -> None:
+    cli.write("mixed.yaml", SANDBOXED_AND_NOT)
+    result = cli("run", "mixed.yaml", "--run-id", "m1")
+    assert result.returncode == 1, result.stdout + result.stderr  # `broken` fails
+
+    boxed = _show_step(cli, "m1", "boxed")
+    assert int(str(boxed["output"])) <= 3  # its own PID namespace: the default is the sandbox
+    assert boxed["meta"] == {"exit_code": 0}
+    assert boxed["sandbox"] == "on"
+    assert "sandbox: off" not in cli("show", "m1", "boxed").stdout
+
+    opened = _show_step(cli, "m1", "open")
+    assert int(str(opened["output"])) > 3  # a host pid: it ran with the engine's rights
+    assert opened["meta"] == {"exit_code": 0, "sandbox": False}
+    assert opened["sandbox"] == "off"
+    off = "sandbox: off (the engine's environment, network and files)"
+    assert off in cli("show", "m1", "open").stdout
+    broken = _show_step(cli, "m1", "broken")  # failed: no meta, the step's spec says it
+    assert (broken["status"], broken["sandbox"]) == ("failed", "off")
+    assert off in cli("show", "m1", "broken").stdout

@@ -66,7 +66,9 @@ def test_cancel_the_parent_from_another_process(cli: Cli, tmp_path: Path) -> Non
     cli.write(
         "child.yaml",
         "name: child\nsteps:\n"
-        f"  - {{id: nap, kind: shell, shell: sh, run: 'echo $$ > {pid_file}; exec sleep 60'}}\n",
+        # sandbox: false so that $$ is a host pid: the test checks the process is gone
+        f"  - {{id: nap, kind: shell, shell: sh, run: 'echo $$ > {pid_file}; exec sleep 60', "
+        "sandbox: false}\n",
     )
     cli.write(
         "parent.yaml", "name: parent\nsteps:\n  - {id: sub, kind: workflow, workflow: child.yaml}\n"

@@ -156,7 +156,10 @@ def test_sigkill_mid_flight_side_effect_waits_for_retry(tmp_path: Path) -> None:
         tmp_path,
         [
             _record("prep", work / LEDGER),
-            {"id": "side", "kind": "shell", "shell": "sh", "run": side, "needs": ["prep"]},
+            # unsandboxed: the orphan that resume has to stop exists only then (a sandboxed step
+            # dies with the engine: tests/cli/test_sandbox_cli.py)
+            {"id": "side", "kind": "shell", "shell": "sh", "run": side, "needs": ["prep"]}
+            | {"sandbox": False},
             {
                 "id": "note",
                 "kind": "file",

@@ -96,6 +96,7 @@ async def test_timeout_kills_a_shell_process_group(engine: Engine, tmp_path: Pat
         "shell": "sh",
         "run": f"sleep 30 & echo $! > {pidfile}; wait",
         "timeout": 0.5,
+        "sandbox": False,  # a host pid: the test checks the process-group kill itself
     }
     started = time.monotonic()
     state = await engine.run(wf(step))
@@ -107,7 +108,8 @@ async def test_timeout_kills_a_shell_process_group(engine: Engine, tmp_path: Pat
 
 async def test_cancel_reaches_running_steps(engine: Engine, tmp_path: Path) -> None:
     pidfile = tmp_path / "pid"
-    step = {"id": "s", "kind": "shell", "shell": "sh", "run": f"echo $$ > {pidfile}; sleep 30"}
+    run = f"echo $$ > {pidfile}; sleep 30"
+    step = {"id": "s", "kind": "shell", "shell": "sh", "run": run, "sandbox": False}  # host pid
     run_id = await engine.submit(wf(step, py("after", "echo", "s")))
     await until(lambda: pidfile.exists() and bool(pidfile.read_text().strip()))
     assert await engine.cancel(run_id, "test")

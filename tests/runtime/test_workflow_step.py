@@ -404,7 +404,9 @@ async def test_retrying_the_step_starts_a_new_child_of_the_next_generation(
 async def test_a_workflow_step_that_loses_an_any_race_stops_its_child(tmp_path: Path) -> None:
     pid_file = tmp_path / "sleep.pid"
     nap = f"echo $$ > {pid_file}; exec sleep 30"
-    _child(tmp_path, [{"id": "nap", "kind": "shell", "shell": "sh", "run": nap}], inputs={})
+    host_pid = {"sandbox": False}  # `$$` is then a host pid: the test checks it is gone
+    nap_step = {"id": "nap", "kind": "shell", "shell": "sh", "run": nap, **host_pid}
+    _child(tmp_path, [nap_step], inputs={})
     wf = {
         "name": "race",
         "steps": [

@@ -21,7 +21,7 @@ def step_renderable(doc: dict[str, Any]) -> RenderableType:
     """Header facts, the rendered input, every attempt, the output or error (whole, as stored),
     then each model call and tool call."""
     parts: list[RenderableType] = [_step_header(doc)]
-    if (doc.get("meta") or {}).get("sandbox") is False:
+    if doc.get("sandbox") == "off":
         parts.append(Text("sandbox: off (the engine's environment, network and files)", "yellow"))
     if doc.get("approval"):
         parts += _held_parts(doc["approval"])

@@ -56,7 +56,8 @@ FIELDS: dict[str, str] = {
     "ShellStep.secrets": "Names of engine environment variables copied into the step's "
     "environment (a sandboxed step sees no others); one not set fails the step.",
     "ShellStep.sandbox": "Run inside the bubblewrap sandbox: no network, read-only system, only "
-    "the workspace writable, empty environment, every descendant killed with the step.",
+    "the workspace writable, empty environment, every descendant killed with the step. `false` "
+    "runs it with the engine's rights, shown as `sandbox: off`.",
     # python
     "PythonStep.call": "A registered name (`@podium.register`) or `package.module:function`.",
     "PythonStep.args": "Keyword arguments; templates keep their types.",

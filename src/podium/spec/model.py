@@ -94,8 +94,9 @@ class ShellStep(StepBase):
     stdin: str | None = None
     # engine environment variables passed in (the sandbox's environment is otherwise empty)
     secrets: list[str] = Field(default_factory=list)
-    # true: run in bubblewrap (steps/sandbox.py); false: the engine's environment, network, files
-    sandbox: bool = False
+    # true (the default): run in bubblewrap (steps/sandbox.py); false: the engine's environment,
+    # network and files, shown as `sandbox: off`
+    sandbox: bool = True
 
     @field_validator("secrets")
     @classmethod

@@ -4,12 +4,14 @@ run's workspace writable (its `.podium/` and Podium's protected files read-only)
 /tmp, and an environment holding only what the step declares.
 
 Where bubblewrap cannot run, shell steps are refused with a message saying how to install it or
-opt out; never a silent fallback. `BWRAP` is the program used (a test points it elsewhere).
+opt out; never a silent fallback. `BWRAP` is the program used: `bwrap` on the engine's PATH,
+looked up once (a test points it elsewhere).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import shutil
 import sys
@@ -20,14 +22,14 @@ from podium.errors import StepExecutionError
 from podium.spec.model import ShellStep
 from podium.steps.base import StepContext
 
-BWRAP = shutil.which("bwrap") or "/usr/bin/bwrap"
+BWRAP: str | None = shutil.which("bwrap")
 PROBE_TIMEOUT_SECONDS = 10.0
 _SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc", "/opt")
 _OPT_OUT = (
     "install it, or opt out with `sandbox: false` on the step or `[policy.sandbox] enabled = "
     "false` in podium.toml"
 )
-_probed: dict[str, str | None] = {}  # bwrap path -> None (works) or why it cannot run
+_probed: dict[str, str | None] = {}  # bwrap path ("": none) -> None (works) or why not
 
 
 def applies(step: ShellStep, ctx: StepContext) -> bool:
@@ -36,15 +38,15 @@ def applies(step: ShellStep, ctx: StepContext) -> bool:
 
 
 def opted_out(step: ShellStep, ctx: StepContext) -> bool:
-    """Whether the step or the policy turned the sandbox off (to show: it ran unisolated)."""
-    asked_off = "sandbox" in step.model_fields_set and not step.sandbox
-    return asked_off or not ctx.policy.sandbox.enabled
+    """Whether the step (`sandbox: false`) or the policy turned the sandbox off (to show: it ran
+    with the engine's rights)."""
+    return not applies(step, ctx)
 
 
 async def ensure_available() -> None:
     """Refuse (non-retryable, error_type "sandbox") when bubblewrap is missing or cannot create
     namespaces here. Probed once per process and bwrap path."""
-    program = BWRAP
+    program = BWRAP or ""
     if program not in _probed:
         _probed[program] = await _probe(program)
     reason = _probed[program]
@@ -57,6 +59,8 @@ async def ensure_available() -> None:
 
 
 async def _probe(program: str) -> str | None:
+    if not program:
+        return "bwrap is not on the engine's PATH (apt-get install bubblewrap)"
     if not os.access(program, os.X_OK):
         return f"bwrap is not installed at {program} (apt-get install bubblewrap)"
     argv = wrap(["true"], workspace=Path("/"), cwd=Path("/"), protected=(), read=(), probe=True)
@@ -86,7 +90,7 @@ def wrap(
     probe: bool = False,
 ) -> list[str]:
     """The bwrap command line that runs `argv` in `cwd` inside the sandbox of `workspace`."""
-    args = [BWRAP, "--unshare-all", "--die-with-parent", "--new-session"]
+    args = [BWRAP or "bwrap", "--unshare-all", "--die-with-parent", "--new-session"]
     args += _system_mounts()
     for path in dict.fromkeys([*_python_roots(), *read]):
         if os.path.exists(path):
@@ -101,20 +105,26 @@ def wrap(
     return args
 
 
-def _system_mounts() -> list[str]:
+@functools.cache
+def _system_mounts() -> tuple[str, ...]:
+    """The host system, read-only; worked out once per process (it does not change)."""
     args: list[str] = []
     for path in _SYSTEM:
         if os.path.islink(path):
             args += ["--symlink", os.readlink(path), path]
         elif os.path.isdir(path):
             args += ["--ro-bind", path, path]
-    return args
+    return tuple(args)
 
 
-def _python_roots() -> list[str]:
-    """The engine's Python (its prefix and the one it was built from), so `python3` works."""
+@functools.cache
+def _python_roots() -> tuple[str, ...]:
+    """The engine's Python (its prefix and the one it was built from), so `python3` works; a
+    folder inside another one listed is left out (it is mounted with it)."""
     roots = [sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable))]
-    return [os.path.realpath(path) for path in roots if path and not path.startswith(_SYSTEM)]
+    found = [os.path.realpath(path) for path in roots if path and not path.startswith(_SYSTEM)]
+    outer = [path for path in found if not any(path.startswith(f"{o}/") for o in found)]
+    return tuple(dict.fromkeys(outer))
 
 
 def _read_only_inside(root: Path, protected: Iterable[Path]) -> list[str]:

@@ -89,6 +89,10 @@ def test_a_new_run_shows_up_in_the_runs_list_without_a_reload(server: Served, pa
     row = page.locator(f'#runs tbody tr[data-run="{run["run_id"]}"]')
     expect(row).to_be_visible(timeout=10_000)
     expect(row).to_have_attribute("data-status", "waiting", timeout=20_000)
+    page.select_option("#status-filter", "succeeded")
+    expect(page.locator("main")).to_contain_text("No succeeded runs.")
+    page.select_option("#status-filter", "waiting")
+    expect(row).to_be_visible()
 
 
 PLANNED = {

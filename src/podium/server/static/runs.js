@@ -28,9 +28,11 @@ export function showRuns(main) {
   const body = el("tbody");
   const more = el("button", { type: "button", hidden: true, text: "Older runs" });
   const status = el("p", { class: "muted" });
+  const statuses = ["", "pending", "running", "waiting", "succeeded", "failed", "cancelled"];
+  const only = el("select", { id: "status-filter" }, statuses.map((s) => el("option", { value: s, text: s || "every status" })));
   const heads = ["Run", "Workflow", "Status", "Started", "Duration", "Steps", "Tokens", "Cost"];
   main.append(
-    el("h1", { text: "Runs" }),
+    el("div", { class: "title" }, el("h1", { text: "Runs" }), only),
     status,
     el(
       "table",
@@ -46,7 +48,9 @@ export function showRuns(main) {
     const rows = [];
     cursor = null;
     for (let page = 0; page < pages; page++) {
-      const query = `/runs?limit=${PAGE}` + (cursor ? `&cursor=${encodeURIComponent(cursor)}` : "");
+      let query = `/runs?limit=${PAGE}`;
+      if (only.value) query += `&status=${encodeURIComponent(only.value)}`;
+      if (cursor) query += `&cursor=${encodeURIComponent(cursor)}`;
       const { body: runs, headers } = await getJson(query);
       rows.push(...runs);
       cursor = headers.get("X-Next-Cursor");
@@ -54,8 +58,13 @@ export function showRuns(main) {
     }
     clear(body, rows.map(row));
     more.hidden = !cursor;
-    status.textContent = rows.length ? "" : "No runs yet: start one from New run, or `podium run`.";
+    const none = only.value ? `No ${only.value} runs.` : "No runs yet: start one from New run, or `podium run`.";
+    status.textContent = rows.length ? "" : none;
   }, 500);
+  only.addEventListener("change", () => {
+    pages = 1;
+    refresh();
+  });
   more.addEventListener("click", () => {
     pages += 1;
     refresh();

@@ -36,6 +36,7 @@ from tests.tools.mcp_helpers import context, eventually, stdio_config
 
 from podium import telemetry
 from podium.config import ProjectConfig
+from podium.core import events as ev
 from podium.runtime.engine import Engine
 from podium.server.sse import run_stream
 from podium.tools.mcp import McpToolset
@@ -227,7 +228,8 @@ async def test_eleven_secrets_are_nowhere(
 
         async def sse() -> None:  # what `podium serve` streams: events and live deltas
             async for message in run_stream(engine, run_id, 0):
-                streamed.append(message.data)
+                wire = message if isinstance(message, bytes) else message.encode()
+                streamed.append(wire.decode())
 
         followers = [asyncio.create_task(follow()), asyncio.create_task(sse())]
         state = await engine.wait(run_id)
@@ -301,6 +303,11 @@ steps:
 """
 
 
+def _stored(folder: Path) -> bytes:
+    """The raw bytes of the store file and its SQLite companions."""
+    return b"".join(p.read_bytes() for p in folder.glob("p.db*"))
+
+
 def _podium(work: Path, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [*PODIUM, *args, "--db", str(work / "p.db")],
@@ -353,7 +360,7 @@ def test_a_resumed_run_reads_its_secret_input_from_the_environment(tmp_path: Pat
         timeout=60,
     )
     assert (work / "used.txt").read_text() == value, retried.stdout + retried.stderr
-    stored = b"".join(p.read_bytes() for p in work.glob("p.db*"))
+    stored = _stored(work)
     assert value.encode() not in stored
     assert b"[secret:tok:" in stored  # the placeholder is what run.created holds
     logs = b"".join(p.read_bytes() for p in (work / ".podium" / "logs").rglob("*.jsonl"))
@@ -376,3 +383,38 @@ async def test_an_mcp_servers_stderr_log_holds_no_secret(tmp_path: Path) -> None
     assert "using [redacted] and [redacted]" in written
     assert value not in written
     assert key not in written
+
+
+# -- a fork given a new secret -----------------------------------------------------------------
+
+
+async def test_a_fork_given_a_new_secret_stores_a_placeholder_and_uses_the_value(
+    tmp_path: Path,
+) -> None:
+    first, second = f"one-{_token(20)}", f"two-{_token(20)}"
+    wf = {
+        "name": "forked",
+        "inputs": {"tok": {"type": "secret"}},
+        "steps": [
+            {
+                "id": "use",
+                "kind": "shell",
+                "shell": "sh",
+                "run": "printf %s '${{ inputs.tok }}' > used",
+            },
+        ],
+    }
+    async with await Engine.open(tmp_path / "p.db", workspace=tmp_path) as engine:
+        parent = await engine.run(wf, {"tok": first})
+        assert (tmp_path / "used").read_text() == first
+        fork_id = await engine.fork(parent.run_id, "use", {"tok": second})
+        forked = await engine.wait(fork_id)
+        events = [s.event async for s in engine.events(fork_id)]
+    created = events[0]
+    assert isinstance(created, ev.RunCreated)
+    assert forked.status == "succeeded"
+    assert (tmp_path / "used").read_text() == second
+    assert str(created.inputs["tok"]).startswith("[secret:tok:")
+    stored = _stored(tmp_path)
+    assert first.encode() not in stored
+    assert second.encode() not in stored

@@ -242,7 +242,9 @@ class Engine:
         downstream of `from_step` and runs the rest anew (see runtime/fork.py)."""
         self._adopt_run_defaults(await self.state(run_id))
         args = (self.services, self._clock, self._owner, self._policy.ttl_seconds)
-        state, lease = await start_fork(self.store, run_id, from_step, inputs, *args)
+        state, lease = await start_fork(
+            self.store, run_id, from_step, inputs, *args, memory=self.secret_inputs
+        )
         if self.mode == "control":
             await self.store.release_lease(lease)  # a worker claims it
         else:

@@ -15,7 +15,7 @@ from podium.core.state import PlanState, RunState, StepState, StepStatus
 from podium.errors import UsageError
 from podium.ids import new_run_id
 from podium.runtime.services import AgentServices
-from podium.runtime.submission import check_agent_steps
+from podium.runtime.submission import check_agent_steps, hide_secrets
 from podium.spec.expr import references
 from podium.spec.model import LoopStep, StepBase, Workflow
 from podium.spec.template import parse_condition, value_references
@@ -32,15 +32,16 @@ async def start_fork(
     clock: Clock,
     owner: str,
     ttl_seconds: float,
+    memory: dict[str, str] | None = None,
 ) -> tuple[RunState, Lease]:
     """Check the request, create the fork leased to `owner` with its `run.forked` in the same
     commit (a fork is never seen, driven or resumed without it); return its state and the
-    lease. Nothing is created on bad input."""
+    lease. Nothing is created on bad input. A new secret input's value goes to `memory`."""
     stored = await store.read(parent_id)
     parent = replay(s.event for s in stored)
     origin = stored[0].event
     assert isinstance(origin, ev.RunCreated)
-    created, forked = fork_events(parent, origin, from_step, inputs, services, clock)
+    created, forked = fork_events(parent, origin, from_step, inputs, services, clock, memory)
     lease = await store.create_run(
         created,
         workflow_name=parent.workflow.name,
@@ -61,12 +62,13 @@ def fork_events(
     inputs: Mapping[str, Any] | None,
     services: AgentServices,
     clock: Clock,
+    memory: dict[str, str] | None = None,
 ) -> tuple[ev.RunCreated, ev.RunForked]:
     """The fork's `run.created` (the parent's workflow, workspace, catalog, default model and
     configuration; the parent's inputs with `inputs` over them) and its `run.forked`."""
     step = _fork_step(parent, from_step)
     wf = parent.workflow
-    values = coerce_inputs(wf, {**parent.inputs, **dict(inputs or {})})
+    values = hide_secrets(wf, coerce_inputs(wf, {**parent.inputs, **dict(inputs or {})}), memory)
     check_agent_steps(wf, services)
     now = clock.now()
     created = origin.model_copy(update={"run_id": new_run_id(), "at": now, "inputs": values})

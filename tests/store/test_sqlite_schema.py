@@ -60,6 +60,8 @@ async def test_a_version_1_file_is_upgraded_in_place(tmp_path: Path) -> None:
             None,
         )
         assert [s.event for s in await store.read("run_old")] == [created("run_old")]
+        [(position, numbered)] = await store.read_all()  # 0004 numbered the old events
+        assert (position, numbered.run_id, numbered.seq) == (1, "run_old", 1)
         [signal] = await store.pending_signals("run_old")
         assert (signal.kind, signal.payload) == ("retry", {"step_id": "a"})
         [claim] = await store.claim("w-host:1:x", limit=5, ttl_seconds=30)
@@ -71,10 +73,12 @@ async def test_a_version_1_file_is_upgraded_in_place(tmp_path: Path) -> None:
         await store.close()
 
     conn = sqlite3.connect(path)
-    assert conn.execute("SELECT version FROM schema_migrations").fetchall() == [(1,), (2,), (3,)]
+    versions = conn.execute("SELECT version FROM schema_migrations").fetchall()
+    assert versions == [(1,), (2,), (3,), (4,)]
     assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     indexes = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     assert {"runs_by_wake", "runs_by_workflow", "signals_pending", "runs_by_thread"} <= indexes
+    assert "events_by_position" in indexes
     conn.close()
 
 

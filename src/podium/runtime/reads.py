@@ -93,6 +93,23 @@ async def follow_all(store: EventStore, bus: EventBus) -> AsyncIterator[StoredEv
         bus.unsubscribe(subscription)
 
 
+async def follow_positions(
+    store: EventStore, *, after: int, page: int = 500
+) -> AsyncIterator[tuple[int, StoredEvent]]:
+    """Every run's committed events after global position `after`, each with its position, as
+    they commit, whoever commits them: read from the store in pages, then woken by its change
+    notification. Never ends; a follower resuming after the last position it saw misses nothing
+    and sees nothing twice."""
+    last = after
+    while True:
+        batch = await store.read_all(after=last, limit=page)
+        for position, stored in batch:
+            last = position
+            yield position, stored
+        if len(batch) < page:
+            await store.wait_for_change(timeout_seconds=FOLLOW_WAIT_SECONDS)
+
+
 async def follow_deltas(
     bus: EventBus, run_id: str, driver: Callable[[], asyncio.Task[RunState] | None]
 ) -> AsyncIterator[tuple[str, str]]:
@@ -109,12 +126,14 @@ async def follow_deltas(
             if task is None:
                 return
             getter = asyncio.ensure_future(queue.get())
-            await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
-            if getter.done():
+            try:
+                await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+            finally:  # cancelled too (the follower left): no getter is left pending
+                if not getter.done():
+                    getter.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await getter
+            if not getter.cancelled():
                 yield getter.result()
-            else:
-                getter.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await getter
     finally:
         bus.unsubscribe_deltas(run_id, queue)

@@ -1,4 +1,5 @@
-"""Event streams over SSE: one run's (`GET /runs/{id}/events`, ids are sequence numbers)."""
+"""Event streams over SSE: one run's (`GET /runs/{id}/events`, ids are sequence numbers) and
+every run's (`GET /events`, ids are the store's global positions)."""
 
 from __future__ import annotations
 
@@ -31,3 +32,23 @@ async def run_events(
     start = sse.last_event_id(last_event_id, after)
     await existing_run(engine, run_id)
     return sse.stream(sse.run_stream(engine, run_id, start), options.heartbeat_seconds)
+
+
+@router.get(
+    "/events",
+    dependencies=[require("read")],
+    response_description="text/event-stream: `id` is the event's global position in the store.",
+)
+async def all_events(
+    engine: EngineDep,
+    options: OptionsDep,
+    last_event_id: str | None = Header(None, alias="Last-Event-ID"),
+    after: int | None = Query(
+        None, ge=0, description="Start after this position (or Last-Event-ID)."
+    ),
+) -> Any:
+    """Every run's committed events as they commit, from whichever process commits them;
+    reconnect with Last-Event-ID to get exactly what was missed. Live model text is streamed on
+    a run's own stream only."""
+    start = sse.last_event_id(last_event_id, after)
+    return sse.stream(sse.all_stream(engine, start), options.heartbeat_seconds)

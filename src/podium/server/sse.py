@@ -1,6 +1,7 @@
 """Server-sent event streams: a run's committed events (SSE `id` = the event's sequence number),
-with its live model text as `delta` events that carry no id and are never stored; heartbeats
-are comment lines. A client that reconnects with `Last-Event-ID` gets exactly what it missed:
+with its live model text as `delta` events that carry no id and are never stored; or every
+run's events (SSE `id` = the store's global position of the event). Heartbeats are comment
+lines. A client that reconnects with `Last-Event-ID` gets exactly what it missed:
 the stream restarts from the store after that id (runtime/reads.py follows it)."""
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from podium import views
 from podium.runtime.engine import Engine
+from podium.runtime.reads import follow_positions
 from podium.server.problems import ApiError
 from podium.store.base import StoredEvent
 
 _END = object()
+BATCH = 500
 
 
 def last_event_id(header: str | None, query: int | None) -> int:
@@ -43,7 +46,9 @@ def delta_message(step_id: str, text: str) -> ServerSentEvent:
     return ServerSentEvent(data, event="delta")
 
 
-def stream(content: AsyncIterator[ServerSentEvent], heartbeat_seconds: float) -> Any:
+def stream(
+    content: AsyncIterator[ServerSentEvent] | AsyncIterator[bytes], heartbeat_seconds: float
+) -> Any:
     return EventSourceResponse(
         content,
         ping=heartbeat_seconds,
@@ -51,8 +56,9 @@ def stream(content: AsyncIterator[ServerSentEvent], heartbeat_seconds: float) ->
     )
 
 
-async def run_stream(engine: Engine, run_id: str, after: int) -> AsyncIterator[ServerSentEvent]:
-    """The run's events after `after`, interleaved with its live deltas, until it ends."""
+async def run_stream(engine: Engine, run_id: str, after: int) -> AsyncIterator[bytes]:
+    """The run's events after `after`, interleaved with its live deltas, until it ends. What
+    is ready is sent in one write (a client catching up gets hundreds at once)."""
     queue: asyncio.Queue[Any] = asyncio.Queue()
 
     async def events() -> None:
@@ -70,8 +76,14 @@ async def run_stream(engine: Engine, run_id: str, after: int) -> AsyncIterator[S
 
     tasks = [asyncio.create_task(events()), asyncio.create_task(deltas())]
     try:
-        while (item := await queue.get()) is not _END:
-            yield item
+        ended = False
+        while not ended:
+            ready = [await queue.get()]
+            while not queue.empty() and len(ready) < BATCH:
+                ready.append(queue.get_nowait())
+            ended = ready[-1] is _END
+            if sent := b"".join(m.encode() for m in ready if m is not _END):
+                yield sent
         await tasks[0]  # it ended: with the run, or with the error it raised
     finally:
         for task in tasks:
@@ -79,3 +91,10 @@ async def run_stream(engine: Engine, run_id: str, after: int) -> AsyncIterator[S
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+
+
+async def all_stream(engine: Engine, after: int) -> AsyncIterator[ServerSentEvent]:
+    """Every run's events after global position `after`, as they commit, until the client
+    goes; each event's SSE id is its position."""
+    async for position, stored in follow_positions(engine.store, after=after):
+        yield event_message(stored, position)

@@ -63,8 +63,22 @@ UPDATE_RUN_AFTER_APPEND = (
     " status = COALESCE(?, status), wake_at = ? WHERE run_id = ?"
 )
 
-INSERT_EVENT = "INSERT INTO events (run_id, seq, kind, at, data) VALUES (?, ?, ?, ?, ?)"
+# Each event's global position is the next after the highest ever given: the events' own maximum,
+# or the floor pruning recorded when it removed the newest (positions are never reused).
+INSERT_EVENT = (
+    "INSERT INTO events (run_id, seq, kind, at, data, position) VALUES (?, ?, ?, ?, ?,"
+    " MAX(COALESCE((SELECT MAX(position) FROM events), 0),"
+    " (SELECT last FROM position_floor WHERE id = 1)) + 1)"
+)
 READ_EVENTS = "SELECT kind, data, seq FROM events WHERE run_id = ? AND seq > ? ORDER BY seq"
+READ_ALL_EVENTS = (
+    "SELECT kind, data, run_id, seq, position FROM events WHERE position > ?"
+    " ORDER BY position LIMIT ?"
+)
+KEEP_POSITION_FLOOR = (
+    "UPDATE position_floor SET last = MAX(last, COALESCE((SELECT MAX(position) FROM events), 0))"
+    " WHERE id = 1"
+)
 
 LEASE_STATE = "SELECT owner, epoch, lease_expires_at FROM runs WHERE run_id = ?"
 TAKE_LEASE = "UPDATE runs SET owner = ?, epoch = ?, lease_expires_at = ? WHERE run_id = ?"

@@ -144,6 +144,13 @@ class EventStore(Protocol):
         """Events with seq > after_seq in order. RunNotFoundError if no such run."""
         ...
 
+    async def read_all(self, *, after: int = 0, limit: int = 1000) -> list[tuple[int, StoredEvent]]:
+        """Up to `limit` committed events of every run whose global position is > `after`, each
+        with its position, in position order. Positions grow in commit order and are never
+        reused (pruning a run removes its events, never lowers the next position), so a reader
+        that has seen position P and reads again after P misses nothing committed since."""
+        ...
+
     async def get_run(self, run_id: str) -> RunRecord: ...
 
     async def list_runs(

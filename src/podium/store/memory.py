@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -63,6 +64,8 @@ class MemoryEventStore:
         self._signals: dict[int, tuple[Signal, bool]] = {}
         self._last_signal_id = 0
         self._changes = ChangeSignal()
+        self._log: list[tuple[int, str, int]] = []  # (global position, run_id, seq)
+        self._last_position = 0
 
     async def now(self) -> datetime:
         return self._clock.now()
@@ -99,6 +102,7 @@ class MemoryEventStore:
         )
         rows: list[tuple[str, bytes | str]] = [(e.kind, encode(e)) for e in (created, *then)]
         self._runs[created.run_id] = _Run(record, rows)
+        self._number(created.run_id, 1, len(rows))
         self._changes.fire()
         return Lease(created.run_id, lease_owner, 1, expires_at) if lease_owner else None
 
@@ -120,6 +124,7 @@ class MemoryEventStore:
             raise ConcurrencyError(
                 stale_message(run_id, (record.last_seq, record.epoch), expected_seq, epoch)
             )
+        self._number(run_id, len(run.rows) + 1, len(rows))
         run.rows.extend(rows)
         run.record = replace(
             record,
@@ -136,6 +141,22 @@ class MemoryEventStore:
         start = max(after_seq, 0)
         events = decode_many(self._run(run_id).rows[start:])
         return [StoredEvent(run_id, start + i, e) for i, e in enumerate(events, start=1)]
+
+    def _number(self, run_id: str, first_seq: int, count: int) -> None:
+        """Give events `first_seq`… of the run the next global positions."""
+        for seq in range(first_seq, first_seq + count):
+            self._last_position += 1
+            self._log.append((self._last_position, run_id, seq))
+
+    async def read_all(self, *, after: int = 0, limit: int = 1000) -> list[tuple[int, StoredEvent]]:
+        start = bisect.bisect_right(self._log, (after, "\uffff", 1 << 62))
+        found: list[tuple[int, StoredEvent]] = []
+        for position, run_id, seq in self._log[start:]:
+            if len(found) >= limit:
+                break
+            (event,) = decode_many(self._runs[run_id].rows[seq - 1 : seq])
+            found.append((position, StoredEvent(run_id, seq, event)))
+        return found
 
     async def get_run(self, run_id: str) -> RunRecord:
         return self._run(run_id).record
@@ -288,6 +309,8 @@ class MemoryEventStore:
     def _delete(self, run_ids: set[str]) -> None:
         for run_id in run_ids:
             del self._runs[run_id]
+        if run_ids:  # positions are never reused: the counter stays where it is
+            self._log = [entry for entry in self._log if entry[1] not in run_ids]
         for signal_id, (signal, _) in list(self._signals.items()):
             if signal.run_id in run_ids:
                 del self._signals[signal_id]

@@ -215,6 +215,13 @@ class SQLiteEventStore:
             self._db.require_run(run_id)
         return rows
 
+    async def read_all(self, *, after: int = 0, limit: int = 1000) -> list[tuple[int, StoredEvent]]:
+        rows = await self._db.read(self._db.fetch_all, sql.READ_ALL_EVENTS, (after, limit))
+        events = decode_many([(row[0], row[1]) for row in rows])
+        return [
+            (row[4], StoredEvent(row[2], row[3], e)) for row, e in zip(rows, events, strict=True)
+        ]
+
     async def get_run(self, run_id: str) -> RunRecord:
         row = await self._db.read(self._db.fetch_one, sql.GET_RUN, (run_id,))
         if row is None:
@@ -380,6 +387,8 @@ class SQLiteEventStore:
     def _prune(self, statuses: list[str], cutoff: float | None) -> list[RunRecord]:
         doomed = self._prunable(statuses, cutoff)
         run_ids = [(record.run_id,) for record in doomed]
+        if run_ids:
+            self._conn.execute(sql.KEEP_POSITION_FLOOR)
         for statement in (sql.DELETE_SIGNALS, sql.DELETE_EVENTS, sql.DELETE_RUN):
             self._conn.executemany(statement, run_ids)
         return doomed

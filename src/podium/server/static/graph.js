@@ -36,6 +36,8 @@ export function makeGraph(container, runId, onSelect) {
     for (const g of svg.querySelectorAll("g.node")) {
       const id = g.id.replace(/^step-/, "");
       g.dataset.step = id;
+      g.setAttribute("tabindex", "0");
+      g.setAttribute("role", "button");
       nodes.set(id, g);
     }
     container.replaceChildren(svg);
@@ -55,6 +57,10 @@ export function makeGraph(container, runId, onSelect) {
   container.addEventListener("click", (event) => {
     const g = event.target.closest && event.target.closest("g.node");
     if (g) onSelect(g.dataset.step);
+  });
+  container.addEventListener("keydown", (event) => {
+    const g = event.target.closest && event.target.closest("g.node");
+    if (g && event.key === "Enter") onSelect(g.dataset.step);
   });
 
   return {

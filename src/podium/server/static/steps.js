@@ -15,6 +15,8 @@ function row(step, index, selected) {
     "div",
     {
       class: step.id === selected ? "step-row selected" : "step-row",
+      tabindex: 0,
+      role: "button",
       dataset: { step: step.id, status: step.status },
       style: `top:${index * ROW}px`,
     },
@@ -59,7 +61,10 @@ export function makeSteps(root, onSelect) {
     const last = Math.min(shown.length, first + Math.ceil(scroller.clientHeight / ROW) + 10);
     const rows = [];
     for (let index = first; index < last; index++) rows.push(row(shown[index], index, selected));
+    const focused = inner.contains(document.activeElement) ? document.activeElement.dataset.step : null;
     clear(inner, rows);
+    const again = focused && rows.find((r) => r.dataset.step === focused);
+    if (again) again.focus({ preventScroll: true }); // a refresh keeps the keyboard's place
   }
 
   filter.addEventListener("input", apply);
@@ -67,6 +72,13 @@ export function makeSteps(root, onSelect) {
   inner.addEventListener("click", (event) => {
     const target = event.target.closest(".step-row");
     if (target) onSelect(target.dataset.step);
+  });
+  inner.addEventListener("keydown", (event) => {
+    const target = event.target.closest(".step-row");
+    if (target && (event.key === "Enter" || event.key === " ")) {
+      event.preventDefault();
+      onSelect(target.dataset.step);
+    }
   });
   return {
     update(next) {

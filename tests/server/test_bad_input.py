@@ -59,6 +59,9 @@ async def test_an_invalid_workflow_or_input_is_a_422_and_records_nothing(served:
     assert "`workflow`" in _error(neither, 400, "UsageError")["message"]
     missing = await served.client.post("/runs", json={"path": "nowhere.yaml"})
     _error(missing, 400, "UsageError")
+    for outside in ("../elsewhere.yaml", "/etc/passwd"):
+        escaped = await served.client.post("/workflows/validate", json={"path": outside})
+        assert "outside the server's workspace" in _error(escaped, 400)["message"]
     await _no_runs(served)
 
 

@@ -72,6 +72,8 @@ def source_of(body: SubmitBody | Any, root: Path) -> WorkflowSource:
     if body.workflow is not None:
         return dict(body.workflow)
     file = (root / str(body.path)).resolve()
+    if not file.is_relative_to(root):  # a read token must not read the server's other files
+        raise UsageError(f"workflow file {body.path!r} is outside the server's workspace {root}")
     if not file.is_file():
         raise UsageError(f"no workflow file {body.path!r} under the server's workspace {root}")
     return str(file)

@@ -85,6 +85,7 @@ def test_start_watch_approve_with_an_edit_and_finish(server: Served, page: Page)
 def test_a_new_run_shows_up_in_the_runs_list_without_a_reload(server: Served, page: Page) -> None:
     page.goto(server.url + "/")
     expect(page.locator("main")).to_contain_text("No runs yet")
+    expect(page.locator("#live")).to_have_text("live")  # GET /events, not polling
     run = server.call("POST", "/runs", {"workflow": RELEASE})
     row = page.locator(f'#runs tbody tr[data-run="{run["run_id"]}"]')
     expect(row).to_be_visible(timeout=10_000)
@@ -93,6 +94,20 @@ def test_a_new_run_shows_up_in_the_runs_list_without_a_reload(server: Served, pa
     expect(page.locator("main")).to_contain_text("No succeeded runs.")
     page.select_option("#status-filter", "waiting")
     expect(row).to_be_visible()
+    resumed: list[str] = []
+    page.on(
+        "request",
+        lambda r: (
+            resumed.append(r.headers.get("last-event-id", ""))
+            if r.url.endswith("/events")
+            else None
+        ),
+    )
+    page.goto(f"{server.url}/#/runs/{run['run_id']}")
+    page.goto(f"{server.url}/#/")  # back to the list: the stream resumes, no replay
+    expect(page.locator("#live")).to_have_text("live")
+    assert resumed
+    assert int(resumed[-1] or 0) > 0
 
 
 PLANNED = {

@@ -100,9 +100,10 @@ function parseBlock(block) {
 // Follow `path`'s event stream: onMessage({id, event, data}) for each message. A dropped
 // connection resumes after the last id seen; a stream the server ends calls onEnd and stops
 // unless `forever`. Returns a stop function. onState("live" | "retrying" | "ended").
-export function follow(path, { onMessage, onEnd, onState = () => {}, onMissing, forever = false }) {
+// `since`: resume after this id (a stream this tab followed before); onId(id) for each id seen.
+export function follow(path, { onMessage, onEnd, onState = () => {}, onMissing, onId = () => {}, since = null, forever = false }) {
   const stop = new AbortController();
-  let lastId = null;
+  let lastId = since;
   let delay = 500;
   async function once() {
     const extra = { Accept: "text/event-stream" };
@@ -123,7 +124,7 @@ export function follow(path, { onMessage, onEnd, onState = () => {}, onMissing, 
         const message = parseBlock(buffer.slice(0, cut));
         buffer = buffer.slice(cut + 2);
         if (message === null) continue;
-        if (message.id !== null) lastId = message.id;
+        if (message.id !== null) onId((lastId = message.id));
         onMessage(message);
       }
     }

@@ -6,6 +6,7 @@ import { el, clear, duration, cost, when, badge, throttled } from "./dom.js";
 import { setLive } from "./app.js";
 
 const PAGE = 50;
+let seen = null; // the last all-runs event id this page saw
 
 function row(run) {
   const steps = run.steps || {};
@@ -71,8 +72,12 @@ export function showRuns(main) {
   });
   refresh().catch((error) => (status.textContent = error.message));
   let poll = null;
+  // Coming back to the list resumes the all-runs stream where it was left, instead of reading
+  // every run's history again (a reload starts afresh: the server may hold another store now).
   const stop = follow("/events", {
     forever: true,
+    since: seen,
+    onId: (id) => (seen = id),
     onMessage: refresh,
     onState: setLive,
     onMissing: () => {

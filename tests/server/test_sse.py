@@ -137,3 +137,32 @@ async def test_a_hundred_clients_reconnecting_at_random_get_every_event_once(
     assert total > 1000
     for seen in results:
         assert seen == list(range(1, total + 1))
+
+
+TALKER = """\
+import asyncio
+
+
+async def talk(podium_context):
+    await asyncio.sleep(0.5)  # time for the client to connect
+    podium_context.delta("hello ")
+    await asyncio.sleep(0.2)
+    return "done"
+"""
+
+
+async def test_live_text_streams_as_delta_events_without_ids(served: Served) -> None:
+    (served.folder / "talker.py").write_text(TALKER)
+    run_id = await served.submit(
+        'name: t\nsteps:\n  - {id: talk, kind: python, call: "talker:talk"}\n'
+    )
+    got: list[Message] = []
+    async with served.client.stream("GET", f"/runs/{run_id}/events") as reply:
+        got = [message async for message in messages(reply)]
+    deltas = [m for m in got if m.event == "delta"]
+    assert [(m.id, m.data) for m in deltas] == [(None, {"step_id": "talk", "text": "hello "})]
+    events = [m for m in got if m.event is None]
+    assert [int(m.id or 0) for m in events] == [
+        s.seq for s in await served.engine.store.read(run_id)
+    ]
+    assert "delta" not in {s.event.kind for s in await served.engine.store.read(run_id)}

@@ -142,3 +142,21 @@ async def test_an_oversized_body_is_a_413_before_it_is_read(small: Served) -> No
     )
     _error(streamed, 413, "payload_too_large")
     assert (await small.client.get("/runs")).json() == []
+
+
+async def test_cors_is_off_unless_an_origin_is_allowed(served: Served, tmp_path: Path) -> None:
+    asked = {"Origin": "https://ops.example.com", "Access-Control-Request-Method": "POST"}
+    closed = await served.client.options("/runs", headers=asked)
+    assert "access-control-allow-origin" not in closed.headers
+    plain = await served.client.get("/runs", headers={"Origin": "https://ops.example.com"})
+    assert "access-control-allow-origin" not in plain.headers
+    (tmp_path / "open").mkdir()
+    async with serving(tmp_path / "open", cors_origins=["https://ops.example.com"]) as opened:
+        allowed = await opened.client.options("/runs", headers=asked)
+        assert allowed.headers["access-control-allow-origin"] == "https://ops.example.com"
+        other = await opened.client.options(
+            "/runs", headers={**asked, "Origin": "https://evil.example"}
+        )
+        assert "access-control-allow-origin" not in other.headers
+        listed = await opened.client.get("/runs", headers={"Origin": "https://ops.example.com"})
+        assert "X-Next-Cursor" in listed.headers["access-control-expose-headers"]

@@ -61,8 +61,9 @@ def create_app(
         app.add_middleware(
             CORSMiddleware,
             allow_origins=list(cors_origins),
-            allow_methods=["GET", "POST", "DELETE"],
+            allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
+            expose_headers=["X-Next-Cursor", "X-More"],  # a page reads the paging headers
         )
     app.add_middleware(BodyCap, limit=max_body_bytes)
     return app

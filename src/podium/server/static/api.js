@@ -97,6 +97,28 @@ function parseBlock(block) {
   return message.data.length ? { ...message, data: message.data.join("\n") } : null;
 }
 
+// A parser of an event stream read in chunks of any size: each call takes the next chunk and
+// returns the messages it completed. Lines end in \n, \r\n or \r, a \r\n split between
+// two chunks included.
+export function sseParser() {
+  let buffer = "";
+  let carried = ""; // a chunk's last "\r", whose "\n" may open the next chunk
+  return (chunk) => {
+    let text = carried + chunk;
+    carried = text.endsWith("\r") ? "\r" : "";
+    if (carried) text = text.slice(0, -1);
+    buffer += text.replace(/\r\n?/g, "\n");
+    const messages = [];
+    let cut;
+    while ((cut = buffer.indexOf("\n\n")) >= 0) {
+      const message = parseBlock(buffer.slice(0, cut));
+      buffer = buffer.slice(cut + 2);
+      if (message !== null) messages.push(message);
+    }
+    return messages;
+  };
+}
+
 // Follow `path`'s event stream: onMessage({id, event, data}) for each message. A dropped
 // connection resumes after the last id seen; a stream the server ends calls onEnd and stops
 // unless `forever`. Returns a stop function. onState("live" | "retrying" | "ended").
@@ -114,16 +136,11 @@ export function follow(path, { onMessage, onEnd, onState = () => {}, onMissing, 
     onState("live");
     delay = 500;
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-    let buffer = "";
+    const parse = sseParser();
     for (;;) {
       const { value, done } = await reader.read();
       if (done) return "ended";
-      buffer += value.replace(/\r\n?/g, "\n");
-      let cut;
-      while ((cut = buffer.indexOf("\n\n")) >= 0) {
-        const message = parseBlock(buffer.slice(0, cut));
-        buffer = buffer.slice(cut + 2);
-        if (message === null) continue;
+      for (const message of parse(value)) {
         if (message.id !== null) onId((lastId = message.id));
         onMessage(message);
       }

@@ -1,7 +1,7 @@
 // The run page: totals, the approvals panel, the live graph, the timeline, the steps and one
-// step's details, plan versions. The run's own event stream says when something changed; the
-// page then reads the run's state (GET /runs/ID) at most a few times a second and updates only
-// what differs, so a burst of events is one refresh and nothing is folded twice.
+// step's details, plan versions. The run's own event stream says when something changed: a
+// step event recolours its step at once, and the page reads the run's state (GET /runs/ID, as
+// the server folds it) at most about once a second, updating only what differs.
 import { get, post, follow } from "./api.js";
 import { el, clear, duration, cost, badge, throttled } from "./dom.js";
 import { setLive } from "./app.js";
@@ -113,7 +113,7 @@ export function showRun(main, runId) {
   cancel.addEventListener("click", () => post(`/runs/${encodeURIComponent(runId)}/cancel`, { reason: "cancelled from the web UI" }).then(refresh, (e) => (problems.textContent = e.message)));
 
   graph.prefetch();
-  const firstPaint = refresh().then(() => performance.mark("podium:run-painted"));
+  refresh().then(() => performance.mark("podium:run-painted")); // the browser tests read it
   const stop = follow(`/runs/${encodeURIComponent(runId)}/events`, {
     onMessage(message) {
       if (message.event === "delta") {
@@ -128,6 +128,5 @@ export function showRun(main, runId) {
     onEnd: refresh,
     onMissing: () => (problems.textContent = `no run ${runId} here`),
   });
-  void firstPaint;
   return stop;
 }

@@ -217,6 +217,36 @@ async def test_without_the_sandbox_the_writes_get_through(
     assert changed == targets
 
 
+async def test_podiums_absent_configuration_cannot_be_created(
+    make_ctx: ContextFactory, workspace: Path
+) -> None:
+    """bwrap cannot mount a file that is not there, so an absent podium.toml or .mcp.json (which
+    would loosen every later run's policy) is looked for after the step: a file the step made
+    is removed and the step fails; a folder (the agents catalog) is left for a person."""
+    absent = [workspace / "podium.toml", workspace / ".mcp.json", workspace / "agents"]
+    ctx = make_ctx(protected=tuple(absent))
+    script = (
+        "printf '[policy.sandbox]\\nenabled = false\\n' > podium.toml; "
+        "ln -s /etc/passwd .mcp.json; mkdir agents; echo ok > inside.txt"
+    )
+    with pytest.raises(StepExecutionError) as caught:
+        await run(ctx, script, shell="sh")
+    assert caught.value.error_type == "sandbox"
+    assert not caught.value.retryable
+    assert "podium.toml" in str(caught.value)
+    assert ".mcp.json" in str(caught.value)
+    for gone in (workspace / "podium.toml", workspace / ".mcp.json"):
+        assert not gone.exists()
+        assert not gone.is_symlink()
+    assert (workspace / "agents").is_dir()  # left, and named in the error
+    assert "agents" in str(caught.value)
+    assert (workspace / "inside.txt").read_text() == "ok\n"
+    # a step that leaves them alone is not held to it; with the sandbox off nothing is looked at
+    assert await sh(make_ctx(protected=(workspace / "podium.toml",)), "echo fine") == "fine"
+    await run(ctx, "touch podium.toml", shell="sh", sandbox=False)
+    assert (workspace / "podium.toml").exists()
+
+
 async def test_extra_read_paths_come_from_the_policy(
     make_ctx: ContextFactory, tmp_path: Path
 ) -> None:

@@ -11,6 +11,7 @@ looked up once (a test points it elsewhere).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 import shutil
@@ -136,6 +137,43 @@ def _read_only_inside(root: Path, protected: Iterable[Path]) -> list[str]:
         if resolved.is_relative_to(root) and resolved.exists():
             inside.append(str(resolved))
     return list(dict.fromkeys(inside))
+
+
+def absent_inside(workspace: Path, protected: Iterable[Path]) -> list[Path]:
+    """The protected paths inside the workspace that do not exist yet (an absent `podium.toml`,
+    `.mcp.json`, agents folder): bwrap cannot mount what is not there, so `undo_created` looks
+    for them after the step."""
+    root = workspace.resolve()
+    return [
+        path
+        for path in dict.fromkeys(Path(os.path.realpath(p)) for p in protected)
+        if path.is_relative_to(root) and not os.path.lexists(path)
+    ]
+
+
+def undo_created(absent: Iterable[Path]) -> list[Path]:
+    """Which of the `absent` paths the step created; a file or link it made is removed (a
+    folder is left, for a person to look at)."""
+    created = []
+    for path in absent:
+        if not os.path.lexists(path):
+            continue
+        created.append(path)
+        if os.path.islink(path) or not os.path.isdir(path):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+    return created
+
+
+def created_error(created: Iterable[Path]) -> StepExecutionError:
+    shown = ", ".join(str(path) for path in created)
+    return StepExecutionError(
+        f"the step created {shown}, which configures Podium for later runs; a sandboxed step "
+        "may not (files were removed, a folder is left for you to remove) — write Podium's "
+        "configuration yourself",
+        retryable=False,
+        error_type="sandbox",
+    )
 
 
 def environment(step: ShellStep, facts: Mapping[str, str]) -> dict[str, str]:

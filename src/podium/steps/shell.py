@@ -53,8 +53,10 @@ class ShellExecutor:
         argv = build_argv(step)
         cwd = resolve_cwd(ctx.workspace, step.cwd)
         sandboxed = sandbox.applies(step, ctx)
+        absent: list[Path] = []
         if sandboxed:
             await sandbox.ensure_available()
+            absent = sandbox.absent_inside(ctx.workspace, ctx.protected)
             env = sandbox.environment(step, build_env(step, ctx, inherit=False))
             _require_program(argv[0], env["PATH"], cwd)
             argv = sandbox.wrap(
@@ -73,11 +75,15 @@ class ShellExecutor:
             LOG_LIMIT_FACTOR * ctx.output_limit_bytes,
             ctx.redactor,
         )
+        created: list[Path] = []
         try:
             stdout, stderr, code = await _supervise(proc, step.stdin, ctx.output_limit_bytes, log)
         finally:
             log.close()
             procs.forget(ctx.workspace, ctx.run_id, ctx.step_id)
+            created = sandbox.undo_created(absent)
+        if created:
+            raise sandbox.created_error(created)
         if code != 0:
             raise _exit_error(code, stderr, sandboxed=sandboxed)
         return _result(step, stdout, stderr, opted_out=sandbox.opted_out(step, ctx))

@@ -179,11 +179,12 @@ def wake_at(record: RunRecord | None) -> datetime | None:
 
 def run_status(state: RunState, record: RunRecord | None) -> RunStatus:
     """The run's status from its events (a retry's backoff is `waiting` there too), except that
-    the store's `waiting` wins over `running`: a driver parks a run in the store, with its
-    wake-up, only when nothing of it runs."""
+    the store's `waiting` or `pending` wins over `running`: a driver parks a run in the store,
+    with its wake-up, only when nothing of it runs, and a run nobody has started yet (`run
+    --detach`, a control engine's, a queued thread's) is `pending` there."""
     status = cast(RunStatus, state.status)
-    if status == "running" and record is not None and record.status == "waiting":
-        return "waiting"
+    if status == "running" and record is not None and record.status in ("waiting", "pending"):
+        return record.status
     return status
 
 

@@ -111,11 +111,12 @@ def free_socket() -> socket.socket:
 
 
 @asynccontextmanager
-async def serving(folder: Path, **options: Any) -> AsyncIterator[Served]:
-    """The app over a worker engine on a free loopback port, until the block ends."""
+async def serving(folder: Path, *, mode: str = "worker", **options: Any) -> AsyncIterator[Served]:
+    """The app over an engine (a worker, unless `mode` says) on a free loopback port, until
+    the block ends."""
     (folder / "helper.py").write_text("def greet() -> str:\n    return 'hi'\n")
     db = folder / "podium.db"
-    engine = await Engine.open(db, mode="worker", workspace=folder)
+    engine = await Engine.open(db, mode=mode, workspace=folder)
     book = TokenBook(folder / "tokens.json")
     options.setdefault("heartbeat_seconds", 0.5)
     app = create_app(engine, tokens=book, workspace=folder, **options)

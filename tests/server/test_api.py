@@ -3,9 +3,14 @@ semantics (submit, list with paging, show, steer, decide, fork, prune, logs, fee
 
 from __future__ import annotations
 
+import asyncio
+import json
+from pathlib import Path
 from typing import Any
 
-from .conftest import ASKING, FLAKY, GATED, QUICK, Served
+from podium.runtime.engine import Engine
+
+from .conftest import ASKING, FLAKY, GATED, QUICK, Served, serving
 
 
 def _finished(document: dict[str, Any]) -> bool:
@@ -186,3 +191,30 @@ async def test_run_detach_leaves_the_run_for_the_server_to_claim(served: Served)
     done = await served.until(run_id, _finished)
     assert done["status"] == "succeeded"
     assert (served.folder / "bye.txt").read_text() == "bye bob"
+
+
+async def test_a_control_only_server_leaves_runs_to_a_worker(tmp_path: Path) -> None:
+    async with serving(tmp_path, mode="control") as control:
+        run_id = await control.submit(QUICK)
+        stream = asyncio.create_task(_events_of(control, run_id))
+        await asyncio.sleep(0.3)
+        assert not control.engine.is_driving(run_id)
+        shown = (await control.client.get(f"/runs/{run_id}")).json()
+        assert shown["status"] == "pending"  # nobody has started it
+        assert shown == control.cli_json("show", run_id, "--json")
+        async with await Engine.open(control.db, mode="worker", workspace=tmp_path):
+            done = await control.until(run_id, _finished)  # another engine drove it
+            kinds = await asyncio.wait_for(stream, 20)
+    assert done["status"] == "succeeded"
+    assert kinds[0] == "run.created"
+    assert kinds[-1] == "run.completed"
+
+
+async def _events_of(served: Served, run_id: str) -> list[str]:
+    """The kinds a client of the run's stream sees until it ends."""
+    kinds: list[str] = []
+    async with served.client.stream("GET", f"/runs/{run_id}/events") as reply:
+        async for line in reply.aiter_lines():
+            if line.startswith("data: "):
+                kinds.append(json.loads(line[6:])["kind"])
+    return kinds

@@ -62,7 +62,18 @@ async def test_an_invalid_workflow_or_input_is_a_422_and_records_nothing(served:
     for outside in ("../elsewhere.yaml", "/etc/passwd"):
         escaped = await served.client.post("/workflows/validate", json={"path": outside})
         assert "outside the server's workspace" in _error(escaped, 400)["message"]
+        submitted = await served.client.post("/runs", json={"path": outside})
+        assert "outside the server's workspace" in _error(submitted, 400)["message"]
+    for elsewhere in ("/", "..", "/tmp"):  # a run may write all of its workspace
+        chosen = {"path": "quick.yaml", "workspace": elsewhere}
+        refused = await served.client.post("/runs", json=chosen)
+        assert "outside the server's workspace" in _error(refused, 400)["message"]
     await _no_runs(served)
+    (served.folder / "inner").mkdir()
+    inner = {"path": "quick.yaml", "workspace": "inner", "run_id": "inside-1"}
+    assert (await served.client.post("/runs", json=inner)).status_code == 201
+    state = await served.engine.state("inside-1")
+    assert state.workspace_path == (served.folder / "inner").resolve()
 
 
 async def test_a_taken_run_id_is_a_409(served: Served) -> None:

@@ -36,7 +36,9 @@ class SubmitBody(Body):
     inputs: dict[str, Any] = Field(default_factory=dict, description="The workflow's inputs.")
     run_id: str | None = Field(None, description="Choose the run id.")
     workspace: str | None = Field(
-        None, description="Where the run works (default: the file's folder, else the server's)."
+        None,
+        description="Where the run works, a folder inside the server's workspace (default: "
+        "the file's folder, else the server's).",
     )
 
 
@@ -79,12 +81,26 @@ def source_of(body: SubmitBody | Any, root: Path) -> WorkflowSource:
     return str(file)
 
 
+def workspace_of(body: SubmitBody | Any, root: Path) -> Path | None:
+    """The folder `workspace` names, relative to the server's workspace and inside it: a run's
+    shell and file steps may write all of their workspace, so a client may not choose `/`."""
+    if not body.workspace:
+        return None
+    where = checked_workspace(root / str(body.workspace))
+    if not where.is_relative_to(root.resolve()):
+        raise UsageError(
+            f"workspace {body.workspace!r} is outside the server's workspace {root}; name a "
+            "folder inside it"
+        )
+    return where
+
+
 @router.post("/runs", status_code=201, dependencies=[require("write")])
 async def submit(body: SubmitBody, engine: EngineDep, options: OptionsDep) -> dict[str, Any]:
     """Validate and start a run (`podium run`; a control-only server leaves it for a worker).
     Returns its listing row; nothing is recorded if anything is refused."""
     source = source_of(body, options.workspace)
-    where = checked_workspace(body.workspace) if body.workspace else None
+    where = workspace_of(body, options.workspace)
     if where is None and not isinstance(source, str):
         where = options.workspace
     run_id = await engine.submit(source, body.inputs, run_id=body.run_id, workspace=where)

@@ -19,9 +19,9 @@ import httpx
 import pytest
 
 from podium.runtime.engine import Engine
-from podium.server import create_app
-from podium.server.auth import TokenBook
+from podium.server.app import create_app
 from podium.server.serving import Server, make_server
+from podium.server.tokens import TokenBook
 
 PODIUM = [sys.executable, "-m", "podium.cli.app"]
 WAIT_SECONDS = 20.0

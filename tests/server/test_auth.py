@@ -20,7 +20,7 @@ import pytest
 
 from podium.runtime.engine import Engine
 from podium.server.app import create_app
-from podium.server.auth import TokenBook, is_loopback
+from podium.server.tokens import TokenBook, is_loopback
 
 from .conftest import PODIUM, Served, serving
 

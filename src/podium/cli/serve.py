@@ -27,10 +27,8 @@ from podium.config import load_config
 from podium.errors import UsageError
 from podium.runtime.engine import Engine
 from podium.runtime.workspace import checked_workspace
-from podium.server.app import MAX_BODY_BYTES, create_app
-from podium.server.auth import TokenBook, default_tokens_path, is_loopback
-from podium.server.serving import make_server
-from podium.server.serving import serve as serve_app
+from podium.server import MAX_BODY_BYTES
+from podium.server.tokens import TokenBook, default_tokens_path, is_loopback
 from podium.store import default_store_path
 
 TokensOption = Annotated[
@@ -90,6 +88,12 @@ class _Limits:
 
 
 async def _serve(here: Session, host: str, port: int, book: TokenBook, limits: _Limits) -> int:
+    # FastAPI and uvicorn take a third of a second to import: only `podium serve` pays for them,
+    # not every other command
+    from podium.server.app import create_app
+    from podium.server.serving import make_server
+    from podium.server.serving import serve as serve_app
+
     if not is_loopback(host) and not book.records():
         raise UsageError(
             f"refusing to serve on {host} without tokens: anyone who reaches it could start "

@@ -14,12 +14,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from podium.config import ProjectConfig
 from podium.runtime.engine import Engine
-from podium.server import events, people, problems, runs, steps, ui, workflows
-from podium.server.auth import AuthPolicy, TokenBook
+from podium.server import MAX_BODY_BYTES, events, people, problems, runs, steps, ui, workflows
+from podium.server.auth import AuthPolicy
 from podium.server.deps import HEARTBEAT_SECONDS, ServerOptions
 from podium.server.problems import error_body
-
-MAX_BODY_BYTES = 1024 * 1024
+from podium.server.tokens import TokenBook
 
 
 def create_app(

@@ -272,6 +272,26 @@ async def test_the_engines_python_runs_inside(ctx: StepContext) -> None:
     assert (await run(ctx, ["python3", "-c", "print('py')"])).output == "py"
 
 
+async def test_a_read_path_or_an_engine_under_tmp_is_not_hidden_by_the_private_tmp(
+    make_ctx: ContextFactory, tmp_path: Path
+) -> None:
+    """The sandbox's /tmp is its own; what is mounted from the host's /tmp (a clean clone's
+    venv in a temporary folder, a `read` path there) must be mounted on top of it, not under."""
+    assert str(tmp_path).startswith("/tmp/")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "data.txt").write_text("under tmp\n")
+    policy = Policy(sandbox=SandboxPolicy(read=[str(shared)]))
+    assert await sh(make_ctx(policy=policy), f"cat {shared}/data.txt") == "under tmp"
+    host_file = Path("/tmp") / f"podium-probe-{uuid.uuid4().hex}"
+    host_file.write_text("host\n")
+    try:  # the rest of the host's /tmp stays out of sight
+        seen = await sh(make_ctx(policy=policy), f"cat {host_file} 2>/dev/null || echo hidden")
+    finally:
+        host_file.unlink()
+    assert seen == "hidden"
+
+
 # --- descendants -------------------------------------------------------------------------
 
 

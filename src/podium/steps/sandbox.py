@@ -93,10 +93,12 @@ def wrap(
     """The bwrap command line that runs `argv` in `cwd` inside the sandbox of `workspace`."""
     args = [BWRAP or "bwrap", "--unshare-all", "--die-with-parent", "--new-session"]
     args += _system_mounts()
+    # the private /tmp first: a mount after it may lie inside it (an engine whose venv, or a
+    # workspace, is under /tmp), and a mount before it would be hidden by it
+    args += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
     for path in dict.fromkeys([*_python_roots(), *read]):
         if os.path.exists(path):
             args += ["--ro-bind", path, path]
-    args += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
     if not probe:
         root = str(workspace.resolve())
         args += ["--bind", root, root]

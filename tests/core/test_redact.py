@@ -97,18 +97,25 @@ def test_values_and_events_are_redacted_and_clean_ones_kept() -> None:
 def test_a_secret_split_across_deltas_is_never_shown() -> None:
     secret = "ghp_" + "Q" * 36
     named = "supersecretvalue"
-    redactor = Redactor({"tok": named})
+    redactor = Redactor({"tok": named, "phrase": "open sesame now"})
     text = f"first line\ntoken {secret} and {named} then Authorization: Bearer opaque123 ok\n" * 3
-    text += PEM + "\nend of it"
+    text += PEM + "\nend of it, open sesame now and then Authorization:\n Basic opaque456 fine"
     for size in (1, 2, 3, 5, 7, 16, 33, 64, 100):
         stream = redactor.stream()
         shown = "".join(stream.feed(text[i : i + size]) for i in range(0, len(text), size))
         shown += stream.flush()
         assert shown == redactor.text(text), size
-        assert secret not in shown
-        assert named not in shown
-        assert "opaque123" not in shown
-        assert "MIIEow" not in shown
+        for hidden in (secret, named, "opaque123", "opaque456", "MIIEow", "sesame"):
+            assert hidden not in shown, (size, hidden)
+
+
+def test_live_text_ending_in_whitespace_is_shown_at_once() -> None:
+    stream = PATTERNS_ONLY.stream()
+    assert stream.feed("hello ") == "hello "
+    assert stream.feed("wor") == ""  # a token still arriving
+    assert stream.feed("ld, Authorization: Bearer ") == "world, "
+    assert stream.feed("sk-abc123 then more ") == "Authorization: Bearer [redacted] then more "
+    assert stream.flush() == ""
 
 
 @pytest.mark.parametrize(

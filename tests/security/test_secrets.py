@@ -199,7 +199,7 @@ def _cli(work: Path, *args: str) -> str:
         cwd=work,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=180,
         env={**os.environ, "COLUMNS": "400"},
     )
     return done.stdout + done.stderr
@@ -233,7 +233,7 @@ async def test_eleven_secrets_are_nowhere(
 
         followers = [asyncio.create_task(follow()), asyncio.create_task(sse())]
         state = await engine.wait(run_id)
-        await asyncio.wait_for(asyncio.gather(*followers), 30)
+        await asyncio.wait_for(asyncio.gather(*followers), 120)
         events = [stored.event.model_dump_json() async for stored in engine.events(run_id)]
     steps = state.steps
     # the markers stand where the secrets were: the matrix below can fail
@@ -319,7 +319,7 @@ def _podium(work: Path, env: dict[str, str], *args: str) -> subprocess.Popen[str
     )
 
 
-def _wait_for_step(db: Path, step: str, timeout: float = 30.0) -> None:
+def _wait_for_step(db: Path, step: str, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with (
@@ -349,7 +349,7 @@ def test_a_resumed_run_reads_its_secret_input_from_the_environment(tmp_path: Pat
     (work / "go").touch()
     # without the variable the step fails, naming the input and the variable to set
     blind = _podium(work, env, "resume", "g1")
-    out, _ = blind.communicate(timeout=60)
+    out, _ = blind.communicate(timeout=180)
     assert "input tok is a secret: set the environment variable GATED_TOKEN" in out, out
     retried = subprocess.run(
         [*PODIUM, "retry", "g1", "gate", "--db", str(work / "p.db")],
@@ -357,7 +357,7 @@ def test_a_resumed_run_reads_its_secret_input_from_the_environment(tmp_path: Pat
         env={**env, "GATED_TOKEN": value},
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=180,
     )
     assert (work / "used.txt").read_text() == value, retried.stdout + retried.stderr
     stored = _stored(work)

@@ -21,7 +21,13 @@ from podium.spec.secrets import (
 )
 
 QUICK_LOOK_CHARS = 256  # longer text is looked at with `str.find` before the patterns run
-HOLD_CHARS = 64  # a live stream's tail kept back: a secret split across deltas stays whole
+HOLD_CHARS = 64  # how far back a live stream looks for a header waiting for its value
+# at the end of a live stream: an Authorization header whose value is still to come, or a
+# dashed line still arriving (a key block's BEGIN or END line)
+_OPEN_HEADER = re.compile(
+    r"(?:[Aa]?uthorization|A?UTHORIZATION)\"?\s{0,8}[:=]?\s{0,8}\"?"
+    r"(?:[Bb]earer|BEARER|[Bb]asic|BASIC|[Tt]oken|TOKEN)?\s{0,8}\Z|-{1,5}(?:[A-Z][^\n]{0,50})?\Z"
+)
 STREAM_CAP = 64 * 1024  # a stream held back this long is let out (redacted) anyway
 
 
@@ -29,7 +35,7 @@ class Redactor:
     """Replaces secrets in text. `values` maps a name to a value (`[redacted:NAME]`), `unnamed`
     are values marked `[redacted]`; values shorter than `MIN_LITERAL` characters are left alone."""
 
-    __slots__ = ("_markers", "_regex", "longest")
+    __slots__ = ("_markers", "_regex", "spaced")
 
     def __init__(
         self, values: Mapping[str, str] | None = None, unnamed: Iterable[str] = ()
@@ -42,7 +48,7 @@ class Redactor:
             if len(value) >= MIN_LITERAL:
                 markers[value] = f"[redacted:{name}]"
         self._markers = markers
-        self.longest = max(map(len, markers), default=0)
+        self.spaced = max((len(v) for v in markers if any(c.isspace() for c in v)), default=0)
         if markers:
             self._regex = re.compile(pattern_source(sorted(markers, key=len, reverse=True)))
         else:
@@ -116,29 +122,33 @@ class Redactor:
 
 
 class StreamRedactor:
-    """Redacts live output arriving in pieces: `feed` returns what may be shown now, keeping back
-    a tail (to the last whitespace at least `HOLD_CHARS` from the end, and any secret that
-    reaches the tail) so a secret split across two pieces is seen whole; `flush` the rest."""
+    """Redacts live output arriving in pieces: `feed` returns what may be shown now and keeps
+    back what a secret split across two pieces could be part of — the text after the last
+    whitespace (a token still arriving), an `Authorization:` header still waiting for its value
+    or a key block's BEGIN line, any secret that reaches the tail (a key block until its END),
+    and the last
+    characters when a secret value holds whitespace — so it is seen whole; `flush` the rest.
+    Text ending in whitespace is shown at once."""
 
     __slots__ = ("_held", "_hold", "_redactor")
 
     def __init__(self, redactor: Redactor) -> None:
         self._redactor = redactor
         self._held = ""
-        self._hold = max(HOLD_CHARS, redactor.longest)
+        self._hold = redactor.spaced  # the longest secret value holding whitespace
 
     def feed(self, text: str) -> str:
         buffer = self._held + text
         limit = len(buffer) - self._hold
-        if limit <= 0:
-            self._held = buffer
-            return ""
-        cut = max(buffer.rfind(c, 0, limit) for c in " \n\t\r") + 1
+        cut = max(buffer.rfind(c, 0, limit) for c in " \n\t\r") + 1 if limit > 0 else 0
+        header = _OPEN_HEADER.search(buffer, max(0, len(buffer) - HOLD_CHARS))
+        if header is not None:
+            cut = min(cut, header.start())
         if cut <= 0:
             if len(buffer) < STREAM_CAP:
                 self._held = buffer
                 return ""
-            cut = limit
+            cut = len(buffer) - max(self._hold, HOLD_CHARS)
         shown, self._held = self._split(buffer, cut)
         return shown
 

@@ -25,6 +25,7 @@ from podium.core.happenings import (
     Report,
     TakenOver,
 )
+from podium.core.redact import StreamRedactor
 from podium.core.state import RunState
 from podium.core.turn import Turn, take_turn
 from podium.errors import ConcurrencyError, PodiumError, StepExecutionError, StoreError
@@ -83,7 +84,7 @@ class _Sink:
     def __init__(self, driver: RunDriver, step_id: str) -> None:
         self._driver = driver
         self._step_id = step_id
-        self._stream = driver.state.redactor.stream()
+        self._stream: StreamRedactor | None = None  # made at the first delta: most steps send none
 
     def report(self, report: Report) -> None:
         self._driver.post(report)
@@ -94,10 +95,13 @@ class _Sink:
         await committed
 
     def delta(self, text: str) -> None:
+        if self._stream is None:
+            self._stream = self._driver.state.redactor.stream()
         self._publish(self._stream.feed(text))
 
     def flush(self) -> None:
-        self._publish(self._stream.flush())
+        if self._stream is not None:
+            self._publish(self._stream.flush())
 
     def _publish(self, text: str) -> None:
         if text:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -438,22 +439,26 @@ EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 EVENT_LIST_ADAPTER: TypeAdapter[list[Event]] = TypeAdapter(list[Event])
 
 
+_UNTIMED = {"at"}
+
+
 def encode(event: Event) -> bytes:
-    """Compact JSON without the `kind` tag (stored beside it) and without default-valued fields."""
-    return event.__pydantic_serializer__.to_json(event, exclude_defaults=True)
+    """Compact JSON without the `kind` tag and the time `at` (both stored beside it: `at` as
+    Unix seconds, which keep its microseconds) and without default-valued fields."""
+    return event.__pydantic_serializer__.to_json(event, exclude_defaults=True, exclude=_UNTIMED)
 
 
-def _tagged(kind: str, data: bytes | str) -> str:
+def _tagged(kind: str, at: float, data: bytes | str) -> str:
+    """The event's whole JSON. Rows written before `at` left the JSON still hold it: their own
+    (the same instant) comes later and wins."""
     text = data.decode() if isinstance(data, bytes) else data
-    return f'{{"kind":"{kind}",{text[1:]}' if len(text) > 2 else f'{{"kind":"{kind}"}}'
+    head = f'{{"kind":"{kind}","at":{at!r}'
+    return f"{head},{text[1:]}" if len(text) > 2 else head + "}"
 
 
-def decode(kind: str, data: bytes | str) -> Event:
-    return EVENT_ADAPTER.validate_json(_tagged(kind, data))
-
-
-def decode_many(rows: list[tuple[str, bytes | str]]) -> list[Event]:
-    """Decode many (kind, data) rows in one call: much faster than one by one."""
+def decode_many(rows: Sequence[tuple[str, float, bytes | str]]) -> list[Event]:
+    """Decode many (kind, at, data) rows in one call: much faster than one by one."""
     if not rows:
         return []
-    return EVENT_LIST_ADAPTER.validate_json("[" + ",".join(_tagged(k, d) for k, d in rows) + "]")
+    joined = ",".join(_tagged(k, at, d) for k, at, d in rows)
+    return EVENT_LIST_ADAPTER.validate_json("[" + joined + "]")

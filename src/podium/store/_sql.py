@@ -70,9 +70,9 @@ INSERT_EVENT = (
     " MAX(COALESCE((SELECT MAX(position) FROM events), 0),"
     " (SELECT last FROM position_floor WHERE id = 1)) + 1)"
 )
-READ_EVENTS = "SELECT kind, data, seq FROM events WHERE run_id = ? AND seq > ? ORDER BY seq"
+READ_EVENTS = "SELECT kind, at, data, seq FROM events WHERE run_id = ? AND seq > ? ORDER BY seq"
 READ_ALL_EVENTS = (
-    "SELECT kind, data, run_id, seq, position FROM events WHERE position > ?"
+    "SELECT kind, at, data, run_id, seq, position FROM events WHERE position > ?"
     " ORDER BY position LIMIT ?"
 )
 KEEP_POSITION_FLOOR = (

@@ -43,10 +43,15 @@ from podium.store.base import (
 _LIVE = ("pending", "running", "waiting")
 
 
+def _row(event: Event) -> tuple[str, float, bytes]:
+    """An event as the SQLite store keeps it: kind, Unix time, the JSON of the rest."""
+    return (event.kind, event.at.timestamp(), encode(event))
+
+
 @dataclass(slots=True)
 class _Run:
     record: RunRecord
-    rows: list[tuple[str, bytes | str]] = field(default_factory=list)
+    rows: list[tuple[str, float, bytes]] = field(default_factory=list)
 
 
 class MemoryEventStore:
@@ -100,7 +105,7 @@ class MemoryEventStore:
             lease_expires_at=expires_at if leased else None,
             thread=created.thread,
         )
-        rows: list[tuple[str, bytes | str]] = [(e.kind, encode(e)) for e in (created, *then)]
+        rows = [_row(e) for e in (created, *then)]
         self._runs[created.run_id] = _Run(record, rows)
         self._number(created.run_id, 1, len(rows))
         self._changes.fire()
@@ -117,7 +122,7 @@ class MemoryEventStore:
         consumed_signals: Sequence[int] = (),
         wake_at: datetime | None = None,
     ) -> int:
-        rows: list[tuple[str, bytes | str]] = [(e.kind, encode(e)) for e in events]
+        rows = [_row(e) for e in events]
         run = self._run(run_id)
         record = run.record
         if record.last_seq != expected_seq or record.epoch != epoch:

@@ -204,11 +204,11 @@ class SQLiteEventStore:
 
     async def read(self, run_id: str, *, after_seq: int = 0) -> list[StoredEvent]:
         rows = await self._db.read(self._read_rows, run_id, after_seq)
-        events = decode_many([(kind, data) for kind, data, _ in rows])
-        return [StoredEvent(run_id, row[2], e) for row, e in zip(rows, events, strict=True)]
+        events = decode_many([(kind, at, data) for kind, at, data, _ in rows])
+        return [StoredEvent(run_id, row[3], e) for row, e in zip(rows, events, strict=True)]
 
-    def _read_rows(self, run_id: str, after_seq: int) -> list[tuple[str, bytes, int]]:
-        rows: list[tuple[str, bytes, int]] = self._conn.execute(
+    def _read_rows(self, run_id: str, after_seq: int) -> list[tuple[str, float, bytes, int]]:
+        rows: list[tuple[str, float, bytes, int]] = self._conn.execute(
             sql.READ_EVENTS, (run_id, after_seq)
         ).fetchall()
         if not rows:
@@ -217,9 +217,9 @@ class SQLiteEventStore:
 
     async def read_all(self, *, after: int = 0, limit: int = 1000) -> list[tuple[int, StoredEvent]]:
         rows = await self._db.read(self._db.fetch_all, sql.READ_ALL_EVENTS, (after, limit))
-        events = decode_many([(row[0], row[1]) for row in rows])
+        events = decode_many([(row[0], row[1], row[2]) for row in rows])
         return [
-            (row[4], StoredEvent(row[2], row[3], e)) for row, e in zip(rows, events, strict=True)
+            (row[5], StoredEvent(row[3], row[4], e)) for row, e in zip(rows, events, strict=True)
         ]
 
     async def get_run(self, run_id: str) -> RunRecord:

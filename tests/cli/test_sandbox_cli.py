@@ -11,6 +11,8 @@ import time
 import uuid
 from pathlib import Path
 
+from tests.processes import survivors
+
 from .conftest import Cli, wait_until
 
 ESCAPERS = 3  # setsid, nohup and a double fork
@@ -35,22 +37,6 @@ steps:
 """
 
 
-def _survivors(marker: str) -> list[int]:
-    """Live (not zombie) processes whose argv holds a `marker-*` token (a heartbeat's $0)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state != "Z" and any(arg.startswith(f"{marker}-".encode()) for arg in argv):
-            found.append(int(entry.name))
-    return found
-
-
 def _beats(folder: Path) -> dict[str, str]:
     return {path.name: path.read_text() for path in folder.glob("beat-*")}
 
@@ -62,14 +48,14 @@ def _kill_engine_while_escapers_beat(cli: Cli, marker: str, *, sandbox: bool) ->
     cli.write("detaching.yaml", spec)
     engine = cli.start("run", "detaching.yaml", "--run-id", "d1")
     wait_until(lambda: len(_beats(cli.folder)) == ESCAPERS, "the three heartbeats to start")
-    assert len(_survivors(marker)) == ESCAPERS  # the probe sees them while they live
+    assert len(survivors(marker)) == ESCAPERS  # the probe sees them while they live
     engine.send_signal(signal.SIGKILL)
     engine.communicate(timeout=10)
 
 
 def _gone_and_silent(cli: Cli, marker: str) -> bool:
     """No survivor, and no heartbeat file changes over six heartbeat periods."""
-    if _survivors(marker):
+    if survivors(marker):
         return False
     before = _beats(cli.folder)
     time.sleep(0.3)
@@ -89,7 +75,7 @@ def test_descendants_of_a_sandboxed_step_die_with_a_killed_engine_and_after_resu
     doc = cli.show("d1")
     assert doc["status"] == "succeeded"
     assert doc["steps"][0]["output"] == "resumed"
-    assert _survivors(marker) == []
+    assert survivors(marker) == []
     assert _gone_and_silent(cli, marker)
 
 
@@ -100,9 +86,9 @@ def test_unsandboxed_the_same_descendants_outlive_the_engine_and_resume(cli: Cli
         resumed = cli("resume", "d1")
         assert resumed.returncode == 0, resumed.stdout + resumed.stderr
         time.sleep(0.3)
-        assert len(_survivors(marker)) >= 1  # setsid/nohup/double fork escape the group kill
+        assert len(survivors(marker)) >= 1  # setsid/nohup/double fork escape the group kill
     finally:
-        for pid in _survivors(marker):
+        for pid in survivors(marker):
             os.kill(pid, signal.SIGKILL)
 
 

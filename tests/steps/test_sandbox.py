@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.processes import survivors
 
 from podium.config import load_config
 from podium.errors import StepExecutionError
@@ -310,22 +311,6 @@ def _escapers(workspace: Path, marker: str) -> str:
     )
 
 
-def _survivors(marker: str) -> list[int]:
-    """Live processes whose own argv names `marker` (a heartbeat loop's $0)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if any(arg.startswith(f"{marker}-".encode()) for arg in argv) and state != "Z":
-            found.append(int(entry.name))
-    return found
-
-
 def _beats(workspace: Path, marker: str) -> dict[Path, str]:
     return {p: p.read_text() for p in workspace.glob(f"beat-{marker}-*")}
 
@@ -339,9 +324,9 @@ async def _started(workspace: Path, marker: str) -> None:
 
 async def _assert_all_gone(workspace: Path, marker: str) -> None:
     deadline = time.monotonic() + 3
-    while _survivors(marker) and time.monotonic() < deadline:
+    while survivors(marker) and time.monotonic() < deadline:
         await asyncio.sleep(0.05)  # the kernel tears the namespace down asynchronously
-    assert _survivors(marker) == []
+    assert survivors(marker) == []
     beats = _beats(workspace, marker)
     await asyncio.sleep(0.3)  # six heartbeat periods: a live loop would have written again
     assert _beats(workspace, marker) == beats
@@ -351,7 +336,7 @@ async def test_every_descendant_dies_on_timeout(ctx: StepContext, workspace: Pat
     marker = f"m{uuid.uuid4().hex}"
     task = asyncio.create_task(sh(ctx, _escapers(workspace, marker)))
     await _started(workspace, marker)
-    assert len(_survivors(marker)) == 3  # the probe sees them while they live
+    assert len(survivors(marker)) == 3  # the probe sees them while they live
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(task, 0.01)
     await _assert_all_gone(workspace, marker)
@@ -376,10 +361,10 @@ async def test_without_the_sandbox_a_setsid_child_survives(
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    survivors = _survivors(marker)
-    for pid in survivors:
+    alive = survivors(marker)
+    for pid in alive:
         os.kill(pid, 9)
-    assert len(survivors) >= 1
+    assert len(alive) >= 1
 
 
 # --- no bubblewrap -----------------------------------------------------------------------

@@ -217,14 +217,14 @@ async def test_eleven_secrets_are_nowhere(
         f"token for you: {s['github']}\ncallback https://x.test/cb?api_key={s['query']}&next=1\n"
     ).encode()
     work = _project(tmp_path, s)
-    live: list[str] = []
+    live: list[tuple[str, str]] = []  # (step, text): two steps stream at once, interleaved
     streamed: list[str] = []
     async with await Engine.open(work / "p.db", workspace=work, config=_config(work)) as engine:
         run_id = await engine.submit(_workflow(s, listener), {"tok": s["input"]})
 
         async def follow() -> None:
-            async for _step, text in engine.deltas(run_id):
-                live.append(text)
+            async for step, text in engine.deltas(run_id):
+                live.append((step, text))
 
         async def sse() -> None:  # what `podium serve` streams: events and live deltas
             async for message in run_stream(engine, run_id, 0):
@@ -251,8 +251,9 @@ async def test_eleven_secrets_are_nowhere(
     assert "deploy refused token [redacted:DEPLOY_TOKEN]" in (steps["deploy"].error or "")
     assert "Bearer [redacted]" in steps["ask"].output
     assert "[redacted:tok]" in (steps["fail"].error or "")
-    shown = "".join(live)
-    assert "streaming [redacted:DEPLOY_TOKEN] done" in shown, live
+    shown = "".join(text for _, text in live)
+    by_step = "".join(text for step, text in live if step == "stream")
+    assert by_step == "streaming [redacted:DEPLOY_TOKEN] done\n", live
     assert any("[redacted:DEPLOY_TOKEN]" in data for data in streamed)
     places = _places(work, run_id, events, shown, spans)
     places.append(("SSE stream", "\n".join(streamed)))

@@ -160,13 +160,13 @@ class InProcessBackend:
 
 
 def redacted(outcome: AttemptOutcome, redactor: Redactor) -> AttemptOutcome:
-    """The outcome with every secret of its output, meta and error replaced, before it comes
-    back (and before a span records its error)."""
-    output, meta = redactor.value(outcome.output), redactor.value(outcome.meta)
-    error = redactor.text(outcome.error) if outcome.error is not None else None
-    if output is outcome.output and meta is outcome.meta and error == outcome.error:
+    """The outcome with every secret of its error replaced, before a span records it. Its
+    output and meta are not walked here: the core redacts the event the outcome becomes
+    (core/turn.py), the one place every event passes."""
+    if outcome.error is None:
         return outcome
-    return dataclasses.replace(outcome, output=output, meta=meta, error=error)
+    error = redactor.text(outcome.error)
+    return outcome if error is outcome.error else dataclasses.replace(outcome, error=error)
 
 
 def _kind(step: StepBase) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from podium.core import events as ev
 from podium.errors import UsageError
 from podium.runtime.bus import EventBus
 from podium.runtime.engine import Engine
+from podium.runtime.pruning import prune_runs
 from podium.store.base import RunStatus, StoredEvent
 from podium.store.memory import MemoryEventStore
 
@@ -127,3 +129,48 @@ async def test_live_deltas_stream_while_the_run_is_driven(tmp_path: Path) -> Non
         assert texts == [("m", "partial ")]
         assert (await engine.wait(run_id)).status == "succeeded"
         assert [f async for f in engine.deltas(run_id)] == []  # nobody drives it: nothing
+
+
+async def test_the_read_cache_catches_up_with_what_another_engine_commits(tmp_path: Path) -> None:
+    """Engine.latest keeps a state and folds only the events committed since: it ends equal to
+    a replay of the log, read concurrently or not."""
+    db = tmp_path / "p.db"
+    async with (
+        await Engine.open(db, workspace=tmp_path) as worker,
+        await Engine.open(db, mode="control", workspace=tmp_path) as reader,
+    ):
+        run_id = await worker.submit(chain(30))
+        seen: list[int] = []
+        while (record := await reader.store.get_run(run_id)).status != "succeeded":
+            states = await asyncio.gather(*(reader.latest(record) for _ in range(4)))
+            assert len({id(s) for s in states}) == 1  # one shared state, folded once
+            seen.append(states[0].seq)
+            assert states[0].seq >= record.last_seq
+            await asyncio.sleep(0.005)
+        await worker.wait(run_id)
+        cached = await reader.latest(record)
+        fresh = await reader.state(run_id)
+        assert cached is not fresh
+        assert cached.seq == fresh.seq == record.last_seq
+        assert {s: v.status for s, v in cached.steps.items()} == {
+            s: v.status for s, v in fresh.steps.items()
+        }
+        assert [v.output for v in cached.steps.values()] == list(range(30))
+        assert len(set(seen)) > 1  # it was read while the run moved on
+
+
+async def test_a_run_pruned_and_created_again_under_its_id_is_read_afresh(tmp_path: Path) -> None:
+    async with await Engine.open(tmp_path / "p.db", workspace=tmp_path) as engine:
+        await engine.run(chain(3), run_id="same")
+        first = await engine.latest(await engine.store.get_run("same"))
+        assert len(first.steps) == 3
+        await prune_runs(
+            engine.store,
+            cutoff=datetime.now(UTC) + timedelta(days=1),
+            statuses=["succeeded"],
+            dry_run=False,
+        )
+        await engine.run(chain(5), run_id="same")
+        again = await engine.latest(await engine.store.get_run("same"))
+        assert len(again.steps) == 5
+        assert again is not first

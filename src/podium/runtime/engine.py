@@ -38,7 +38,7 @@ from podium.runtime.feedback import record_feedback
 from podium.runtime.fork import start_fork
 from podium.runtime.parking import Waker
 from podium.runtime.protected import protected_paths
-from podium.runtime.reads import committed_state, follow_all, follow_deltas, follow_run
+from podium.runtime.reads import StateCache, committed_state, follow_all, follow_deltas, follow_run
 from podium.runtime.runner import LeasePolicy, RunDriver
 from podium.runtime.secrets import run_secrets
 from podium.runtime.services import AgentServices
@@ -137,6 +137,7 @@ class Engine:
         self.children = ChildRuns(self, workflows)  # `workflow` steps' child runs
         self._resuming = asyncio.Lock()
         self.secret_inputs: dict[str, str] = {}  # placeholder -> value of the runs submitted here
+        self._read_states = StateCache(self.store)
 
     @classmethod
     async def open(cls, url: str | os.PathLike[str] | None = None, **options: Any) -> Engine:
@@ -281,6 +282,14 @@ class Engine:
         return await committed_state(self.store, run_id)
 
     snapshot = state
+
+    async def latest(self, record: RunRecord) -> RunState:
+        """The run's committed state to render, not to change: shared with other readers and
+        valid until the next await (a server's pages poll it; see reads.StateCache)."""
+        driver = self._drivers.get(record.run_id)
+        if driver is not None and driver.committed:
+            return driver.state
+        return await self._read_states.latest(record)
 
     def is_driving(self, run_id: str) -> bool:
         return run_id in self._tasks

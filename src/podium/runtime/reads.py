@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 
-from podium.core.fold import replay
+from podium.core.fold import apply, replay
 from podium.core.state import RunState
 from podium.runtime.bus import EventBus, Subscription
-from podium.store.base import TERMINAL_STATUSES, EventStore, StoredEvent
+from podium.store.base import TERMINAL_STATUSES, EventStore, RunRecord, StoredEvent
 
 FOLLOW_WAIT_SECONDS = 1.0
 
@@ -20,6 +22,38 @@ FOLLOW_WAIT_SECONDS = 1.0
 async def committed_state(store: EventStore, run_id: str) -> RunState:
     """The run as its committed events say: a replay of the store's log."""
     return replay(stored.event for stored in await store.read(run_id))
+
+
+class StateCache:
+    """Committed states kept for reading, each brought up to date with only the events
+    committed since it was last read: a page that polls a 2,000-step run costs a short read
+    instead of a 60 ms replay. The states are shared: render one before the next await and
+    never change it (engine.state gives a state of one's own). Holds the `size` runs read last;
+    a run pruned and created again under its id (a new `created_at`) is read afresh."""
+
+    def __init__(self, store: EventStore, size: int = 64) -> None:
+        self._store = store
+        self._size = size
+        self._states: OrderedDict[str, tuple[datetime, RunState]] = OrderedDict()
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def latest(self, record: RunRecord) -> RunState:
+        run_id = record.run_id
+        lock = self._locks.setdefault(run_id, asyncio.Lock())
+        async with lock:  # readers of one run share one replay, and fold each event once
+            cached = self._states.get(run_id)
+            if cached is None or cached[0] != record.created_at:
+                state = await committed_state(self._store, run_id)
+            else:
+                state = cached[1]
+                for stored in await self._store.read(run_id, after_seq=state.seq):
+                    apply(state, stored.event)
+            self._states[run_id] = (record.created_at, state)
+            self._states.move_to_end(run_id)
+            while len(self._states) > self._size:
+                evicted, _ = self._states.popitem(last=False)
+                self._locks.pop(evicted, None)
+            return state
 
 
 async def follow_run(

@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 from pydantic import BaseModel, ConfigDict
 
 from podium.config import ProjectConfig
+from podium.core.state import RunState
 from podium.runtime.engine import Engine
 
 HEARTBEAT_SECONDS = 15.0
@@ -51,3 +52,9 @@ class Body(BaseModel):
 async def existing_run(engine: Engine, run_id: str) -> str:
     """`run_id` if the store has it; RunNotFoundError (404) otherwise."""
     return (await engine.store.get_run(run_id)).run_id
+
+
+async def run_view(engine: Engine, run_id: str) -> RunState:
+    """The run's committed state to render (a 404 if there is none): shared and cached, so
+    read it before the next await and never change it (Engine.latest)."""
+    return await engine.latest(await engine.store.get_run(run_id))

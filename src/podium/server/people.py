@@ -124,7 +124,7 @@ async def threads(engine: EngineDep) -> list[dict[str, Any]]:
 async def thread(thread: str, engine: EngineDep) -> list[dict[str, Any]]:
     """One thread's runs (`podium threads T --json`)."""
     records = await thread_runs(engine.store, thread)
-    return [views.thread_run_document(r, await engine.state(r.run_id)) for r in records]
+    return [views.thread_run_document(r, await engine.latest(r)) for r in records]
 
 
 @router.post("/threads/messages", status_code=201, dependencies=[require("write")])

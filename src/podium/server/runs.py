@@ -130,14 +130,14 @@ async def list_runs(
     if len(page) > limit:
         page = page[:limit]
         response.headers["X-Next-Cursor"] = page[-1].run_id
-    return [views.run_document(r, await engine.state(r.run_id)) for r in page]
+    return [views.run_document(r, await engine.latest(r)) for r in page]
 
 
 @router.get("/runs/{run_id}", dependencies=[require("read")])
 async def show(run_id: str, engine: EngineDep) -> dict[str, Any]:
     """The run's full state (`podium show RUN --json`)."""
     record = await engine.store.get_run(run_id)
-    return views.show_document(await engine.state(run_id), record)
+    return views.show_document(await engine.latest(record), record)
 
 
 def _accepted(run_id: str, action: str, driving: bool, **more: Any) -> Any:

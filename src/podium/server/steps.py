@@ -13,7 +13,7 @@ from podium.core.fold import replay
 from podium.core.state import require_step
 from podium.runtime.logs import log_entries
 from podium.server.auth import require
-from podium.server.deps import Body, EngineDep
+from podium.server.deps import Body, EngineDep, run_view
 from podium.server.problems import ApiError
 from podium.stepviews import step_detail_document
 
@@ -63,13 +63,13 @@ async def feedback(
 @router.get("/runs/{run_id}/plans", dependencies=[require("read")])
 async def plans(run_id: str, engine: EngineDep) -> dict[str, list[Any]]:
     """Every plan step's versions, oldest first (the `plans` of `podium show --json`)."""
-    return {sid: plan.versions for sid, plan in (await engine.state(run_id)).plans.items()}
+    return {sid: plan.versions for sid, plan in (await run_view(engine, run_id)).plans.items()}
 
 
 @router.get("/runs/{run_id}/plans/{step_id}", dependencies=[require("read")])
 async def plan_versions(run_id: str, step_id: str, engine: EngineDep) -> list[Any]:
     """One plan step's versions, oldest first, to compare side by side."""
-    state = await engine.state(run_id)
+    state = await run_view(engine, run_id)
     require_step(state, step_id)
     plan = state.plans.get(step_id)
     if plan is None:

@@ -16,7 +16,7 @@ from starlette.types import Scope
 from podium.core.state import require_step
 from podium.pictures import run_picture
 from podium.server.auth import require
-from podium.server.deps import EngineDep
+from podium.server.deps import EngineDep, run_view
 from podium.spec.model import PlanStep
 from podium.spec.plan import plan_schema
 from podium.svg import svg
@@ -66,7 +66,7 @@ async def page() -> FileResponse:
 async def graph(run_id: str, engine: EngineDep) -> Response:
     """The run's graph as SVG (`podium graph RUN --format svg`): plan children grouped under
     their plan, each node `<g id="step-ID">`."""
-    picture = run_picture(await engine.state(run_id))
+    picture = run_picture(await run_view(engine, run_id))
     headers = {"Content-Security-Policy": DRAWING_POLICY, "X-Content-Type-Options": "nosniff"}
     return Response(svg(picture), media_type="image/svg+xml", headers=headers)
 
@@ -75,7 +75,7 @@ async def graph(run_id: str, engine: EngineDep) -> Response:
 async def edit_schema(run_id: str, step_id: str, engine: EngineDep) -> dict[str, Any]:
     """What an approval's edit of this step must fit: a plan step's plan (for the kinds it may
     generate), else the step's own fields (an edit replaces some of them)."""
-    state = await engine.state(run_id)
+    state = await run_view(engine, run_id)
     spec = require_step(state, step_id).spec
     if isinstance(spec, PlanStep):
         return {"subject": "plan", "schema": plan_schema(spec.kinds)}

@@ -22,7 +22,7 @@ from podium.runtime.engine import Engine
 from podium.server.app import create_app
 from podium.server.tokens import TokenBook, is_loopback
 
-from .conftest import PODIUM, Served, serving
+from .conftest import PODIUM, QUICK, Served, serving
 
 API_TAGS = {"runs", "steps", "people", "workflows", "events"}
 # (method, path, body, the scope it needs); the run does not exist, so passing auth is a 404
@@ -223,3 +223,15 @@ def test_a_served_process_with_tokens_requires_them(tmp_path: Path) -> None:
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "tokens required" in out
+
+
+async def test_feedback_is_recorded_as_given_by_the_token(guarded: Served) -> None:
+    secret, _ = guarded.tokens.create(["write"], name="reviewer-bot")
+    guarded.client.headers["Authorization"] = f"Bearer {secret}"
+    run_id = await guarded.submit(QUICK)
+    await guarded.until(run_id, lambda doc: doc["status"] == "succeeded")
+    rated = await guarded.client.post(f"/runs/{run_id}/steps/hello/feedback", json={"rating": "up"})
+    assert rated.status_code == 201, rated.text
+    assert [entry["who"] for entry in rated.json()["feedback"]] == ["token:reviewer-bot"]
+    logged = [json.loads(line) for line in guarded.cli("events", run_id, "--json").stdout.splitlines()]
+    assert [e["who"] for e in logged if e["kind"] == "step.feedback"] == ["token:reviewer-bot"]

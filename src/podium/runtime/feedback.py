@@ -44,16 +44,23 @@ class _Host(Protocol):
 
 
 async def record_feedback(
-    engine: _Host, run_id: str, step_id: str, rating: str, comment: str | None = None
+    engine: _Host,
+    run_id: str,
+    step_id: str,
+    rating: str,
+    comment: str | None = None,
+    *,
+    who: str | None = None,
 ) -> bool:
     """Rate finished step `step_id` of `run_id` up or down, with an optional comment (at most
-    2,000 characters), as the OS user running this. True once it is in the run's log; False if
+    2,000 characters), as `who` (the server gives its caller's token), else the OS user
+    running this. True once it is in the run's log; False if
     it waits in the inbox for the run's busy driver. StepNotFoundError, InvalidTransitionError
     or UsageError (nothing recorded) if it does not fit."""
     store = engine.store
     state = await committed_state(store, run_id)
     now = await store.now()
-    event = feedback_event(state, step_id, rating, comment=comment, who=_who(), now=now)
+    event = feedback_event(state, step_id, rating, comment=comment, who=who or _who(), now=now)
     event = state.redactor.model(event)  # the signal is stored too: no key in a comment
     signal_id = await store.post_signal(run_id, "feedback", feedback_payload(event))
     return await _settle(store, run_id, signal_id, seen=state.seq)

@@ -3,7 +3,7 @@ logs RUN [STEP] --json`, as a list), a rating (`podium feedback`), and plan vers
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import Field
@@ -15,6 +15,7 @@ from podium.runtime.logs import log_entries
 from podium.server.auth import require
 from podium.server.deps import Body, EngineDep, run_view
 from podium.server.problems import ApiError
+from podium.server.tokens import TokenRecord
 from podium.stepviews import step_detail_document
 
 router = APIRouter(tags=["steps"])
@@ -45,15 +46,19 @@ async def logs(
     return await log_entries(engine.store, run_id, state.workspace_path, step)
 
 
-@router.post(
-    "/runs/{run_id}/steps/{step_id}/feedback", status_code=201, dependencies=[require("write")]
-)
+@router.post("/runs/{run_id}/steps/{step_id}/feedback", status_code=201)
 async def feedback(
-    run_id: str, step_id: str, body: FeedbackBody, engine: EngineDep
+    run_id: str,
+    step_id: str,
+    body: FeedbackBody,
+    engine: EngineDep,
+    token: Annotated[TokenRecord | None, require("write")],
 ) -> dict[str, Any]:
-    """Rate a finished step up or down, with an optional comment."""
+    """Rate a finished step up or down, with an optional comment; it is recorded as given by
+    the caller's token (`token:NAME`), or by the server's OS user where no token is needed."""
     await engine.store.get_run(run_id)
-    recorded = await engine.feedback(run_id, step_id, body.rating, body.comment)
+    who = f"token:{token.name}" if token is not None else None
+    recorded = await engine.feedback(run_id, step_id, body.rating, body.comment, who=who)
     notes = (await engine.state(run_id)).feedback.get(step_id, [])
     return views.feedback_document(
         run_id, step_id, body.rating, body.comment, recorded=recorded, notes=notes

@@ -8,9 +8,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from tests.runtime._threads import Model, model, project
+
 from podium.runtime.engine import Engine
 
 from .conftest import ASKING, FLAKY, GATED, QUICK, Served, serving
+
+__all__ = ["model"]  # the threads' function-model fixture
 
 
 def _finished(document: dict[str, Any]) -> bool:
@@ -218,3 +222,29 @@ async def _events_of(served: Served, run_id: str) -> list[str]:
             if line.startswith("data: "):
                 kinds.append(json.loads(line[6:])["kind"])
     return kinds
+
+
+async def test_a_message_posted_to_a_thread_is_answered_by_an_agent(
+    tmp_path: Path, model: Model
+) -> None:
+    project(tmp_path, {"assistant": "Answers anything."})
+    async with serving(tmp_path) as served:
+        posted = await served.client.post("/threads/messages", json={"message": "hello"})
+        assert posted.status_code == 201, posted.text
+        asked = posted.json()
+        assert asked["agent"] == "assistant"
+        assert asked["new_thread"] is True
+        done = await served.until(asked["run_id"], lambda doc: doc["status"] == "succeeded")
+        assert done["status"] == "succeeded"
+        again = await served.client.post(
+            "/threads/messages", json={"message": "and again", "thread": asked["thread"]}
+        )
+        assert again.status_code == 201, again.text
+        assert again.json()["new_thread"] is False
+        await served.until(again.json()["run_id"], lambda doc: doc["status"] == "succeeded")
+        runs = (await served.client.get(f"/threads/{asked['thread']}/runs")).json()
+        assert [r["run_id"] for r in runs] == [
+            again.json()["run_id"],
+            asked["run_id"],
+        ]  # newest first
+        assert [c.messages[-1].content for c in model.asked("assistant")] == ["hello", "and again"]

@@ -110,6 +110,26 @@ async def test_the_all_runs_stream_uses_global_positions(served: Served) -> None
     assert [(m.data["run_id"], m.data["seq"]) for m in more] == [(late, 1), (late, 2)]
 
 
+async def test_the_all_runs_stream_can_start_at_the_newest_event(served: Served) -> None:
+    """`?tail=true`: a page that has just read the runs list gets only what commits next, not
+    every run's history; a Last-Event-ID still resumes where it says."""
+    old = await served.submit(QUICK)
+    await served.until(old, lambda d: d["status"] == "succeeded")
+    head = await served.engine.store.last_position()
+    async with served.client.stream("GET", "/events?tail=true") as reply:
+        assert reply.status_code == 200
+        late = await served.submit(QUICK)
+        got = []
+        async for message in messages(reply):
+            got.append(message)
+            if len(got) == 2:
+                break
+    assert [(m.data["run_id"], m.data["seq"]) for m in got] == [(late, 1), (late, 2)]
+    assert all(int(m.id or 0) > head for m in got)
+    resumed, _ = await _read(served.client, "/events?tail=true", "1", 1)
+    assert (resumed[0].data["run_id"], resumed[0].data["seq"]) == (old, 2)
+
+
 @pytest.mark.slow
 async def test_a_hundred_clients_reconnecting_at_random_get_every_event_once(
     served: Served,

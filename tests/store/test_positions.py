@@ -69,9 +69,17 @@ async def test_pruning_never_lets_a_position_be_given_again(store: EventStore) -
     end = [RunCompleted(at=later(30), outcome="succeeded")]
     await store.append("run_new", end, expected_seq=last, epoch=0, status="succeeded")
     highest = (await _everything(store))[-1][0]
+    assert await store.last_position() == highest
     assert [r.run_id for r in await store.prune()] == ["run_new"]
+    assert await store.last_position() == highest  # the newest events went; their place stays
     assert {r for _, r, _ in await _everything(store)} == {"run_old"}
     await store.create_run(created("run_next"), workflow_name="wf")
     fresh = await store.read_all(after=highest)
     assert [(s.run_id, s.seq) for _, s in fresh] == [("run_next", 1)]
     assert fresh[0][0] > highest
+    assert await store.last_position() == fresh[0][0]
+
+
+async def test_a_new_store_has_given_no_position(store: EventStore) -> None:
+    assert await store.last_position() == 0
+    assert await store.read_all(after=await store.last_position()) == []

@@ -46,9 +46,16 @@ async def all_events(
     after: int | None = Query(
         None, ge=0, description="Start after this position (or Last-Event-ID)."
     ),
+    tail: bool = Query(
+        False,
+        description="Start at the newest event: only what commits from now on (a page that "
+        "has just read the runs list). Last-Event-ID or `after` win over it.",
+    ),
 ) -> Any:
     """Every run's committed events as they commit, from whichever process commits them;
     reconnect with Last-Event-ID to get exactly what was missed. Live model text is streamed on
     a run's own stream only."""
     start = sse.last_event_id(last_event_id, after)
+    if tail and not (last_event_id or "").strip() and after is None:
+        start = await engine.store.last_position()
     return sse.stream(sse.all_stream(engine, start), options.heartbeat_seconds)

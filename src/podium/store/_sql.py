@@ -70,6 +70,10 @@ INSERT_EVENT = (
     " MAX(COALESCE((SELECT MAX(position) FROM events), 0),"
     " (SELECT last FROM position_floor WHERE id = 1)) + 1)"
 )
+LAST_POSITION = (
+    "SELECT MAX(COALESCE((SELECT MAX(position) FROM events), 0),"
+    " (SELECT last FROM position_floor WHERE id = 1))"
+)
 READ_EVENTS = "SELECT kind, at, data, seq FROM events WHERE run_id = ? AND seq > ? ORDER BY seq"
 READ_ALL_EVENTS = (
     "SELECT kind, at, data, run_id, seq, position FROM events WHERE position > ?"

@@ -151,6 +151,11 @@ class EventStore(Protocol):
         that has seen position P and reads again after P misses nothing committed since."""
         ...
 
+    async def last_position(self) -> int:
+        """The highest global position given so far (0 for a new store): a reader that starts
+        after it gets only what commits from then on."""
+        ...
+
     async def get_run(self, run_id: str) -> RunRecord: ...
 
     async def list_runs(

@@ -163,6 +163,9 @@ class MemoryEventStore:
             found.append((position, StoredEvent(run_id, seq, event)))
         return found
 
+    async def last_position(self) -> int:
+        return self._last_position
+
     async def get_run(self, run_id: str) -> RunRecord:
         return self._run(run_id).record
 

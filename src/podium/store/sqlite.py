@@ -222,6 +222,10 @@ class SQLiteEventStore:
             (row[5], StoredEvent(row[3], row[4], e)) for row, e in zip(rows, events, strict=True)
         ]
 
+    async def last_position(self) -> int:
+        row = await self._db.read(self._db.fetch_one, sql.LAST_POSITION, ())
+        return int(row[0]) if row is not None and row[0] is not None else 0
+
     async def get_run(self, run_id: str) -> RunRecord:
         row = await self._db.read(self._db.fetch_one, sql.GET_RUN, (run_id,))
         if row is None:

@@ -72,9 +72,9 @@ export function showRuns(main) {
   });
   refresh().catch((error) => (status.textContent = error.message));
   let poll = null;
-  // Coming back to the list resumes the all-runs stream where it was left, instead of reading
-  // every run's history again (a reload starts afresh: the server may hold another store now).
-  const stop = follow("/events", {
+  // Coming back to the list resumes the all-runs stream where it was left; a first visit starts
+  // at the newest event (the list was just read), never with every run's history.
+  const stop = follow(seen === null ? "/events?tail=true" : "/events", {
     forever: true,
     since: seen,
     onId: (id) => (seen = id),

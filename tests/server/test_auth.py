@@ -233,5 +233,6 @@ async def test_feedback_is_recorded_as_given_by_the_token(guarded: Served) -> No
     rated = await guarded.client.post(f"/runs/{run_id}/steps/hello/feedback", json={"rating": "up"})
     assert rated.status_code == 201, rated.text
     assert [entry["who"] for entry in rated.json()["feedback"]] == ["token:reviewer-bot"]
-    logged = [json.loads(line) for line in guarded.cli("events", run_id, "--json").stdout.splitlines()]
+    printed = guarded.cli("events", run_id, "--json").stdout
+    logged = [json.loads(line) for line in printed.splitlines()]
     assert [e["who"] for e in logged if e["kind"] == "step.feedback"] == ["token:reviewer-bot"]

@@ -65,15 +65,15 @@ UPDATE_RUN_AFTER_APPEND = (
 
 # Each event's global position is the next after the highest ever given: the events' own maximum,
 # or the floor pruning recorded when it removed the newest (positions are never reused).
-INSERT_EVENT = (
-    "INSERT INTO events (run_id, seq, kind, at, data, position) VALUES (?, ?, ?, ?, ?,"
-    " MAX(COALESCE((SELECT MAX(position) FROM events), 0),"
-    " (SELECT last FROM position_floor WHERE id = 1)) + 1)"
-)
-LAST_POSITION = (
-    "SELECT MAX(COALESCE((SELECT MAX(position) FROM events), 0),"
+_HIGHEST_POSITION = (
+    "MAX(COALESCE((SELECT MAX(position) FROM events), 0),"
     " (SELECT last FROM position_floor WHERE id = 1))"
 )
+INSERT_EVENT = (
+    "INSERT INTO events (run_id, seq, kind, at, data, position) VALUES (?, ?, ?, ?, ?,"
+    f" {_HIGHEST_POSITION} + 1)"
+)
+LAST_POSITION = f"SELECT {_HIGHEST_POSITION}"
 READ_EVENTS = "SELECT kind, at, data, seq FROM events WHERE run_id = ? AND seq > ? ORDER BY seq"
 READ_ALL_EVENTS = (
     "SELECT kind, at, data, run_id, seq, position FROM events WHERE position > ?"

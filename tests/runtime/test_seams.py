@@ -166,3 +166,49 @@ async def _until(engine: Engine, run_id: str, check: Any) -> Any:
             await engine.store.wait_for_events(
                 run_id, after_seq=record.last_seq, timeout_seconds=0.05
             )
+
+
+class _ClaimRace(MemoryEventStore):
+    """A memory store that, the moment a worker's claim has taken leases and before the worker
+    starts their drivers, lets `competitor` run: as an API request resuming the same run would
+    if it arrived then."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.competitor: Any = None
+
+    async def claim(self, owner: str, *, limit: int, ttl_seconds: float) -> list[Any]:
+        claims = await super().claim(owner, limit=limit, ttl_seconds=ttl_seconds)
+        competitor, self.competitor = self.competitor, None
+        if claims and competitor is not None:
+            await competitor()
+        return claims
+
+
+async def test_a_run_claimed_and_resumed_at_once_gets_one_driver(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = _ClaimRace()
+    async with Engine(store, mode="worker", workspace=tmp_path, lease=FAST) as engine:
+        flaky = py("a", "flaky", args={"name": f"race-{tmp_path.name}", "failures": 1})
+        run_id = await engine.submit(wf(flaky, py("b", "echo", "a", args={"delay": 0.5})))
+        assert (await asyncio.wait_for(engine.wait(run_id), 10)).status == "failed"
+
+        async def resume_and_get_going() -> None:  # the claim goes on once b is under way
+            await engine.resume(run_id)
+            async with asyncio.timeout(10):
+                while (await engine.state(run_id)).steps["b"].status != StepStatus.RUNNING:
+                    await asyncio.sleep(0.01)
+
+        store.competitor = resume_and_get_going
+        await store.post_signal(run_id, "retry", {"step_id": "a"})  # as a control process does
+        record = await _until(engine, run_id, lambda r: r.status == "succeeded")
+        for _ in range(20):  # whatever driver the claim would start has started by now
+            await asyncio.sleep(0.05)
+        assert store.competitor is None
+        kinds = [stored.event.kind for stored in await store.read(run_id)]
+        assert kinds.count("step.started") == 3
+        assert record.last_seq == len(kinds)
+        assert not engine.is_driving(run_id)
+    stops = [r for r in caplog.records if r.name == "podium.engine"]  # a driver that lost
+    assert not stops, caplog.text  # its lease to the other, or never started

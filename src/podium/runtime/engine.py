@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
@@ -28,7 +29,7 @@ from podium.core.control import cancel_event, retry_event, skip_event
 from podium.core.fold import new_state
 from podium.core.redact import Redactor
 from podium.core.state import RunState
-from podium.errors import LeaseHeldError, UsageError
+from podium.errors import ConcurrencyError, LeaseHeldError, UsageError
 from podium.ids import RunId
 from podium.runtime import approvals, threads
 from podium.runtime.bus import EventBus
@@ -62,6 +63,7 @@ from podium.store.base import (
 EngineMode = Literal["local", "worker", "control"]
 MODES: tuple[EngineMode, ...] = ("local", "worker", "control")
 WAIT_POLL_SECONDS = 1.0
+_log = logging.getLogger("podium.engine")
 
 
 class Engine:
@@ -154,6 +156,8 @@ class Engine:
         return engine
 
     async def __aenter__(self) -> Engine:
+        if self.mode == "worker":  # built directly, not by `open`: start claiming now
+            self._waker.start()
         return self
 
     async def __aexit__(
@@ -431,6 +435,8 @@ class Engine:
         return Redactor({}, self.services.config.secret_values())
 
     def _spawn(self, state: RunState, lease: Lease, *, resumed: bool) -> None:
+        if state.run_id in self._tasks:
+            raise ConcurrencyError(f"run {state.run_id} already has a driver in this engine")
         secrets = run_secrets(state, self.services.config, self.secret_inputs)
         state.redactor = secrets.redactor  # every event is redacted before it is applied
         driver = RunDriver(
@@ -447,6 +453,7 @@ class Engine:
         )
         self._drivers[state.run_id] = driver
         task = asyncio.create_task(self._drive(driver, resumed), name=state.run_id)
+        task.add_done_callback(_report_stop)
         self._tasks[state.run_id] = task
         self._notify()
 
@@ -465,8 +472,8 @@ class Engine:
                 await threads.wait_turn(self.store, driver, self._policy, limits)
                 return await driver.drive(resumed=resumed, slot=self._run_slots)
         finally:
-            self._drivers.pop(run_id, None)
-            self._tasks.pop(run_id, None)
+            if self._drivers.get(run_id) is driver:
+                del self._drivers[run_id], self._tasks[run_id]
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.store.release_lease(driver.lease))
             if driver.parked_until is not None:
@@ -511,9 +518,21 @@ class Engine:
         for claim in claims:
             run_id = claim.lease.run_id
             self._waker.forget(run_id)
-            state = await committed_state(self.store, run_id)
-            self._adopt_run_defaults(state)
-            self._spawn(state, claim.lease, resumed=True)
+            async with self._resuming:  # a resume (an API call, a child's end) may race us
+                if run_id in self._tasks:  # it took the run meanwhile, under a newer epoch
+                    await self.store.release_lease(claim.lease)  # so this changes nothing
+                    continue
+                state = await committed_state(self.store, run_id)
+                self._adopt_run_defaults(state)
+                self._spawn(state, claim.lease, resumed=True)
 
     async def _store_changed(self, seconds: float) -> bool:
         return await self.store.wait_for_change(timeout_seconds=seconds)
+
+
+def _report_stop(task: asyncio.Task[RunState]) -> None:
+    """A driver that stopped with an error nobody awaits (a worker's) says so in the log."""
+    if task.cancelled() or (error := task.exception()) is None:
+        return
+    level = logging.WARNING if isinstance(error, ConcurrencyError) else logging.ERROR
+    _log.log(level, "the driver of run %s stopped: %s", task.get_name(), error, exc_info=error)

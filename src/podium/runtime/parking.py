@@ -103,24 +103,24 @@ class Waker:
         return max((self._heap[0][0] - now).total_seconds(), 0.0)
 
     async def _sleep(self, seconds: float | None) -> None:
-        if self._changed is not None:
-            limit = IDLE_CHECK_SECONDS if seconds is None else min(seconds, IDLE_CHECK_SECONDS)
-            await asyncio.sleep(min(CLAIM_INTERVAL_SECONDS, limit))
-            limit -= CLAIM_INTERVAL_SECONDS
-            if limit > 0 and not self._nudge.is_set():
-                await self._first(self._changed(limit), self._nudge.wait())
+        if self._changed is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._nudge.wait(), seconds)
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._nudge.wait(), seconds)
-
-    async def _first(self, *waits: Awaitable[object]) -> None:
-        tasks = [asyncio.ensure_future(w) for w in waits]
+        limit = IDLE_CHECK_SECONDS if seconds is None else min(seconds, IDLE_CHECK_SECONDS)
+        # Listen from now: a change committed while we pause between claims still wakes us.
+        changed = asyncio.ensure_future(self._changed(limit))
         try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.sleep(min(CLAIM_INTERVAL_SECONDS, limit))
+            if not changed.done() and not self._nudge.is_set():
+                nudged = asyncio.ensure_future(self._nudge.wait())
+                try:
+                    await asyncio.wait({changed, nudged}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    nudged.cancel()
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            changed.cancel()
+            await asyncio.gather(changed, return_exceptions=True)
 
     async def _guarded(self, work: Awaitable[None]) -> bool:
         """A store fault while waking must not stop the timer: False, and the caller parks the

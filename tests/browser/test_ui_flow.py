@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
-from tests.browser.conftest import ROOT, Served, serve, shot, stop
+from tests.browser.conftest import ROOT, shot
+from tests.server.process import Served, serve, stop
 
 pytestmark = pytest.mark.browser
 

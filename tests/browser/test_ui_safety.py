@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
-from tests.browser.conftest import PODIUM, Served, serve, shot, stop
+from tests.browser.conftest import shot
+from tests.server.process import PODIUM, Served, serve, stop
 
 pytestmark = pytest.mark.browser
 

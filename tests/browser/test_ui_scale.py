@@ -8,7 +8,8 @@ import time
 
 import pytest
 from playwright.sync_api import Page, expect
-from tests.browser.conftest import Served, shot
+from tests.browser.conftest import shot
+from tests.server.process import Served
 
 pytestmark = pytest.mark.browser
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Page
-from tests.browser.conftest import Served
+from tests.server.process import Served
 
 from podium.spec.model import STEP_TYPES
 from podium.spec.plan import plan_schema

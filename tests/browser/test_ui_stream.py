@@ -7,7 +7,7 @@ import urllib.request
 
 import pytest
 from playwright.sync_api import Page
-from tests.browser.conftest import Served
+from tests.server.process import Served
 
 pytestmark = pytest.mark.browser
 

@@ -41,6 +41,7 @@ def create_app(
         title="Podium",
         summary="Durable workflows: submit, watch and steer runs; approve what waits for you.",
         version="1",
+        responses=problems.RESPONSES,
     )
     required = bool(tokens and tokens.records()) if require_tokens is None else require_tokens
     app.state.engine = engine

@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from podium.errors import (
@@ -61,6 +62,35 @@ HTTP_TYPES = {
     413: "payload_too_large",
     415: "unsupported_media_type",
     422: "invalid",
+}
+
+
+class ProblemDetail(BaseModel):
+    """What went wrong: a type to branch on, a message for a person, and details (`run_id`,
+    `step_id`, `problems`: one `{path, message}` per fault in a workflow or a request)."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+    message: str
+
+
+class Problem(BaseModel):
+    error: ProblemDetail
+
+
+_MEANINGS = {
+    400: "Bad input (a malformed body, a bad cursor or id, an impossible combination)",
+    401: "No valid bearer token (the server requires tokens)",
+    403: "The token lacks the scope this call needs",
+    404: "No such run, step or thread",
+    409: "The run is not in a state that allows this (not waiting, already decided …)",
+    413: "The request body is over the server's limit",
+    422: "The workflow, its inputs or the request's fields are invalid (each one listed)",
+    503: "The store is unavailable; try again",
+}
+# Every route may refuse with these, in the one shape above (the OpenAPI document says so).
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": Problem, "description": meaning} for status, meaning in _MEANINGS.items()
 }
 
 

@@ -39,6 +39,7 @@ LAYERS: dict[str, int] = {
     "podium.errors": 0,
     "podium.ids": 0,
     "podium.clock": 0,
+    "podium.aio": 0,
     "podium.spec": 1,
     "podium.spec.*": 1,
     "podium.agents": 1,

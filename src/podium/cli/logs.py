@@ -4,7 +4,6 @@ interleaved in the order it was recorded: the run's events, and the shell steps'
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import sys
 from typing import Annotated, Any
@@ -12,6 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.text import Text
 
+from podium.aio import cancel_and_wait
 from podium.cli._session import DbOption, JsonOption, Session, execute, session
 from podium.cli.runref import RunRef, resolve_run
 from podium.core import events as ev
@@ -80,9 +80,7 @@ async def _logs(here: Session, ref: str, step_id: str | None, follow: bool) -> i
                     break
             tails.poll(show)  # what steps still running have written so far
         finally:
-            feeder.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await feeder
+            await cancel_and_wait(feeder)
     return 0
 
 

@@ -10,6 +10,7 @@ import heapq
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
+from podium.aio import cancel_and_wait
 from podium.errors import PodiumError
 
 CLAIM_INTERVAL_SECONDS = 0.25  # a worker asks the store for runnable runs at most this often
@@ -67,9 +68,7 @@ class Waker:
     async def aclose(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
 
     def _start(self) -> None:
         if self._task is None or self._task.done():
@@ -117,10 +116,9 @@ class Waker:
                 try:
                     await asyncio.wait({changed, nudged}, return_when=asyncio.FIRST_COMPLETED)
                 finally:
-                    nudged.cancel()
+                    await cancel_and_wait(nudged)
         finally:
-            changed.cancel()
-            await asyncio.gather(changed, return_exceptions=True)
+            await cancel_and_wait(changed)
 
     async def _guarded(self, work: Awaitable[None]) -> bool:
         """A store fault while waking must not stop the timer: False, and the caller parks the

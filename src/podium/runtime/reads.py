@@ -6,11 +6,11 @@ bus subscriber fell behind."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
+from podium.aio import cancel_and_wait
 from podium.core.fold import apply, replay
 from podium.core.state import RunState
 from podium.runtime.bus import EventBus, Subscription
@@ -163,10 +163,7 @@ async def follow_deltas(
             try:
                 await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
             finally:  # cancelled too (the follower left): no getter is left pending
-                if not getter.done():
-                    getter.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await getter
+                await cancel_and_wait(getter)
             if not getter.cancelled():
                 yield getter.result()
     finally:

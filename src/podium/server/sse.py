@@ -7,7 +7,6 @@ the stream restarts from the store after that id (runtime/reads.py follows it)."
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from podium import views
+from podium.aio import cancel_and_wait
 from podium.runtime.engine import Engine
 from podium.runtime.reads import follow_positions
 from podium.server.problems import ApiError
@@ -86,11 +86,7 @@ async def run_stream(engine: Engine, run_id: str, after: int) -> AsyncIterator[b
                 yield sent
         await tasks[0]  # it ended: with the run, or with the error it raised
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(*tasks)
 
 
 async def all_stream(engine: Engine, after: int) -> AsyncIterator[ServerSentEvent]:

@@ -26,6 +26,28 @@ def test_leftover_group_is_killed_and_forgotten(tmp_path: Path) -> None:
         child.kill()
 
 
+def test_a_step_killed_before_its_group_was_recorded_is_found_by_its_environment(
+    tmp_path: Path,
+) -> None:
+    procs.expect(tmp_path, "run1", "s")  # the engine died between starting the step and `record`
+    env = {**os.environ, "PODIUM_RUN_ID": "run1", "PODIUM_STEP_ID": "s"}
+    child = subprocess.Popen(["sh", "-c", "sleep 30 & wait"], start_new_session=True, env=env)
+    neighbour = subprocess.Popen(  # another step of the run: not this entry's
+        ["sleep", "30"], start_new_session=True, env={**env, "PODIUM_STEP_ID": "s2"}
+    )
+    try:
+        assert procs.stop_leftovers(tmp_path, "run1", ["s"]) == ["s"]
+        child.wait(timeout=5)
+        assert _alive(neighbour)
+        assert not (tmp_path / ".podium" / "procs" / "run1" / "s.json").exists()
+        procs.expect(tmp_path, "run1", "s")  # nothing of the step runs: nothing is stopped
+        assert procs.stop_leftovers(tmp_path, "run1", ["s"]) == []
+    finally:
+        child.kill()
+        neighbour.kill()
+        neighbour.wait()
+
+
 def test_a_reused_pid_is_left_alone(tmp_path: Path) -> None:
     child = subprocess.Popen(["sleep", "30"], start_new_session=True)  # a group that stays up
     try:

@@ -1,10 +1,12 @@
 """A ledger of the process groups shell steps start, so a resume can stop what a killed engine left.
 
 A SIGKILLed engine cannot kill its children: their process groups run on and would finish (or
-repeat) side effects behind the back of a resumed run. Each shell attempt records its group under
-`<workspace>/.podium/procs/<run>/<step>.json` right after it starts (a process crash keeps the
-file: no fsync needed; an OS crash ends the processes too) and removes it when the group is done;
-the run's folder goes with its last entry.
+repeat) side effects behind the back of a resumed run. Each shell attempt is entered under
+`<workspace>/.podium/procs/<run>/<step>.json` before it starts (`expect`) and given its group
+right after (`record`); the entry goes when the group is done, and the run's folder with its last
+entry. An engine killed between the start and the record leaves an entry with no group: a resume
+then finds the step's processes by the PODIUM_RUN_ID and PODIUM_STEP_ID in their environment.
+(A process crash keeps the files: no fsync needed; an OS crash ends the processes too.)
 """
 
 from __future__ import annotations
@@ -25,11 +27,23 @@ def _ledger(workspace: Path, run_id: str) -> Path:
     return workspace / ".podium" / "procs" / run_id
 
 
+def expect(workspace: Path, run_id: str, step_id: str) -> None:
+    """Note that `step_id` is about to start processes (their group is not known yet)."""
+    _write(workspace, run_id, step_id, {"pgid": None, "boot": _boot_id()})
+
+
 def record(workspace: Path, run_id: str, step_id: str, pid: int) -> None:
-    """Note that `step_id` runs in the process group led by `pid`. A `forget` of the run's last
-    other entry may remove the folder between our mkdir and our write: make it again."""
+    """Note that `step_id` runs in the process group led by `pid`."""
+    _write(
+        workspace, run_id, step_id, {"pgid": pid, "started": _start_ticks(pid), "boot": _boot_id()}
+    )
+
+
+def _write(workspace: Path, run_id: str, step_id: str, entry: dict[str, object]) -> None:
+    """A `forget` of the run's last other entry may remove the folder between our mkdir and our
+    write: make it again."""
     folder = _ledger(workspace, run_id)
-    text = json.dumps({"pgid": pid, "started": _start_ticks(pid), "boot": _boot_id()})
+    text = json.dumps(entry)
     for attempt in range(1, _RECORD_TRIES + 1):
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -92,7 +106,11 @@ def stop_leftovers(workspace: Path, run_id: str, step_ids: Iterable[str]) -> lis
             entry = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-        if _same_process(entry) and _kill_group(int(entry["pgid"])):
+        if entry.get("pgid") is None and entry.get("boot") == _boot_id():
+            groups = _groups_of(run_id, step_id)  # started, but killed before it was recorded
+            if [pgid for pgid in groups if _kill_group(pgid)]:
+                stopped.append(step_id)
+        elif _same_process(entry) and _kill_group(int(entry["pgid"])):
             stopped.append(step_id)
         forget(workspace, run_id, step_id)
     return stopped
@@ -105,6 +123,23 @@ def _same_process(entry: dict[str, object]) -> bool:
         return False
     started = _start_ticks(pgid)
     return started is not None and started == entry.get("started")
+
+
+def _groups_of(run_id: str, step_id: str) -> set[int]:
+    """The process groups of live processes whose environment names this run and step."""
+    markers = (f"PODIUM_RUN_ID={run_id}\0".encode(), f"PODIUM_STEP_ID={step_id}\0".encode())
+    groups = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = b"\0" + (entry / "environ").read_bytes()
+            if all(b"\0" + marker in environ for marker in markers):
+                groups.add(os.getpgid(int(entry.name)))
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    groups.discard(os.getpgid(0))  # never our own (a podium running inside a step of the run)
+    return groups
 
 
 def _kill_group(pgid: int, grace_seconds: float = 5.0) -> bool:

@@ -68,7 +68,12 @@ class ShellExecutor:
             )
         else:
             env = {**build_env(step, ctx), **sandbox.secrets(step)}
-        proc = await _spawn(argv, cwd, env, step.stdin is not None)
+        procs.expect(ctx.workspace, ctx.run_id, ctx.step_id)  # killed before `record`: see procs
+        try:
+            proc = await _spawn(argv, cwd, env, step.stdin is not None)
+        except BaseException:
+            procs.forget(ctx.workspace, ctx.run_id, ctx.step_id)
+            raise
         procs.record(ctx.workspace, ctx.run_id, ctx.step_id, proc.pid)
         log = StepLog(
             log_path(ctx.workspace, ctx.run_id, ctx.step_id, ctx.attempt),

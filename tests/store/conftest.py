@@ -1,23 +1,32 @@
-"""The store matrix: every contract test runs once per backend (Postgres joins this list later).
+"""The store matrix: every contract test runs once per backend: memory, SQLite and Postgres.
 
 A `Backend` is a store plus what the contract needs around it: a way to let time pass on the
-store's clock (a FakeClock for memory, real time for SQLite, so TTLs there are short) and a second
-handle on the same data (another store object on the same file for SQLite).
+store's clock (a FakeClock for memory, real time for SQLite and Postgres, so TTLs there are short)
+and a second handle on the same data (another store object on the same file or database).
+
+Postgres: the server is $PODIUM_TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/
+postgres, the maintenance database). The session creates a database of its own there, each test a
+fresh schema in it (named in the URL's search_path), and the database is dropped at the end. With
+no server reachable the postgres cases are skipped, saying why.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from podium.core.events import RunCreated
 from podium.store.base import EventStore
 from podium.store.memory import MemoryEventStore
+from podium.store.postgres import PostgresEventStore
 from podium.store.sqlite import SQLiteEventStore
 from podium.testing import FakeClock
 
@@ -25,6 +34,8 @@ T0 = datetime(2026, 1, 1, 12, 0, 0, 123456, tzinfo=UTC)
 SHORT_SECONDS = 0.5
 """A TTL or timer that must not run out while a test looks (SQLite uses real time)."""
 PAST_SHORT_SECONDS = 0.6
+POSTGRES_ENV = "PODIUM_TEST_POSTGRES_URL"
+DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 @dataclass
@@ -47,7 +58,7 @@ class Backend:
             await opened.close()
 
 
-async def _memory(_: Path) -> Backend:
+async def _memory(_: Path, __: pytest.FixtureRequest) -> Backend:
     clock = FakeClock(datetime.now(UTC))
     store = MemoryEventStore(clock=clock)
 
@@ -60,7 +71,7 @@ async def _memory(_: Path) -> Backend:
     return Backend("memory", store, advance, same)
 
 
-async def _sqlite(tmp_path: Path) -> Backend:
+async def _sqlite(tmp_path: Path, _: pytest.FixtureRequest) -> Backend:
     path = tmp_path / "store" / "podium.db"
 
     async def reopen() -> EventStore:
@@ -69,15 +80,61 @@ async def _sqlite(tmp_path: Path) -> Backend:
     return Backend("sqlite", await reopen(), asyncio.sleep, reopen)
 
 
-BACKENDS: list[tuple[str, Callable[[Path], Awaitable[Backend]]]] = [
+def with_database(url: str, database: str) -> str:
+    """`url` (libpq URL form, no query string) naming `database` instead."""
+    return url.rsplit("/", 1)[0] + "/" + database
+
+
+def in_schema(url: str, schema: str) -> str:
+    """`url` with its tables kept in `schema` (libpq's `options`, URL-encoded)."""
+    return f"{url}?options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A database of this session's own on the test server, dropped at the end: its URL."""
+    server = os.environ.get(POSTGRES_ENV) or DEFAULT_POSTGRES
+    name = f"podium_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    try:
+        admin = psycopg.connect(server, autocommit=True, connect_timeout=5)
+    except psycopg.Error as exc:
+        pytest.skip(f"no Postgres server at {server} ({exc}); set {POSTGRES_ENV} to test it")
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield with_database(server, name)
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def new_schema(database_url: str) -> str:
+    """A fresh, empty schema in the session's database: the URL of a store kept in it."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    conn = await psycopg.AsyncConnection.connect(database_url, autocommit=True)
+    async with conn:
+        await conn.execute(f'CREATE SCHEMA "{schema}"')
+    return in_schema(database_url, schema)
+
+
+async def _postgres(_: Path, request: pytest.FixtureRequest) -> Backend:
+    url = await new_schema(request.getfixturevalue("postgres_database"))
+
+    async def reopen() -> EventStore:
+        return await PostgresEventStore.open(url)
+
+    return Backend("postgres", await reopen(), asyncio.sleep, reopen)
+
+
+BACKENDS: list[tuple[str, Callable[[Path, pytest.FixtureRequest], Awaitable[Backend]]]] = [
     ("memory", _memory),
     ("sqlite", _sqlite),
+    ("postgres", _postgres),
 ]
 
 
 @pytest.fixture(params=[factory for _, factory in BACKENDS], ids=[n for n, _ in BACKENDS])
 async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
-    opened: Backend = await request.param(tmp_path)
+    opened: Backend = await request.param(tmp_path, request)
     try:
         yield opened
     finally:

@@ -39,8 +39,6 @@ async def test_sqlite_urls_and_plain_paths_open_that_file(
 @pytest.mark.parametrize(
     ("url", "match"),
     [
-        ("postgresql://db/podium", "Postgres support arrives with the \\[postgres\\] extra"),
-        ("postgres://db/podium", "later release"),
         ("mysql://db/podium", "unsupported store URL 'mysql://db/podium'; use memory:"),
         ("sqlite:", "unsupported"),
     ],

@@ -1,4 +1,5 @@
-"""Event stores chosen by URL: `open_store("memory:")`, `open_store("sqlite:///abs/podium.db")`."""
+"""Event stores chosen by URL: `open_store("memory:")`, `open_store("sqlite:///abs/podium.db")`,
+`open_store("postgresql://user@host/podium")`."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from podium.store.base import EventStore
 __all__ = ["EventStore", "default_store_path", "open_store"]
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):")
-_SUPPORTED = "memory:, sqlite://PATH, or a plain file path"
+_SUPPORTED = "memory:, sqlite://PATH, postgresql://USER@HOST/DATABASE, or a plain file path"
 
 
 def default_store_path() -> Path:
@@ -29,7 +30,9 @@ async def open_store(url: str | os.PathLike[str], *, create: bool = True) -> Eve
       `sqlite:///abs/podium.db` is absolute and `sqlite://runs/podium.db` is relative to the
       current directory; `~` is expanded.
     - a plain path (`str` without a scheme, or any `os.PathLike`) — a SQLite file there.
-    - `postgres://…`, `postgresql://…` — not yet: a UsageError says so.
+    - `postgres://…`, `postgresql://…` — a Postgres database (libpq's URL form: user, password,
+      host, port, database, and query options such as `?options=-csearch_path%3Dpodium` for the
+      schema to keep the tables in). Needs the `[postgres]` extra (psycopg).
 
     Anything else raises UsageError listing what is supported. Another application's SQLite
     file is refused (StoreUnavailableError), untouched.
@@ -47,10 +50,7 @@ async def open_store(url: str | os.PathLike[str], *, create: bool = True) -> Eve
     if scheme == "sqlite" and rest.startswith("//") and len(rest) > 2:
         return await _open_sqlite(rest[2:], create)
     if scheme in ("postgres", "postgresql"):
-        raise UsageError(
-            "Postgres support arrives with the [postgres] extra in a later release; use "
-            "sqlite:///path/to/podium.db (the default) for now"
-        )
+        return await _open_postgres(url, create)
     raise UsageError(f"unsupported store URL {url!r}; use {_SUPPORTED}")
 
 
@@ -58,3 +58,14 @@ async def _open_sqlite(path: str, create: bool) -> EventStore:
     from podium.store.sqlite import SQLiteEventStore
 
     return await SQLiteEventStore.open(path, create=create)
+
+
+async def _open_postgres(url: str, create: bool) -> EventStore:
+    try:
+        from podium.store.postgres import PostgresEventStore
+    except ImportError as exc:
+        raise UsageError(
+            f"a Postgres store needs psycopg, which is not installed ({exc}); install it with "
+            "`pip install 'podium[postgres]'`, or use sqlite:///path/to/podium.db"
+        ) from exc
+    return await PostgresEventStore.open(url, create=create)

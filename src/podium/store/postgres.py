@@ -1,0 +1,536 @@
+"""The Postgres event store: a connection pool, one transaction per call, row locks for fencing.
+
+Many processes on many hosts may share one database. What keeps them apart:
+
+- `append` locks the run's row (`SELECT … FOR UPDATE`) and checks its last seq and lease epoch
+  before writing, so a stale driver is refused even if it races the new one.
+- `claim` picks its candidates `FOR UPDATE SKIP LOCKED`, so two claimers never take one run.
+- Global positions come from the single-row `position_counter`, bumped by every transaction that
+  inserts events. A sequence would be cheaper but hands out numbers in *start* order: a reader
+  could see position 7 committed while 6 was still in flight, and then skip 6 for ever. The
+  counter row's lock is held to commit, so positions are given in commit order and a reader that
+  has seen P never later finds an event numbered ≤ P (the cost: event inserts serialize).
+- Every instant the store decides with is the database's `clock_timestamp()`, not a host's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from functools import partial
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from podium.core.events import Event, RunCreated, decode_many
+from podium.errors import (
+    ConcurrencyError,
+    LeaseHeldError,
+    RunExistsError,
+    RunNotFoundError,
+    StoreError,
+    StoreUnavailableError,
+    ThreadBusyError,
+)
+from podium.store import _batch as batch
+from podium.store import _pg_open as pg
+from podium.store import _sql as sql
+from podium.store._changes import events_or_wait
+from podium.store._pg_open import Conn, q
+from podium.store._pg_watch import NOTIFY, NotifyWatch, channel_for
+from podium.store.base import (
+    Claim,
+    Lease,
+    RunRecord,
+    RunStatus,
+    Signal,
+    SignalKind,
+    StoredEvent,
+    ThreadRecord,
+    local_owner_prefix,
+)
+
+T = TypeVar("T")
+RETRY_SECONDS = 30.0
+POOL_SIZE = 8
+
+_NOW = "SELECT EXTRACT(EPOCH FROM clock_timestamp())::float8"
+_LOCK_RUN = "SELECT last_seq, epoch FROM runs WHERE run_id = %s FOR UPDATE"
+_LOCK_LEASE = "SELECT owner, epoch, lease_expires_at FROM runs WHERE run_id = %s FOR UPDATE"
+# Serializes exclusive creates on one thread, so two cannot both find it idle.
+_LOCK_THREAD = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
+_INSERT_RUN = q(sql.INSERT_RUN) + " ON CONFLICT (run_id) DO NOTHING"
+_TAKE_POSITIONS = "UPDATE position_counter SET last = last + %s WHERE id = 1 RETURNING last"
+_INSERT_EVENT = (
+    "INSERT INTO events (run_id, seq, kind, at, data, position) VALUES (%s, %s, %s, %s, %s, %s)"
+)
+_LAST_POSITION = "SELECT last FROM position_counter WHERE id = 1"
+_INSERT_SIGNAL = q(sql.INSERT_SIGNAL) + " RETURNING id"
+_SKIP_LOCKED = " FOR UPDATE OF r SKIP LOCKED"
+
+
+async def _now(conn: Conn) -> float:
+    return float(await _one(conn, _NOW))
+
+
+async def _one(conn: Conn, query: str, params: Sequence[Any] = ()) -> Any:
+    row = await (await conn.execute(query, params)).fetchone()
+    return None if row is None else row[0]
+
+
+async def _all(conn: Conn, query: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    return await (await conn.execute(query, params)).fetchall()
+
+
+async def _require_run(conn: Conn, run_id: str) -> None:
+    if await _one(conn, q(sql.RUN_EXISTS), (run_id,)) is None:
+        raise RunNotFoundError(run_id)
+
+
+class PostgresEventStore:
+    """Open with `await PostgresEventStore.open(url)`; close with `await store.close()`.
+
+    A call that loses its connection (a server restart, a failover) or its transaction (a
+    deadlock, a serialization failure) is retried with jittered backoff for `retry_seconds`,
+    then fails with a StoreUnavailableError naming the server. An append whose COMMIT was sent
+    but never acknowledged may have been recorded: its retry is then refused as stale
+    (ConcurrencyError), and the driver re-reads the run as it does after any lost race.
+    """
+
+    def __init__(
+        self, url: str, pool: AsyncConnectionPool[Conn], watch: NotifyWatch, retry_seconds: float
+    ) -> None:
+        self._where = pg.redacted(url)
+        self._pool = pool
+        self._watch = watch
+        self._retry_seconds = retry_seconds
+        self._closed = False
+
+    @classmethod
+    async def open(
+        cls, url: str, *, create: bool = True, retry_seconds: float = RETRY_SECONDS
+    ) -> PostgresEventStore:
+        """Connect to the database `url` names and migrate it (with `create=False` it must hold
+        a current Podium store: nothing is created or migrated). Tables live in the URL's
+        search_path (`?options=-csearch_path%3DNAME` to pick a schema)."""
+        where = pg.redacted(url)
+        conn = await pg.connect(url, where)
+        try:
+            schema = await pg.prepare(conn, where, create)
+            watch = NotifyWatch(url, channel_for(schema))
+            await watch.start(conn)
+        except BaseException:
+            await conn.close()
+            raise
+        pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
+            url,
+            min_size=1,
+            max_size=POOL_SIZE,
+            open=False,
+            kwargs={"autocommit": True},
+            check=AsyncConnectionPool.check_connection,
+            timeout=pg.CONNECT_TIMEOUT_SECONDS,
+            name=f"podium {where}",
+        )
+        try:
+            await pool.open(wait=True, timeout=pg.CONNECT_TIMEOUT_SECONDS)
+        except BaseException as exc:
+            await watch.close()
+            await pool.close()
+            if isinstance(exc, psycopg.Error):
+                raise pg.unreachable(where, exc) from exc
+            raise
+        return cls(url, pool, watch, retry_seconds)
+
+    @property
+    def where(self) -> str:
+        """The store's URL without its password."""
+        return self._where
+
+    # -- the transaction every call runs in -------------------------------------------------
+
+    async def _tx(
+        self,
+        consequence: str,
+        fn: Callable[..., Awaitable[T]],
+        *args: Any,
+        changed: Callable[[T], bool] | None = None,
+    ) -> T:
+        """`fn(conn, *args)` in one transaction, retried while failures are transient. With
+        `changed`, a result it calls a change is announced: NOTIFY in the transaction (others
+        hear it when it commits) and this store's waiters at once after the commit."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._retry_seconds
+        attempt = 0
+        while True:
+            self._check_open()
+            seen: Conn | None = None
+            try:
+                async with self._pool.connection() as conn, conn.transaction():
+                    seen = conn
+                    result = await fn(conn, *args)
+                    announce = changed is not None and changed(result)
+                    if announce:
+                        await conn.execute(NOTIFY, (self._watch.channel,))
+                break
+            except psycopg.Error as exc:
+                if not pg.is_transient(exc, seen):
+                    raise pg.failed(self._where, exc, consequence) from exc
+                if loop.time() >= deadline:
+                    raise self._gone(exc, consequence) from exc
+            await asyncio.sleep(pg.backoff_seconds(attempt))
+            attempt += 1
+        if announce:
+            self._watch.signal.fire()
+        return result
+
+    def _gone(self, exc: BaseException, consequence: str) -> StoreUnavailableError:
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        return StoreUnavailableError(
+            f"the Podium store at {self._where} could not be reached for {self._retry_seconds:g}"
+            f" s ({detail}); {consequence}. Check that the Postgres server is up and reachable"
+        )
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(f"the store at {self._where} is closed; open it again to use it")
+
+    async def _read(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        return await self._tx("nothing was read", fn, *args)
+
+    async def now(self) -> datetime:
+        return sql.to_instant(await self._read(_now))
+
+    # -- the log --------------------------------------------------------------------------------
+
+    async def create_run(
+        self,
+        created: RunCreated,
+        *,
+        workflow_name: str,
+        lease_owner: str | None = None,
+        ttl_seconds: float = 0.0,
+        then: Sequence[Event] = (),
+        exclusive: bool = False,
+    ) -> Lease | None:
+        rows = [
+            batch.event_row(created.run_id, seq, e) for seq, e in enumerate((created, *then), 1)
+        ]
+        request = batch.CreateRun(
+            created.run_id, workflow_name, rows, lease_owner, None, created.thread, exclusive
+        )
+        done = "nothing was recorded and no run was created"
+        expires = await self._tx(done, self._create, request, ttl_seconds, changed=_always)
+        if lease_owner is None or expires is None:
+            return None
+        return Lease(created.run_id, lease_owner, 1, sql.to_instant(expires))
+
+    async def _create(
+        self, conn: Conn, request: batch.CreateRun, ttl_seconds: float
+    ) -> float | None:
+        if await _one(conn, q(sql.RUN_EXISTS), (request.run_id,)) is not None:
+            raise RunExistsError(request.run_id)
+        if request.thread is not None:
+            await conn.execute(_LOCK_THREAD, (request.thread,))
+            live = await _one(conn, q(sql.LIVE_ON_THREAD), (request.thread,))
+            if request.exclusive and live is not None:
+                raise ThreadBusyError(request.thread, live)
+        leased = request.owner is not None
+        expires = await _now(conn) + ttl_seconds if leased else None
+        created_at, updated_at = request.rows[0][3], request.rows[-1][3]
+        params = (request.run_id, request.workflow_name, created_at, updated_at, len(request.rows))
+        run = (*params, 1 if leased else 0, request.owner, expires, request.thread)
+        if (await conn.execute(_INSERT_RUN, run)).rowcount == 0:
+            raise RunExistsError(request.run_id)  # created by another process just now
+        await _insert_events(conn, request.rows)
+        return expires
+
+    async def append(
+        self,
+        run_id: str,
+        events: Sequence[Event],
+        *,
+        expected_seq: int,
+        epoch: int,
+        status: RunStatus | None = None,
+        consumed_signals: Sequence[int] = (),
+        wake_at: datetime | None = None,
+    ) -> int:
+        rows = [batch.event_row(run_id, seq, e) for seq, e in enumerate(events, expected_seq + 1)]
+        wake = wake_at.timestamp() if wake_at is not None else None
+        request = batch.AppendEvents(
+            run_id, expected_seq, epoch, status, consumed_signals, rows, wake
+        )
+        done = (
+            "these events were not recorded; the run keeps its last recorded state and "
+            "`podium resume` continues it"
+        )
+        return await self._tx(done, self._append, request, changed=_always)
+
+    async def _append(self, conn: Conn, request: batch.AppendEvents) -> int:
+        row = await (await conn.execute(_LOCK_RUN, (request.run_id,))).fetchone()
+        if row is None:
+            raise RunNotFoundError(request.run_id)
+        position = (int(row[0]), int(row[1]))
+        if position != (request.expected_seq, request.epoch):
+            message = sql.stale_message(
+                request.run_id, position, request.expected_seq, request.epoch
+            )
+            raise ConcurrencyError(message)
+        await _insert_events(conn, request.rows)
+        last_seq = request.expected_seq + len(request.rows)
+        updated_at = request.rows[-1][3] if request.rows else None
+        update = (last_seq, updated_at, request.status, request.wake_at, request.run_id)
+        await conn.execute(q(sql.UPDATE_RUN_AFTER_APPEND), update)
+        if request.consumed:
+            now = await _now(conn)
+            consumed = [(now, signal_id, request.run_id) for signal_id in request.consumed]
+            async with conn.cursor() as cur:
+                await cur.executemany(q(sql.CONSUME_SIGNAL), consumed)
+        return last_seq
+
+    async def read(self, run_id: str, *, after_seq: int = 0) -> list[StoredEvent]:
+        rows = await self._read(_read_rows, run_id, after_seq)
+        events = decode_many([(kind, at, data) for kind, at, data, _ in rows])
+        return [StoredEvent(run_id, row[3], e) for row, e in zip(rows, events, strict=True)]
+
+    async def read_all(self, *, after: int = 0, limit: int = 1000) -> list[tuple[int, StoredEvent]]:
+        rows = await self._read(_all, q(sql.READ_ALL_EVENTS), (after, max(limit, 0)))
+        events = decode_many([(row[0], row[1], bytes(row[2])) for row in rows])
+        return [
+            (row[5], StoredEvent(row[3], row[4], e)) for row, e in zip(rows, events, strict=True)
+        ]
+
+    async def last_position(self) -> int:
+        return int(await self._read(_one, _LAST_POSITION))
+
+    # -- listings -------------------------------------------------------------------------------
+
+    async def get_run(self, run_id: str) -> RunRecord:
+        row = await self._read(_first, q(sql.GET_RUN), (run_id,))
+        if row is None:
+            raise RunNotFoundError(run_id)
+        return sql.run_record(row)
+
+    async def list_runs(
+        self,
+        *,
+        statuses: Sequence[RunStatus] | None = None,
+        workflow_name: str | None = None,
+        limit: int = 100,
+        after: str | None = None,
+        thread: str | None = None,
+    ) -> list[RunRecord]:
+        wanted = list(statuses) if statuses is not None else None
+        rows = await self._read(_page, wanted, workflow_name, limit, after, thread)
+        return [sql.run_record(row) for row in rows]
+
+    async def list_threads(self, *, limit: int = 100) -> list[ThreadRecord]:
+        return await self._read(_threads, limit)
+
+    # -- waits ----------------------------------------------------------------------------------
+
+    async def wait_for_events(
+        self, run_id: str, *, after_seq: int, timeout_seconds: float
+    ) -> list[StoredEvent]:
+        self._check_open()
+        read = partial(self.read, run_id, after_seq=after_seq)
+        return await events_or_wait(read, self._watch.token, self._watch.wait, timeout_seconds)
+
+    async def wait_for_change(self, *, timeout_seconds: float) -> bool:
+        self._check_open()
+        return await self._watch.wait(self._watch.token(), timeout_seconds)
+
+    # -- leases ---------------------------------------------------------------------------------
+
+    async def acquire_lease(self, run_id: str, owner: str, *, ttl_seconds: float) -> Lease:
+        done = "the lease was not taken"
+        return await self._tx(done, _take_lease, run_id, owner, ttl_seconds, changed=_always)
+
+    async def renew_lease(self, lease: Lease, *, ttl_seconds: float) -> Lease:
+        done = "the lease was not renewed"
+        return await self._tx(done, _renew_lease, lease, ttl_seconds, changed=_always)
+
+    async def release_lease(self, lease: Lease) -> None:
+        params = (lease.run_id, lease.owner, lease.epoch)
+        done = "the lease was not released (it expires on its own)"
+        await self._tx(done, _count, q(sql.RELEASE_LEASE), params, changed=bool)
+
+    async def claim(self, owner: str, *, limit: int, ttl_seconds: float) -> list[Claim]:
+        if limit <= 0:
+            return []
+        return await self._tx("no run was claimed", _claim, owner, limit, ttl_seconds, changed=bool)
+
+    # -- signals and retention ------------------------------------------------------------------
+
+    async def post_signal(self, run_id: str, kind: SignalKind, payload: dict[str, Any]) -> int:
+        text = json.dumps(payload)
+        done = "the signal was not posted"
+        return await self._tx(done, _insert_signal, run_id, kind, text, changed=_always)
+
+    async def pending_signals(self, run_id: str) -> list[Signal]:
+        rows = await self._read(_pending_rows, run_id)
+        return [
+            Signal(signal_id, run_id, kind, json.loads(payload), sql.to_instant(created_at))
+            for signal_id, _, kind, payload, created_at in rows
+        ]
+
+    async def prune(
+        self,
+        *,
+        finished_before: datetime | None = None,
+        statuses: Sequence[RunStatus] = ("succeeded", "failed", "cancelled"),
+        dry_run: bool = False,
+    ) -> list[RunRecord]:
+        wanted = sql.check_prunable(statuses)
+        cutoff = finished_before.timestamp() if finished_before is not None else None
+        if not wanted:
+            return []
+        if dry_run:
+            return await self._read(_prunable, wanted, cutoff, False)
+        return await self._tx("nothing was pruned", _prune, wanted, cutoff, changed=bool)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Close the listening connection and the pool; calls made afterwards are refused."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._watch.close()
+        await self._pool.close()
+
+
+def _always(_: object) -> bool:
+    return True
+
+
+async def _first(conn: Conn, query: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
+    return await (await conn.execute(query, params)).fetchone()
+
+
+async def _count(conn: Conn, query: str, params: Sequence[Any]) -> int:
+    return (await conn.execute(query, params)).rowcount
+
+
+async def _insert_events(conn: Conn, rows: Sequence[batch.EventRow]) -> None:
+    """Insert `rows` with the next global positions (see the module docstring for why from the
+    counter row: its lock, held to commit, orders positions by commit)."""
+    if not rows:
+        return
+    last = int(await _one(conn, _TAKE_POSITIONS, (len(rows),)))
+    first = last - len(rows) + 1
+    numbered = [(*row, first + i) for i, row in enumerate(rows)]
+    async with conn.cursor() as cur:
+        await cur.executemany(_INSERT_EVENT, numbered)
+
+
+async def _read_rows(conn: Conn, run_id: str, after_seq: int) -> list[tuple[Any, ...]]:
+    rows = await _all(conn, q(sql.READ_EVENTS), (run_id, after_seq))
+    if not rows:
+        await _require_run(conn, run_id)
+    return [(kind, at, bytes(data), seq) for kind, at, data, seq in rows]
+
+
+async def _page(
+    conn: Conn,
+    statuses: list[str] | None,
+    workflow_name: str | None,
+    limit: int,
+    after: str | None,
+    thread: str | None,
+) -> list[tuple[Any, ...]]:
+    cursor = None
+    if after is not None:
+        cursor = await _first(conn, q(sql.RUN_CURSOR), (after,))
+        if cursor is None:
+            raise RunNotFoundError(after)
+    if statuses == [] or limit <= 0:
+        return []
+    at = (cursor[0], cursor[1]) if cursor is not None else None
+    query, params = sql.list_runs_query(statuses, workflow_name, at, limit, thread)
+    return await _all(conn, q(query), params)
+
+
+async def _threads(conn: Conn, limit: int) -> list[ThreadRecord]:
+    found = []
+    for thread, runs, _ in await _all(conn, q(sql.LIST_THREADS), (max(limit, 0),)):
+        newest = await _first(conn, q(sql.NEWEST_ON_THREAD), (thread,))
+        if newest is not None:  # None: pruned between the two reads
+            found.append(ThreadRecord(thread, int(runs), sql.run_record(newest)))
+    return found
+
+
+async def _take_lease(conn: Conn, run_id: str, owner: str, ttl_seconds: float) -> Lease:
+    row = await _first(conn, _LOCK_LEASE, (run_id,))
+    if row is None:
+        raise RunNotFoundError(run_id)
+    holder, epoch, expires = row
+    now = await _now(conn)
+    if not sql.lease_is_takeable(holder, sql.maybe_instant(expires), owner, sql.to_instant(now)):
+        raise LeaseHeldError(run_id, holder or "")
+    lease = Lease(run_id, owner, epoch + 1, sql.to_instant(now + ttl_seconds))
+    await conn.execute(q(sql.TAKE_LEASE), (owner, lease.epoch, now + ttl_seconds, run_id))
+    return lease
+
+
+async def _renew_lease(conn: Conn, lease: Lease, ttl_seconds: float) -> Lease:
+    expires = await _now(conn) + ttl_seconds
+    params = (expires, lease.run_id, lease.owner, lease.epoch)
+    if await _count(conn, q(sql.RENEW_LEASE), params) == 0:
+        row = await _first(conn, q(sql.LEASE_STATE), (lease.run_id,))
+        if row is None:
+            raise RunNotFoundError(lease.run_id)
+        raise ConcurrencyError(sql.lost_lease_message(lease, row[0], row[1]))
+    return Lease(lease.run_id, lease.owner, lease.epoch, sql.to_instant(expires))
+
+
+async def _claim(conn: Conn, owner: str, limit: int, ttl_seconds: float) -> list[Claim]:
+    """Candidates are locked as they are picked (SKIP LOCKED: another claimer's are passed
+    over), so no two transactions can both take one; a row another claimer took and committed
+    meanwhile is re-checked by Postgres against the lease condition and dropped."""
+    now = await _now(conn)
+    free = await _all(conn, q(sql.CLAIM_FREE) + _SKIP_LOCKED, sql.claim_free_params(now, limit))
+    local_params = sql.claim_local_params(now, local_owner_prefix(), owner)
+    local = await _all(conn, q(sql.CLAIM_LOCAL) + _SKIP_LOCKED, local_params)
+    expires = now + ttl_seconds
+    claims = []
+    for candidate in sql.claim_candidates(free, local, limit):
+        lease = Lease(candidate.run_id, owner, candidate.epoch + 1, sql.to_instant(expires))
+        await conn.execute(q(sql.TAKE_LEASE), (owner, lease.epoch, expires, lease.run_id))
+        claims.append(Claim(lease, candidate.reason))
+    return claims
+
+
+async def _insert_signal(conn: Conn, run_id: str, kind: str, payload: str) -> int:
+    await _require_run(conn, run_id)
+    return int(await _one(conn, _INSERT_SIGNAL, (run_id, kind, payload, await _now(conn))))
+
+
+async def _pending_rows(conn: Conn, run_id: str) -> list[tuple[Any, ...]]:
+    await _require_run(conn, run_id)
+    return await _all(conn, q(sql.PENDING_SIGNALS), (run_id,))
+
+
+async def _prunable(
+    conn: Conn, statuses: list[str], cutoff: float | None, lock: bool
+) -> list[RunRecord]:
+    """Runs `lock`ed while being pruned are passed over (SKIP LOCKED): they are being written."""
+    query, params = sql.prune_query(statuses, cutoff)
+    rows = await _all(conn, q(query) + (_SKIP_LOCKED if lock else ""), params)
+    now = sql.to_instant(await _now(conn))
+    records = [sql.run_record(row) for row in rows]
+    return [r for r in records if sql.lease_is_free(r.owner, r.lease_expires_at, now)]
+
+
+async def _prune(conn: Conn, statuses: list[str], cutoff: float | None) -> list[RunRecord]:
+    doomed = await _prunable(conn, statuses, cutoff, True)
+    run_ids = [(record.run_id,) for record in doomed]
+    if run_ids:
+        async with conn.cursor() as cur:
+            for statement in (sql.DELETE_SIGNALS, sql.DELETE_EVENTS, sql.DELETE_RUN):
+                await cur.executemany(q(statement), run_ids)
+    return doomed

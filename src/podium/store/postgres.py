@@ -27,16 +27,13 @@ from psycopg_pool import AsyncConnectionPool
 
 from podium.core.events import Event, RunCreated, decode_many
 from podium.errors import (
-    ConcurrencyError,
-    LeaseHeldError,
-    RunExistsError,
     RunNotFoundError,
     StoreError,
     StoreUnavailableError,
-    ThreadBusyError,
 )
 from podium.store import _batch as batch
 from podium.store import _pg_open as pg
+from podium.store import _pg_tx as tx
 from podium.store import _sql as sql
 from podium.store._changes import events_or_wait
 from podium.store._pg_open import Conn, q
@@ -50,44 +47,11 @@ from podium.store.base import (
     SignalKind,
     StoredEvent,
     ThreadRecord,
-    local_owner_prefix,
 )
 
 T = TypeVar("T")
 RETRY_SECONDS = 30.0
 POOL_SIZE = 8
-
-_NOW = "SELECT EXTRACT(EPOCH FROM clock_timestamp())::float8"
-_LOCK_RUN = "SELECT last_seq, epoch FROM runs WHERE run_id = %s FOR UPDATE"
-_LOCK_LEASE = "SELECT owner, epoch, lease_expires_at FROM runs WHERE run_id = %s FOR UPDATE"
-# Serializes exclusive creates on one thread, so two cannot both find it idle.
-_LOCK_THREAD = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
-_INSERT_RUN = q(sql.INSERT_RUN) + " ON CONFLICT (run_id) DO NOTHING"
-_TAKE_POSITIONS = "UPDATE position_counter SET last = last + %s WHERE id = 1 RETURNING last"
-_INSERT_EVENT = (
-    "INSERT INTO events (run_id, seq, kind, at, data, position) VALUES (%s, %s, %s, %s, %s, %s)"
-)
-_LAST_POSITION = "SELECT last FROM position_counter WHERE id = 1"
-_INSERT_SIGNAL = q(sql.INSERT_SIGNAL) + " RETURNING id"
-_SKIP_LOCKED = " FOR UPDATE OF r SKIP LOCKED"
-
-
-async def _now(conn: Conn) -> float:
-    return float(await _one(conn, _NOW))
-
-
-async def _one(conn: Conn, query: str, params: Sequence[Any] = ()) -> Any:
-    row = await (await conn.execute(query, params)).fetchone()
-    return None if row is None else row[0]
-
-
-async def _all(conn: Conn, query: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-    return await (await conn.execute(query, params)).fetchall()
-
-
-async def _require_run(conn: Conn, run_id: str) -> None:
-    if await _one(conn, q(sql.RUN_EXISTS), (run_id,)) is None:
-        raise RunNotFoundError(run_id)
 
 
 class PostgresEventStore:
@@ -202,7 +166,7 @@ class PostgresEventStore:
         return await self._tx("nothing was read", fn, *args)
 
     async def now(self) -> datetime:
-        return sql.to_instant(await self._read(_now))
+        return sql.to_instant(await self._read(tx.db_now))
 
     # -- the log --------------------------------------------------------------------------------
 
@@ -223,30 +187,10 @@ class PostgresEventStore:
             created.run_id, workflow_name, rows, lease_owner, None, created.thread, exclusive
         )
         done = "nothing was recorded and no run was created"
-        expires = await self._tx(done, self._create, request, ttl_seconds, changed=_always)
+        expires = await self._tx(done, tx.create_run, request, ttl_seconds, changed=_always)
         if lease_owner is None or expires is None:
             return None
         return Lease(created.run_id, lease_owner, 1, sql.to_instant(expires))
-
-    async def _create(
-        self, conn: Conn, request: batch.CreateRun, ttl_seconds: float
-    ) -> float | None:
-        if await _one(conn, q(sql.RUN_EXISTS), (request.run_id,)) is not None:
-            raise RunExistsError(request.run_id)
-        if request.thread is not None:
-            await conn.execute(_LOCK_THREAD, (request.thread,))
-            live = await _one(conn, q(sql.LIVE_ON_THREAD), (request.thread,))
-            if request.exclusive and live is not None:
-                raise ThreadBusyError(request.thread, live)
-        leased = request.owner is not None
-        expires = await _now(conn) + ttl_seconds if leased else None
-        created_at, updated_at = request.rows[0][3], request.rows[-1][3]
-        params = (request.run_id, request.workflow_name, created_at, updated_at, len(request.rows))
-        run = (*params, 1 if leased else 0, request.owner, expires, request.thread)
-        if (await conn.execute(_INSERT_RUN, run)).rowcount == 0:
-            raise RunExistsError(request.run_id)  # created by another process just now
-        await _insert_events(conn, request.rows)
-        return expires
 
     async def append(
         self,
@@ -268,49 +212,27 @@ class PostgresEventStore:
             "these events were not recorded; the run keeps its last recorded state and "
             "`podium resume` continues it"
         )
-        return await self._tx(done, self._append, request, changed=_always)
-
-    async def _append(self, conn: Conn, request: batch.AppendEvents) -> int:
-        row = await (await conn.execute(_LOCK_RUN, (request.run_id,))).fetchone()
-        if row is None:
-            raise RunNotFoundError(request.run_id)
-        position = (int(row[0]), int(row[1]))
-        if position != (request.expected_seq, request.epoch):
-            message = sql.stale_message(
-                request.run_id, position, request.expected_seq, request.epoch
-            )
-            raise ConcurrencyError(message)
-        await _insert_events(conn, request.rows)
-        last_seq = request.expected_seq + len(request.rows)
-        updated_at = request.rows[-1][3] if request.rows else None
-        update = (last_seq, updated_at, request.status, request.wake_at, request.run_id)
-        await conn.execute(q(sql.UPDATE_RUN_AFTER_APPEND), update)
-        if request.consumed:
-            now = await _now(conn)
-            consumed = [(now, signal_id, request.run_id) for signal_id in request.consumed]
-            async with conn.cursor() as cur:
-                await cur.executemany(q(sql.CONSUME_SIGNAL), consumed)
-        return last_seq
+        return await self._tx(done, tx.append, request, changed=_always)
 
     async def read(self, run_id: str, *, after_seq: int = 0) -> list[StoredEvent]:
-        rows = await self._read(_read_rows, run_id, after_seq)
+        rows = await self._read(tx.read_rows, run_id, after_seq)
         events = decode_many([(kind, at, data) for kind, at, data, _ in rows])
         return [StoredEvent(run_id, row[3], e) for row, e in zip(rows, events, strict=True)]
 
     async def read_all(self, *, after: int = 0, limit: int = 1000) -> list[tuple[int, StoredEvent]]:
-        rows = await self._read(_all, q(sql.READ_ALL_EVENTS), (after, max(limit, 0)))
+        rows = await self._read(tx.fetch_all, q(sql.READ_ALL_EVENTS), (after, max(limit, 0)))
         events = decode_many([(row[0], row[1], bytes(row[2])) for row in rows])
         return [
             (row[5], StoredEvent(row[3], row[4], e)) for row, e in zip(rows, events, strict=True)
         ]
 
     async def last_position(self) -> int:
-        return int(await self._read(_one, _LAST_POSITION))
+        return int(await self._read(tx.fetch_one, tx.LAST_POSITION))
 
     # -- listings -------------------------------------------------------------------------------
 
     async def get_run(self, run_id: str) -> RunRecord:
-        row = await self._read(_first, q(sql.GET_RUN), (run_id,))
+        row = await self._read(tx.fetch_row, q(sql.GET_RUN), (run_id,))
         if row is None:
             raise RunNotFoundError(run_id)
         return sql.run_record(row)
@@ -325,11 +247,11 @@ class PostgresEventStore:
         thread: str | None = None,
     ) -> list[RunRecord]:
         wanted = list(statuses) if statuses is not None else None
-        rows = await self._read(_page, wanted, workflow_name, limit, after, thread)
+        rows = await self._read(tx.page, wanted, workflow_name, limit, after, thread)
         return [sql.run_record(row) for row in rows]
 
     async def list_threads(self, *, limit: int = 100) -> list[ThreadRecord]:
-        return await self._read(_threads, limit)
+        return await self._read(tx.threads, limit)
 
     # -- waits ----------------------------------------------------------------------------------
 
@@ -348,31 +270,33 @@ class PostgresEventStore:
 
     async def acquire_lease(self, run_id: str, owner: str, *, ttl_seconds: float) -> Lease:
         done = "the lease was not taken"
-        return await self._tx(done, _take_lease, run_id, owner, ttl_seconds, changed=_always)
+        return await self._tx(done, tx.take_lease, run_id, owner, ttl_seconds, changed=_always)
 
     async def renew_lease(self, lease: Lease, *, ttl_seconds: float) -> Lease:
         done = "the lease was not renewed"
-        return await self._tx(done, _renew_lease, lease, ttl_seconds, changed=_always)
+        return await self._tx(done, tx.renew_lease, lease, ttl_seconds, changed=_always)
 
     async def release_lease(self, lease: Lease) -> None:
         params = (lease.run_id, lease.owner, lease.epoch)
         done = "the lease was not released (it expires on its own)"
-        await self._tx(done, _count, q(sql.RELEASE_LEASE), params, changed=bool)
+        await self._tx(done, tx.row_count, q(sql.RELEASE_LEASE), params, changed=bool)
 
     async def claim(self, owner: str, *, limit: int, ttl_seconds: float) -> list[Claim]:
         if limit <= 0:
             return []
-        return await self._tx("no run was claimed", _claim, owner, limit, ttl_seconds, changed=bool)
+        return await self._tx(
+            "no run was claimed", tx.claim, owner, limit, ttl_seconds, changed=bool
+        )
 
     # -- signals and retention ------------------------------------------------------------------
 
     async def post_signal(self, run_id: str, kind: SignalKind, payload: dict[str, Any]) -> int:
         text = json.dumps(payload)
         done = "the signal was not posted"
-        return await self._tx(done, _insert_signal, run_id, kind, text, changed=_always)
+        return await self._tx(done, tx.insert_signal, run_id, kind, text, changed=_always)
 
     async def pending_signals(self, run_id: str) -> list[Signal]:
-        rows = await self._read(_pending_rows, run_id)
+        rows = await self._read(tx.pending_rows, run_id)
         return [
             Signal(signal_id, run_id, kind, json.loads(payload), sql.to_instant(created_at))
             for signal_id, _, kind, payload, created_at in rows
@@ -390,8 +314,8 @@ class PostgresEventStore:
         if not wanted:
             return []
         if dry_run:
-            return await self._read(_prunable, wanted, cutoff, False)
-        return await self._tx("nothing was pruned", _prune, wanted, cutoff, changed=bool)
+            return await self._read(tx.prunable, wanted, cutoff, False)
+        return await self._tx("nothing was pruned", tx.prune, wanted, cutoff, changed=bool)
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -406,131 +330,3 @@ class PostgresEventStore:
 
 def _always(_: object) -> bool:
     return True
-
-
-async def _first(conn: Conn, query: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
-    return await (await conn.execute(query, params)).fetchone()
-
-
-async def _count(conn: Conn, query: str, params: Sequence[Any]) -> int:
-    return (await conn.execute(query, params)).rowcount
-
-
-async def _insert_events(conn: Conn, rows: Sequence[batch.EventRow]) -> None:
-    """Insert `rows` with the next global positions (see the module docstring for why from the
-    counter row: its lock, held to commit, orders positions by commit)."""
-    if not rows:
-        return
-    last = int(await _one(conn, _TAKE_POSITIONS, (len(rows),)))
-    first = last - len(rows) + 1
-    numbered = [(*row, first + i) for i, row in enumerate(rows)]
-    async with conn.cursor() as cur:
-        await cur.executemany(_INSERT_EVENT, numbered)
-
-
-async def _read_rows(conn: Conn, run_id: str, after_seq: int) -> list[tuple[Any, ...]]:
-    rows = await _all(conn, q(sql.READ_EVENTS), (run_id, after_seq))
-    if not rows:
-        await _require_run(conn, run_id)
-    return [(kind, at, bytes(data), seq) for kind, at, data, seq in rows]
-
-
-async def _page(
-    conn: Conn,
-    statuses: list[str] | None,
-    workflow_name: str | None,
-    limit: int,
-    after: str | None,
-    thread: str | None,
-) -> list[tuple[Any, ...]]:
-    cursor = None
-    if after is not None:
-        cursor = await _first(conn, q(sql.RUN_CURSOR), (after,))
-        if cursor is None:
-            raise RunNotFoundError(after)
-    if statuses == [] or limit <= 0:
-        return []
-    at = (cursor[0], cursor[1]) if cursor is not None else None
-    query, params = sql.list_runs_query(statuses, workflow_name, at, limit, thread)
-    return await _all(conn, q(query), params)
-
-
-async def _threads(conn: Conn, limit: int) -> list[ThreadRecord]:
-    found = []
-    for thread, runs, _ in await _all(conn, q(sql.LIST_THREADS), (max(limit, 0),)):
-        newest = await _first(conn, q(sql.NEWEST_ON_THREAD), (thread,))
-        if newest is not None:  # None: pruned between the two reads
-            found.append(ThreadRecord(thread, int(runs), sql.run_record(newest)))
-    return found
-
-
-async def _take_lease(conn: Conn, run_id: str, owner: str, ttl_seconds: float) -> Lease:
-    row = await _first(conn, _LOCK_LEASE, (run_id,))
-    if row is None:
-        raise RunNotFoundError(run_id)
-    holder, epoch, expires = row
-    now = await _now(conn)
-    if not sql.lease_is_takeable(holder, sql.maybe_instant(expires), owner, sql.to_instant(now)):
-        raise LeaseHeldError(run_id, holder or "")
-    lease = Lease(run_id, owner, epoch + 1, sql.to_instant(now + ttl_seconds))
-    await conn.execute(q(sql.TAKE_LEASE), (owner, lease.epoch, now + ttl_seconds, run_id))
-    return lease
-
-
-async def _renew_lease(conn: Conn, lease: Lease, ttl_seconds: float) -> Lease:
-    expires = await _now(conn) + ttl_seconds
-    params = (expires, lease.run_id, lease.owner, lease.epoch)
-    if await _count(conn, q(sql.RENEW_LEASE), params) == 0:
-        row = await _first(conn, q(sql.LEASE_STATE), (lease.run_id,))
-        if row is None:
-            raise RunNotFoundError(lease.run_id)
-        raise ConcurrencyError(sql.lost_lease_message(lease, row[0], row[1]))
-    return Lease(lease.run_id, lease.owner, lease.epoch, sql.to_instant(expires))
-
-
-async def _claim(conn: Conn, owner: str, limit: int, ttl_seconds: float) -> list[Claim]:
-    """Candidates are locked as they are picked (SKIP LOCKED: another claimer's are passed
-    over), so no two transactions can both take one; a row another claimer took and committed
-    meanwhile is re-checked by Postgres against the lease condition and dropped."""
-    now = await _now(conn)
-    free = await _all(conn, q(sql.CLAIM_FREE) + _SKIP_LOCKED, sql.claim_free_params(now, limit))
-    local_params = sql.claim_local_params(now, local_owner_prefix(), owner)
-    local = await _all(conn, q(sql.CLAIM_LOCAL) + _SKIP_LOCKED, local_params)
-    expires = now + ttl_seconds
-    claims = []
-    for candidate in sql.claim_candidates(free, local, limit):
-        lease = Lease(candidate.run_id, owner, candidate.epoch + 1, sql.to_instant(expires))
-        await conn.execute(q(sql.TAKE_LEASE), (owner, lease.epoch, expires, lease.run_id))
-        claims.append(Claim(lease, candidate.reason))
-    return claims
-
-
-async def _insert_signal(conn: Conn, run_id: str, kind: str, payload: str) -> int:
-    await _require_run(conn, run_id)
-    return int(await _one(conn, _INSERT_SIGNAL, (run_id, kind, payload, await _now(conn))))
-
-
-async def _pending_rows(conn: Conn, run_id: str) -> list[tuple[Any, ...]]:
-    await _require_run(conn, run_id)
-    return await _all(conn, q(sql.PENDING_SIGNALS), (run_id,))
-
-
-async def _prunable(
-    conn: Conn, statuses: list[str], cutoff: float | None, lock: bool
-) -> list[RunRecord]:
-    """Runs `lock`ed while being pruned are passed over (SKIP LOCKED): they are being written."""
-    query, params = sql.prune_query(statuses, cutoff)
-    rows = await _all(conn, q(query) + (_SKIP_LOCKED if lock else ""), params)
-    now = sql.to_instant(await _now(conn))
-    records = [sql.run_record(row) for row in rows]
-    return [r for r in records if sql.lease_is_free(r.owner, r.lease_expires_at, now)]
-
-
-async def _prune(conn: Conn, statuses: list[str], cutoff: float | None) -> list[RunRecord]:
-    doomed = await _prunable(conn, statuses, cutoff, True)
-    run_ids = [(record.run_id,) for record in doomed]
-    if run_ids:
-        async with conn.cursor() as cur:
-            for statement in (sql.DELETE_SIGNALS, sql.DELETE_EVENTS, sql.DELETE_RUN):
-                await cur.executemany(q(statement), run_ids)
-    return doomed

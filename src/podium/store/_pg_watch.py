@@ -3,7 +3,9 @@
 Every committing write of a store sends `pg_notify(channel, '')` inside its transaction, so the
 notification is delivered when (and only if) it commits. Each store object keeps one dedicated
 connection that LISTENs on the channel and fires its ChangeSignal on every notification; its own
-commits fire the signal at once as well. The channel is named after the store's schema, so
+commits fire the signal at once instead. Their notifications carry the store's `origin` and are
+not fired again when they come back: a wait that begins after this store's own commit is not
+woken by that commit's echo (as SQLite's `poke`). The channel is named after the store's schema, so
 Podium stores in other schemas of the same database do not wake it.
 
 If the listening connection is lost (a server restart), it is reopened with backoff, and the
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 
 import psycopg
 from psycopg import sql as pgsql
@@ -22,7 +25,7 @@ from psycopg import sql as pgsql
 from podium.store._changes import ChangeSignal
 from podium.store._pg_open import Conn, backoff_seconds
 
-NOTIFY = "SELECT pg_notify(%s, '')"
+NOTIFY = "SELECT pg_notify(%s, %s)"
 
 
 def channel_for(schema: str) -> str:
@@ -37,6 +40,8 @@ class NotifyWatch:
         self._url = url
         self.channel = channel
         self.signal = ChangeSignal()
+        self.origin = os.urandom(8).hex()
+        """The payload of this store's own notifications."""
         self._task: asyncio.Task[None] | None = None
         self._conn: Conn | None = None
 
@@ -58,9 +63,10 @@ class NotifyWatch:
         attempt = 0
         while True:
             try:
-                async for _ in conn.notifies():
+                async for note in conn.notifies():
                     attempt = 0
-                    self.signal.fire()
+                    if note.payload != self.origin:
+                        self.signal.fire()
             except psycopg.Error:
                 pass  # the connection was lost: listen again on a new one
             await conn.close()

@@ -138,7 +138,7 @@ class PostgresEventStore:
                     result = await fn(conn, *args)
                     announce = changed is not None and changed(result)
                     if announce:
-                        await conn.execute(NOTIFY, (self._watch.channel,))
+                        await conn.execute(NOTIFY, (self._watch.channel, self._watch.origin))
                 break
             except psycopg.Error as exc:
                 if not pg.is_transient(exc, seen):

@@ -1,0 +1,213 @@
+"""What only the Postgres store has to get right: many processes (here, store objects with pools of
+their own) racing on one database, opening databases that are not (or no longer) theirs, and
+connections lost under it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import psycopg
+import pytest
+
+from podium.core.events import StepStarted
+from podium.errors import ConcurrencyError, StoreUnavailableError
+from podium.store import open_store
+from podium.store.postgres import PostgresEventStore
+
+from .conftest import created, later, new_schema
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture
+async def url(postgres_database: str) -> str:
+    return await new_schema(postgres_database)
+
+
+@pytest.fixture
+async def stores(url: str) -> AsyncIterator[list[PostgresEventStore]]:
+    opened = [await PostgresEventStore.open(url) for _ in range(3)]
+    try:
+        yield opened
+    finally:
+        for store in opened:
+            await store.close()
+
+
+async def test_stores_claiming_at_once_never_share_a_run(stores: list[PostgresEventStore]) -> None:
+    run_ids = [f"run_{i:03}" for i in range(60)]
+    for run_id in run_ids:
+        await stores[0].create_run(created(run_id), workflow_name="wf")
+
+    async def claim_all(store: PostgresEventStore, owner: str) -> list[str]:
+        mine: list[str] = []
+        while claims := await store.claim(owner, limit=3, ttl_seconds=60):
+            mine += [c.lease.run_id for c in claims]
+        return mine
+
+    owners = [f"w{i}-elsewhere:1:x" for i in range(6)]
+    results = await asyncio.gather(
+        *(claim_all(stores[i % len(stores)], owner) for i, owner in enumerate(owners))
+    )
+
+    assert sorted(run_id for mine in results for run_id in mine) == run_ids
+    for owner, mine in zip(owners, results, strict=True):
+        for run_id in mine:
+            record = await stores[0].get_run(run_id)
+            assert (record.owner, record.epoch) == (owner, 1)
+
+
+async def test_an_append_under_a_stale_epoch_is_refused(stores: list[PostgresEventStore]) -> None:
+    old, new = stores[0], stores[1]
+    await old.create_run(
+        created("run_a"), workflow_name="wf", lease_owner="old-elsewhere:1:a", ttl_seconds=0.2
+    )
+    await asyncio.sleep(0.3)  # the old driver's lease expires on the database's clock
+    lease = await new.acquire_lease("run_a", "new-elsewhere:1:b", ttl_seconds=60)
+    assert lease.epoch == 2
+
+    with pytest.raises(ConcurrencyError, match="at seq 1 under lease epoch 2, not seq 1 epoch 1"):
+        await old.append(
+            "run_a", [StepStarted(at=later(1), step_id="a", attempt=1)], expected_seq=1, epoch=1
+        )
+
+    assert (
+        await new.append(
+            "run_a", [StepStarted(at=later(1), step_id="a", attempt=1)], expected_seq=1, epoch=2
+        )
+        == 2
+    )
+    assert [s.seq for s in await old.read("run_a")] == [1, 2]
+
+
+async def test_racing_appends_at_one_position_let_exactly_one_win(
+    stores: list[PostgresEventStore],
+) -> None:
+    await stores[0].create_run(created("run_a"), workflow_name="wf")
+
+    async def append(store: PostgresEventStore, step: str) -> str:
+        events = [StepStarted(at=later(1), step_id=step, attempt=1)]
+        try:
+            await store.append("run_a", events, expected_seq=1, epoch=0)
+        except ConcurrencyError:
+            return "refused"
+        return "won"
+
+    outcomes = await asyncio.gather(*(append(s, f"s{i}") for i, s in enumerate(stores * 3)))
+
+    assert sorted(outcomes) == ["refused"] * 8 + ["won"]
+    assert (await stores[0].get_run("run_a")).last_seq == 2
+
+
+async def test_a_tailing_reader_misses_nothing_while_many_commit_at_once(
+    stores: list[PostgresEventStore],
+) -> None:
+    writers, appends = 6, 15
+    for w in range(writers):
+        await stores[0].create_run(created(f"run_{w}"), workflow_name="wf")
+    done = asyncio.Event()
+
+    async def write(w: int) -> None:
+        store = stores[w % len(stores)]
+        for i in range(appends):
+            events = [
+                StepStarted(at=later(i), step_id=f"s{i}", attempt=1),
+                StepStarted(at=later(i), step_id="t", attempt=1),
+            ]
+            await store.append(f"run_{w}", events, expected_seq=1 + 2 * i, epoch=0)
+
+    async def tail() -> list[int]:
+        seen: list[int] = []
+        while True:
+            finished = done.is_set()
+            found = await stores[2].read_all(after=seen[-1] if seen else 0, limit=7)
+            seen += [position for position, _ in found]
+            if finished and not found:
+                return seen
+
+    reader = asyncio.create_task(tail())
+    await asyncio.gather(*(write(w) for w in range(writers)))
+    done.set()
+    seen = await reader
+
+    total = writers * (1 + 2 * appends)
+    assert seen == list(range(1, total + 1))  # each once, in order, none skipped
+    assert await stores[1].last_position() == total
+
+
+async def test_a_database_of_a_newer_podium_is_refused(url: str) -> None:
+    store = await PostgresEventStore.open(url)
+    await store.close()
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        await conn.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (999, 0)")
+
+    for create in (True, False):
+        with pytest.raises(StoreUnavailableError, match=r"newer Podium \(schema 999, this one"):
+            await open_store(url, create=create)
+
+
+async def test_reading_commands_do_not_create_a_store(url: str) -> None:
+    with pytest.raises(StoreUnavailableError, match="no Podium store at postgresql://"):
+        await open_store(url, create=False)
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        found = await (await conn.execute("SELECT to_regclass('runs')")).fetchone()
+    assert found == (None,)
+
+
+async def test_another_applications_tables_are_left_alone(url: str) -> None:
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        await conn.execute("CREATE TABLE runs (id INTEGER)")
+
+    with pytest.raises(StoreUnavailableError, match="is not a Podium store; it was left untouched"):
+        await open_store(url)
+
+
+@pytest.mark.parametrize(
+    ("bad", "shown"),
+    [
+        ("postgresql://podium:s3cret@127.0.0.1:1/podium", "postgresql://podium:***@127.0.0.1:1/"),
+        ("postgres://127.0.0.1:notaport/podium", "postgres://127.0.0.1:notaport/podium"),
+        (
+            "postgresql://127.0.0.1:5432/podium?password=s3cret&nonsense=1",
+            "postgresql://127.0.0.1:5432/podium?password=***&nonsense=1",
+        ),
+    ],
+)
+async def test_an_unreachable_or_malformed_url_says_what_to_fix(bad: str, shown: str) -> None:
+    with pytest.raises(StoreUnavailableError) as raised:
+        await open_store(bad)
+
+    message = str(raised.value)
+    assert f"cannot connect to the Podium store at {shown}" in message
+    assert "check that the Postgres server is running" in message
+    assert "s3cret" not in message
+
+
+async def test_lost_connections_are_replaced_and_waits_still_wake(url: str) -> None:
+    store = await PostgresEventStore.open(url)
+    writer = await PostgresEventStore.open(url)
+    try:
+        await store.create_run(created("run_a"), workflow_name="wf")
+        await _kill_connections(url)  # as a server restart would: every session is gone
+
+        assert (await store.get_run("run_a")).last_seq == 1
+        follower = asyncio.create_task(
+            store.wait_for_events("run_a", after_seq=1, timeout_seconds=30)
+        )
+        await asyncio.sleep(0.5)  # the follower's listener reconnects and listens again
+        await writer.append(
+            "run_a", [StepStarted(at=later(1), step_id="a", attempt=1)], expected_seq=1, epoch=0
+        )
+        assert [s.seq for s in await asyncio.wait_for(follower, 10)] == [2]
+    finally:
+        await store.close()
+        await writer.close()
+
+
+async def _kill_connections(url: str) -> None:
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        await conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )

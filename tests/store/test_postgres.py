@@ -211,3 +211,16 @@ async def _kill_connections(url: str) -> None:
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
             " WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
+
+
+async def test_processes_opening_a_new_database_at_once_migrate_it_once(url: str) -> None:
+    opened = await asyncio.gather(*(PostgresEventStore.open(url) for _ in range(4)))
+    try:
+        await opened[0].create_run(created("run_a"), workflow_name="wf")
+        assert [(await s.get_run("run_a")).last_seq for s in opened] == [1, 1, 1, 1]
+    finally:
+        for store in opened:
+            await store.close()
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        rows = await (await conn.execute("SELECT version FROM schema_migrations")).fetchall()
+    assert rows == [(1,)]

@@ -82,7 +82,6 @@ async def append(conn: Conn, request: batch.AppendEvents) -> int:
     if position != (request.expected_seq, request.epoch):
         message = sql.stale_message(request.run_id, position, request.expected_seq, request.epoch)
         raise ConcurrencyError(message)
-    await insert_events(conn, request.rows)
     last_seq = request.expected_seq + len(request.rows)
     updated_at = request.rows[-1][3] if request.rows else None
     update = (last_seq, updated_at, request.status, request.wake_at, request.run_id)
@@ -92,6 +91,7 @@ async def append(conn: Conn, request: batch.AppendEvents) -> int:
         consumed = [(now, signal_id, request.run_id) for signal_id in request.consumed]
         async with conn.cursor() as cur:
             await cur.executemany(q(sql.CONSUME_SIGNAL), consumed)
+    await insert_events(conn, request.rows)  # last: the counter row stays locked until commit
     return last_seq
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -16,6 +17,7 @@ from podium.store import open_store
 from podium.store.postgres import PostgresEventStore
 
 from .conftest import created, later, new_schema
+from .pg_proxy import Proxy
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -224,3 +226,50 @@ async def test_processes_opening_a_new_database_at_once_migrate_it_once(url: str
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
         rows = await (await conn.execute("SELECT version FROM schema_migrations")).fetchall()
     assert rows == [(1,)]
+
+
+@pytest.fixture
+async def proxy(postgres_database: str) -> AsyncIterator[Proxy]:
+    server = urlsplit(postgres_database)
+    through = Proxy(server.hostname or "127.0.0.1", server.port or 5432)
+    await through.start()
+    try:
+        yield through
+    finally:
+        await through.stop()
+
+
+def via(proxy: Proxy, url: str) -> str:
+    """`url` with its host and port replaced by the proxy's, and a password shown as given."""
+    parts = urlsplit(url)
+    return parts._replace(netloc=f"postgres:s3cret@127.0.0.1:{proxy.port}").geturl()
+
+
+async def test_a_store_rides_out_a_server_restart(url: str, proxy: Proxy) -> None:
+    store = await PostgresEventStore.open(via(proxy, url), retry_seconds=20)
+    try:
+        await store.create_run(created("run_a"), workflow_name="wf")
+        await proxy.stop()  # every connection is dropped; the server is down for a moment
+        asyncio.get_running_loop().call_later(0.5, lambda: asyncio.ensure_future(proxy.start()))
+
+        events = [StepStarted(at=later(1), step_id="a", attempt=1)]
+        assert await store.append("run_a", events, expected_seq=1, epoch=0) == 2
+        assert [s.seq for s in await store.read("run_a")] == [1, 2]
+    finally:
+        await store.close()
+
+
+async def test_a_server_gone_for_longer_than_the_budget_is_reported(url: str, proxy: Proxy) -> None:
+    store = await PostgresEventStore.open(via(proxy, url), retry_seconds=1)
+    try:
+        await proxy.stop()
+        with pytest.raises(StoreUnavailableError) as raised:
+            await store.post_signal("run_a", "cancel", {})
+    finally:
+        await store.close()
+
+    message = str(raised.value)
+    assert f"the Podium store at postgresql://postgres:***@127.0.0.1:{proxy.port}/" in message
+    assert "could not be reached for 1 s" in message
+    assert "the signal was not posted" in message
+    assert "s3cret" not in message

@@ -96,7 +96,7 @@ class PostgresEventStore:
             open=False,
             kwargs={"autocommit": True},
             check=AsyncConnectionPool.check_connection,
-            timeout=pg.CONNECT_TIMEOUT_SECONDS,
+            timeout=retry_seconds,  # waiting for a connection spends the same budget
             name=f"podium {where}",
         )
         try:

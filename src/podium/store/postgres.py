@@ -122,10 +122,12 @@ class PostgresEventStore:
         fn: Callable[..., Awaitable[T]],
         *args: Any,
         changed: Callable[[T], bool] | None = None,
+        atomic: bool = True,
     ) -> T:
-        """`fn(conn, *args)` in one transaction, retried while failures are transient. With
-        `changed`, a result it calls a change is announced: NOTIFY in the transaction (others
-        hear it when it commits) and this store's waiters at once after the commit."""
+        """`fn(conn, *args)` in one transaction (without `atomic`, a read: each statement on its
+        own), retried while failures are transient. With `changed`, a result it calls a change
+        is announced: NOTIFY in the transaction (others hear it when it commits) and this
+        store's waiters at once after the commit."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._retry_seconds
         attempt = 0
@@ -133,12 +135,15 @@ class PostgresEventStore:
             self._check_open()
             seen: Conn | None = None
             try:
-                async with self._pool.connection() as conn, conn.transaction():
+                async with self._pool.connection() as conn:
                     seen = conn
-                    result = await fn(conn, *args)
-                    announce = changed is not None and changed(result)
-                    if announce:
-                        await conn.execute(NOTIFY, (self._watch.channel, self._watch.origin))
+                    if not atomic:
+                        return await fn(conn, *args)
+                    async with conn.transaction():
+                        result = await fn(conn, *args)
+                        announce = changed is not None and changed(result)
+                        if announce:
+                            await conn.execute(NOTIFY, (self._watch.channel, self._watch.origin))
                 break
             except psycopg.Error as exc:
                 if not pg.is_transient(exc, seen):
@@ -163,7 +168,7 @@ class PostgresEventStore:
             raise StoreError(f"the store at {self._where} is closed; open it again to use it")
 
     async def _read(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
-        return await self._tx("nothing was read", fn, *args)
+        return await self._tx("nothing was read", fn, *args, atomic=False)
 
     async def now(self) -> datetime:
         return sql.to_instant(await self._read(tx.db_now))

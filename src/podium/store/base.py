@@ -90,7 +90,7 @@ class Signal:
 
 
 class EventStore(Protocol):
-    """Implementations: memory, SQLite (and Postgres later). One contract suite tests them all.
+    """Implementations: memory, SQLite and Postgres. One contract suite tests them all.
 
     Every instant the store decides with (lease expiry, which timers are due) comes from the
     store's own clock, `now()`, never from the caller's.

@@ -16,7 +16,7 @@ from podium.errors import ConcurrencyError, StoreUnavailableError
 from podium.store import open_store
 from podium.store.postgres import PostgresEventStore
 
-from .conftest import created, later, new_schema
+from .conftest import created, in_schema, later, new_schema
 from .pg_proxy import Proxy
 
 pytestmark = pytest.mark.timeout(120)
@@ -273,3 +273,8 @@ async def test_a_server_gone_for_longer_than_the_budget_is_reported(url: str, pr
     assert "could not be reached for 1 s" in message
     assert "the signal was not posted" in message
     assert "s3cret" not in message
+
+
+async def test_a_search_path_naming_no_schema_says_so(postgres_database: str) -> None:
+    with pytest.raises(StoreUnavailableError, match="has no schema to keep its tables in"):
+        await open_store(in_schema(postgres_database, "nowhere_to_be_found"))

@@ -23,6 +23,11 @@ CONNECT_TIMEOUT_SECONDS = 10
 MIGRATION_LOCK = 0x506F_6469_756D  # "Podium": the advisory lock key migrations hold
 PODIUM_TABLES = ("runs", "events", "signals", "position_counter")
 
+# As `_sql`'s, with applied_at as double precision (Postgres's REAL is single precision).
+_CREATE_MIGRATIONS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
+    " applied_at DOUBLE PRECISION)"
+)
 _PASSWORD_IN_URL = re.compile(r"(://[^:/@?#]*):[^@/?#]*@")
 _PASSWORD_PARAM = re.compile(r"(password=)[^&\s]*", re.IGNORECASE)
 
@@ -82,18 +87,20 @@ async def connect(url: str, where: str) -> Conn:
 async def prepare(conn: Conn, where: str, create: bool) -> str:
     """Migrate (or, without `create`, require a current schema); return the schema's name."""
     try:
+        row = await (await conn.execute("SELECT current_schema()")).fetchone()
+        if row is None or row[0] is None:
+            raise StoreUnavailableError(
+                f"the Podium store at {where} has no schema to keep its tables in (no schema "
+                "the search_path names exists); create it, or fix the search_path option in "
+                "the URL (?options=-csearch_path%3DNAME)"
+            )
         if create:
             await migrate(conn, where)
         else:
             await require_current(conn, where)
-        row = await (await conn.execute("SELECT current_schema()")).fetchone()
     except psycopg.Error as exc:
-        raise failed(where, exc, "check that the user may create tables in it") from exc
-    if row is None or row[0] is None:
-        raise StoreUnavailableError(
-            f"the Podium store at {where} has no schema to keep its tables in (the search_path "
-            "names none that exists); create one or fix the search_path option in the URL"
-        )
+        hint = "check that the user may create tables there" if create else "check the URL"
+        raise failed(where, exc, hint) from exc
     return str(row[0])
 
 
@@ -155,7 +162,7 @@ async def migrate(conn: Conn, where: str) -> None:
         current = _known(await schema_version(conn), where)  # another process may have won
         if current > latest:
             raise StoreUnavailableError(sql.newer_schema_message(where, current, latest))
-        await conn.execute(sql.CREATE_MIGRATIONS_TABLE)
+        await conn.execute(_CREATE_MIGRATIONS_TABLE)
         for migration in known:
             if migration.version > current:
                 await conn.execute(migration.script.encode())

@@ -23,7 +23,7 @@ import psycopg
 from psycopg import sql as pgsql
 
 from podium.store._changes import ChangeSignal
-from podium.store._pg_open import Conn, backoff_seconds
+from podium.store._pg_open import CONNECT_TIMEOUT_SECONDS, Conn, backoff_seconds
 
 NOTIFY = "SELECT pg_notify(%s, %s)"
 
@@ -80,7 +80,9 @@ class NotifyWatch:
             attempt += 1
             conn: Conn | None = None
             try:
-                conn = await psycopg.AsyncConnection.connect(self._url, autocommit=True)
+                conn = await psycopg.AsyncConnection.connect(
+                    self._url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS
+                )
                 await self._listen(conn)
             except psycopg.Error:
                 if conn is not None:

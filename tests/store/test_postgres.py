@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from urllib.parse import urlsplit
 
 import psycopg
 import pytest
 
 from podium.core.events import StepStarted
-from podium.errors import ConcurrencyError, StoreUnavailableError
+from podium.errors import ConcurrencyError, RunExistsError, StoreUnavailableError
+from podium.store import _batch as batch
+from podium.store import _pg_tx as tx
 from podium.store import open_store
 from podium.store.postgres import PostgresEventStore
 
@@ -278,3 +281,30 @@ async def test_a_server_gone_for_longer_than_the_budget_is_reported(url: str, pr
 async def test_a_search_path_naming_no_schema_says_so(postgres_database: str) -> None:
     with pytest.raises(StoreUnavailableError, match="has no schema to keep its tables in"):
         await open_store(in_schema(postgres_database, "nowhere_to_be_found"))
+
+
+async def test_a_retried_write_that_had_committed_is_reported_done(url: str) -> None:
+    """What `create_run`/`append` run when retrying after a lost connection: their own events,
+    committed by the attempt whose acknowledgement was lost, are found rather than refused."""
+    store = await PostgresEventStore.open(url)
+    first = created("run_a")
+    rows = [batch.event_row("run_a", 1, first)]
+    create = batch.CreateRun("run_a", "wf", rows, "me-elsewhere:1:a", None, None, False)
+    step = StepStarted(at=later(1), step_id="a", attempt=1)
+    append = batch.AppendEvents("run_a", 1, 1, "running", (), [batch.event_row("run_a", 2, step)])
+    other = batch.AppendEvents("run_a", 1, 1, None, (), [batch.event_row("run_a", 2, first)])
+    try:
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+            expires = await tx.create_run(conn, create, 30.0)
+            assert await tx.create_run_again(conn, create, 30.0) == expires
+            assert await tx.append(conn, append) == 2
+            assert await tx.append_again(conn, append) == 2
+            with pytest.raises(ConcurrencyError):
+                await tx.append_again(conn, other)  # not what was committed: refused as stale
+            changed = replace(create, rows=[(*rows[0][:4], b"{}")])
+            with pytest.raises(RunExistsError):
+                await tx.create_run_again(conn, changed, 30.0)
+        assert [s.seq for s in await store.read("run_a")] == [1, 2]
+        assert await store.last_position() == 2
+    finally:
+        await store.close()

@@ -95,6 +95,47 @@ async def append(conn: Conn, request: batch.AppendEvents) -> int:
     return last_seq
 
 
+# -- after a lost connection ------------------------------------------------------------------
+# A transaction whose COMMIT was sent but never acknowledged may have committed. Its retry first
+# looks for what it would have written: found, the write is reported done instead of refused as
+# a duplicate (RunExistsError) or a stale append (ConcurrencyError) of itself.
+
+_FIRST_EVENTS = (
+    "SELECT kind, at, data FROM events WHERE run_id = %s AND seq > %s ORDER BY seq LIMIT %s"
+)
+
+
+async def _recorded(
+    conn: Conn, run_id: str, after_seq: int, rows: Sequence[batch.EventRow]
+) -> bool:
+    """Whether the run's events after `after_seq` begin with exactly `rows`."""
+    found = await fetch_all(conn, _FIRST_EVENTS, (run_id, after_seq, len(rows)))
+    wanted = [(kind, at, data) for _, _, kind, at, data in rows]
+    return [(kind, at, bytes(data)) for kind, at, data in found] == wanted
+
+
+async def create_run_again(
+    conn: Conn, request: batch.CreateRun, ttl_seconds: float
+) -> float | None:
+    row = await fetch_row(conn, _LOCK_LEASE, (request.run_id,))
+    if row is not None and await _recorded(conn, request.run_id, 0, request.rows):
+        return float(row[2]) if request.owner is not None and row[2] is not None else None
+    return await create_run(conn, request, ttl_seconds)
+
+
+async def append_again(conn: Conn, request: batch.AppendEvents) -> int:
+    row = await fetch_row(conn, _LOCK_RUN, (request.run_id,))
+    done = request.expected_seq + len(request.rows)
+    if (
+        row is not None
+        and request.rows
+        and (int(row[0]), int(row[1])) == (done, request.epoch)
+        and await _recorded(conn, request.run_id, request.expected_seq, request.rows)
+    ):
+        return done
+    return await append(conn, request)
+
+
 async def fetch_row(conn: Conn, query: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
     return await (await conn.execute(query, params)).fetchone()
 

@@ -59,9 +59,12 @@ class PostgresEventStore:
 
     A call that loses its connection (a server restart, a failover) or its transaction (a
     deadlock, a serialization failure) is retried with jittered backoff for `retry_seconds`,
-    then fails with a StoreUnavailableError naming the server. An append whose COMMIT was sent
-    but never acknowledged may have been recorded: its retry is then refused as stale
-    (ConcurrencyError), and the driver re-reads the run as it does after any lost race.
+    then fails with a StoreUnavailableError naming the server. A `create_run` or `append` whose
+    COMMIT was sent but never acknowledged may have been recorded: its retry finds its own events
+    and reports success rather than refusing itself (see `_pg_tx`). Other writes are retried as
+    they are: a lease taken again by its owner gets the next epoch, which is harmless; a claim
+    whose commit was lost leaves its runs leased to the owner, unknown to it, until their TTL runs
+    out and they are claimed again; and such a `post_signal` may be posted twice.
     """
 
     def __init__(
@@ -123,24 +126,27 @@ class PostgresEventStore:
         *args: Any,
         changed: Callable[[T], bool] | None = None,
         atomic: bool = True,
+        again: Callable[..., Awaitable[T]] | None = None,
     ) -> T:
         """`fn(conn, *args)` in one transaction (without `atomic`, a read: each statement on its
         own), retried while failures are transient. With `changed`, a result it calls a change
         is announced: NOTIFY in the transaction (others hear it when it commits) and this
-        store's waiters at once after the commit."""
+        store's waiters at once after the commit. After a transient failure, `again` (if given)
+        is called instead of `fn`: it checks whether the lost attempt committed after all."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._retry_seconds
         attempt = 0
         while True:
             self._check_open()
+            call = fn if attempt == 0 or again is None else again
             seen: Conn | None = None
             try:
                 async with self._pool.connection() as conn:
                     seen = conn
                     if not atomic:
-                        return await fn(conn, *args)
+                        return await call(conn, *args)
                     async with conn.transaction():
-                        result = await fn(conn, *args)
+                        result = await call(conn, *args)
                         announce = changed is not None and changed(result)
                         if announce:
                             await conn.execute(NOTIFY, (self._watch.channel, self._watch.origin))
@@ -192,7 +198,9 @@ class PostgresEventStore:
             created.run_id, workflow_name, rows, lease_owner, None, created.thread, exclusive
         )
         done = "nothing was recorded and no run was created"
-        expires = await self._tx(done, tx.create_run, request, ttl_seconds, changed=_always)
+        expires = await self._tx(
+            done, tx.create_run, request, ttl_seconds, changed=_always, again=tx.create_run_again
+        )
         if lease_owner is None or expires is None:
             return None
         return Lease(created.run_id, lease_owner, 1, sql.to_instant(expires))
@@ -217,7 +225,7 @@ class PostgresEventStore:
             "these events were not recorded; the run keeps its last recorded state and "
             "`podium resume` continues it"
         )
-        return await self._tx(done, tx.append, request, changed=_always)
+        return await self._tx(done, tx.append, request, changed=_always, again=tx.append_again)
 
     async def read(self, run_id: str, *, after_seq: int = 0) -> list[StoredEvent]:
         rows = await self._read(tx.read_rows, run_id, after_seq)

@@ -5,8 +5,11 @@ connections lost under it."""
 from __future__ import annotations
 
 import asyncio
+import sys
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import psycopg
@@ -21,6 +24,7 @@ from podium.store.postgres import PostgresEventStore
 
 from .conftest import created, in_schema, later, new_schema
 from .pg_proxy import Proxy
+from .test_many_processes import CHILD as CHILD_SQLITE
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -306,5 +310,41 @@ async def test_a_retried_write_that_had_committed_is_reported_done(url: str) -> 
                 await tx.create_run_again(conn, changed, 30.0)
         assert [s.seq for s in await store.read("run_a")] == [1, 2]
         assert await store.last_position() == 2
+    finally:
+        await store.close()
+
+
+PROCESSES = 8
+CHILD = CHILD_SQLITE.replace(
+    "from podium.store.sqlite import SQLiteEventStore", "from podium.store import open_store"
+).replace("await SQLiteEventStore.open(path)", "await open_store(path)")
+
+
+async def test_processes_started_at_once_on_a_new_database_each_drive_their_run(
+    url: str, tmp_path: Path
+) -> None:
+    """Separate processes, as `podium` commands on many machines would be: they migrate the new
+    schema together, and each run is driven once."""
+    marks = tmp_path / "marks.txt"
+    run_ids = [f"run_{i:03}" for i in range(PROCESSES)]
+    children = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-c", CHILD, url, run_id, str(marks), stderr=asyncio.subprocess.PIPE
+        )
+        for run_id in run_ids
+    ]
+    results = await asyncio.gather(*(child.communicate() for child in children))
+
+    failures = [err.decode() for c, (_, err) in zip(children, results, strict=True) if c.returncode]
+    assert failures == []
+    assert Counter(marks.read_text().split()) == dict.fromkeys(run_ids, 1)
+    store = await PostgresEventStore.open(url)
+    try:
+        records = await store.list_runs(limit=PROCESSES + 1)
+        assert sorted(r.run_id for r in records) == run_ids
+        assert {(r.status, r.last_seq, r.owner, r.epoch) for r in records} == {
+            ("succeeded", 4, None, 1)
+        }
+        assert await store.last_position() == 4 * PROCESSES
     finally:
         await store.close()

@@ -5,6 +5,8 @@ connections lost under it."""
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -348,3 +350,29 @@ async def test_processes_started_at_once_on_a_new_database_each_drive_their_run(
         assert await store.last_position() == 4 * PROCESSES
     finally:
         await store.close()
+
+
+async def test_runs_of_a_dead_local_process_go_to_one_claimer(
+    stores: list[PostgresEventStore],
+) -> None:
+    exited = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+    await exited.wait()
+    dead = f"{socket.gethostname()}:{exited.pid}:x"
+    run_ids = [f"run_{i:02}" for i in range(12)]
+    for run_id in run_ids:
+        await stores[0].create_run(created(run_id), workflow_name="wf")
+        await stores[0].acquire_lease(run_id, dead, ttl_seconds=3600)
+
+    async def claim_all(store: PostgresEventStore, owner: str) -> list[str]:
+        mine: list[str] = []
+        while claims := await store.claim(owner, limit=2, ttl_seconds=60):
+            mine += [c.lease.run_id for c in claims]
+        return mine
+
+    owners = [f"{socket.gethostname()}:{os.getpid()}:w{i}" for i in range(6)]  # alive
+    results = await asyncio.gather(
+        *(claim_all(stores[i % len(stores)], owner) for i, owner in enumerate(owners))
+    )
+
+    assert sorted(run_id for mine in results for run_id in mine) == run_ids
+    assert {(await stores[0].get_run(r)).epoch for r in run_ids} == {2}

@@ -35,6 +35,7 @@ _INSERT_EVENT = (
 LAST_POSITION = "SELECT last FROM position_counter WHERE id = 1"
 _INSERT_SIGNAL = q(sql.INSERT_SIGNAL) + " RETURNING id"
 _SKIP_LOCKED = " FOR UPDATE OF r SKIP LOCKED"
+_LOCK_IF_UNCHANGED = "SELECT 1 FROM runs WHERE run_id = %s AND epoch = %s FOR UPDATE SKIP LOCKED"
 
 
 async def db_now(conn: Conn) -> float:
@@ -217,18 +218,26 @@ async def renew_lease(conn: Conn, lease: Lease, ttl_seconds: float) -> Lease:
 
 
 async def claim(conn: Conn, owner: str, limit: int, ttl_seconds: float) -> list[Claim]:
-    """Candidates are locked as they are picked (SKIP LOCKED: another claimer's are passed
+    """Free candidates are locked as they are picked (SKIP LOCKED: another claimer's are passed
     over), so no two transactions can both take one; a row another claimer took and committed
-    meanwhile is re-checked by Postgres against the lease condition and dropped."""
+    meanwhile is re-checked by Postgres against the lease condition and dropped.
+
+    Live leases of this host's other processes are read without a lock (most are alive, and
+    locking them would hold up their drivers' appends); one whose process died is locked only
+    if nobody holds it and its epoch is still the one read, else passed over."""
     now = await db_now(conn)
-    free = await fetch_all(
-        conn, q(sql.CLAIM_FREE) + _SKIP_LOCKED, sql.claim_free_params(now, limit)
-    )
+    free_params = sql.claim_free_params(now, limit)
+    free = await fetch_all(conn, q(sql.CLAIM_FREE) + _SKIP_LOCKED, free_params)
     local_params = sql.claim_local_params(now, local_owner_prefix(), owner)
-    local = await fetch_all(conn, q(sql.CLAIM_LOCAL) + _SKIP_LOCKED, local_params)
+    local = await fetch_all(conn, q(sql.CLAIM_LOCAL), local_params)
+    unlocked = {row[0] for row in local} - {row[0] for row in free}
     expires = now + ttl_seconds
     claims = []
     for candidate in sql.claim_candidates(free, local, limit):
+        if candidate.run_id in unlocked:
+            params = (candidate.run_id, candidate.epoch)
+            if await fetch_one(conn, _LOCK_IF_UNCHANGED, params) is None:
+                continue
         lease = Lease(candidate.run_id, owner, candidate.epoch + 1, sql.to_instant(expires))
         await conn.execute(q(sql.TAKE_LEASE), (owner, lease.epoch, expires, lease.run_id))
         claims.append(Claim(lease, candidate.reason))

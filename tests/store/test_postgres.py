@@ -376,3 +376,19 @@ async def test_runs_of_a_dead_local_process_go_to_one_claimer(
 
     assert sorted(run_id for mine in results for run_id in mine) == run_ids
     assert {(await stores[0].get_run(r)).epoch for r in run_ids} == {2}
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "postgres"])
+async def test_postgres_urls_open_a_postgres_store(url: str, scheme: str) -> None:
+    store = await open_store(url.replace("postgresql://", f"{scheme}://", 1))
+    try:
+        assert isinstance(store, PostgresEventStore)
+        assert store.where.startswith(f"{scheme}://postgres@")
+        await store.create_run(created("run_a"), workflow_name="wf")
+    finally:
+        await store.close()
+    reader = await open_store(url, create=False)
+    try:
+        assert (await reader.get_run("run_a")).last_seq == 1
+    finally:
+        await reader.close()

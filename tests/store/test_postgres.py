@@ -17,8 +17,13 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 
-from podium.core.events import StepStarted
-from podium.errors import ConcurrencyError, RunExistsError, StoreUnavailableError
+from podium.core.events import RunCompleted, StepStarted
+from podium.errors import (
+    ConcurrencyError,
+    RunExistsError,
+    RunNotFoundError,
+    StoreUnavailableError,
+)
 from podium.store import _batch as batch
 from podium.store import _pg_tx as tx
 from podium.store import open_store
@@ -392,3 +397,30 @@ async def test_postgres_urls_open_a_postgres_store(url: str, scheme: str) -> Non
         assert (await reader.get_run("run_a")).last_seq == 1
     finally:
         await reader.close()
+
+
+async def test_a_signal_racing_a_prune_either_keeps_its_run_or_is_refused(
+    stores: list[PostgresEventStore],
+) -> None:
+    run_ids = [f"run_{i:02}" for i in range(30)]
+    for run_id in run_ids:
+        await stores[0].create_run(created(run_id), workflow_name="wf")
+        done = [RunCompleted(at=later(1), outcome="succeeded")]
+        await stores[0].append(run_id, done, expected_seq=1, epoch=0, status="succeeded")
+
+    async def signal(run_id: str) -> bool:
+        try:
+            await stores[1].post_signal(run_id, "retry", {})
+        except RunNotFoundError:
+            return False
+        return True
+
+    posted, pruned = await asyncio.gather(
+        asyncio.gather(*(signal(run_id) for run_id in run_ids)), stores[2].prune()
+    )
+
+    gone = {record.run_id for record in pruned}
+    for run_id, was_posted in zip(run_ids, posted, strict=True):
+        assert was_posted == (run_id not in gone)
+        if was_posted:
+            assert [s.kind for s in await stores[0].pending_signals(run_id)] == ["retry"]

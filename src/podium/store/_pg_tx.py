@@ -35,6 +35,7 @@ _INSERT_EVENT = (
 LAST_POSITION = "SELECT last FROM position_counter WHERE id = 1"
 _INSERT_SIGNAL = q(sql.INSERT_SIGNAL) + " RETURNING id"
 _SKIP_LOCKED = " FOR UPDATE OF r SKIP LOCKED"
+_SHARE_RUN = "SELECT 1 FROM runs WHERE run_id = %s FOR KEY SHARE"
 _LOCK_IF_UNCHANGED = "SELECT 1 FROM runs WHERE run_id = %s AND epoch = %s FOR UPDATE SKIP LOCKED"
 
 
@@ -245,7 +246,11 @@ async def claim(conn: Conn, owner: str, limit: int, ttl_seconds: float) -> list[
 
 
 async def insert_signal(conn: Conn, run_id: str, kind: str, payload: str) -> int:
-    await require_run(conn, run_id)
+    """The run's row is share-locked first: a prune passes over it while we hold it (it skips
+    locked rows), and the committed signal then keeps the run; a prune that locked it first has
+    deleted it when our lock is granted, and the signal is refused as for any unknown run."""
+    if await fetch_one(conn, _SHARE_RUN, (run_id,)) is None:
+        raise RunNotFoundError(run_id)
     return int(await fetch_one(conn, _INSERT_SIGNAL, (run_id, kind, payload, await db_now(conn))))
 
 

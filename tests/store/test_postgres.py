@@ -23,6 +23,7 @@ from podium.errors import (
     RunExistsError,
     RunNotFoundError,
     StoreUnavailableError,
+    ThreadBusyError,
 )
 from podium.store import _batch as batch
 from podium.store import _pg_tx as tx
@@ -424,3 +425,20 @@ async def test_a_signal_racing_a_prune_either_keeps_its_run_or_is_refused(
         assert was_posted == (run_id not in gone)
         if was_posted:
             assert [s.kind for s in await stores[0].pending_signals(run_id)] == ["retry"]
+
+
+async def test_exclusive_runs_racing_onto_one_thread_let_one_start(
+    stores: list[PostgresEventStore],
+) -> None:
+    async def start(i: int) -> str:
+        first = created(f"run_{i}").model_copy(update={"thread": "t1", "message": "hi"})
+        try:
+            await stores[i % len(stores)].create_run(first, workflow_name="wf", exclusive=True)
+        except ThreadBusyError:
+            return "busy"
+        return "started"
+
+    outcomes = await asyncio.gather(*(start(i) for i in range(9)))
+
+    assert sorted(outcomes) == ["busy"] * 8 + ["started"]
+    assert len(await stores[0].list_runs(thread="t1")) == 1

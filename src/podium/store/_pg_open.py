@@ -106,26 +106,25 @@ async def prepare(conn: Conn, where: str, create: bool) -> str:
 
 async def schema_version(conn: Conn) -> int | None:
     """The applied version; 0 for an empty database, None for another application's tables."""
-    if await _has_table(conn, "schema_migrations"):
+    rows = await (await conn.execute(_TABLES, (["schema_migrations", *PODIUM_TABLES],))).fetchall()
+    names = {str(name) for (name,) in rows}
+    if "schema_migrations" in names:
         found = await (await conn.execute(sql.SCHEMA_VERSION)).fetchone()
         return int(found[0]) if found is not None else 0
-    for table in PODIUM_TABLES:
-        if await _has_table(conn, table):
-            return None
-    return 0
+    return None if names else 0
 
 
-# Read from pg_class with the statement's snapshot, not with to_regclass: that goes through the
-# backend's catalog cache, which an advisory lock does not refresh, so a process that waited for
-# another's migration would still find no tables and migrate again.
-_HAS_TABLE = (
-    "SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-    " WHERE c.relname = %s AND n.nspname = current_schema()"
+# Which of these tables the schema has, in one statement: one snapshot, in which another
+# process's migration has committed whole or not at all (two lookups could see its tables but
+# not yet its schema_migrations). Read from pg_class with the statement's snapshot, not with
+# to_regclass: that goes through the backend's catalog cache, which an advisory lock does not
+# refresh, so a process that waited for another's migration would find no tables and migrate
+# again.
+_TABLES = (
+    "SELECT c.relname FROM pg_catalog.pg_class c"
+    " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+    " WHERE c.relname = ANY(%s) AND n.nspname = current_schema()"
 )
-
-
-async def _has_table(conn: Conn, name: str) -> bool:
-    return await (await conn.execute(_HAS_TABLE, (name,))).fetchone() is not None
 
 
 async def require_current(conn: Conn, where: str) -> None:

@@ -10,10 +10,15 @@ import json
 import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
+
+from podium.core.events import StepStarted
+from podium.server import sse
+from podium.store.base import StoredEvent
 
 from .conftest import GATED, QUICK, Served
 
@@ -186,3 +191,13 @@ async def test_live_text_streams_as_delta_events_without_ids(served: Served) -> 
         s.seq for s in await served.engine.store.read(run_id)
     ]
     assert "delta" not in {s.event.kind for s in await served.engine.store.read(run_id)}
+
+
+def test_an_event_is_encoded_once_for_every_subscriber_of_its_run() -> None:
+    at = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+    first = StoredEvent("run_x", 2, StepStarted(at=at, step_id="a", attempt=1))
+    same = StoredEvent("run_x", 2, StepStarted(at=at, step_id="a", attempt=1))
+    assert sse.run_event_bytes(first) is sse.run_event_bytes(same)  # one encoding, shared
+    assert sse.run_event_bytes(first).startswith(b"id: 2\r\n")
+    again = StoredEvent("run_x", 2, StepStarted(at=at + timedelta(1), step_id="b", attempt=1))
+    assert b'"step_id": "b"' in sse.run_event_bytes(again)  # a run pruned and made again

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 from sse_starlette import EventSourceResponse, ServerSentEvent
@@ -22,6 +23,8 @@ from podium.store.base import StoredEvent
 
 _END = object()
 BATCH = 500
+ENCODED_LIMIT = 8192  # run events kept encoded (a few MB): what 100 catching-up clients share
+_ENCODED: dict[tuple[str, int, datetime], bytes] = {}
 
 
 def last_event_id(header: str | None, query: int | None) -> int:
@@ -39,6 +42,20 @@ def last_event_id(header: str | None, query: int | None) -> int:
 def event_message(stored: StoredEvent, event_id: int) -> ServerSentEvent:
     document = views.event_document(stored)
     return ServerSentEvent(json.dumps(document, ensure_ascii=False), id=str(event_id))
+
+
+def run_event_bytes(stored: StoredEvent) -> bytes:
+    """A run stream's event as sent (its SSE id is its seq), encoded once for all the run's
+    subscribers: a hundred clients of one run no longer serialize each event a hundred times.
+    The key holds the event's time too, so a run pruned and created again under its id is not
+    confused with the old one."""
+    key = (stored.run_id, stored.seq, stored.event.at)
+    encoded = _ENCODED.get(key)
+    if encoded is None:
+        encoded = _ENCODED[key] = event_message(stored, stored.seq).encode()
+        if len(_ENCODED) > ENCODED_LIMIT:
+            del _ENCODED[next(iter(_ENCODED))]  # the oldest entry
+    return encoded
 
 
 def delta_message(step_id: str, text: str) -> ServerSentEvent:
@@ -64,7 +81,7 @@ async def run_stream(engine: Engine, run_id: str, after: int) -> AsyncIterator[b
     async def events() -> None:
         try:
             async for stored in engine.events(run_id, after_seq=after, follow=True):
-                await queue.put(event_message(stored, stored.seq))
+                await queue.put(run_event_bytes(stored))
         finally:
             queue.put_nowait(_END)
 
@@ -82,11 +99,15 @@ async def run_stream(engine: Engine, run_id: str, after: int) -> AsyncIterator[b
             while not queue.empty() and len(ready) < BATCH:
                 ready.append(queue.get_nowait())
             ended = ready[-1] is _END
-            if sent := b"".join(m.encode() for m in ready if m is not _END):
+            if sent := b"".join(_wire(m) for m in ready if m is not _END):
                 yield sent
         await tasks[0]  # it ended: with the run, or with the error it raised
     finally:
         await cancel_and_wait(*tasks)
+
+
+def _wire(message: bytes | ServerSentEvent) -> bytes:
+    return message if isinstance(message, bytes) else message.encode()
 
 
 async def all_stream(engine: Engine, after: int) -> AsyncIterator[ServerSentEvent]:

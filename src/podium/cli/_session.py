@@ -188,10 +188,14 @@ class Session:
         ) as rehearsal:
             await rehearsal.submit(workflow, inputs)
 
+    def named_store(self) -> str | None:
+        """The store `--db` or $PODIUM_DB names; None for the default one."""
+        return self.db if self.db is not None else os.environ.get("PODIUM_DB") or None
+
     async def _store(self, *, writes: bool) -> EventStore:
         """The store the command names. Commands that only read never create or migrate one: a
         missing `--db`/$PODIUM_DB file is an error, a missing default store reads as empty."""
-        named = self.db if self.db is not None else os.environ.get("PODIUM_DB") or None
+        named = self.named_store()
         if writes:
             return await open_store(named if named is not None else default_store_path())
         if named is None and not default_store_path().exists():

@@ -32,6 +32,7 @@ from podium.cli import (
     script,
     serve,
     threads,
+    worker,
 )
 from podium.cli._session import ConfigOption, DbOption
 from podium.cli.examples import EXAMPLES, epilog
@@ -60,6 +61,7 @@ COMMANDS: tuple[Callable[..., None], ...] = (
     script.script,
     graph.graph,
     serve.serve,
+    worker.worker,
     serve.token,
 )
 

@@ -79,6 +79,11 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "podium serve --host 0.0.0.0 --port 8080 --tokens /etc/podium/tokens.json",
         "podium serve --control --cors-origin https://ops.example.com",
     ),
+    "worker": (
+        "podium worker",
+        "podium worker --store postgresql://podium@db.internal/podium --concurrency 16",
+        "podium worker --drain 120",
+    ),
     "token": (
         "podium token create --scope write --name ci",
         "podium token create --scope read --scope approve --name reviewer",

@@ -3,7 +3,6 @@ it accepts (server/auth.py says where they are kept and why)."""
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,7 +101,7 @@ async def _serve(here: Session, host: str, port: int, book: TokenBook, limits: _
         )
     where = checked_workspace(here.workspace) if here.workspace else Path.cwd().resolve()
     project = load_config(where, path=here.config)
-    named = here.db if here.db is not None else os.environ.get("PODIUM_DB") or None
+    named = here.named_store()
     engine = await Engine.open(
         named if named is not None else default_store_path(),
         mode="control" if limits.control else "worker",

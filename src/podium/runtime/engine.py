@@ -168,6 +168,18 @@ class Engine:
     ) -> None:
         await self.close()
 
+    async def drain(self, seconds: float) -> list[str]:
+        """Take no more runs (no claims, no timed wake-ups) and give the runs this engine drives
+        up to `seconds` to finish or park; return the ids of those still driven then. `close`
+        gives those back: their drivers stop, their leases are released and their in-flight steps
+        are left for whoever takes the runs over."""
+        await self._waker.stop()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(seconds, 0.0)
+        while self._tasks and (left := deadline - loop.time()) > 0:
+            await asyncio.wait(list(self._tasks.values()), timeout=left)
+        return sorted(self._tasks)
+
     async def close(self) -> None:
         """Stop driving (in-flight steps stay in flight for a later resume) and close the store.
         Runs parked here stay parked in the store; any engine that resumes them wakes them."""

@@ -38,6 +38,7 @@ class Waker:
         self._due: dict[str, datetime] = {}
         self._nudge = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopped = False
 
     def __len__(self) -> int:
         return len(self._due)
@@ -70,7 +71,15 @@ class Waker:
         if task is not None:
             await cancel_and_wait(task)
 
+    async def stop(self) -> None:
+        """Wake and claim nothing more, for good (a worker draining before it exits); parked
+        runs stay parked in the store, for whoever drives them next."""
+        self._stopped = True
+        await self.aclose()
+
     def _start(self) -> None:
+        if self._stopped:
+            return
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run(), name="podium-waker")
 

@@ -1,0 +1,99 @@
+"""`podium worker`: claim the store's runnable runs and drive them, until told to stop; then take
+no more, let the runs in hand finish or park for a while, and give back the rest."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from typing import Annotated
+
+import typer
+
+from podium.cli._session import (
+    AgentsOption,
+    ConfigOption,
+    ModelOption,
+    Session,
+    execute,
+    session,
+)
+from podium.config import CONFIG_ENV, load_config
+from podium.runtime.engine import Engine
+from podium.store import default_store_path
+
+StoreOption = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        "--db",
+        metavar="URL",
+        show_default=False,
+        help="The event store: a SQLite file or URL, or postgresql://… "
+        "(default: $PODIUM_DB, else .podium/podium.db).",
+    ),
+]
+
+
+def worker(
+    ctx: typer.Context,
+    concurrency: Annotated[
+        int,
+        typer.Option("--concurrency", min=1, help="How many runs to drive at once."),
+    ] = 64,
+    drain: Annotated[
+        float,
+        typer.Option(
+            "--drain",
+            metavar="SECONDS",
+            min=0,
+            help="On SIGTERM or Ctrl-C: how long the runs in hand get to finish or park.",
+        ),
+    ] = 30.0,
+    store: StoreOption = None,
+    agents: AgentsOption = None,
+    model: ModelOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Drive the store's runs: new ones (`podium run --detach`, a `serve --control` server's),
+    parked ones when they are due, signalled ones, and any whose driver died (its lease expired).
+    On SIGTERM or Ctrl-C it claims nothing more, gives its runs --drain seconds to finish or
+    park, then stops the rest and releases their leases: another worker takes them over. Each
+    run uses the configuration and agents it was started with, unless --config or --agents say
+    otherwise."""
+    here = session(ctx, store, agents=agents, model=model, config=config)
+    execute(here, _work(here, concurrency, drain))
+
+
+async def _work(here: Session, concurrency: int, drain_seconds: float) -> int:
+    named = here.named_store()
+    engine = await Engine.open(
+        named if named is not None else default_store_path(),
+        mode="worker",
+        max_concurrent_runs=concurrency,
+        agents_dir=here.agents,
+        default_model=here.model,
+        config=load_config(path=here.config) if here.config or os.environ.get(CONFIG_ENV) else None,
+    )
+    try:
+        here.note(f"worker driving up to {concurrency} runs at once; SIGTERM or Ctrl-C to stop")
+        await _until_stopped()
+        here.note(f"stopping: no more runs taken; the runs in hand get {drain_seconds:g} s")
+        left = await engine.drain(drain_seconds)
+        if left:
+            here.note(f"gave back {len(left)} runs for another worker: {', '.join(left)}")
+    finally:
+        await engine.close()
+    return 0
+
+
+async def _until_stopped() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from podium.core.events import Event, encode
@@ -45,6 +46,22 @@ class AppendEvents:
 
 
 WriteRequest = CreateRun | AppendEvents
+
+
+def append_request(
+    run_id: str,
+    events: Sequence[Event],
+    *,
+    expected_seq: int,
+    epoch: int,
+    status: RunStatus | None,
+    consumed_signals: Sequence[int],
+    wake_at: datetime | None,
+) -> AppendEvents:
+    """An `append` call as the SQL stores write it: rows numbered after `expected_seq`."""
+    rows = [event_row(run_id, seq, e) for seq, e in enumerate(events, expected_seq + 1)]
+    wake = wake_at.timestamp() if wake_at is not None else None
+    return AppendEvents(run_id, expected_seq, epoch, status, consumed_signals, rows, wake)
 
 
 def event_row(run_id: str, seq: int, event: Event) -> EventRow:

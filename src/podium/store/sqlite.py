@@ -145,10 +145,14 @@ class SQLiteEventStore:
         consumed_signals: Sequence[int] = (),
         wake_at: datetime | None = None,
     ) -> int:
-        rows = [batch.event_row(run_id, seq, e) for seq, e in enumerate(events, expected_seq + 1)]
-        wake = wake_at.timestamp() if wake_at is not None else None
-        request = batch.AppendEvents(
-            run_id, expected_seq, epoch, status, consumed_signals, rows, wake
+        request = batch.append_request(
+            run_id,
+            events,
+            expected_seq=expected_seq,
+            epoch=epoch,
+            status=status,
+            consumed_signals=consumed_signals,
+            wake_at=wake_at,
         )
         return await self._submit(request, self._db.budget.progress_seconds)
 

@@ -20,6 +20,7 @@ from podium.cli._session import (
 )
 from podium.config import CONFIG_ENV, load_config
 from podium.runtime.engine import Engine
+from podium.runtime.runner import LeasePolicy
 from podium.store import default_store_path
 
 StoreOption = Annotated[
@@ -50,6 +51,16 @@ def worker(
             help="On SIGTERM or Ctrl-C: how long the runs in hand get to finish or park.",
         ),
     ] = 30.0,
+    lease_ttl: Annotated[
+        float,
+        typer.Option(
+            "--lease-ttl",
+            metavar="SECONDS",
+            min=1,
+            help="How long a run's lease outlives this worker's last heartbeat (renewed every "
+            "third of it): how soon another worker takes over the runs of one that died.",
+        ),
+    ] = LeasePolicy().ttl_seconds,
     store: StoreOption = None,
     agents: AgentsOption = None,
     model: ModelOption = None,
@@ -62,15 +73,17 @@ def worker(
     run uses the configuration and agents it was started with, unless --config or --agents say
     otherwise."""
     here = session(ctx, store, agents=agents, model=model, config=config)
-    execute(here, _work(here, concurrency, drain))
+    lease = LeasePolicy(ttl_seconds=lease_ttl, heartbeat_seconds=lease_ttl / 3)
+    execute(here, _work(here, concurrency, drain, lease))
 
 
-async def _work(here: Session, concurrency: int, drain_seconds: float) -> int:
+async def _work(here: Session, concurrency: int, drain_seconds: float, lease: LeasePolicy) -> int:
     named = here.named_store()
     engine = await Engine.open(
         named if named is not None else default_store_path(),
         mode="worker",
         max_concurrent_runs=concurrency,
+        lease=lease,
         agents_dir=here.agents,
         default_model=here.model,
         config=load_config(path=here.config) if here.config or os.environ.get(CONFIG_ENV) else None,

@@ -20,6 +20,8 @@ and `reject` print with --json when they finish)::
 
     {"run_id": str, "workflow": str, "status": STATUS, "wake_at": ISO | null,
      "error": str | null, "cancel_reason": str | null, "created_at": ISO,
+     "dead_reason": str | null,       # why the run was dead-lettered (status `dead`)
+     "recoveries": int,               # takeovers from dead drivers in a row, so far
      "updated_at": ISO | null, "tokens": int, "cost_usd": float,
      "forked_from": {"run_id": str, "step": str, "reused": [str]} | null,
      "plans": {plan step id: [plan version, ...]},
@@ -229,6 +231,7 @@ def run_document(record: RunRecord, state: RunState | None = None) -> dict[str, 
         "created_at": iso(record.created_at),
         "updated_at": iso(record.updated_at),
         "wake_at": iso(wake_at(record)),
+        "queue": record.queue,
     }
     if state is not None:
         end = state.updated_at if state.outcome is not None else datetime.now(UTC)
@@ -270,6 +273,8 @@ def show_document(state: RunState, record: RunRecord | None) -> dict[str, Any]:
         "wake_at": iso(wake_at(record)),
         "error": state.completed_error,
         "cancel_reason": cancel_reason(state),
+        "dead_reason": state.dead,
+        "recoveries": state.recoveries,
         "forked_from": forked_from(state),
         "thread": state.thread,  # a thread's run: {"id", "message", "routing", "on_busy"}
         "created_at": iso(state.created_at),

@@ -131,6 +131,8 @@ def test_run_succeeds_and_show_json_has_every_step(cli: Cli) -> None:
         "wake_at",
         "error",
         "cancel_reason",
+        "dead_reason",
+        "recoveries",
         "forked_from",
         "created_at",
         "updated_at",

@@ -303,7 +303,7 @@ def test_interrupted_steps_are_recovered_with_the_one_command_the_message_names(
 @pytest.mark.parametrize(
     "args",
     [
-        ["retry", "r1"],
+        ["skip", "r1"],
         ["skip", "r1", "a", "--all-failed"],
         ["retry", "r1", "--all-failed", "--all-interrupted"],
     ],

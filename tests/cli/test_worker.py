@@ -4,6 +4,7 @@ on SIGTERM it takes nothing more, lets the runs in hand finish within --drain, a
 
 from __future__ import annotations
 
+import json
 import signal
 import sqlite3
 
@@ -63,3 +64,38 @@ def test_a_draining_worker_gives_back_what_is_still_running(cli: Cli) -> None:
     cli.wait_for_step(successor, run_id, "nap", "interrupted")  # not idempotent: a person decides
     successor.send_signal(signal.SIGTERM)
     assert successor.wait(timeout=30) == 0
+
+
+def test_a_worker_claims_only_the_runs_of_its_queues(cli: Cli) -> None:
+    cli.write("quick.yaml", QUICK)
+    on_gpu = cli("run", "quick.yaml", "--detach", "--queue", "gpu")
+    assert on_gpu.returncode == 0, on_gpu.stderr
+    assert "a worker of queue gpu runs it" in on_gpu.stderr
+    gpu_run = on_gpu.stdout.strip()
+    plain_run = cli("run", "quick.yaml", "--detach").stdout.strip()
+    assert cli.show(gpu_run)["status"] == "pending"
+
+    plain = cli.start("worker")  # the `default` queue only
+    wait_until(lambda: _status(cli, plain_run) == "succeeded", f"{plain_run} to succeed")
+    gpu_worker = cli.start("worker", "--queue", "io", "--queue", "gpu")
+    wait_until(lambda: _status(cli, gpu_run) == "succeeded", f"{gpu_run} to succeed")
+    for proc in (plain, gpu_worker):
+        proc.send_signal(signal.SIGTERM)
+    out, _ = gpu_worker.communicate(timeout=30)
+    plain.communicate(timeout=30)
+    assert "from queue io, gpu" in out
+    listed = {r["run_id"]: r["queue"] for r in json.loads(cli("runs", "--json").stdout)}
+    assert listed == {gpu_run: "gpu", plain_run: "default"}
+
+
+def test_a_bad_queue_name_is_refused_before_anything_is_recorded(cli: Cli) -> None:
+    cli.write("quick.yaml", QUICK)
+    for args in (
+        ["run", "quick.yaml", "--detach", "--queue", "no spaces"],
+        ["worker", "--queue", ""],
+    ):
+        refused = cli(*args)
+        assert refused.returncode == 2
+        said = " ".join(refused.stderr.replace("│", " ").split())  # unwrap the error box
+        assert "is not valid: use 1 to 64 letters, digits" in said
+    assert not cli.db.exists() or json.loads(cli("runs", "--json").stdout) == []

@@ -261,15 +261,16 @@ def test_replay_of_the_log_gives_the_same_state() -> None:
 
 
 def test_resume_requeues_idempotent_and_interrupts_the_rest() -> None:
-    from podium.core.scheduler import recover
+    from podium.core.happenings import TakenOver
 
     doc = wf(shell("side"), {"id": "get", "kind": "http", "url": "http://x"}, shell("z", "side"))
     sim = Sim(make_state(doc))
     sim.turn()
-    resumed = recover(sim.state, sim.now)
+    (resumed,) = sim.happen(TakenOver(crashed=True))
+    assert isinstance(resumed, ev.RunResumed)
     assert resumed.requeued == ["get"]
     assert resumed.interrupted == ["side"]
-    sim.record(resumed)
+    assert resumed.recovery == 1
     assert sim.turn() == ["get"]
     assert sim.state.steps["get"].attempts == 1  # the same attempt, re-run
     sim.succeed("get")

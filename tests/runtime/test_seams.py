@@ -177,8 +177,8 @@ class _ClaimRace(MemoryEventStore):
         super().__init__()
         self.competitor: Any = None
 
-    async def claim(self, owner: str, *, limit: int, ttl_seconds: float) -> list[Any]:
-        claims = await super().claim(owner, limit=limit, ttl_seconds=ttl_seconds)
+    async def claim(self, owner: str, **options: Any) -> list[Any]:
+        claims = await super().claim(owner, **options)
         competitor, self.competitor = self.competitor, None
         if claims and competitor is not None:
             await competitor()

@@ -171,3 +171,17 @@ async def test_cors_is_off_unless_an_origin_is_allowed(served: Served, tmp_path:
         assert "access-control-allow-origin" not in other.headers
         listed = await opened.client.get("/runs", headers={"Origin": "https://ops.example.com"})
         assert "X-Next-Cursor" in listed.headers["access-control-expose-headers"]
+
+
+async def test_a_run_is_submitted_on_a_queue_and_a_bad_queue_name_is_a_422(served: Served) -> None:
+    (served.folder / "quick.yaml").write_text(QUICK)
+    bad = await served.client.post("/runs", json={"path": "quick.yaml", "queue": "no spaces"})
+    assert [p["path"] for p in _error(bad, 422, "invalid")["problems"]] == ["body.queue"]
+    await _no_runs(served)
+
+    reply = await served.client.post(
+        "/runs", json={"path": "quick.yaml", "inputs": {"who": "x"}, "queue": "gpu"}
+    )
+
+    assert reply.status_code == 201, reply.text
+    assert reply.json()["queue"] == "gpu"

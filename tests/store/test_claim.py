@@ -70,6 +70,24 @@ async def test_pending_runs_are_claimed_with_a_new_epoch(store: EventStore) -> N
         claim.lease.expires_at,
     )
     assert await claimed(store, owner="another-host:2:x") == []
+    assert claim.lease.taken_from is None
+
+
+async def test_a_claim_says_whom_it_took_an_orphaned_run_from(backend: Backend) -> None:
+    store = backend.store
+    await parked(store, "run_given_back", "running")
+    await store.create_run(created("run_lost", at=later(0)), workflow_name="wf")
+    lost = await store.acquire_lease("run_lost", "gone-host:1:g", ttl_seconds=SHORT_SECONDS)
+    last = [RunResumed(at=later(1))]
+    await store.append("run_lost", last, expected_seq=1, epoch=lost.epoch, status="running")
+    await backend.advance(PAST_SHORT_SECONDS)
+
+    claims = {c.lease.run_id: c for c in await store.claim(WORKER, limit=5, ttl_seconds=30)}
+
+    assert claims["run_lost"].reason == "orphaned"
+    assert claims["run_lost"].lease.taken_from == "gone-host:1:g"
+    assert claims["run_given_back"].reason == "orphaned"
+    assert claims["run_given_back"].lease.taken_from is None
 
 
 async def test_a_live_lease_is_never_claimed(store: EventStore) -> None:
@@ -199,3 +217,43 @@ async def test_a_run_created_with_its_lease_cannot_be_claimed_first(store: Event
     assert (record.owner, record.epoch, record.status) == ("driver-host:1:d", 1, "pending")
     assert await store.append("run_a", [RunResumed(at=later(1))], expected_seq=1, epoch=1) == 2
     assert await store.create_run(created("run_b"), workflow_name="wf") is None
+
+
+async def test_a_claim_takes_only_runs_on_the_queues_it_names(store: EventStore) -> None:
+    for run_id, queue in (("run_gpu", "gpu"), ("run_io", "io"), ("run_plain", None)):
+        event = created(run_id)
+        if queue is not None:
+            event = event.model_copy(update={"queue": queue})
+        await store.create_run(event, workflow_name="wf")
+    assert (await store.get_run("run_gpu")).queue == "gpu"
+    assert (await store.get_run("run_plain")).queue == "default"
+    listed = {r.run_id: r.queue for r in await store.list_runs()}
+    assert listed == {"run_gpu": "gpu", "run_io": "io", "run_plain": "default"}
+
+    assert await store.claim(WORKER, limit=5, ttl_seconds=30, queues=["nothing-here"]) == []
+    gpu = await store.claim(WORKER, limit=5, ttl_seconds=30, queues=["gpu"])
+    assert [c.lease.run_id for c in gpu] == ["run_gpu"]
+    rest = await store.claim("w2-host:2:b", limit=5, ttl_seconds=30, queues=["default", "io"])
+    assert sorted(c.lease.run_id for c in rest) == ["run_io", "run_plain"]
+
+
+async def test_a_claim_without_queues_takes_runs_on_any_queue(store: EventStore) -> None:
+    await store.create_run(created("run_a").model_copy(update={"queue": "gpu"}), workflow_name="wf")
+    await store.create_run(created("run_b"), workflow_name="wf")
+
+    assert sorted(run_id for run_id, _ in await claimed(store)) == ["run_a", "run_b"]
+
+
+async def test_an_orphaned_run_is_taken_over_only_by_a_worker_of_its_queue(
+    backend: Backend,
+) -> None:
+    store = backend.store
+    await store.create_run(created("run_a").model_copy(update={"queue": "gpu"}), workflow_name="wf")
+    lost = await store.acquire_lease("run_a", "gone-host:1:g", ttl_seconds=SHORT_SECONDS)
+    event = [RunResumed(at=later(1))]
+    await store.append("run_a", event, expected_seq=1, epoch=lost.epoch, status="running")
+    await backend.advance(PAST_SHORT_SECONDS)
+
+    assert await store.claim(WORKER, limit=5, ttl_seconds=30, queues=["default"]) == []
+    [claim] = await store.claim(WORKER, limit=5, ttl_seconds=30, queues=["gpu"])
+    assert (claim.lease.run_id, claim.reason) == ("run_a", "orphaned")

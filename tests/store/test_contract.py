@@ -299,6 +299,7 @@ async def test_an_expired_lease_is_taken_over_on_the_store_clock(backend: Backen
     lease = await store.acquire_lease("run_a", "other-host:1:abc", ttl_seconds=30)
 
     assert lease.epoch == 2
+    assert lease.taken_from is not None  # its holder never gave it back: a crashed driver
 
 
 async def test_a_dead_local_process_loses_its_lease_at_once(store: EventStore) -> None:
@@ -311,6 +312,24 @@ async def test_a_dead_local_process_loses_its_lease_at_once(store: EventStore) -
     lease = await store.acquire_lease("run_a", current_owner(), ttl_seconds=30)
 
     assert lease.epoch == 2
+    assert lease.taken_from == dead_owner
+
+
+async def test_a_lease_given_back_or_never_held_was_not_taken_from_anyone(
+    store: EventStore,
+) -> None:
+    await started(store)
+    owner = current_owner()
+    first = await store.acquire_lease("run_a", owner, ttl_seconds=30)
+    assert first.taken_from is None  # never held
+    assert (await store.renew_lease(first, ttl_seconds=30)).taken_from is None
+    ours = await store.acquire_lease("run_a", owner, ttl_seconds=30)
+    assert ours.taken_from is None  # we held it ourselves
+    await store.release_lease(ours)
+
+    again = await store.acquire_lease("run_a", current_owner(), ttl_seconds=30)
+
+    assert again.taken_from is None  # released: handed back, not crashed
 
 
 async def test_a_stale_epoch_is_fenced_off(backend: Backend) -> None:

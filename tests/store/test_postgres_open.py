@@ -120,7 +120,7 @@ async def test_processes_opening_a_new_database_at_once_migrate_it_once(url: str
             await store.close()
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
         rows = await (await conn.execute("SELECT version FROM schema_migrations")).fetchall()
-    assert rows == [(1,)]
+    assert rows == [(1,), (2,)]
 
 
 @pytest.fixture

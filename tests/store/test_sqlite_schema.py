@@ -69,7 +69,8 @@ async def test_a_version_1_file_is_upgraded_in_place(tmp_path: Path) -> None:
         assert (position, numbered.run_id, numbered.seq) == (1, "run_old", 1)
         [signal] = await store.pending_signals("run_old")
         assert (signal.kind, signal.payload) == ("retry", {"step_id": "a"})
-        [claim] = await store.claim("w-host:1:x", limit=5, ttl_seconds=30)
+        assert record.queue == "default"  # 0005: runs from before queues are on `default`
+        [claim] = await store.claim("w-host:1:x", limit=5, ttl_seconds=30, queues=["default"])
         assert (claim.lease.run_id, claim.reason, claim.lease.epoch) == ("run_old", "signalled", 4)
         wake_at = T0 + timedelta(hours=1)
         await store.append("run_old", [], expected_seq=1, epoch=4, wake_at=wake_at)
@@ -79,7 +80,7 @@ async def test_a_version_1_file_is_upgraded_in_place(tmp_path: Path) -> None:
 
     conn = sqlite3.connect(path)
     versions = conn.execute("SELECT version FROM schema_migrations").fetchall()
-    assert versions == [(1,), (2,), (3,), (4,)]
+    assert versions == [(1,), (2,), (3,), (4,), (5,)]
     assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     indexes = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     assert {"runs_by_wake", "runs_by_workflow", "signals_pending", "runs_by_thread"} <= indexes

@@ -27,13 +27,14 @@ from podium import views
 from podium.cli import render
 from podium.cli.view import watch
 from podium.config import CONFIG_ENV, ProjectConfig, load_config, recorded_config
+from podium.core.events import DEFAULT_QUEUE
 from podium.core.state import RunState
-from podium.errors import PodiumError
+from podium.errors import PodiumError, UsageError
 from podium.runtime.engine import Engine, EngineMode
 from podium.runtime.workspace import choose_workspace
 from podium.spec.load import WorkflowSource
 from podium.store import default_store_path, open_store
-from podium.store.base import EventStore
+from podium.store.base import EventStore, check_queue
 from podium.store.memory import MemoryEventStore
 
 EXIT_BAD_INPUT = 2
@@ -43,10 +44,42 @@ EXIT_TERMINATED = 143
 PIPE_WIDTH = 200
 
 
+def _queue_name(value: str) -> str:
+    try:
+        return check_queue(value)
+    except UsageError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+QueueOption = Annotated[
+    str,
+    typer.Option(
+        "--queue",
+        metavar="NAME",
+        callback=_queue_name,
+        help="The queue the run waits on: only a `podium worker --queue NAME` claims it.",
+    ),
+]
+
+
+StoreOption = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        "--db",
+        metavar="URL",
+        show_default=False,
+        help="The event store: a SQLite file or URL, or postgresql://… "
+        "(default: $PODIUM_DB, else .podium/podium.db).",
+    ),
+]
+
+
 class StatusName(StrEnum):
     pending = "pending"
     running = "running"
     waiting = "waiting"
+    dead = "dead"
     succeeded = "succeeded"
     failed = "failed"
     cancelled = "cancelled"
@@ -290,13 +323,14 @@ async def submit_and_follow(
     inputs: Mapping[str, Any] | None = None,
     *,
     run_id: str | None = None,
+    queue: str = DEFAULT_QUEUE,
 ) -> int:
     """Submit a new run, show it until it ends or waits for a person, and return the exit code.
     Its workspace is `session.workspace`, else the workflow file's folder, else this one."""
     workspace = choose_workspace(workflow, session.workspace)
     await session.rehearse(workflow, inputs, workspace)
     async with await session.engine(workspace=workspace) as engine:
-        rid = await engine.submit(workflow, inputs, run_id=run_id)
+        rid = await engine.submit(workflow, inputs, run_id=run_id, queue=queue)
         session.note(f"run {rid}")
         session.note(f"workspace: {workspace}")
         state = await follow(session, engine, rid)
@@ -317,7 +351,7 @@ async def finish(session: Session, engine: Engine, state: RunState) -> int:
 
 
 def exit_code(state: RunState) -> int:
-    """0 succeeded, 1 failed or cancelled, 3 parked waiting for a person."""
+    """0 succeeded, 1 failed, cancelled or dead-lettered, 3 parked waiting for a person."""
     if state.status == "succeeded":
         return 0
     return EXIT_PARKED if state.status == "waiting" else 1

@@ -22,6 +22,7 @@ from podium.cli._session import (
 )
 from podium.cli.runref import RunRef, resolved
 from podium.errors import UsageError
+from podium.runtime.engine import Engine
 from podium.runtime.steering import Verb, post_all_but_last
 
 
@@ -92,13 +93,16 @@ def _step_command(verb: Verb, summary: str) -> Callable[..., None]:
 async def _control(
     here: Session, verb: Verb, run_id: str, step_id: str | None, every: list[str]
 ) -> int:
-    if (step_id is not None) + len(every) != 1:
+    named = (step_id is not None) + len(every)
+    if named > 1 or (named == 0 and verb == "skip"):
         raise UsageError(
             f"name what to {verb}: a STEP, --all-interrupted or --all-failed (exactly one); "
             f"e.g. `podium {verb} {run_id} --all-interrupted`"
         )
     run_id = await resolved(here, run_id)
     async with await here.engine(run_id=run_id) as engine:
+        if step_id is None and not every:
+            every = [await _revived(engine, verb, run_id)]
         steps = (
             [step_id]
             if step_id is not None
@@ -116,10 +120,23 @@ async def _control(
         return await finish(here, engine, state)
 
 
+async def _revived(engine: Engine, verb: Verb, run_id: str) -> str:
+    """`podium retry RUN` alone: a dead-lettered run is revived by retrying the steps its
+    dead-lettering interrupted. Any other run needs to be told what to retry."""
+    if (await engine.store.get_run(run_id)).status == "dead":
+        return "interrupted"
+    raise UsageError(
+        f"name what to {verb}: a STEP, --all-interrupted or --all-failed (exactly one); e.g. "
+        f"`podium {verb} {run_id} --all-interrupted` (`podium retry RUN` alone revives a "
+        "dead-lettered run)"
+    )
+
+
 retry = _step_command(
     "retry",
     "Run a failed, interrupted, cancelled or skipped step again, then what waits for it; "
-    "--all-interrupted or --all-failed retries every such step at once.",
+    "--all-interrupted or --all-failed retries every such step at once. `podium retry RUN` "
+    "alone brings a dead-lettered run (`podium runs --status dead`) back.",
 )
 skip = _step_command(
     "skip",

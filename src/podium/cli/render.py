@@ -30,6 +30,7 @@ STATUS_STYLES: dict[str, str] = {
     "retrying": "yellow",
     "interrupted": "bold magenta",
     "waiting": "bold magenta",
+    "dead": "bold red reverse",
     "succeeded": "green",
     "failed": "bold red",
     "skipped": "dim yellow",
@@ -150,6 +151,8 @@ def show_header(state: RunState, record: RunRecord) -> Table:
         grid.add_row("error", Text(state.completed_error, style="red"))
     if (reason := cancel_reason(state)) is not None:
         grid.add_row("cancel reason", reason)
+    if state.dead is not None:
+        grid.add_row("dead-lettered", Text(state.dead, style="red"))
     return grid
 
 
@@ -295,6 +298,8 @@ def summary_lines(state: RunState) -> list[str]:
         lines.append(f"run {state.run_id} waits for its child runs: {runs}")
     elif state.status == "waiting":
         lines += _parked_lines(state) if state.awaits_person else _timer_lines(state)
+    elif state.dead is not None:
+        lines.append(f"run {state.run_id} is dead-lettered: {state.dead}")
     return lines
 
 

@@ -17,6 +17,7 @@ from podium.cli._session import (
     FileArg,
     JsonOption,
     ModelOption,
+    QueueOption,
     Session,
     WorkspaceOption,
     execute,
@@ -27,6 +28,7 @@ from podium.cli._session import (
 )
 from podium.cli.runref import RunRef, resolved
 from podium.config import load_config
+from podium.core.events import DEFAULT_QUEUE
 from podium.errors import PodiumError
 from podium.runtime.validation import check_workflow, problems_of, validation
 from podium.runtime.workspace import choose_workspace
@@ -51,6 +53,7 @@ def run(
             help="Submit, print the run id and return: `podium serve` or a worker runs it.",
         ),
     ] = False,
+    queue: QueueOption = DEFAULT_QUEUE,
     db: DbOption = None,
     as_json: JsonOption = False,
     agents: AgentsOption = None,
@@ -61,11 +64,11 @@ def run(
     """Validate and run a workflow, showing it live until it completes or waits for a person.
     Its workspace is --workspace, else the workflow file's folder."""
     here = session(ctx, db, as_json, agents=agents, model=model, config=config, workspace=workspace)
-    execute(here, _run(here, file, inputs or [], run_id, detach))
+    execute(here, _run(here, file, inputs or [], run_id, detach, queue))
 
 
 async def _run(
-    here: Session, file: Path, pairs: list[str], run_id: str | None, detach: bool
+    here: Session, file: Path, pairs: list[str], run_id: str | None, detach: bool, queue: str
 ) -> int:
     here.workspace = choose_workspace(file, here.workspace)
     workflow = load_workflow(file)
@@ -73,25 +76,26 @@ async def _run(
     given = parse_input_pairs(pairs)
     coerce_inputs(workflow, given)  # bad inputs are refused before the store is touched
     if detach:
-        return await _detach(here, workflow, given, run_id)
-    return await submit_and_follow(here, workflow, given, run_id=run_id)
+        return await _detach(here, workflow, given, run_id, queue)
+    return await submit_and_follow(here, workflow, given, run_id=run_id, queue=queue)
 
 
 async def _detach(
-    here: Session, workflow: Workflow, given: dict[str, Any], run_id: str | None
+    here: Session, workflow: Workflow, given: dict[str, Any], run_id: str | None, queue: str
 ) -> int:
     """Record the run without driving it: it waits, `pending`, for an engine that claims runs
     (`podium serve`, a worker) to take it."""
     workspace = choose_workspace(workflow, here.workspace)
     await here.rehearse(workflow, given, workspace)
     async with await here.engine(workspace=workspace) as engine:
-        rid = await engine.submit(workflow, given, run_id=run_id, start=False)
+        rid = await engine.submit(workflow, given, run_id=run_id, start=False, queue=queue)
         record = await engine.store.get_run(rid)
     if here.json:
         here.emit(views.run_document(record))
     else:
         here.out.print(rid, markup=False, highlight=False)
-    here.err.print(f"submitted; `podium serve` or a worker runs it: podium show {rid}")
+    who = "`podium serve` or a worker" if queue == DEFAULT_QUEUE else f"a worker of queue {queue}"
+    here.err.print(f"submitted; {who} runs it: podium show {rid}")
     return 0
 
 

@@ -14,10 +14,10 @@ from rich.text import Text
 from podium.cli._session import (
     AgentsOption,
     ConfigOption,
-    DbOption,
     JsonOption,
     ModelOption,
     Session,
+    StoreOption,
     WorkspaceOption,
     execute,
     session,
@@ -64,7 +64,7 @@ def serve(
     max_body: Annotated[
         int, typer.Option("--max-body", metavar="BYTES", min=1, help="The request body cap.")
     ] = MAX_BODY_BYTES,
-    db: DbOption = None,
+    db: StoreOption = None,
     agents: AgentsOption = None,
     model: ModelOption = None,
     config: ConfigOption = None,

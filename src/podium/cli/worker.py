@@ -15,25 +15,18 @@ from podium.cli._session import (
     ConfigOption,
     ModelOption,
     Session,
+    StoreOption,
     execute,
     session,
 )
 from podium.config import CONFIG_ENV, load_config
+from podium.core.events import DEFAULT_QUEUE
+from podium.core.happenings import MAX_RECOVERIES
+from podium.errors import UsageError
 from podium.runtime.engine import Engine
 from podium.runtime.runner import LeasePolicy
 from podium.store import default_store_path
-
-StoreOption = Annotated[
-    str | None,
-    typer.Option(
-        "--store",
-        "--db",
-        metavar="URL",
-        show_default=False,
-        help="The event store: a SQLite file or URL, or postgresql://… "
-        "(default: $PODIUM_DB, else .podium/podium.db).",
-    ),
-]
+from podium.store.base import check_queue
 
 
 def worker(
@@ -61,6 +54,26 @@ def worker(
             "third of it): how soon another worker takes over the runs of one that died.",
         ),
     ] = LeasePolicy().ttl_seconds,
+    max_recoveries: Annotated[
+        int,
+        typer.Option(
+            "--max-recoveries",
+            metavar="N",
+            min=0,
+            help="Takeovers in a row from workers that died while a run's steps ran (none "
+            "finishing in between) before the run is dead-lettered: `podium runs --status "
+            "dead` lists it, `podium retry RUN` brings it back.",
+        ),
+    ] = MAX_RECOVERIES,
+    queues: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--queue",
+            metavar="NAME",
+            help="Claim only runs on this queue (`podium run --queue`); repeatable. "
+            "Default: the runs submitted without one (queue `default`).",
+        ),
+    ] = None,
     store: StoreOption = None,
     agents: AgentsOption = None,
     model: ModelOption = None,
@@ -73,23 +86,36 @@ def worker(
     run uses the configuration and agents it was started with, unless --config or --agents say
     otherwise."""
     here = session(ctx, store, agents=agents, model=model, config=config)
-    lease = LeasePolicy(ttl_seconds=lease_ttl, heartbeat_seconds=lease_ttl / 3)
-    execute(here, _work(here, concurrency, drain, lease))
+    lease = LeasePolicy(
+        ttl_seconds=lease_ttl, heartbeat_seconds=lease_ttl / 3, max_recoveries=max_recoveries
+    )
+    try:
+        wanted = [check_queue(name) for name in queues or [DEFAULT_QUEUE]]
+    except UsageError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--queue") from None
+    execute(here, _work(here, concurrency, drain, lease, wanted))
 
 
-async def _work(here: Session, concurrency: int, drain_seconds: float, lease: LeasePolicy) -> int:
+async def _work(
+    here: Session, concurrency: int, drain_seconds: float, lease: LeasePolicy, queues: list[str]
+) -> int:
     named = here.named_store()
     engine = await Engine.open(
         named if named is not None else default_store_path(),
         mode="worker",
         max_concurrent_runs=concurrency,
         lease=lease,
+        queues=queues,
         agents_dir=here.agents,
         default_model=here.model,
         config=load_config(path=here.config) if here.config or os.environ.get(CONFIG_ENV) else None,
     )
     try:
-        here.note(f"worker driving up to {concurrency} runs at once; SIGTERM or Ctrl-C to stop")
+        on = ", ".join(queues)
+        here.note(
+            f"worker driving up to {concurrency} runs at once from queue {on}; "
+            "SIGTERM or Ctrl-C to stop"
+        )
         await _until_stopped()
         here.note(f"stopping: no more runs taken; the runs in hand get {drain_seconds:g} s")
         left = await engine.drain(drain_seconds)

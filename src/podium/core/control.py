@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from podium.core import events as ev
-from podium.core import loops
+from podium.core import loops, recovery
 from podium.core.approvals import approve_event, reject_event
 from podium.core.happenings import ControlSignal
 from podium.core.state import RunState, StepState, StepStatus, require_step
@@ -107,12 +107,16 @@ def cancel_event(state: RunState, now: datetime, reason: str = "") -> ev.RunCanc
 
 def signal_events(state: RunState, signal: ControlSignal, now: datetime) -> list[ev.Event]:
     """The events a control signal becomes (`signal_event`); skipping a step that waits for a
-    person is two: its approval withdrawn (reason `skipped`), then the skip."""
+    person is two: its approval withdrawn (reason `skipped`), then the skip. A retry or skip in
+    a dead-lettered run revives it first."""
     event = signal_event(state, signal, now)
+    if isinstance(event, ev.SignalRefused):
+        return [event]
+    revived = recovery.revival(state, now) if signal.kind in ("retry", "skip") else []
     if isinstance(event, ev.StepSkipped) and event.step_id in state.approvals:
         withdrawn = ev.ApprovalWithdrawn(at=now, step_id=event.step_id, reason="skipped")
-        return [withdrawn, event]
-    return [event]
+        return [*revived, withdrawn, event]
+    return [*revived, event]
 
 
 def signal_event(state: RunState, signal: ControlSignal, now: datetime) -> ev.Event:

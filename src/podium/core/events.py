@@ -13,6 +13,9 @@ CancelReason = Literal["run_cancelled", "fail_fast", "lost_race", "budget", "rep
 RunOutcome = Literal["succeeded", "failed", "cancelled"]
 
 
+DEFAULT_QUEUE = "default"
+
+
 class _Event(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     at: datetime
@@ -44,6 +47,8 @@ class RunCreated(_Event):
     # a child run of a `workflow` step: {"run_id", "step_id"} of the parent; its nesting depth
     parent: dict[str, str] | None = None
     depth: int = 0
+    # which workers may claim it (`podium worker --queue`); runs without one are on `default`
+    queue: str = DEFAULT_QUEUE
 
 
 class ReusedStep(BaseModel):
@@ -81,6 +86,28 @@ class RunResumed(_Event):
     requeued: list[str] = Field(default_factory=list)
     interrupted: list[str] = Field(default_factory=list)
     stopped: list[str] = Field(default_factory=list)  # steps whose leftover processes were killed
+    recovery: int = 0
+    """How many times in a row the run was taken from a driver that died (its lease expired or
+    its process was gone) without a step finishing in between; 0 when the last driver gave the
+    run back (a drained worker, a closed engine)."""
+
+
+class RunDeadLettered(_Event):
+    """Taken over more than `max_recoveries` times in a row from drivers that died while these
+    steps ran: the run stops here (its in-flight steps `interrupted`) until a person revives it
+    (`podium retry RUN`, or a retry or skip of one of its steps) or cancels it."""
+
+    kind: Literal["run.dead_lettered"] = "run.dead_lettered"
+    reason: str
+    recoveries: int
+    interrupted: list[str] = Field(default_factory=list)
+    stopped: list[str] = Field(default_factory=list)
+
+
+class RunRevived(_Event):
+    """A person brought a dead-lettered run back: it runs again with a fresh recovery count."""
+
+    kind: Literal["run.revived"] = "run.revived"
 
 
 class RunCancelRequested(_Event):
@@ -402,6 +429,8 @@ Event = Annotated[
     RunCreated
     | RunForked
     | RunResumed
+    | RunDeadLettered
+    | RunRevived
     | RunCancelRequested
     | RunCompleted
     | StepStarted

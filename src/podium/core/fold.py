@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from podium.core import approvals, children, loops, plans, tool_approvals
+from podium.core import approvals, children, loops, plans, recovery, tool_approvals
 from podium.core import events as ev
 from podium.core.graph import build_graph
 from podium.core.joins import make_ready, propagate, reopen, tidy_ready
@@ -41,6 +41,7 @@ def new_state(created: ev.RunCreated, workflow: Workflow | None = None) -> RunSt
         thread=_thread(created),
         parent=created.parent,
         depth=created.depth,
+        queue=created.queue,
         created_at=created.at,
         graph=graph,
         steps=steps,
@@ -166,17 +167,6 @@ def _on_cancelled(state: RunState, e: ev.StepCancelled) -> None:
     step.reason = e.reason
     _finish(state, step, StepStatus.CANCELLED, e.at)
     propagate(state, step, "bad")
-
-
-def _on_resumed(state: RunState, e: ev.RunResumed) -> None:
-    for step_id in e.requeued:
-        step = state.steps[step_id]
-        state.running.discard(step_id)
-        step.requeued = True
-        make_ready(state, step)
-    for step_id in e.interrupted:
-        state.running.discard(step_id)
-        state.steps[step_id].status = StepStatus.INTERRUPTED
 
 
 def _on_forked(state: RunState, e: ev.RunForked) -> None:
@@ -390,7 +380,9 @@ _HANDLERS: dict[type, Callable[[RunState, Any], None]] = {
     ev.StepFailed: _on_failed,
     ev.StepSkipped: _on_skipped,
     ev.StepCancelled: _on_cancelled,
-    ev.RunResumed: _on_resumed,
+    ev.RunResumed: recovery.resumed,
+    ev.RunDeadLettered: recovery.dead_lettered,
+    ev.RunRevived: recovery.revived,
     ev.RunForked: _on_forked,
     ev.RunCancelRequested: _on_cancel_requested,
     ev.RunCompleted: _on_completed,
@@ -418,6 +410,7 @@ def _finish(state: RunState, step: StepState, status: StepStatus, at: datetime) 
     step.transcript = None
     if not was_terminal:
         state.unfinished -= 1
+    recovery.reset(state)
     tidy_ready(state)
     state.settled_plans.pop(step.id, None)
     if step.parent is not None:

@@ -77,11 +77,19 @@ class ControlSignal:
     payload: Mapping[str, Any]
 
 
+MAX_RECOVERIES: Final = 5
+"""Takeovers from dead drivers in a row a run gets before it is dead-lettered (core/recovery.py)."""
+
+
 @dataclass(frozen=True, slots=True)
 class TakenOver:
-    """A new driver took the run over; `stopped` names steps whose leftover processes it killed."""
+    """A new driver took the run over; `stopped` names steps whose leftover processes it killed.
+    `crashed`: the previous driver died holding the lease (it did not give the run back); after
+    more than `max_recoveries` such takeovers in a row the run is dead-lettered."""
 
     stopped: tuple[str, ...] = ()
+    crashed: bool = False
+    max_recoveries: int = MAX_RECOVERIES
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,8 +38,8 @@ _IDLE = Decision()
 
 def decide(state: RunState, now: datetime) -> Decision:
     """Next events for the run."""
-    if state.outcome is not None:
-        return _IDLE
+    if state.outcome is not None or (state.dead is not None and state.stopping is None):
+        return _IDLE  # finished, or dead-lettered until a person revives or cancels it
     if state.stopping is None and (over := _over_budget(state, now)) is not None:
         return Decision(events=[over])
     if state.stopping is not None:
@@ -311,24 +311,3 @@ def failure_event(
 def _unit_random(seed: str) -> float:
     digest = hashlib.blake2b(seed.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2**64
-
-
-def _unsafe_call_in_flight(step: StepState) -> bool:
-    """An agent step that had started a tool call which may have side effects, and whose result
-    was not recorded: running the step on would make that call a second time."""
-    entries = step.transcript or ()
-    done = {e["call_id"] for e in entries if e["kind"] == "tool"}
-    return any(
-        e["kind"] == "tool_started" and e["call_id"] not in done and not e["safe"] for e in entries
-    )
-
-
-def recover(state: RunState, now: datetime) -> ev.RunResumed:
-    """On take-over: idempotent in-flight steps are requeued, the others are interrupted."""
-    requeued: list[str] = []
-    interrupted: list[str] = []
-    for step_id in sorted(state.running, key=lambda s: state.steps[s].index):
-        step = state.steps[step_id]
-        again = step.spec.is_idempotent and not _unsafe_call_in_flight(step)
-        (requeued if again else interrupted).append(step_id)
-    return ev.RunResumed(at=now, requeued=requeued, interrupted=interrupted)

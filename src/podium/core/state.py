@@ -184,6 +184,8 @@ class RunState:
     stopping: str | None = None
     cancel_reason: str | None = None  # what `cancel --reason` said, for people
     outcome: str | None = None
+    dead: str | None = None  # why the run was dead-lettered (`run.dead_lettered`), until revived
+    recoveries: int = 0  # takeovers from dead drivers in a row, without a step finishing since
     completed_error: str | None = None
     budget_error: str | None = None
     steps_started: int = 0
@@ -201,6 +203,7 @@ class RunState:
     children: dict[str, list[ChildLink]] = field(default_factory=dict)  # by step, oldest first
     parent: dict[str, str] | None = None  # a child run: {"run_id", "step_id"} of its parent
     depth: int = 0  # how deep in a run tree this run is (0 for a run nobody started)
+    queue: str = ev.DEFAULT_QUEUE  # which workers may claim it (`run.created`'s `queue`)
     thread: dict[str, Any] | None = None  # a thread's run: {"id", "message", "routing", "on_busy"}
     # what every event is redacted with before it is applied and committed (core/turn.py): set
     # by the runtime from the run's secrets; not part of the fold (events hold no secret)
@@ -213,11 +216,14 @@ class RunState:
 
     @property
     def status(self) -> str:
-        """pending | running | waiting | succeeded | failed | cancelled. A run is waiting when
-        nothing can start until a parked timer is due (a retry's backoff) or a person decides
-        (interrupted steps, a step or plan awaiting approval)."""
+        """pending | running | waiting | dead | succeeded | failed | cancelled. A run is waiting
+        when nothing can start until a parked timer is due (a retry's backoff) or a person
+        decides (interrupted steps, a step or plan awaiting approval); dead when it was
+        dead-lettered after too many takeovers and nothing runs until a person revives it."""
         if self.outcome is not None:
             return self.outcome
+        if self.dead is not None:
+            return "dead"
         if self.running or self.ready or self.doomed or self.losers or self.settled_plans:
             return "running"
         if any(loop.due for loop in self.loops.values()):

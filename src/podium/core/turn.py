@@ -24,12 +24,12 @@ from podium.core.happenings import (
     Happening,
     Launch,
     Report,
-    TakenOver,
     report_event,
 )
 from podium.core.outputs import cap_output
+from podium.core.recovery import takeover_events
 from podium.core.render import RenderError, render_step
-from podium.core.scheduler import decide, failure_event, recover, stop_reason
+from podium.core.scheduler import decide, failure_event, stop_reason
 from podium.core.state import RunState, StepState, StepStatus
 from podium.core.tool_approvals import gate_of
 from podium.ids import idempotency_key
@@ -105,9 +105,7 @@ def _events_for(state: RunState, happening: Happening, now: datetime) -> list[ev
         return [feedback_signal_event(state, happening, now)]
     if isinstance(happening, ControlSignal):
         return signal_events(state, happening, now)
-    if isinstance(happening, TakenOver) and state.running:
-        return [recover(state, now).model_copy(update={"stopped": list(happening.stopped)})]
-    return []
+    return takeover_events(state, happening, now)
 
 
 def _is_running(state: RunState, step_id: str, attempt: int | None = None) -> bool:

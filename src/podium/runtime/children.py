@@ -183,6 +183,7 @@ class ChildRuns:
             update={
                 "parent": {"run_id": parent.run_id, "step_id": link.step_id},
                 "depth": parent.depth + 1,
+                "queue": parent.queue,  # a worker of the parent's queue may take it over
             }
         )
         try:

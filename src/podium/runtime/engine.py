@@ -26,6 +26,7 @@ from podium.clock import Clock, SystemClock
 from podium.config import ProjectConfig, recorded_config
 from podium.core.breaker import BreakerPolicy
 from podium.core.control import cancel_event, retry_event, skip_event
+from podium.core.events import DEFAULT_QUEUE
 from podium.core.fold import new_state
 from podium.core.redact import Redactor
 from podium.core.state import RunState
@@ -57,6 +58,7 @@ from podium.store.base import (
     RunStatus,
     SignalKind,
     StoredEvent,
+    check_queue,
     current_owner,
 )
 
@@ -87,6 +89,7 @@ class Engine:
         lease: LeasePolicy | None = None,
         config: ProjectConfig | None = None,
         workflows: Registry | None = None,
+        queues: Sequence[str] = (DEFAULT_QUEUE,),
     ) -> None:
         """`agents_dir` is the project folder whose `agents/` holds the catalog (default: the
         workspace, else the current directory; `~/.config/podium/agents` is read too);
@@ -98,11 +101,15 @@ class Engine:
         servers, agents folder and default model; the explicit arguments win over it. A run
         taken over without one uses the configuration file recorded on the run. `workflows`
         registers names that `workflow` steps may use instead of a file (`{name: path or
-        Workflow}`; see spec/subworkflows.py)."""
+        Workflow}`; see spec/subworkflows.py). A `worker` engine claims only runs on one of
+        `queues` (`submit(queue=…)`; runs submitted without one are on `default`)."""
         if max_concurrent_runs < 1:
             raise UsageError("max_concurrent_runs must be at least 1")
         if mode not in MODES:
             raise UsageError(f"engine mode {mode!r} is not one of {', '.join(MODES)}")
+        if not queues:
+            raise UsageError("queues must name at least one queue (runs without one: 'default')")
+        self.queues = tuple(dict.fromkeys(check_queue(name) for name in queues))
         self.store = store
         self.mode: EngineMode = mode
         self.bus = EventBus()
@@ -202,9 +209,11 @@ class Engine:
         run_id: str | None = None,
         workspace: str | os.PathLike[str] | None = None,
         start: bool = True,
+        queue: str = DEFAULT_QUEUE,
     ) -> RunId:
         """Validate, record `run.created`, and (unless `start=False`, or in control mode, where
-        a worker will claim it) start driving the run."""
+        a worker will claim it) start driving the run. `queue` says which workers may claim it
+        when this engine does not drive it (`podium worker --queue`)."""
         where = choose_workspace(workflow, workspace if workspace is not None else self._workspace)
         created, wf = new_run(
             workflow,
@@ -215,6 +224,7 @@ class Engine:
             clock=self._clock,
             workflows=self.children.workflows,
             memory=self.secret_inputs,
+            queue=queue,
         )
         drive = start and self.mode != "control"
         lease = await self.store.create_run(
@@ -269,7 +279,8 @@ class Engine:
         return RunId(state.run_id)
 
     async def wait(self, run_id: str) -> RunState:
-        """Wait until the run completes or waits for a person; return its committed state.
+        """Wait until the run completes, waits for a person or is dead-lettered; return its
+        committed state.
         A run parked on a timer is waited through (it wakes, here or in a worker)."""
         while True:
             task = self._tasks.get(run_id)
@@ -281,8 +292,8 @@ class Engine:
                     return settled  # the driver's last act was to commit: nothing is pending
                 continue
             record = await self.store.get_run(run_id)
-            if record.status in TERMINAL_STATUSES:
-                return await self.state(run_id)
+            if record.status in TERMINAL_STATUSES or record.status == "dead":
+                return await self.state(run_id)  # dead: nothing runs until a person revives it
             if record.status == "waiting" and not self._waker.is_parked(run_id):
                 state = await self.state(run_id)
                 if state.awaits_person or await self.children.parked_for_person(state):
@@ -524,8 +535,9 @@ class Engine:
         free = self._max_runs - len(self._tasks)
         if free <= 0:
             return
+        ttl = self._policy.ttl_seconds
         claims = await self.store.claim(
-            self._owner, limit=free, ttl_seconds=self._policy.ttl_seconds
+            self._owner, limit=free, ttl_seconds=ttl, queues=self.queues
         )
         for claim in claims:
             run_id = claim.lease.run_id

@@ -18,6 +18,7 @@ from typing import Protocol
 from podium.clock import Clock
 from podium.core import events as ev
 from podium.core.happenings import (
+    MAX_RECOVERIES,
     AttemptCancelled,
     AttemptOutcome,
     ControlSignal,
@@ -40,12 +41,14 @@ SIGNAL_POLL_SECONDS = 0.25
 
 @dataclass(frozen=True, slots=True)
 class LeasePolicy:
-    """How long a lease lasts without a heartbeat, how often it is renewed, and how long a run
-    may wait on a timer in its driver before it is parked in the store instead."""
+    """How long a lease lasts without a heartbeat, how often it is renewed, how long a run may
+    wait on a timer in its driver before it is parked in the store instead, and how many
+    takeovers in a row from drivers that died a run gets before it is dead-lettered."""
 
     ttl_seconds: float = 15.0
     heartbeat_seconds: float = 5.0
     park_after_seconds: float = 1.0
+    max_recoveries: int = MAX_RECOVERIES
 
     def __post_init__(self) -> None:
         if not 0 < self.heartbeat_seconds < self.ttl_seconds:
@@ -53,6 +56,8 @@ class LeasePolicy:
                 f"heartbeat_seconds ({self.heartbeat_seconds}) must be above 0 and below "
                 f"ttl_seconds ({self.ttl_seconds}), so a lease is renewed before it expires"
             )
+        if self.max_recoveries < 0:
+            raise ValueError(f"max_recoveries must be 0 or more, not {self.max_recoveries}")
 
 
 class RunHooks(Protocol):
@@ -131,6 +136,7 @@ class RunDriver:
         self._protected = protected  # Podium's own files, refused to steps (runtime/protected.py)
         self._hooks = hooks
         self.lease = lease
+        self._crashed = lease.taken_from is not None  # its last driver died holding the run
         self.bus = bus
         self.parked_until: datetime | None = None
         self._store = store
@@ -203,7 +209,9 @@ class RunDriver:
     async def _first_happenings(self, resumed: bool) -> list[Happening]:
         first: list[Happening] = []
         if resumed and self.state.running:
-            first.append(TakenOver(await self._stop_leftovers()))
+            stopped = await self._stop_leftovers()
+            limit = self._policy.max_recoveries
+            first.append(TakenOver(stopped, crashed=self._crashed, max_recoveries=limit))
         if self._hooks is not None:
             first += await self._hooks.on_start(self.state)
         return first + await self._signals()

@@ -30,6 +30,7 @@ from podium.spec.policy import Policy, blocked_problem, effective
 from podium.spec.secrets import default_env, found_secret, is_placeholder, placeholder
 from podium.spec.subworkflows import Registry, check_tree, file_key
 from podium.spec.validate import coerce_inputs
+from podium.store.base import check_queue
 
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
@@ -44,6 +45,7 @@ def new_run(
     clock: Clock,
     workflows: Registry | None = None,
     memory: dict[str, str] | None = None,
+    queue: str = ev.DEFAULT_QUEUE,
 ) -> tuple[ev.RunCreated, Workflow]:
     """The validated workflow and the `run.created` event that records it (and its inputs).
     The workflows its `workflow` steps name (`workflows`: the registered names) are checked
@@ -65,6 +67,7 @@ def new_run(
         default_model=services.default_model,
         config=services.config.record() if services.configured else None,
         policy=policy.record(),
+        queue=check_queue(queue),
     )
     return created, wf
 

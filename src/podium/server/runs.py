@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import Field
 
 from podium import views
+from podium.core.events import DEFAULT_QUEUE
 from podium.errors import RunNotFoundError, UsageError
 from podium.runtime.engine import Engine
 from podium.runtime.pruning import DEFAULT_AGE, parse_age, parse_statuses, prune_runs
@@ -20,7 +21,7 @@ from podium.server.auth import require
 from podium.server.deps import Body, EngineDep, OptionsDep, existing_run
 from podium.server.problems import ApiError
 from podium.spec.load import WorkflowSource
-from podium.store.base import RunStatus
+from podium.store.base import QUEUE_NAME, RunStatus
 
 router = APIRouter(tags=["runs"])
 MAX_PAGE = 500
@@ -39,6 +40,11 @@ class SubmitBody(Body):
         None,
         description="Where the run works, a folder inside the server's workspace (default: "
         "the file's folder, else the server's).",
+    )
+    queue: str = Field(
+        DEFAULT_QUEUE,
+        pattern=QUEUE_NAME.pattern,
+        description="The queue it waits on: only workers of that queue claim it.",
     )
 
 
@@ -103,7 +109,9 @@ async def submit(body: SubmitBody, engine: EngineDep, options: OptionsDep) -> di
     where = workspace_of(body, options.workspace)
     if where is None and not isinstance(source, str):
         where = options.workspace
-    run_id = await engine.submit(source, body.inputs, run_id=body.run_id, workspace=where)
+    run_id = await engine.submit(
+        source, body.inputs, run_id=body.run_id, workspace=where, queue=body.queue
+    )
     return views.run_document(await engine.store.get_run(run_id))
 
 

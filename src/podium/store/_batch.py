@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from podium.core.events import Event, encode
+from podium.core.events import DEFAULT_QUEUE, Event, RunCreated, encode
 from podium.errors import ConcurrencyError, RunExistsError, RunNotFoundError, ThreadBusyError
 from podium.store._sql import (
     CONSUME_SIGNAL,
@@ -23,6 +23,11 @@ EventRow = tuple[str, int, str, float, bytes]
 Outcome = int | BaseException
 
 
+# run_id, workflow_name, created_at, updated_at, last_seq, epoch, owner, lease_expires_at,
+# thread, queue: INSERT_RUN's parameters
+RunRow = tuple[str, str, float, float, int, int, str | None, float | None, str | None, str]
+
+
 @dataclass(frozen=True, slots=True)
 class CreateRun:
     run_id: str
@@ -32,6 +37,7 @@ class CreateRun:
     lease_expires_at: float | None = None
     thread: str | None = None
     exclusive: bool = False  # refused if another run on `thread` is live
+    queue: str = DEFAULT_QUEUE
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +52,29 @@ class AppendEvents:
 
 
 WriteRequest = CreateRun | AppendEvents
+
+
+def create_request(
+    created: RunCreated,
+    then: Sequence[Event],
+    *,
+    workflow_name: str,
+    owner: str | None,
+    lease_expires_at: float | None,
+    exclusive: bool,
+) -> CreateRun:
+    """A `create_run` call as the SQL stores write it: `run.created` at seq 1, then `then`."""
+    rows = [event_row(created.run_id, seq, e) for seq, e in enumerate((created, *then), 1)]
+    return CreateRun(
+        created.run_id,
+        workflow_name,
+        rows,
+        owner,
+        lease_expires_at,
+        created.thread,
+        exclusive,
+        created.queue,
+    )
 
 
 def append_request(
@@ -73,9 +102,7 @@ class WritePlan:
     """Per request its new last seq or the error refusing it; the rows to write, in order."""
 
     outcomes: list[Outcome] = field(default_factory=list)
-    runs: list[tuple[str, str, float, float, int, int, str | None, float | None, str | None]] = (
-        field(default_factory=list)
-    )
+    runs: list[RunRow] = field(default_factory=list)
     events: list[EventRow] = field(default_factory=list)
     updates: list[tuple[int, float | None, str | None, float | None, str]] = field(
         default_factory=list
@@ -140,7 +167,7 @@ def _plan_create(
     positions[request.run_id] = (last_seq, epoch)
     created_at, updated_at = request.rows[0][3], request.rows[-1][3]
     row = (request.run_id, request.workflow_name, created_at, updated_at, last_seq, epoch)
-    plan.runs.append((*row, request.owner, request.lease_expires_at, request.thread))
+    plan.runs.append((*row, request.owner, request.lease_expires_at, request.thread, request.queue))
     plan.events.extend(request.rows)
     return last_seq
 

@@ -8,6 +8,7 @@ row locks (`FOR UPDATE`, `SKIP LOCKED`), positions from the counter row, the dat
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from podium.errors import (
@@ -20,7 +21,14 @@ from podium.errors import (
 from podium.store import _batch as batch
 from podium.store import _sql as sql
 from podium.store._pg_open import Conn, q
-from podium.store.base import Claim, Lease, RunRecord, ThreadRecord, local_owner_prefix
+from podium.store.base import (
+    Claim,
+    Lease,
+    RunRecord,
+    ThreadRecord,
+    local_owner_prefix,
+    taken_from,
+)
 
 _NOW = "SELECT EXTRACT(EPOCH FROM clock_timestamp())::float8"
 _LOCK_RUN = "SELECT last_seq, epoch FROM runs WHERE run_id = %s FOR UPDATE"
@@ -34,6 +42,7 @@ _INSERT_EVENT = (
 )
 LAST_POSITION = "SELECT last FROM position_counter WHERE id = 1"
 _INSERT_SIGNAL = q(sql.INSERT_SIGNAL) + " RETURNING id"
+_ON_QUEUES = " AND r.queue = ANY(?)"  # a list of names, adapted to a text[]
 _SKIP_LOCKED = " FOR UPDATE OF r SKIP LOCKED"
 _SHARE_RUN = "SELECT 1 FROM runs WHERE run_id = %s FOR KEY SHARE"
 _LOCK_IF_UNCHANGED = "SELECT 1 FROM runs WHERE run_id = %s AND epoch = %s FOR UPDATE SKIP LOCKED"
@@ -69,7 +78,7 @@ async def create_run(conn: Conn, request: batch.CreateRun, ttl_seconds: float) -
     expires = await db_now(conn) + ttl_seconds if leased else None
     created_at, updated_at = request.rows[0][3], request.rows[-1][3]
     params = (request.run_id, request.workflow_name, created_at, updated_at, len(request.rows))
-    run = (*params, 1 if leased else 0, request.owner, expires, request.thread)
+    run = (*params, 1 if leased else 0, request.owner, expires, request.thread, request.queue)
     if (await conn.execute(_INSERT_RUN, run)).rowcount == 0:
         raise RunExistsError(request.run_id)  # created by another process just now
     await insert_events(conn, request.rows)
@@ -202,7 +211,8 @@ async def take_lease(conn: Conn, run_id: str, owner: str, ttl_seconds: float) ->
     now = await db_now(conn)
     if not sql.lease_is_takeable(holder, sql.maybe_instant(expires), owner, sql.to_instant(now)):
         raise LeaseHeldError(run_id, holder or "")
-    lease = Lease(run_id, owner, epoch + 1, sql.to_instant(now + ttl_seconds))
+    expires_at = sql.to_instant(now + ttl_seconds)
+    lease = Lease(run_id, owner, epoch + 1, expires_at, taken_from(holder, owner))
     await conn.execute(q(sql.TAKE_LEASE), (owner, lease.epoch, now + ttl_seconds, run_id))
     return lease
 
@@ -215,10 +225,12 @@ async def renew_lease(conn: Conn, lease: Lease, ttl_seconds: float) -> Lease:
         if row is None:
             raise RunNotFoundError(lease.run_id)
         raise ConcurrencyError(sql.lost_lease_message(lease, row[0], row[1]))
-    return Lease(lease.run_id, lease.owner, lease.epoch, sql.to_instant(expires))
+    return replace(lease, expires_at=sql.to_instant(expires))
 
 
-async def claim(conn: Conn, owner: str, limit: int, ttl_seconds: float) -> list[Claim]:
+async def claim(
+    conn: Conn, owner: str, limit: int, ttl_seconds: float, queues: Sequence[str] | None
+) -> list[Claim]:
     """Free candidates are locked as they are picked (SKIP LOCKED: another claimer's are passed
     over), so no two transactions can both take one; a row another claimer took and committed
     meanwhile is re-checked by Postgres against the lease condition and dropped.
@@ -227,10 +239,12 @@ async def claim(conn: Conn, owner: str, limit: int, ttl_seconds: float) -> list[
     locking them would hold up their drivers' appends); one whose process died is locked only
     if nobody holds it and its epoch is still the one read, else passed over."""
     now = await db_now(conn)
-    free_params = sql.claim_free_params(now, limit)
-    free = await fetch_all(conn, q(sql.CLAIM_FREE) + _SKIP_LOCKED, free_params)
-    local_params = sql.claim_local_params(now, local_owner_prefix(), owner)
-    local = await fetch_all(conn, q(sql.CLAIM_LOCAL), local_params)
+    wanted: tuple[Any, ...] = () if queues is None else (list(queues),)
+    on_queues = _ON_QUEUES if wanted else ""
+    free_params = sql.claim_free_params(now, limit, wanted)
+    free = await fetch_all(conn, q(sql.claim_free(on_queues)) + _SKIP_LOCKED, free_params)
+    local_params = sql.claim_local_params(now, local_owner_prefix(), owner, wanted)
+    local = await fetch_all(conn, q(sql.claim_local(on_queues)), local_params)
     unlocked = {row[0] for row in local} - {row[0] for row in free}
     expires = now + ttl_seconds
     claims = []
@@ -239,7 +253,8 @@ async def claim(conn: Conn, owner: str, limit: int, ttl_seconds: float) -> list[
             params = (candidate.run_id, candidate.epoch)
             if await fetch_one(conn, _LOCK_IF_UNCHANGED, params) is None:
                 continue
-        lease = Lease(candidate.run_id, owner, candidate.epoch + 1, sql.to_instant(expires))
+        holder = taken_from(candidate.holder, owner)
+        lease = Lease(candidate.run_id, owner, candidate.epoch + 1, sql.to_instant(expires), holder)
         await conn.execute(q(sql.TAKE_LEASE), (owner, lease.epoch, expires, lease.run_id))
         claims.append(Claim(lease, candidate.reason))
     return claims

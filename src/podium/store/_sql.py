@@ -33,11 +33,11 @@ RECORD_MIGRATION = "INSERT INTO schema_migrations (version, applied_at) VALUES (
 
 RUN_COLUMNS = (
     "run_id, workflow_name, status, created_at, updated_at, last_seq, owner, epoch, wake_at,"
-    " lease_expires_at, thread"
+    " lease_expires_at, thread, queue"
 )
 INSERT_RUN = (
     "INSERT INTO runs (run_id, workflow_name, status, created_at, updated_at, last_seq, epoch,"
-    " owner, lease_expires_at, thread) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?)"
+    " owner, lease_expires_at, thread, queue) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 # The oldest live run on a thread (create_run(exclusive=True) refuses when there is one).
 LIVE_ON_THREAD = (
@@ -124,21 +124,33 @@ _CLAIM_SELECT = (
 )
 _LEASE_FREE = "(r.owner IS NULL OR r.lease_expires_at IS NULL OR r.lease_expires_at < ?)"
 _CLAIM_ORDER = " ORDER BY since, r.created_at, r.run_id"
-# Free or expired leases: the database decides, so the query can stop at `limit`.
-CLAIM_FREE = f"{_CLAIM_SELECT} AND {_LEASE_FREE}{_CLAIM_ORDER} LIMIT ?"
-# Live leases of processes on this host (not our own): the caller keeps those whose process died.
-CLAIM_LOCAL = (
-    f"{_CLAIM_SELECT} AND NOT {_LEASE_FREE} AND r.owner LIKE ? AND r.owner <> ?{_CLAIM_ORDER}"
-)
 
 
-def claim_free_params(now: float, limit: int) -> tuple[Any, ...]:
-    return (now, now, now, now, now, limit)
+def claim_free(on_queues: str) -> str:
+    """Free or expired leases: the database decides, so the query can stop at `limit`.
+    `on_queues` is the backend's `AND r.queue …` condition with one `?`, or '' for any queue."""
+    return f"{_CLAIM_SELECT} AND {_LEASE_FREE}{on_queues}{_CLAIM_ORDER} LIMIT ?"
 
 
-def claim_local_params(now: float, host_prefix: str, owner: str) -> tuple[Any, ...]:
+def claim_local(on_queues: str) -> str:
+    """Live leases of processes on this host (not our own): the caller keeps those whose
+    process died."""
+    return (
+        f"{_CLAIM_SELECT} AND NOT {_LEASE_FREE} AND r.owner LIKE ? AND r.owner <> ?"
+        f"{on_queues}{_CLAIM_ORDER}"
+    )
+
+
+def claim_free_params(now: float, limit: int, queues: tuple[Any, ...] = ()) -> tuple[Any, ...]:
+    """`queues`: () for any queue, else the one parameter of the backend's queue condition."""
+    return (now, now, now, now, now, *queues, limit)
+
+
+def claim_local_params(
+    now: float, host_prefix: str, owner: str, queues: tuple[Any, ...] = ()
+) -> tuple[Any, ...]:
     pattern = host_prefix.replace("%", "_") + "%"  # `_` matches anything: owner_is_dead decides
-    return (now, now, now, now, now, pattern, owner)
+    return (now, now, now, now, now, pattern, owner, *queues)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +159,7 @@ class ClaimCandidate:
     reason: ClaimReason
     epoch: int
     order: tuple[float, float, str]
+    holder: str | None  # the owner column: set when the last driver did not give the run back
 
 
 def claim_candidates(
@@ -160,9 +173,10 @@ def claim_candidates(
 
 
 def _candidate(row: tuple[Any, ...]) -> ClaimCandidate:
-    run_id, status, _, epoch, signalled, due, since, created_at = row
+    run_id, status, holder, epoch, signalled, due, since, created_at = row
     reason = claim_reason(status, due=bool(due), signalled=bool(signalled))
-    return ClaimCandidate(run_id, cast(ClaimReason, reason), epoch, (since, created_at, run_id))
+    order = (since, created_at, run_id)
+    return ClaimCandidate(run_id, cast(ClaimReason, reason), epoch, order, holder)
 
 
 def claim_reason(status: str, *, due: bool, signalled: bool) -> ClaimReason | None:
@@ -286,6 +300,7 @@ def run_record(row: tuple[Any, ...]) -> RunRecord:
         wake_at=maybe_instant(row[8]),
         lease_expires_at=maybe_instant(row[9]),
         thread=row[10],
+        queue=row[11],
     )
 
 

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-from podium.core.events import Event, RunCreated
+from podium.core.events import DEFAULT_QUEUE, Event, RunCreated
+from podium.errors import UsageError
 
-RunStatus = Literal["pending", "running", "waiting", "succeeded", "failed", "cancelled"]
+RunStatus = Literal["pending", "running", "waiting", "dead", "succeeded", "failed", "cancelled"]
 TERMINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 SignalKind = Literal["cancel", "retry", "skip", "approve", "reject", "feedback", "child"]
 ClaimReason = Literal["pending", "due", "signalled", "orphaned"]
@@ -41,6 +43,8 @@ class RunRecord:
     lease_expires_at: datetime | None = None
     thread: str | None = None
     """The thread the run answers on (`run.created`'s `thread`), None for other runs."""
+    queue: str = DEFAULT_QUEUE
+    """Which workers may claim it (`run.created`'s `queue`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +64,9 @@ class Lease:
     owner: str
     epoch: int
     expires_at: datetime
+    taken_from: str | None = None
+    """The owner this lease was taken from without giving it back (its lease expired, or its
+    process died): the run's last driver crashed. None for a free or released run."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,8 +208,16 @@ class EventStore(Protocol):
         """Free the lease if it is still this one (the epoch stays); otherwise do nothing."""
         ...
 
-    async def claim(self, owner: str, *, limit: int, ttl_seconds: float) -> list[Claim]:
-        """Atomically take the leases of up to `limit` runnable runs nobody live drives.
+    async def claim(
+        self,
+        owner: str,
+        *,
+        limit: int,
+        ttl_seconds: float,
+        queues: Sequence[str] | None = None,
+    ) -> list[Claim]:
+        """Atomically take the leases of up to `limit` runnable runs nobody live drives, on one
+        of `queues` (None: on any queue).
 
         Runnable: `pending`; a due `wake_at` on a run that has not finished; unconsumed signals
         (any status); or `running` with an expired, released or dead owner's lease. A `waiting`
@@ -248,6 +263,24 @@ class EventStore(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+QUEUE_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def check_queue(name: str) -> str:
+    """A queue name as given to `--queue`: letters, digits and `._-`, at most 64."""
+    if not QUEUE_NAME.fullmatch(name):
+        raise UsageError(
+            f"queue name {name!r} is not valid: use 1 to 64 letters, digits, '.', '_' or '-'"
+        )
+    return name
+
+
+def taken_from(holder: str | None, owner: str) -> str | None:
+    """What a lease taken by `owner` from `holder` (the run's owner column) records as
+    `Lease.taken_from`: a release clears the owner, so any other holder did not give it back."""
+    return holder if holder is not None and holder != owner else None
 
 
 def current_owner() -> str:

@@ -38,6 +38,7 @@ from podium.store.base import (
     SignalKind,
     StoredEvent,
     ThreadRecord,
+    taken_from,
 )
 
 _LIVE = ("pending", "running", "waiting")
@@ -104,6 +105,7 @@ class MemoryEventStore:
             epoch=1 if leased else 0,
             lease_expires_at=expires_at if leased else None,
             thread=created.thread,
+            queue=created.queue,
         )
         rows = [_row(e) for e in (created, *then)]
         self._runs[created.run_id] = _Run(record, rows)
@@ -236,10 +238,10 @@ class MemoryEventStore:
         return self._take(run, owner, now + timedelta(seconds=ttl_seconds))
 
     def _take(self, run: _Run, owner: str, expires_at: datetime) -> Lease:
-        epoch = run.record.epoch + 1
+        epoch, holder = run.record.epoch + 1, run.record.owner
         run.record = replace(run.record, owner=owner, epoch=epoch, lease_expires_at=expires_at)
         self._changes.fire()
-        return Lease(run.record.run_id, owner, epoch, expires_at)
+        return Lease(run.record.run_id, owner, epoch, expires_at, taken_from(holder, owner))
 
     async def renew_lease(self, lease: Lease, *, ttl_seconds: float) -> Lease:
         run = self._run(lease.run_id)
@@ -256,7 +258,14 @@ class MemoryEventStore:
             run.record = replace(run.record, owner=None, lease_expires_at=None)
             self._changes.fire()
 
-    async def claim(self, owner: str, *, limit: int, ttl_seconds: float) -> list[Claim]:
+    async def claim(
+        self,
+        owner: str,
+        *,
+        limit: int,
+        ttl_seconds: float,
+        queues: Sequence[str] | None = None,
+    ) -> list[Claim]:
         now = self._clock.now()
         signalled = {s.run_id for s, consumed in self._signals.values() if not consumed}
         found = []
@@ -265,7 +274,7 @@ class MemoryEventStore:
             due = record.wake_at is not None and record.wake_at <= now
             reason = claim_reason(record.status, due=due, signalled=record.run_id in signalled)
             live = not lease_is_free(record.owner, record.lease_expires_at, now)
-            if reason is None or live:
+            if reason is None or live or (queues is not None and record.queue not in queues):
                 continue
             overdue = due and record.status not in TERMINAL_STATUSES
             since = record.wake_at if overdue and record.wake_at else record.created_at

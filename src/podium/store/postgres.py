@@ -191,11 +191,13 @@ class PostgresEventStore:
         then: Sequence[Event] = (),
         exclusive: bool = False,
     ) -> Lease | None:
-        rows = [
-            batch.event_row(created.run_id, seq, e) for seq, e in enumerate((created, *then), 1)
-        ]
-        request = batch.CreateRun(
-            created.run_id, workflow_name, rows, lease_owner, None, created.thread, exclusive
+        request = batch.create_request(
+            created,
+            then,
+            workflow_name=workflow_name,
+            owner=lease_owner,
+            lease_expires_at=None,  # the database's clock sets it
+            exclusive=exclusive,
         )
         done = "nothing was recorded and no run was created"
         expires = await self._tx(
@@ -298,12 +300,18 @@ class PostgresEventStore:
         done = "the lease was not released (it expires on its own)"
         await self._tx(done, tx.row_count, q(sql.RELEASE_LEASE), params, changed=bool)
 
-    async def claim(self, owner: str, *, limit: int, ttl_seconds: float) -> list[Claim]:
+    async def claim(
+        self,
+        owner: str,
+        *,
+        limit: int,
+        ttl_seconds: float,
+        queues: Sequence[str] | None = None,
+    ) -> list[Claim]:
         if limit <= 0:
             return []
-        return await self._tx(
-            "no run was claimed", tx.claim, owner, limit, ttl_seconds, changed=bool
-        )
+        done = "no run was claimed"
+        return await self._tx(done, tx.claim, owner, limit, ttl_seconds, queues, changed=bool)
 
     # -- signals and retention ------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ import os
 import sqlite3
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -32,8 +33,10 @@ from podium.store.base import (
     StoredEvent,
     ThreadRecord,
     local_owner_prefix,
+    taken_from,
 )
 
+_ON_QUEUES = " AND r.queue IN (SELECT value FROM json_each(?))"  # one JSON array of names
 _NOT_CREATED = "nothing was recorded and no run was created"
 _NOT_APPENDED = (
     "these events were not recorded; the run keeps its last recorded state and `podium resume` "
@@ -122,12 +125,15 @@ class SQLiteEventStore:
         then: Sequence[Event] = (),
         exclusive: bool = False,
     ) -> Lease | None:
-        events = enumerate((created, *then), 1)
-        rows = [batch.event_row(created.run_id, seq, e) for seq, e in events]
         expires_at = datetime.now(UTC) + timedelta(seconds=ttl_seconds)
         expires = expires_at.timestamp() if lease_owner is not None else None
-        request = batch.CreateRun(
-            created.run_id, workflow_name, rows, lease_owner, expires, created.thread, exclusive
+        request = batch.create_request(
+            created,
+            then,
+            workflow_name=workflow_name,
+            owner=lease_owner,
+            lease_expires_at=expires,
+            exclusive=exclusive,
         )
         await self._submit(request, self._db.budget.seconds)
         if lease_owner is None:
@@ -301,7 +307,8 @@ class SQLiteEventStore:
         now = datetime.now(UTC)
         if not sql.lease_is_takeable(holder, sql.maybe_instant(expires), owner, now):
             raise LeaseHeldError(run_id, holder or "")
-        lease = Lease(run_id, owner, epoch + 1, now + timedelta(seconds=ttl_seconds))
+        expires_at = now + timedelta(seconds=ttl_seconds)
+        lease = Lease(run_id, owner, epoch + 1, expires_at, taken_from(holder, owner))
         params = (owner, lease.epoch, lease.expires_at.timestamp(), run_id)
         self._conn.execute(sql.TAKE_LEASE, params)
         return lease
@@ -315,7 +322,7 @@ class SQLiteEventStore:
         if self._conn.execute(sql.RENEW_LEASE, params).rowcount == 0:
             holder, epoch, _ = self._lease_state(lease.run_id)
             raise ConcurrencyError(sql.lost_lease_message(lease, holder, epoch))
-        return Lease(lease.run_id, lease.owner, lease.epoch, expires_at)
+        return replace(lease, expires_at=expires_at)
 
     async def release_lease(self, lease: Lease) -> None:
         params = (lease.run_id, lease.owner, lease.epoch)
@@ -327,23 +334,39 @@ class SQLiteEventStore:
             raise RunNotFoundError(run_id)
         return cast(tuple[str | None, int, float | None], row)
 
-    async def claim(self, owner: str, *, limit: int, ttl_seconds: float) -> list[Claim]:
-        if limit <= 0 or not await self._db.read(self._claimable, owner, limit):
+    async def claim(
+        self,
+        owner: str,
+        *,
+        limit: int,
+        ttl_seconds: float,
+        queues: Sequence[str] | None = None,
+    ) -> list[Claim]:
+        wanted = () if queues is None else (json.dumps(list(queues)),)
+        if limit <= 0 or not await self._db.read(self._claimable, owner, limit, wanted):
             return []  # the common case, nothing to claim, takes no write lock
-        return await self._db.write("no run was claimed", self._claim, owner, limit, ttl_seconds)
+        done = "no run was claimed"
+        return await self._db.write(done, self._claim, owner, limit, ttl_seconds, wanted)
 
-    def _claimable(self, owner: str, limit: int) -> list[sql.ClaimCandidate]:
+    def _claimable(
+        self, owner: str, limit: int, queues: tuple[str, ...]
+    ) -> list[sql.ClaimCandidate]:
         now = datetime.now(UTC).timestamp()
-        free = self._db.fetch_all(sql.CLAIM_FREE, sql.claim_free_params(now, limit))
-        local_params = sql.claim_local_params(now, local_owner_prefix(), owner)
-        local = self._db.fetch_all(sql.CLAIM_LOCAL, local_params)
+        on_queues = _ON_QUEUES if queues else ""
+        free_params = sql.claim_free_params(now, limit, queues)
+        free = self._db.fetch_all(sql.claim_free(on_queues), free_params)
+        local_params = sql.claim_local_params(now, local_owner_prefix(), owner, queues)
+        local = self._db.fetch_all(sql.claim_local(on_queues), local_params)
         return sql.claim_candidates(free, local, limit)
 
-    def _claim(self, owner: str, limit: int, ttl_seconds: float) -> list[Claim]:
+    def _claim(
+        self, owner: str, limit: int, ttl_seconds: float, queues: tuple[str, ...]
+    ) -> list[Claim]:
         expires_at = datetime.now(UTC) + timedelta(seconds=ttl_seconds)
         claims = []
-        for candidate in self._claimable(owner, limit):
-            lease = Lease(candidate.run_id, owner, candidate.epoch + 1, expires_at)
+        for candidate in self._claimable(owner, limit, queues):
+            holder = taken_from(candidate.holder, owner)
+            lease = Lease(candidate.run_id, owner, candidate.epoch + 1, expires_at, holder)
             params = (owner, lease.epoch, expires_at.timestamp(), lease.run_id)
             self._conn.execute(sql.TAKE_LEASE, params)
             claims.append(Claim(lease, candidate.reason))

@@ -98,7 +98,7 @@ export function showRun(main, runId) {
       clear(head, el("p", { class: "muted", text: `workflow ${run.workflow}` }), totals(run));
       document.title = `${runId} · ${run.status} · Podium`;
       main.dataset.status = run.status;
-      cancel.hidden = !["running", "pending", "waiting"].includes(run.status);
+      cancel.hidden = !["running", "pending", "waiting", "dead"].includes(run.status);
       approvals.update(run.approvals);
       steps.update(run.steps);
       gantt.update(run.steps, run);

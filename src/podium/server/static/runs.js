@@ -29,7 +29,7 @@ export function showRuns(main) {
   const body = el("tbody");
   const more = el("button", { type: "button", hidden: true, text: "Older runs" });
   const status = el("p", { class: "muted" });
-  const statuses = ["", "pending", "running", "waiting", "succeeded", "failed", "cancelled"];
+  const statuses = ["", "pending", "running", "waiting", "dead", "succeeded", "failed", "cancelled"];
   const only = el("select", { id: "status-filter" }, statuses.map((s) => el("option", { value: s, text: s || "every status" })));
   const heads = ["Run", "Workflow", "Status", "Started", "Duration", "Steps", "Tokens", "Cost"];
   main.append(

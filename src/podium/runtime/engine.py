@@ -151,10 +151,15 @@ class Engine:
     @classmethod
     async def open(cls, url: str | os.PathLike[str] | None = None, **options: Any) -> Engine:
         """Open the store at `url` (see `podium.store.open_store`); default `PODIUM_DB` or
-        `.podium/podium.db`. A `mode="worker"` engine starts claiming runnable runs at once."""
+        `.podium/podium.db`. A `mode="worker"` engine starts claiming runnable runs at once; it
+        and a `control` one first check that they can write to the store (StoreError if not), so
+        a worker or server on a read-only role, file or replica stops at start, not at its first
+        claim."""
         store = await open_store(url if url is not None else default_store_path())
         try:
             engine = cls(store, **options)
+            if engine.mode != "local":
+                await store.check_writable()
         except BaseException:
             await store.close()
             raise

@@ -260,6 +260,23 @@ async def claim(
     return claims
 
 
+_WRITE_NOTHING = (
+    "UPDATE runs SET epoch = epoch WHERE false",
+    "INSERT INTO events SELECT * FROM events WHERE false",
+    "UPDATE signals SET consumed_at = consumed_at WHERE false",
+    "DELETE FROM signals WHERE false",
+    "DELETE FROM runs WHERE false",
+    "UPDATE position_counter SET last = last WHERE false",
+)
+
+
+async def write_nothing(conn: Conn) -> None:
+    """Every kind of write the store makes, to no row: the privileges (and a read-only
+    transaction) are checked as for a real write, and nothing changes."""
+    for statement in _WRITE_NOTHING:
+        await conn.execute(statement)
+
+
 async def insert_signal(conn: Conn, run_id: str, kind: str, payload: str) -> int:
     """The run's row is share-locked first: a prune passes over it while we hold it (it skips
     locked rows), and the committed signal then keeps the run; a prune that locked it first has

@@ -262,6 +262,11 @@ class EventStore(Protocol):
         It may also return True for a commit made just before the call: callers re-check."""
         ...
 
+    async def check_writable(self) -> None:
+        """StoreError, saying what to fix, if this process cannot write to the store (a
+        read-only role, file or replica). Writes nothing."""
+        ...
+
     async def close(self) -> None: ...
 
 

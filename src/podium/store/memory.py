@@ -334,6 +334,9 @@ class MemoryEventStore:
         if run_ids:
             self._changes.fire()
 
+    async def check_writable(self) -> None:
+        return None  # this process's own memory
+
     async def close(self) -> None:
         return None
 

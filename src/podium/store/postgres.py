@@ -313,6 +313,14 @@ class PostgresEventStore:
         done = "no run was claimed"
         return await self._tx(done, tx.claim, owner, limit, ttl_seconds, queues, changed=bool)
 
+    async def check_writable(self) -> None:
+        consequence = (
+            "this process cannot write to it, so it cannot drive or steer runs: grant its role "
+            "SELECT, INSERT, UPDATE and DELETE on Podium's tables (runs, events, signals, "
+            "position_counter), or point it at a writable primary"
+        )
+        await self._tx(consequence, tx.write_nothing)
+
     # -- signals and retention ------------------------------------------------------------------
 
     async def post_signal(self, run_id: str, kind: SignalKind, payload: dict[str, Any]) -> int:

@@ -37,6 +37,8 @@ from podium.store.base import (
 )
 
 _ON_QUEUES = " AND r.queue IN (SELECT value FROM json_each(?))"  # one JSON array of names
+_WRITE_NOTHING = "UPDATE runs SET epoch = epoch WHERE 0"  # takes the write lock, changes nothing
+_CANNOT_WRITE = "this process cannot write to it, so it cannot drive or steer runs"
 _NOT_CREATED = "nothing was recorded and no run was created"
 _NOT_APPENDED = (
     "these events were not recorded; the run keeps its last recorded state and `podium resume` "
@@ -371,6 +373,9 @@ class SQLiteEventStore:
             self._conn.execute(sql.TAKE_LEASE, params)
             claims.append(Claim(lease, candidate.reason))
         return claims
+
+    async def check_writable(self) -> None:
+        await self._db.write(_CANNOT_WRITE, self._conn.execute, _WRITE_NOTHING)
 
     # -- signals and retention ------------------------------------------------------------------
 

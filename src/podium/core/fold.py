@@ -179,6 +179,18 @@ def _on_resumed(state: RunState, e: ev.RunResumed) -> None:
         state.steps[step_id].status = StepStatus.INTERRUPTED
 
 
+def _on_lost(state: RunState, e: ev.StepLost) -> None:
+    """One step of `_on_resumed`: its attempt's process died, and it says why."""
+    step = state.steps[e.step_id]
+    state.running.discard(step.id)
+    step.error = e.error
+    if e.requeued:
+        step.requeued = True
+        make_ready(state, step)
+    else:
+        step.status = StepStatus.INTERRUPTED
+
+
 def _on_forked(state: RunState, e: ev.RunForked) -> None:
     """A fork takes over its parent's recorded plans, then the parent's finished steps (in
     dependency order) through the same transitions as if they had finished here."""
@@ -391,6 +403,7 @@ _HANDLERS: dict[type, Callable[[RunState, Any], None]] = {
     ev.StepSkipped: _on_skipped,
     ev.StepCancelled: _on_cancelled,
     ev.RunResumed: _on_resumed,
+    ev.StepLost: _on_lost,
     ev.RunForked: _on_forked,
     ev.RunCancelRequested: _on_cancel_requested,
     ev.RunCompleted: _on_completed,

@@ -323,12 +323,22 @@ def _unsafe_call_in_flight(step: StepState) -> bool:
     )
 
 
+def _may_run_again(step: StepState) -> bool:
+    """Whether an in-flight attempt whose end nobody heard may simply run again."""
+    return step.spec.is_idempotent and not _unsafe_call_in_flight(step)
+
+
 def recover(state: RunState, now: datetime) -> ev.RunResumed:
     """On take-over: idempotent in-flight steps are requeued, the others are interrupted."""
     requeued: list[str] = []
     interrupted: list[str] = []
     for step_id in sorted(state.running, key=lambda s: state.steps[s].index):
-        step = state.steps[step_id]
-        again = step.spec.is_idempotent and not _unsafe_call_in_flight(step)
+        again = _may_run_again(state.steps[step_id])
         (requeued if again else interrupted).append(step_id)
     return ev.RunResumed(at=now, requeued=requeued, interrupted=interrupted)
+
+
+def lost(state: RunState, step_id: str, attempt: int, error: str, now: datetime) -> ev.StepLost:
+    """One running step whose attempt's process died: what `recover` does for it on take-over."""
+    again = _may_run_again(state.steps[step_id])
+    return ev.StepLost(at=now, step_id=step_id, attempt=attempt, error=error, requeued=again)

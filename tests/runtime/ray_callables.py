@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +17,13 @@ def where(value: Any = None) -> dict[str, Any]:
 
 
 def pid_then_sleep(path: str, seconds: float, idempotency_key: str) -> str:
-    """Writes its process id and idempotency key to `path` (one line per attempt), then sleeps:
-    the test kills the process meanwhile, or it finishes and returns its key."""
+    """Writes its process id and idempotency key to `path` (one line per attempt); the first
+    attempt then sleeps (the test kills its process meanwhile), a later one returns its key."""
+    first = not Path(path).exists()
     with Path(path).open("a") as out:
         out.write(f"{os.getpid()} {idempotency_key}\n")
-    import time
-
-    time.sleep(seconds)
+    if first:
+        time.sleep(seconds)
     return idempotency_key
 
 
@@ -35,10 +37,16 @@ async def checkpointed(podium_context: Any) -> str:
 
 async def sleeper(seconds: float, marker: str) -> str:
     """Writes `started` to `marker`, sleeps, and writes `cancelled` there if it is cancelled."""
-    Path(marker).write_text("started")
+    await asyncio.to_thread(Path(marker).write_text, "started")
     try:
         await asyncio.sleep(seconds)
     except asyncio.CancelledError:
-        Path(marker).write_text("cancelled")
+        Path(marker).write_text("cancelled")  # noqa: ASYNC240  (no await while cancelled)
         raise
     return "slept"
+
+
+def remove_workspace(podium_context: Any) -> str:
+    """Removes the run's workspace: what a Ray node without the shared filesystem sees."""
+    shutil.rmtree(podium_context.workspace)
+    return "removed"

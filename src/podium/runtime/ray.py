@@ -81,19 +81,16 @@ class RayBackend:
     def _connect(self) -> None:
         from podium.runtime._ray_worker import Relay  # defines the Ray remote functions
 
-        if not ray.is_initialized():
+        address = self.address
+        if address is not None and address != "auto":
+            _reachable(address)  # a clear error now, not Ray's retries for a minute
+        if not ray.is_initialized():  # else use the Ray this process joined
             self._init()
             self._owns_ray = True
-        relay = Relay.options(  # type: ignore[attr-defined]
-            name=f"{RELAY_NAME}-{socket.gethostname()}-{os.getpid()}", get_if_exists=True
-        ).remote()
-        ray.get(relay.settle.remote("", 0.0))  # it is up: the first attempt does not wait for it
-        self._relay = relay
+        self._relay = _relay(Relay)
 
     def _init(self) -> None:
         address = self.address
-        if address is not None and address != "auto":
-            _reachable(address)
         options: dict[str, Any] = {}
         if address is None:
             cpus = self._num_cpus or os.cpu_count() or 1
@@ -165,6 +162,22 @@ class RayBackend:
         if self._owns_ray:
             await asyncio.to_thread(ray.shutdown)
         self._relay = None
+
+
+_relays: dict[str, Any] = {}  # Ray job -> its relay, held here: an actor dies with its handles
+
+
+def _relay(relay_class: Any) -> Any:
+    """This process's relay actor in the Ray it joined, started on first need."""
+    job = ray.get_runtime_context().get_job_id()
+    relay = _relays.get(job)
+    if relay is None:
+        name = f"{RELAY_NAME}-{socket.gethostname()}-{os.getpid()}-{job}"
+        relay = relay_class.options(name=name, get_if_exists=True).remote()
+        ray.get(relay.settle.remote("", 0.0))  # it is up: the first attempt does not wait for it
+        _relays.clear()  # a relay of an earlier Ray session is gone with it
+        _relays[job] = relay
+    return relay
 
 
 def _callables(step: StepBase) -> dict[str, Callable[..., Any]]:

@@ -5,6 +5,7 @@ on SIGTERM it takes nothing more, lets the runs in hand finish within --drain, a
 from __future__ import annotations
 
 import signal
+import socket
 import sqlite3
 
 from .conftest import Cli, wait_until
@@ -63,3 +64,16 @@ def test_a_draining_worker_gives_back_what_is_still_running(cli: Cli) -> None:
     cli.wait_for_step(successor, run_id, "nap", "interrupted")  # not idempotent: a person decides
     successor.send_signal(signal.SIGTERM)
     assert successor.wait(timeout=30) == 0
+
+
+def test_a_worker_given_a_ray_cluster_that_is_not_there_stops_at_start(cli: Cli) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        address = f"ray://127.0.0.1:{probe.getsockname()[1]}"
+    done = cli("worker", "--ray", address)
+    assert done.returncode == 2
+    assert f"cannot reach the Ray cluster at {address}" in done.stderr
+    assert "podium worker --ray" in done.stderr
+    bad = cli("worker", "--ray", "http://head:8265")
+    assert bad.returncode == 2
+    assert "write auto" in bad.stderr

@@ -61,6 +61,17 @@ def worker(
             "third of it): how soon another worker takes over the runs of one that died.",
         ),
     ] = LeasePolicy().ttl_seconds,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="ADDRESS",
+            show_default=False,
+            help="The Ray cluster for steps with `execution: ray`: auto, ray://HOST:PORT or "
+            "HOST:PORT (default: $PODIUM_RAY_ADDRESS, else the configuration's ray_address, "
+            "else a local Ray started when a step needs it). Joined at start.",
+        ),
+    ] = None,
     store: StoreOption = None,
     agents: AgentsOption = None,
     model: ModelOption = None,
@@ -74,16 +85,19 @@ def worker(
     otherwise."""
     here = session(ctx, store, agents=agents, model=model, config=config)
     lease = LeasePolicy(ttl_seconds=lease_ttl, heartbeat_seconds=lease_ttl / 3)
-    execute(here, _work(here, concurrency, drain, lease))
+    execute(here, _work(here, concurrency, drain, lease, ray))
 
 
-async def _work(here: Session, concurrency: int, drain_seconds: float, lease: LeasePolicy) -> int:
+async def _work(
+    here: Session, concurrency: int, drain_seconds: float, lease: LeasePolicy, ray: str | None
+) -> int:
     named = here.named_store()
     engine = await Engine.open(
         named if named is not None else default_store_path(),
         mode="worker",
         max_concurrent_runs=concurrency,
         lease=lease,
+        ray_address=ray,
         agents_dir=here.agents,
         default_model=here.model,
         config=load_config(path=here.config) if here.config or os.environ.get(CONFIG_ENV) else None,

@@ -12,8 +12,8 @@ import pytest
 from podium.config import ProjectConfig, load_config
 from podium.errors import SpecError, UsageError
 from podium.runtime.engine import Engine
-from podium.runtime.placement import RAY_ADDRESS_ENV, ray_address
-from podium.spec.execution import placed
+from podium.runtime.placement import placed, ray_address
+from podium.spec.execution import RAY_ADDRESS_ENV
 from podium.spec.load import load_workflow
 from podium.store.memory import MemoryEventStore
 

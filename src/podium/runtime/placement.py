@@ -1,24 +1,24 @@
-"""The engine's execution backend by default: each attempt goes where its step says
-(`execution`, settled at submission: spec/execution.py) — to the in-process backend, or to a Ray
-backend started on first need (runtime/ray.py, imported only then: Ray is the `[ray]` extra)."""
+"""Where attempts run. `placed` settles each step's `execution` when a run is submitted (the
+step's, else its workflow's, else the project's: spec/execution.py), and `PlacedBackend`, the
+engine's default backend, sends each attempt there: to the in-process backend, or to a Ray backend
+started on first need (runtime/ray.py, imported only then: Ray is the `[ray]` extra)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from podium.core.happenings import AttemptOutcome
 from podium.errors import UsageError
 from podium.runtime.execution import AttemptRequest, AttemptSink, ExecutionBackend
-from podium.spec.execution import address_problem, on_ray
+from podium.spec.execution import RAY_ADDRESS_ENV, RAY_KINDS, Execution, address_problem
 from podium.spec.loop import walk
-from podium.spec.model import Workflow
+from podium.spec.model import LoopStep, StepBase, Workflow
 
 if TYPE_CHECKING:
     from podium.runtime.ray import RayBackend
-
-RAY_ADDRESS_ENV = "PODIUM_RAY_ADDRESS"
 
 
 def ray_address(given: str | None = None, configured: str | None = None) -> str | None:
@@ -67,6 +67,30 @@ class PlacedBackend:
         await self.local.aclose()
 
 
+def placed(workflow: Workflow, default: Execution | None = None) -> Workflow:
+    """The workflow with its default (else `default`, the project's) written onto every step that
+    can run on Ray and says nothing itself, loop bodies included. Unchanged when it is local."""
+    chosen = workflow.execution or default
+    if chosen != "ray":
+        return workflow
+    return workflow.model_copy(update={"steps": _place(workflow.steps, chosen)})
+
+
+def _place(steps: Sequence[StepBase], chosen: Execution) -> list[Any]:
+    out: list[Any] = []
+    for step in steps:
+        if isinstance(step, LoopStep):
+            step = step.model_copy(update={"steps": _place(step.steps, chosen)})
+        elif step.execution is None and getattr(step, "kind", "") in RAY_KINDS:
+            step = step.model_copy(update={"execution": chosen})
+        out.append(step)
+    return out
+
+
+def on_ray(step: StepBase) -> bool:
+    return step.execution == "ray"
+
+
 def _needs_ray(workflow: Workflow) -> bool:
     return any(on_ray(step) for _, step in walk(workflow.steps))
 
@@ -82,4 +106,4 @@ def _ray_backend(address: str | None) -> RayBackend:
     return RayBackend(address)
 
 
-__all__ = ["RAY_ADDRESS_ENV", "PlacedBackend", "ray_address"]
+__all__ = ["PlacedBackend", "on_ray", "placed", "ray_address"]

@@ -20,13 +20,13 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-import ray
 import ray.exceptions as rex
 
+import ray
 from podium.core.happenings import AttemptOutcome
 from podium.errors import UsageError
 from podium.runtime.execution import AttemptRequest, AttemptSink
-from podium.runtime.placement import RAY_ADDRESS_ENV
+from podium.spec.execution import RAY_ADDRESS_ENV
 from podium.spec.model import PythonStep, StepBase, Workflow
 from podium.steps import procs
 from podium.steps import python as python_steps

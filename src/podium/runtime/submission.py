@@ -21,8 +21,8 @@ from podium.errors import InputError, Problem, SpecError, UsageError
 from podium.ids import RunId, new_run_id
 from podium.llm import is_known_provider, unknown_provider
 from podium.llm.base import config_problem
+from podium.runtime.placement import placed
 from podium.runtime.services import DEFAULT_MODEL_ENV, AgentServices
-from podium.spec.execution import placed
 from podium.spec.load import WorkflowSource, load_workflow
 from podium.spec.loop import walk
 from podium.spec.model import AgentStep, PlanStep, Workflow, WorkflowStep
@@ -51,7 +51,7 @@ def new_run(
     too, recursively: each exists, validates, gets inputs it declares, and none recurses.
     A `type: secret` input is recorded as a placeholder; its value goes to `memory` (by
     placeholder) and never into the event. Where each step runs is settled here (the
-    workflow's `execution`, else the project's: spec/execution.placed) and recorded."""
+    workflow's `execution`, else the project's: runtime/placement.placed) and recorded."""
     wf = placed(load_workflow(workflow, agents=AgentChecks(services)), services.config.execution)
     values = hide_secrets(wf, coerce_inputs(wf, secrets_from_env(wf, inputs)), memory)
     policy = check_agent_steps(wf, services)

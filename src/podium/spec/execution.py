@@ -1,19 +1,16 @@
 """Where a step's attempts run: `local` (in the process that drives the run, the default) or `ray`
 (a Ray task on a cluster: runtime/ray.py). A step says so with `execution:`, a workflow gives a
 default to its steps, the project configuration (`execution = "ray"`) one to every run's steps;
-`placed` settles each step's at submission, so the run records where its steps run."""
+`runtime.placement.placed` settles each step's at submission, so the run records it."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal, get_args
-
-if TYPE_CHECKING:
-    from podium.spec.model import StepBase, Workflow
+from typing import Literal, get_args
 
 Execution = Literal["local", "ray"]
 EXECUTIONS: tuple[str, ...] = get_args(Execution)
+RAY_ADDRESS_ENV = "PODIUM_RAY_ADDRESS"
 # what runs anywhere: the executor needs nothing of the driver's process but the attempt itself
 RAY_KINDS: tuple[str, ...] = ("shell", "python", "http", "file")
 _AGENT_SERVICES = "it needs the driver's models, tools and breakers"
@@ -48,37 +45,11 @@ def address_problem(address: str) -> str | None:
     )
 
 
-def placed(workflow: Workflow, default: Execution | None = None) -> Workflow:
-    """The workflow with its default (else `default`, the project's) written onto every step that
-    can run on Ray and says nothing itself, loop bodies included. Unchanged when it is local."""
-    chosen = workflow.execution or default
-    if chosen != "ray":
-        return workflow
-    return workflow.model_copy(update={"steps": _place(workflow.steps, chosen)})
-
-
-def _place(steps: Sequence[StepBase], chosen: Execution) -> list[Any]:
-    out: list[Any] = []
-    for step in steps:
-        kind = getattr(step, "kind", "")
-        if kind == "loop":
-            step = step.model_copy(update={"steps": _place(step.steps, chosen)})  # type: ignore[attr-defined]
-        elif step.execution is None and kind in RAY_KINDS:
-            step = step.model_copy(update={"execution": chosen})
-        out.append(step)
-    return out
-
-
-def on_ray(step: StepBase) -> bool:
-    return step.execution == "ray"
-
-
 __all__ = [
     "EXECUTIONS",
+    "RAY_ADDRESS_ENV",
     "RAY_KINDS",
     "Execution",
     "address_problem",
-    "on_ray",
-    "placed",
     "ray_problem",
 ]

@@ -23,8 +23,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import podium
 import ray
+
+import podium
 from podium.runtime.engine import Engine
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -288,3 +288,14 @@ async def test_an_unreachable_cluster_fails_a_submission_before_it_is_recorded(
         assert await engine.list_runs() == []
         state = await engine.run(wf(py("s", "where")))  # local steps need no cluster
         assert state.status == "succeeded"
+
+
+async def test_the_dispatch_benchmark_times_both_ways() -> None:
+    from benchmarks import ray as bench
+
+    figures = await bench.measure(steps=3, repeat=1)
+    assert figures["ray_start_s"] == 0.0  # it used the Ray this process joined
+    assert figures["local_ms_per_step"] > 0
+    assert figures["ray_ms_per_step"] > 0
+    overhead = figures["ray_ms_per_step"] - figures["local_ms_per_step"]
+    assert figures["ray_overhead_ms_per_step"] == pytest.approx(overhead, abs=0.02)

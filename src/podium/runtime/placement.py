@@ -57,9 +57,14 @@ class PlacedBackend:
         return self._ray
 
     async def execute(self, request: AttemptRequest, sink: AttemptSink) -> AttemptOutcome:
-        if on_ray(request.step):
-            return await (await self.ray()).execute(request, sink)
-        return await self.local.execute(request, sink)
+        if not on_ray(request.step):
+            return await self.local.execute(request, sink)
+        try:
+            ray = await self.ray()
+        except UsageError as exc:  # Ray is not installed where the run was claimed
+            step, attempt = request.step_id, request.attempt
+            return AttemptOutcome(step, attempt, error=str(exc), error_type="unavailable")
+        return await ray.execute(request, sink)
 
     async def aclose(self) -> None:
         if self._ray is not None:

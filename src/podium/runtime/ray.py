@@ -20,9 +20,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import ray
 import ray.exceptions as rex
 
-import ray
 from podium.core.happenings import AttemptOutcome
 from podium.errors import UsageError
 from podium.runtime.execution import AttemptRequest, AttemptSink
@@ -111,11 +111,17 @@ class RayBackend:
             ) from None
 
     async def execute(self, request: AttemptRequest, sink: AttemptSink) -> AttemptOutcome:
-        await self.start()
+        try:
+            await self.start()  # a worker that claimed a run starts its Ray here, on first need
+        except UsageError as exc:
+            return _failed(request, str(exc), error_type="unavailable", retryable=True)
         from podium.runtime._ray_worker import run_attempt
 
         key = uuid.uuid4().hex
-        stream = run_attempt.remote(request, self._relay, key, _callables(request.step))
+        try:
+            stream = run_attempt.remote(request, self._relay, key, _callables(request.step))
+        except Exception as exc:  # the request or a callable would not serialize
+            return _failed(request, f"cannot send the attempt to Ray: {type(exc).__name__}: {exc}")
         try:
             return await self._follow(stream, key, request, sink)
         except asyncio.CancelledError:
@@ -147,13 +153,16 @@ class RayBackend:
     async def _stop(self, stream: Any, key: str, request: AttemptRequest) -> None:
         """Cancel the task and wait until the attempt stopped; kill its worker if it does not
         stop within the grace time (then also the process groups it left on this machine)."""
-        ray.cancel(stream)
-        settled = await self._relay.settle.remote(key, self._grace)
-        if settled != "running":
-            return
         step, grace = request.step_id, self._grace
-        _log.warning("step %s did not stop in %gs on Ray: killing its worker", step, grace)
-        ray.cancel(stream, force=True)
+        try:
+            ray.cancel(stream)
+            settled = await self._relay.settle.remote(key, grace)
+            if settled != "running":
+                return
+            _log.warning("step %s did not stop in %gs on Ray: killing its worker", step, grace)
+            ray.cancel(stream, force=True)
+        except rex.RayError as exc:  # the cluster or the relay went away: nothing is left to stop
+            _log.warning("cancelling step %s on Ray: %s", step, exc)
         await asyncio.to_thread(
             procs.stop_leftovers, request.workspace, request.run_id, [request.step_id]
         )
@@ -201,8 +210,12 @@ def _reachable(address: str) -> None:
         ) from None
 
 
-def _failed(request: AttemptRequest, error: str) -> AttemptOutcome:
-    return AttemptOutcome(request.step_id, request.attempt, error=error, error_type="internal")
+def _failed(
+    request: AttemptRequest, error: str, *, error_type: str = "internal", retryable: bool = False
+) -> AttemptOutcome:
+    return AttemptOutcome(
+        request.step_id, request.attempt, error=error, retryable=retryable, error_type=error_type
+    )
 
 
 def _lost(request: AttemptRequest, cause: BaseException | str) -> AttemptOutcome:

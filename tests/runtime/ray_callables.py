@@ -50,3 +50,14 @@ def remove_workspace(podium_context: Any) -> str:
     """Removes the run's workspace: what a Ray node without the shared filesystem sees."""
     shutil.rmtree(podium_context.workspace)
     return "removed"
+
+
+async def stubborn(path: str) -> str:
+    """Writes its process id to `path`, then ignores every cancellation: only killing its
+    worker stops it."""
+    await asyncio.to_thread(Path(path).write_text, str(os.getpid()))
+    while True:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            continue

@@ -19,9 +19,14 @@ import pytest
 import ray
 
 from podium.core import events as ev
+from podium.core.happenings import AttemptOutcome, Report
 from podium.core.state import StepStatus
 from podium.errors import SpecError, UsageError
 from podium.runtime.engine import Engine
+from podium.runtime.execution import AttemptRequest
+from podium.runtime.ray import RayBackend
+from podium.spec.model import PythonStep
+from podium.steps import python as python_steps
 from podium.store import open_store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -150,6 +155,28 @@ async def test_a_timeout_stops_the_step_on_ray(engine: Engine, tmp_path: Path) -
     assert marker.read_text() == "cancelled"
 
 
+async def test_a_step_that_will_not_stop_has_its_worker_killed(tmp_path: Path) -> None:
+    ledger = tmp_path / "pid"
+    backend = RayBackend(cancel_grace_seconds=0.5)  # every step on Ray, killed 0.5 s after a cancel
+    db = tmp_path / "podium.db"
+    async with await Engine.open(db, workspace=tmp_path, backend=backend) as eng:
+        run_id = await eng.submit(wf(py("s", "stubborn", args={"path": str(ledger)})))
+        await until(lambda: ledger.exists() and ledger.read_text() != "")
+        await eng.cancel(run_id)
+        state = await eng.wait(run_id)
+    assert state.status == "cancelled"
+    pid = int(ledger.read_text())
+    await until(lambda: not _alive(pid), 10)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
 def _kill_first_attempt(ledger: Path) -> int:
     pid = int(ledger.read_text().split()[0])
     os.kill(pid, signal.SIGKILL)
@@ -263,6 +290,51 @@ async def test_an_agent_step_on_ray_is_refused_before_anything_is_recorded(
     with pytest.raises(SpecError, match=r"steps\[0\]: execution: ray does not apply to agent"):
         await engine.submit(doc)
     assert await engine.list_runs() == []
+
+
+async def test_a_callable_registered_by_name_travels_with_the_attempt(engine: Engine) -> None:
+    offset = 40
+
+    def add_offset(n: int) -> int:  # defined here: it can only reach the worker by value
+        return n + offset
+
+    python_steps.register("ray-test-add-offset")(add_offset)
+    step = {"id": "s", "kind": "python", "call": "ray-test-add-offset", "args": {"n": 2}}
+    state = await engine.run(wf({**step, "execution": "ray"}))
+    assert state.status == "succeeded", errors(state)
+    assert state.steps["s"].output == 42
+
+
+class _Sink:
+    def report(self, report: Report) -> None:
+        raise AssertionError(f"unexpected report {report}")
+
+    async def checkpoint(self, report: Report) -> None:
+        raise AssertionError(f"unexpected checkpoint {report}")
+
+    def delta(self, text: str) -> None:
+        raise AssertionError(f"unexpected delta {text!r}")
+
+
+async def test_a_cluster_gone_after_a_run_was_claimed_fails_the_step_as_a_value(
+    tmp_path: Path,
+) -> None:
+    backend = RayBackend(f"127.0.0.1:{_closed_port()}")
+    request = AttemptRequest(
+        run_id="r",
+        step_id="s",
+        attempt=1,
+        generation=0,
+        idempotency_key="k",
+        lease_epoch=1,
+        workspace=tmp_path,
+        output_limit_bytes=1024,
+        step=PythonStep(id="s", call=f"{CALL}:where", execution="ray"),
+    )
+    outcome = await backend.execute(request, _Sink())
+    assert isinstance(outcome, AttemptOutcome)
+    assert (outcome.error_type, outcome.retryable, outcome.lost) == ("unavailable", True, False)
+    assert "cannot reach the Ray cluster" in (outcome.error or "")
 
 
 def _closed_port() -> int:

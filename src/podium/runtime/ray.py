@@ -13,6 +13,7 @@ requeues or interrupts the step as a take-over would.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -161,6 +162,7 @@ class RayBackend:
                 return
             _log.warning("step %s did not stop in %gs on Ray: killing its worker", step, grace)
             ray.cancel(stream, force=True)
+            await _ended(stream)
         except rex.RayError as exc:  # the cluster or the relay went away: nothing is left to stop
             _log.warning("cancelling step %s on Ray: %s", step, exc)
         await asyncio.to_thread(
@@ -187,6 +189,14 @@ def _relay(relay_class: Any) -> Any:
         _relays.clear()  # a relay of an earlier Ray session is gone with it
         _relays[job] = relay
     return relay
+
+
+async def _ended(stream: Any, seconds: float = 10.0) -> None:
+    """Until Ray reports the end of the task (its worker killed), for at most `seconds`."""
+    with contextlib.suppress(TimeoutError, rex.RayError):
+        async with asyncio.timeout(seconds):
+            async for _ in stream:
+                pass
 
 
 def _callables(step: StepBase) -> dict[str, Callable[..., Any]]:

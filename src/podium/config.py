@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from podium.agents import AgentOptions
 from podium.errors import Problem, SpecError, UsageError
-from podium.spec.execution import Execution, address_problem
+from podium.spec.execution import Execution, RayAddress
 from podium.spec.files import FilePolicy
 from podium.spec.network import NetworkPolicy
 from podium.spec.policy import ApprovalRules, Policy
@@ -157,15 +157,7 @@ class ProjectConfig(_Strict):
     # where steps run unless their workflow or they say (spec/execution.py), and the Ray
     # cluster `ray` steps go to (runtime/ray.py; PODIUM_RAY_ADDRESS wins)
     execution: Execution = "local"
-    ray_address: str | None = None
-
-    @field_validator("ray_address")
-    @classmethod
-    def _ray_address(cls, value: str | None) -> str | None:
-        problem = address_problem(value) if value is not None else None
-        if problem is not None:
-            raise ValueError(problem)
-        return value
+    ray_address: RayAddress | None = None
 
     def secret_env(self) -> list[str]:
         """The variables whose values are secrets: `[secrets] env` and every provider's key."""
@@ -413,21 +405,9 @@ _OTHER_CLIENTS: dict[str, dict[str, str]] = {
         "envFile": "set the variables in `env`",
     },
 }
+_FILE_KEYS = set(ProjectConfig.model_fields) - {"path", "root", "mcp_servers"} | {"mcpServers"}
 _KEYS = {
-    "top": sorted(
-        {
-            "model",
-            "agents",
-            "providers",
-            "mcpServers",
-            "routing",
-            "threads",
-            "policy",
-            "secrets",
-            "execution",
-            "ray_address",
-        }
-    ),
+    "top": sorted(_FILE_KEYS),  # what a file may say: not what the loader sets; servers by alias
     "secrets": sorted(SecretsConfig.model_fields),
     "policy": sorted(Policy.model_fields),
     "approve": sorted(ApprovalRules.model_fields),

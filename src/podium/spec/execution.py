@@ -6,7 +6,9 @@ default to its steps, the project configuration (`execution = "ray"`) one to eve
 from __future__ import annotations
 
 import re
-from typing import Literal, get_args
+from typing import Annotated, Literal, get_args
+
+from pydantic import AfterValidator
 
 Execution = Literal["local", "ray"]
 EXECUTIONS: tuple[str, ...] = get_args(Execution)
@@ -45,11 +47,21 @@ def address_problem(address: str) -> str | None:
     )
 
 
+def _checked_address(address: str) -> str:
+    if (problem := address_problem(address)) is not None:
+        raise ValueError(problem)
+    return address
+
+
+RayAddress = Annotated[str, AfterValidator(_checked_address)]
+
+
 __all__ = [
     "EXECUTIONS",
     "RAY_ADDRESS_ENV",
     "RAY_KINDS",
     "Execution",
+    "RayAddress",
     "address_problem",
     "ray_problem",
 ]

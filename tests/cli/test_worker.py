@@ -67,10 +67,10 @@ def test_a_draining_worker_gives_back_what_is_still_running(cli: Cli) -> None:
 
 
 def test_a_worker_given_a_ray_cluster_that_is_not_there_stops_at_start(cli: Cli) -> None:
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        address = f"ray://127.0.0.1:{probe.getsockname()[1]}"
-    done = cli("worker", "--ray", address)
+    with socket.socket() as held:  # bound, not listening, and no other process's meanwhile
+        held.bind(("127.0.0.1", 0))
+        address = f"ray://127.0.0.1:{held.getsockname()[1]}"
+        done = cli("worker", "--ray", address)
     assert done.returncode == 2
     assert f"cannot reach the Ray cluster at {address}" in done.stderr
     assert "podium worker --ray" in done.stderr

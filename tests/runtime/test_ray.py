@@ -316,9 +316,9 @@ class _Sink:
 
 
 async def test_a_cluster_gone_after_a_run_was_claimed_fails_the_step_as_a_value(
-    tmp_path: Path,
+    tmp_path: Path, closed_port: int
 ) -> None:
-    backend = RayBackend(f"127.0.0.1:{_closed_port()}")
+    backend = RayBackend(f"127.0.0.1:{closed_port}")
     request = AttemptRequest(
         run_id="r",
         step_id="s",
@@ -336,22 +336,27 @@ async def test_a_cluster_gone_after_a_run_was_claimed_fails_the_step_as_a_value(
     assert "cannot reach the Ray cluster" in (outcome.error or "")
 
 
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A port bound but not listening, held for the test: a connection to it is refused, and no
+    other process (a Ray worker among them) can take it meanwhile."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield int(held.getsockname()[1])
 
 
-async def test_an_unreachable_cluster_fails_when_the_engine_opens(tmp_path: Path) -> None:
-    address = f"ray://127.0.0.1:{_closed_port()}"
+async def test_an_unreachable_cluster_fails_when_the_engine_opens(
+    tmp_path: Path, closed_port: int
+) -> None:
+    address = f"ray://127.0.0.1:{closed_port}"
     with pytest.raises(UsageError, match=f"cannot reach the Ray cluster at {address}"):
         await Engine.open(tmp_path / "podium.db", ray_address=address)
 
 
 async def test_an_unreachable_cluster_fails_a_submission_before_it_is_recorded(
-    tmp_path: Path,
+    tmp_path: Path, closed_port: int
 ) -> None:
-    address = f"127.0.0.1:{_closed_port()}"
+    address = f"127.0.0.1:{closed_port}"
     store = await open_store(tmp_path / "podium.db")
     async with Engine(store, workspace=tmp_path, ray_address=address) as engine:
         with pytest.raises(UsageError, match="PODIUM_RAY_ADDRESS"):

@@ -2,10 +2,8 @@
 #
 # Installs come from the committed lock files in requirements/ (exact versions, every file hashed):
 #   runtime.txt  the runtime dependencies only: what `make demo` installs
-#   dev.txt      the runtime, the postgres, anthropic, mcp and otel extras, and the dev toolchain:
-#                what `make test` installs
-# The ray extra is in neither: its wheel alone is 75 MiB and nothing uses it yet (the Ray backend
-# is a later issue); add `--extra ray` to DEV_EXTRAS when it lands.
+#   dev.txt      the runtime, the postgres, anthropic, mcp, otel and ray extras, and the dev
+#                toolchain: what `make test` installs (the Ray backend's tests start a local Ray)
 #   real.txt     the real tier's model servers (requirements/real.in), compiled against dev.txt:
 #                what `make test-real` adds
 #   real-litellm.txt  LiteLLM's proxy (requirements/real-litellm.in), compiled on its own: it pins
@@ -122,7 +120,7 @@ bench: $(DEV)
 # machine's local mirrors never shape the lock. dev.txt is resolved first and pins runtime.txt, so
 # the runtime lock is exactly the runtime part of the dev one.
 UV_VERSION := 0.13.9
-DEV_EXTRAS := --extra postgres --extra anthropic --extra mcp --extra otel --extra dev
+DEV_EXTRAS := --extra postgres --extra anthropic --extra mcp --extra otel --extra ray --extra dev
 COMPILE := UV_CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/uv pip compile --quiet --no-config \
 	--universal --python-version 3.11 --generate-hashes --upgrade pyproject.toml requirements/build.in
 

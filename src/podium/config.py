@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from podium.agents import AgentOptions
 from podium.errors import Problem, SpecError, UsageError
+from podium.spec.execution import Execution, RayAddress
 from podium.spec.files import FilePolicy
 from podium.spec.network import NetworkPolicy
 from podium.spec.policy import ApprovalRules, Policy
@@ -153,6 +154,10 @@ class ProjectConfig(_Strict):
     threads: ThreadsConfig = Field(default_factory=ThreadsConfig)
     policy: Policy = Field(default_factory=Policy)  # approval rules, blocked agents (baseline)
     secrets: SecretsConfig = Field(default_factory=SecretsConfig)
+    # where steps run unless their workflow or they say (spec/execution.py), and the Ray
+    # cluster `ray` steps go to (runtime/ray.py; PODIUM_RAY_ADDRESS wins)
+    execution: Execution = "local"
+    ray_address: RayAddress | None = None
 
     def secret_env(self) -> list[str]:
         """The variables whose values are secrets: `[secrets] env` and every provider's key."""
@@ -193,6 +198,8 @@ class ProjectConfig(_Strict):
         for key, table in tables:
             if table != type(table)():  # absent tables leave older digests as they were
                 document[key] = table.model_dump(mode="json")
+        if self.execution != "local" or self.ray_address is not None:
+            document |= {"execution": self.execution, "ray_address": self.ray_address}
         text = json.dumps(document, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 
@@ -398,10 +405,9 @@ _OTHER_CLIENTS: dict[str, dict[str, str]] = {
         "envFile": "set the variables in `env`",
     },
 }
+_FILE_KEYS = set(ProjectConfig.model_fields) - {"path", "root", "mcp_servers"} | {"mcpServers"}
 _KEYS = {
-    "top": sorted(
-        {"model", "agents", "providers", "mcpServers", "routing", "threads", "policy", "secrets"}
-    ),
+    "top": sorted(_FILE_KEYS),  # what a file may say: not what the loader sets; servers by alias
     "secrets": sorted(SecretsConfig.model_fields),
     "policy": sorted(Policy.model_fields),
     "approve": sorted(ApprovalRules.model_fields),

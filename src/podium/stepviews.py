@@ -149,6 +149,8 @@ def _ending(e: ev.Event, step_id: str) -> str | None:
         return "held"  # a tool call waits for a person; the same attempt goes on when decided
     if isinstance(e, ev.RunResumed):
         return "interrupted" if step_id in e.interrupted else "requeued"
+    if isinstance(e, ev.StepLost):
+        return "requeued" if e.requeued else "interrupted"
     return _ENDINGS.get(type(e))
 
 

@@ -355,7 +355,7 @@ def _log_texts(e: ev.Event) -> list[tuple[str, str]]:
     if isinstance(e, ev.StepProgress):
         done = f"{e.fraction:.0%} " if e.fraction is not None else ""
         return [("progress", f"{done}{e.message}".strip())]
-    if isinstance(e, ev.StepFailed | ev.StepRetrying):
+    if isinstance(e, ev.StepFailed | ev.StepRetrying | ev.StepLost):
         return [("error", f"attempt {e.attempt}: {e.error}")]
     return []
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import sqlite3
 
 from .conftest import Cli, wait_until
@@ -99,3 +100,16 @@ def test_a_bad_queue_name_is_refused_before_anything_is_recorded(cli: Cli) -> No
         said = " ".join(refused.stderr.replace("│", " ").split())  # unwrap the error box
         assert "is not valid: use 1 to 64 letters, digits" in said
     assert not cli.db.exists() or json.loads(cli("runs", "--json").stdout) == []
+
+
+def test_a_worker_given_a_ray_cluster_that_is_not_there_stops_at_start(cli: Cli) -> None:
+    with socket.socket() as held:  # bound, not listening, and no other process's meanwhile
+        held.bind(("127.0.0.1", 0))
+        address = f"ray://127.0.0.1:{held.getsockname()[1]}"
+        done = cli("worker", "--ray", address)
+    assert done.returncode == 2
+    assert f"cannot reach the Ray cluster at {address}" in done.stderr
+    assert "podium worker --ray" in done.stderr
+    bad = cli("worker", "--ray", "http://head:8265")
+    assert bad.returncode == 2
+    assert "write auto" in bad.stderr

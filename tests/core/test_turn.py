@@ -154,3 +154,46 @@ def test_a_take_over_requeues_idempotent_steps_and_interrupts_the_rest() -> None
     assert isinstance(resumed, ev.RunResumed)
     assert (resumed.requeued, resumed.interrupted, resumed.stopped) == (["a"], ["b"], ["b"])
     assert [launch.step_id for launch in turn.launch] == ["a"]
+
+
+def lost_attempt(step_id: str, attempt: int = 1) -> AttemptOutcome:
+    return AttemptOutcome(step_id, attempt, error="the Ray worker died", lost=True)
+
+
+def test_a_lost_idempotent_attempt_runs_again_with_the_same_key() -> None:
+    sim = Sim(make_state({"name": "w", "steps": [shell("a", idempotent=True)]}))
+    sim.turn()
+    key = sim.launched["a"].idempotency_key
+    turn = take_turn(sim.state, [lost_attempt("a")], T0)
+    lost = turn.events[0]
+    assert isinstance(lost, ev.StepLost)
+    assert (lost.requeued, lost.error, lost.attempt) == (True, "the Ray worker died", 1)
+    (again,) = turn.launch
+    assert (again.step_id, again.attempt, again.idempotency_key) == ("a", 1, key)
+    assert sim.state.steps["a"].status is StepStatus.RUNNING
+
+
+def test_a_lost_side_effecting_attempt_is_interrupted_and_waits_for_a_person() -> None:
+    sim = chain()  # shell steps are not idempotent by default
+    sim.turn()
+    turn = take_turn(sim.state, [lost_attempt("a")], T0)
+    assert [e.kind for e in turn.events] == ["step.lost"]
+    assert turn.launch == []
+    step = sim.state.steps["a"]
+    assert (step.status, step.error) == (StepStatus.INTERRUPTED, "the Ray worker died")
+    assert sim.state.outcome is None
+    assert sim.state.awaits_person
+    retried = take_turn(sim.state, [ControlSignal(1, "retry", {"step_id": "a"})], T0)
+    assert [launch.step_id for launch in retried.launch] == ["a"]
+
+
+def test_a_lost_report_of_a_stale_attempt_changes_nothing() -> None:
+    sim = Sim(make_state({"name": "w", "steps": [shell("a", idempotent=True)]}))
+    sim.turn()
+    assert take_turn(sim.state, [lost_attempt("a", attempt=2)], T0).events == []
+    assert sim.state.steps["a"].status is StepStatus.RUNNING
+
+
+def test_a_lost_outcome_survives_pickling() -> None:
+    outcome = lost_attempt("a")
+    assert pickle.loads(pickle.dumps(outcome)) == outcome

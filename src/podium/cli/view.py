@@ -180,6 +180,9 @@ class PlainLines:
         if isinstance(e, ev.StepRetrying):
             then = f"next try at {clock_time(e.retry_at)}"
             return self._row(e.at, step_id, "retrying", took, shorten(e.error, 80), then)
+        if isinstance(e, ev.StepLost):
+            then = "requeued" if e.requeued else "interrupted"
+            return self._row(e.at, step_id, then, took, shorten(e.error, 100))
         if isinstance(e, ev.StepSkipped | ev.StepCancelled):
             return self._row(e.at, step_id, e.kind.removeprefix("step."), e.reason)
         return self._row(e.at, step_id, *_note(e))

@@ -74,6 +74,17 @@ def worker(
             "Default: the runs submitted without one (queue `default`).",
         ),
     ] = None,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="ADDRESS",
+            show_default=False,
+            help="The Ray cluster for steps with `execution: ray`: auto, ray://HOST:PORT or "
+            "HOST:PORT (default: $PODIUM_RAY_ADDRESS, else the configuration's ray_address, "
+            "else a local Ray started when a step needs it). Joined at start.",
+        ),
+    ] = None,
     store: StoreOption = None,
     agents: AgentsOption = None,
     model: ModelOption = None,
@@ -93,11 +104,16 @@ def worker(
         wanted = [check_queue(name) for name in queues or [DEFAULT_QUEUE]]
     except UsageError as exc:
         raise typer.BadParameter(str(exc), param_hint="--queue") from None
-    execute(here, _work(here, concurrency, drain, lease, wanted))
+    execute(here, _work(here, concurrency, drain, lease, wanted, ray))
 
 
 async def _work(
-    here: Session, concurrency: int, drain_seconds: float, lease: LeasePolicy, queues: list[str]
+    here: Session,
+    concurrency: int,
+    drain_seconds: float,
+    lease: LeasePolicy,
+    queues: list[str],
+    ray: str | None,
 ) -> int:
     named = here.named_store()
     engine = await Engine.open(
@@ -106,6 +122,7 @@ async def _work(
         max_concurrent_runs=concurrency,
         lease=lease,
         queues=queues,
+        ray_address=ray,
         agents_dir=here.agents,
         default_model=here.model,
         config=load_config(path=here.config) if here.config or os.environ.get(CONFIG_ENV) else None,

@@ -136,6 +136,18 @@ class StepSucceeded(_Event):
     meta: dict[str, Any] | None = None
 
 
+class StepLost(_Event):
+    """The process running the attempt died before the attempt ended (`error` says how): like
+    an in-flight step on take-over, it was `requeued` (idempotent: the same attempt and
+    idempotency key run again) or else interrupted (it waits for `podium retry` or `skip`)."""
+
+    kind: Literal["step.lost"] = "step.lost"
+    step_id: str
+    attempt: int
+    error: str
+    requeued: bool = False
+
+
 class StepRetrying(_Event):
     """An attempt failed and another is parked until `retry_at`."""
 
@@ -435,6 +447,7 @@ Event = Annotated[
     | RunCompleted
     | StepStarted
     | StepSucceeded
+    | StepLost
     | StepRetrying
     | StepFailed
     | StepSkipped

@@ -383,6 +383,7 @@ _HANDLERS: dict[type, Callable[[RunState, Any], None]] = {
     ev.RunResumed: recovery.resumed,
     ev.RunDeadLettered: recovery.dead_lettered,
     ev.RunRevived: recovery.revived,
+    ev.StepLost: recovery.lost_step,
     ev.RunForked: _on_forked,
     ev.RunCancelRequested: _on_cancel_requested,
     ev.RunCompleted: _on_completed,

@@ -39,7 +39,10 @@ _SET_BY_THE_RUN = frozenset({"kind", "at", "step_id"})
 
 @dataclass(frozen=True, slots=True)
 class AttemptOutcome:
-    """A finished attempt: its output, or its error and whether a retry may help."""
+    """A finished attempt: its output, or its error and whether a retry may help. `lost`: the
+    process that ran it died before it said how it ended (a Ray worker killed, its node gone;
+    `error` says what happened): the step is in flight as after a take-over, requeued with the
+    same idempotency key if it is idempotent, else interrupted."""
 
     step_id: str
     attempt: int
@@ -48,6 +51,7 @@ class AttemptOutcome:
     error: str | None = None
     retryable: bool = False
     error_type: str = "error"
+    lost: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,9 +40,7 @@ def takeover_events(state: RunState, taken: TakenOver, now: datetime) -> list[ev
     requeued: list[str] = []
     interrupted: list[str] = []
     for step_id in _in_flight(state):
-        step = state.steps[step_id]
-        again = step.spec.is_idempotent and not _unsafe_call_in_flight(step)
-        (requeued if again else interrupted).append(step_id)
+        (requeued if _may_run_again(state.steps[step_id]) else interrupted).append(step_id)
     return [
         ev.RunResumed(
             at=now,
@@ -52,6 +50,14 @@ def takeover_events(state: RunState, taken: TakenOver, now: datetime) -> list[ev
             recovery=recovery,
         )
     ]
+
+
+def lost(state: RunState, step_id: str, attempt: int, error: str, now: datetime) -> ev.StepLost:
+    """One running step whose attempt's process died (a Ray worker, say) while its driver lives
+    on: what a takeover does for it, for that step alone. Not a recovery: the driver did not
+    die."""
+    again = _may_run_again(state.steps[step_id])
+    return ev.StepLost(at=now, step_id=step_id, attempt=attempt, error=error, requeued=again)
 
 
 def revival(state: RunState, now: datetime) -> list[ev.Event]:
@@ -79,6 +85,18 @@ def resumed(state: RunState, e: ev.RunResumed) -> None:
         state.steps[step_id].status = StepStatus.INTERRUPTED
 
 
+def lost_step(state: RunState, e: ev.StepLost) -> None:
+    """One step of `resumed`: its attempt's process died, and the event says why."""
+    step = state.steps[e.step_id]
+    state.running.discard(step.id)
+    step.error = e.error
+    if e.requeued:
+        step.requeued = True
+        make_ready(state, step)
+    else:
+        step.status = StepStatus.INTERRUPTED
+
+
 def dead_lettered(state: RunState, e: ev.RunDeadLettered) -> None:
     state.recoveries = e.recoveries
     state.dead = e.reason
@@ -99,6 +117,11 @@ def _in_flight(state: RunState) -> list[str]:
     return sorted(state.running, key=lambda s: state.steps[s].index)
 
 
+def _may_run_again(step: StepState) -> bool:
+    """Whether an in-flight attempt whose end nobody heard may simply run again."""
+    return step.spec.is_idempotent and not _unsafe_call_in_flight(step)
+
+
 def _unsafe_call_in_flight(step: StepState) -> bool:
     """An agent step that had started a tool call which may have side effects, and whose result
     was not recorded: running the step on would make that call a second time."""
@@ -109,4 +132,4 @@ def _unsafe_call_in_flight(step: StepState) -> bool:
     )
 
 
-__all__ = ["MAX_RECOVERIES", "revival", "takeover_events"]
+__all__ = ["MAX_RECOVERIES", "lost", "revival", "takeover_events"]

@@ -27,7 +27,7 @@ from podium.core.happenings import (
     report_event,
 )
 from podium.core.outputs import cap_output
-from podium.core.recovery import takeover_events
+from podium.core.recovery import lost, takeover_events
 from podium.core.render import RenderError, render_step
 from podium.core.scheduler import decide, failure_event, stop_reason
 from podium.core.state import RunState, StepState, StepStatus
@@ -90,6 +90,9 @@ def _events_for(state: RunState, happening: Happening, now: datetime) -> list[ev
     if isinstance(happening, AttemptOutcome):
         if not _is_running(state, happening.step_id, happening.attempt):
             return []
+        if happening.lost:
+            error = happening.error or "the process running the attempt died"
+            return [lost(state, happening.step_id, happening.attempt, error, now)]
         return [outcome_event(state, happening, now)]
     if isinstance(happening, AttemptCancelled):
         if not _is_running(state, happening.step_id):

@@ -18,6 +18,9 @@ FIELDS: dict[str, str] = {
     "Workflow.budget": "Limits shared by the run's whole tree of plans.",
     "Workflow.policy": "Approval rules and blocked agents, on top of the project's `[policy]`: "
     "a workflow may only turn rules on and block more agents.",
+    "Workflow.execution": "Where its shell, python, http and file steps run unless they say: "
+    "`local` (the driver's process) or `ray` (Ray tasks; see the README's Ray part). Default: "
+    "the project's `execution`.",
     "InputSpec.type": "What the value must be; `--input` text is converted to it.",
     "InputSpec.default": "The value when none is given.",
     "InputSpec.required": "Whether a value must be given (default: when there is no `default`).",
@@ -47,6 +50,8 @@ FIELDS: dict[str, str] = {
     "StepBase.expected_seconds": "A scheduling hint: among ready steps, the one with the longest "
     "remaining path goes first.",
     "StepBase.output": "`text`, `json` (parsed) or a JSON Schema the output must match.",
+    "StepBase.execution": "`local` or `ray`: where its attempts run (default: the workflow's, "
+    "else the project's). Only shell, python, http and file steps run on Ray.",
     # shell
     "ShellStep.run": "The command: a string split into argv (no shell), or a list of argv.",
     "ShellStep.shell": "Run `run` through `sh -c` or `bash -c` (pipes, `&&`, `$VAR`).",

@@ -32,7 +32,7 @@ from podium.core.redact import Redactor
 from podium.core.state import RunState
 from podium.errors import ConcurrencyError, LeaseHeldError, UsageError
 from podium.ids import RunId
-from podium.runtime import approvals, threads
+from podium.runtime import approvals, placement, threads
 from podium.runtime.bus import EventBus
 from podium.runtime.children import ChildRuns
 from podium.runtime.execution import ExecutionBackend, InProcessBackend
@@ -90,6 +90,7 @@ class Engine:
         config: ProjectConfig | None = None,
         workflows: Registry | None = None,
         queues: Sequence[str] = (DEFAULT_QUEUE,),
+        ray_address: str | None = None,
     ) -> None:
         """`agents_dir` is the project folder whose `agents/` holds the catalog (default: the
         workspace, else the current directory; `~/.config/podium/agents` is read too);
@@ -102,7 +103,10 @@ class Engine:
         taken over without one uses the configuration file recorded on the run. `workflows`
         registers names that `workflow` steps may use instead of a file (`{name: path or
         Workflow}`; see spec/subworkflows.py). A `worker` engine claims only runs on one of
-        `queues` (`submit(queue=…)`; runs submitted without one are on `default`)."""
+        `queues` (`submit(queue=…)`; runs submitted without one are on `default`).
+        `ray_address` is the Ray cluster of steps with `execution: ray` (else
+        PODIUM_RAY_ADDRESS, else the configuration's; none: a local Ray started on first need;
+        see runtime/placement.py)."""
         if max_concurrent_runs < 1:
             raise UsageError("max_concurrent_runs must be at least 1")
         if mode not in MODES:
@@ -134,7 +138,10 @@ class Engine:
             config=config,
             agents_given=agents_dir is not None,
         )
-        self.backend = backend or InProcessBackend(executors or Executors(), self.services)
+        self.backend = backend or placement.PlacedBackend(
+            InProcessBackend(executors or Executors(), self.services),
+            ray_address=placement.ray_address(ray_address, self.services.config.ray_address),
+        )
         worker = mode == "worker"
         self._waker = Waker(
             now=self.store.now,
@@ -160,6 +167,8 @@ class Engine:
             engine = cls(store, **options)
             if engine.mode != "local":
                 await store.check_writable()
+            if engine.mode != "control":  # a Ray cluster named but not there fails here
+                await engine.backend.prepare()
         except BaseException:
             await store.close()
             raise
@@ -232,6 +241,8 @@ class Engine:
             queue=queue,
         )
         drive = start and self.mode != "control"
+        if self.mode != "control":  # what its steps need (a Ray cluster) is there, or say so
+            await self.backend.prepare(wf)
         lease = await self.store.create_run(
             created,
             workflow_name=wf.name,

@@ -17,7 +17,7 @@ from podium.core.happenings import AttemptOutcome, Launch, Report, make_report
 from podium.core.redact import PATTERNS_ONLY, Redactor
 from podium.core.tool_approvals import ToolGate
 from podium.errors import StepExecutionError
-from podium.spec.model import StepBase
+from podium.spec.model import StepBase, Workflow
 from podium.spec.policy import Policy
 from podium.steps import Executors
 from podium.steps.base import AgentServices, StepContext
@@ -110,6 +110,12 @@ class ExecutionBackend(Protocol):
 
     async def execute(self, request: AttemptRequest, sink: AttemptSink) -> AttemptOutcome: ...
 
+    async def prepare(self, workflow: Workflow | None = None) -> None:
+        """Make sure `workflow`'s attempts can run (None: what the backend was configured
+        with), or raise UsageError saying why not (an unreachable Ray cluster). Called when an
+        engine opens and before a run is recorded."""
+        ...
+
     async def aclose(self) -> None: ...
 
 
@@ -154,6 +160,9 @@ class InProcessBackend:
             error = f"{type(exc).__name__}: {exc}"
             return AttemptOutcome(step.id, attempt, error=error, error_type="internal")
         return AttemptOutcome(step.id, attempt, output=result.output, meta=result.meta)
+
+    async def prepare(self, workflow: Workflow | None = None) -> None:
+        return None
 
     async def aclose(self) -> None:
         return None

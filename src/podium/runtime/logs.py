@@ -14,7 +14,7 @@ from podium.core import events as ev
 from podium.steps import steplog
 from podium.store.base import EventStore, StoredEvent
 
-ATTEMPT_ENDS = (ev.StepSucceeded, ev.StepFailed, ev.StepRetrying, ev.StepCancelled)
+ATTEMPT_ENDS = (ev.StepSucceeded, ev.StepFailed, ev.StepRetrying, ev.StepCancelled, ev.StepLost)
 Show = Callable[[dict[str, Any]], None]
 
 

@@ -21,6 +21,7 @@ from podium.errors import InputError, Problem, SpecError, UsageError
 from podium.ids import RunId, new_run_id
 from podium.llm import is_known_provider, unknown_provider
 from podium.llm.base import config_problem
+from podium.runtime.placement import placed
 from podium.runtime.services import DEFAULT_MODEL_ENV, AgentServices
 from podium.spec.load import WorkflowSource, load_workflow
 from podium.spec.loop import walk
@@ -51,8 +52,9 @@ def new_run(
     The workflows its `workflow` steps name (`workflows`: the registered names) are checked
     too, recursively: each exists, validates, gets inputs it declares, and none recurses.
     A `type: secret` input is recorded as a placeholder; its value goes to `memory` (by
-    placeholder) and never into the event."""
-    wf = load_workflow(workflow, agents=AgentChecks(services))
+    placeholder) and never into the event. Where each step runs is settled here (the
+    workflow's `execution`, else the project's: runtime/placement.placed) and recorded."""
+    wf = placed(load_workflow(workflow, agents=AgentChecks(services)), services.config.execution)
     values = hide_secrets(wf, coerce_inputs(wf, secrets_from_env(wf, inputs)), memory)
     policy = check_agent_steps(wf, services)
     check_children(wf, workflow, workspace, services, workflows)

@@ -14,6 +14,7 @@ from podium.spec._fields import RetryPolicy as RetryPolicy
 from podium.spec._fields import _Frozen, _no_nul
 from podium.spec._fields import parse_duration as parse_duration
 from podium.spec.answers import answer_problem, schema_problem
+from podium.spec.execution import Execution, ray_problem
 from podium.spec.policy import Policy
 
 STEP_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]{0,255}$"  # "." only in plan children's ids
@@ -52,6 +53,9 @@ class StepBase(_Frozen):
     idempotent: bool | None = None
     expected_seconds: float = Field(1.0, ge=0, le=30 * 86_400)
     output: OutputSpec = "text"
+    # where its attempts run: `local` (this process) or `ray` (spec/execution.py); None: the
+    # workflow's default, else the project's
+    execution: Execution | None = None
 
     @field_validator("needs", mode="before")
     @classmethod
@@ -72,6 +76,12 @@ class StepBase(_Frozen):
         if isinstance(value, str) and not value.strip():
             raise ValueError("approval must be `required` or a condition such as ${{ … }}")
         return value
+
+    @model_validator(mode="after")
+    def _runs_where_it_can(self) -> StepBase:
+        if self.execution == "ray" and (problem := ray_problem(getattr(self, "kind", ""))):
+            raise ValueError(problem)
+        return self
 
     @property
     def is_idempotent(self) -> bool:
@@ -442,6 +452,7 @@ class Workflow(_Frozen):
     output_limit_bytes: int = Field(DEFAULT_OUTPUT_LIMIT_BYTES, ge=1024, le=64 * 1024 * 1024)
     budget: Budget | None = None
     policy: Policy | None = None  # stricter than the project's only (spec/policy.py)
+    execution: Execution | None = None  # its steps' default (spec/execution.py)
 
     @field_validator("version", mode="before")
     @classmethod

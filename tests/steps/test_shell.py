@@ -187,6 +187,44 @@ async def test_cancellation_kills_the_whole_process_group(
     assert is_gone(grandchild)
 
 
+def children_of_this_process() -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text() if entry.name.isdigit() else ""
+        except OSError:
+            continue
+        if stat and int(stat[stat.rfind(")") + 2 :].split()[1]) == os.getpid():
+            found.append(int(entry.name))
+    return found
+
+
+async def test_a_cancel_while_the_child_starts_still_kills_its_whole_group(
+    ctx: StepContext, workspace: Path
+) -> None:
+    """The child runs before asyncio has connected its pipes; a cancel in that window (a run
+    cancelled as a step starts, under load) once killed only the child and then waited for the
+    rest of the group, which held the pipes, to exit on its own: here 30 s."""
+    script = "sleep 30 & echo $! > grandchild.pid; echo $$ > child.pid; wait"
+    before = set(children_of_this_process())
+    task = asyncio.create_task(run(ctx, script, shell="sh", sandbox=False))
+    deadline = time.monotonic() + 10
+    while not set(children_of_this_process()) - before:  # one loop step at a time until the
+        assert time.monotonic() < deadline, "the step's child never started"  # fork
+        await asyncio.sleep(0)
+    while read_pid(workspace / "grandchild.pid") is None:  # the loop is held meanwhile: the
+        assert time.monotonic() < deadline, "the step's child never ran"  # pipes stay unconnected
+        time.sleep(0.01)  # noqa: ASYNC251 - blocking the loop is the point
+    grandchild = read_pid(workspace / "grandchild.pid")
+    started = time.monotonic()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert time.monotonic() - started < 3
+    assert grandchild is not None
+    assert is_gone(grandchild)
+
+
 async def test_timeout_kills_a_group_that_ignores_sigterm(
     ctx: StepContext, workspace: Path
 ) -> None:

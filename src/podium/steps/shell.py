@@ -147,6 +147,39 @@ def resolve_cwd(workspace: Path, cwd: str | None) -> Path:
 async def _spawn(
     argv: list[str], cwd: Path, env: Mapping[str, str], has_stdin: bool
 ) -> asyncio.subprocess.Process:
+    """Start the child in a group of its own. The child runs before asyncio has connected its
+    pipes; a cancel in that window would make asyncio kill the child alone and then wait for the
+    rest of its group to let go of the pipes (a backgrounded grandchild: until it exits). So
+    the start is shielded, and a cancel waits for it, then stops the whole group."""
+    starting = asyncio.ensure_future(_start(argv, cwd, env, has_stdin))
+    try:
+        return await asyncio.shield(starting)
+    except asyncio.CancelledError:
+        proc = await _started(starting)
+        if proc is not None:
+            if proc.stdin is not None:
+                proc.stdin.close()
+            pipes = [p for p in (proc.stdout, proc.stderr) if p is not None]
+            await _terminate(proc, [asyncio.create_task(_discard(p)) for p in pipes])
+        raise
+
+
+async def _started(starting: asyncio.Future[asyncio.subprocess.Process]) -> Any:
+    """The started child, or None if it could not start (then there is nothing to stop)."""
+    try:
+        return await starting
+    except Exception:
+        return None
+
+
+async def _discard(stream: asyncio.StreamReader) -> None:
+    while await stream.read(_CHUNK):
+        pass
+
+
+async def _start(
+    argv: list[str], cwd: Path, env: Mapping[str, str], has_stdin: bool
+) -> asyncio.subprocess.Process:
     try:
         return await asyncio.create_subprocess_exec(
             *argv,

@@ -4,11 +4,13 @@ A `Backend` is a store plus what the contract needs around it: a way to let time
 store's clock (a FakeClock for memory, real time for SQLite and Postgres, so TTLs there are short)
 and a second handle on the same data (another store object on the same file or database).
 
-Postgres: the server is $PODIUM_TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/
-postgres, the maintenance database). The session creates a database of its own there, each test a
-fresh schema in it (named in the URL's search_path), and the database is dropped at the end. With
-no server reachable the postgres cases are skipped, saying why (they fail instead when
-PODIUM_REQUIRE_POSTGRES=1, which .ci/run sets when the machine's cluster is up).
+Postgres: the server is the session's `postgres_server` (tests/conftest.py):
+$PODIUM_TEST_POSTGRES_URL, else the machine's cluster at 127.0.0.1:5432, else a private cluster
+the session starts (force one with PODIUM_TEST_POSTGRES_URL=private). The session creates a
+database of its own there, each test a fresh schema in it (named in the URL's search_path: the
+`postgres_url` fixture), and the database is dropped at the end. With no server and no binaries
+to start one the postgres cases are skipped, saying why (they fail instead when
+PODIUM_REQUIRE_POSTGRES=1, which .ci/run sets).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from tests.pg_cluster import POSTGRES_ENV, skip_or_fail
 
 from podium.core.events import RunCreated
 from podium.store.base import EventStore
@@ -35,9 +38,6 @@ T0 = datetime(2026, 1, 1, 12, 0, 0, 123456, tzinfo=UTC)
 SHORT_SECONDS = 0.5
 """A TTL or timer that must not run out while a test looks (SQLite uses real time)."""
 PAST_SHORT_SECONDS = 0.6
-POSTGRES_ENV = "PODIUM_TEST_POSTGRES_URL"
-REQUIRE_POSTGRES_ENV = "PODIUM_REQUIRE_POSTGRES"  # 1: no server is a failure, not a skip
-DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 @dataclass
@@ -93,23 +93,27 @@ def in_schema(url: str, schema: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def postgres_database() -> Iterator[str]:
+def postgres_database(postgres_server: str) -> Iterator[str]:
     """A database of this session's own on the test server, dropped at the end: its URL."""
-    server = os.environ.get(POSTGRES_ENV) or DEFAULT_POSTGRES
     name = f"podium_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     try:
-        admin = psycopg.connect(server, autocommit=True, connect_timeout=5)
+        admin = psycopg.connect(postgres_server, autocommit=True, connect_timeout=5)
     except psycopg.Error as exc:
-        reason = f"no Postgres server at {server} ({exc}); set {POSTGRES_ENV} to test it"
-        if os.environ.get(REQUIRE_POSTGRES_ENV) == "1":  # CI: a machine that has one
-            pytest.fail(reason)
-        pytest.skip(reason)
+        skip_or_fail(
+            f"no Postgres server at {postgres_server} ({exc}); set {POSTGRES_ENV} to test it"
+        )
     with admin:
         admin.execute(f'CREATE DATABASE "{name}"')
         try:
-            yield with_database(server, name)
+            yield with_database(postgres_server, name)
         finally:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def postgres_url(postgres_database: str) -> str:
+    """A store URL of this test's own: a fresh, empty schema in the session's database."""
+    return await new_schema(postgres_database)
 
 
 async def new_schema(database_url: str) -> str:

@@ -18,6 +18,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -198,3 +199,22 @@ def skip_or_fail(reason: str) -> None:
     if os.environ.get(REQUIRE_POSTGRES_ENV) == "1":
         pytest.fail(reason)
     pytest.skip(reason)
+
+
+def with_database(url: str, database: str) -> str:
+    """`url` (libpq URL form, no query string) naming `database` instead."""
+    return url.rsplit("/", 1)[0] + "/" + database
+
+
+def in_schema(url: str, schema: str) -> str:
+    """`url` with its tables kept in `schema` (libpq's `options`, URL-encoded)."""
+    return f"{url}?options=-csearch_path%3D{schema}"
+
+
+async def new_schema(database_url: str) -> str:
+    """A fresh, empty schema in the session's database: the URL of a store kept in it."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    conn = await psycopg.AsyncConnection.connect(database_url, autocommit=True)
+    async with conn:
+        await conn.execute(f'CREATE SCHEMA "{schema}"')
+    return in_schema(database_url, schema)

@@ -16,16 +16,13 @@ PODIUM_REQUIRE_POSTGRES=1, which .ci/run sets).
 from __future__ import annotations
 
 import asyncio
-import os
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import psycopg
 import pytest
-from tests.pg_cluster import POSTGRES_ENV, skip_or_fail
+from tests.pg_cluster import new_schema
 
 from podium.core.events import RunCreated
 from podium.store.base import EventStore
@@ -80,49 +77,6 @@ async def _sqlite(tmp_path: Path, _: pytest.FixtureRequest) -> Backend:
         return await SQLiteEventStore.open(path)
 
     return Backend("sqlite", await reopen(), asyncio.sleep, reopen)
-
-
-def with_database(url: str, database: str) -> str:
-    """`url` (libpq URL form, no query string) naming `database` instead."""
-    return url.rsplit("/", 1)[0] + "/" + database
-
-
-def in_schema(url: str, schema: str) -> str:
-    """`url` with its tables kept in `schema` (libpq's `options`, URL-encoded)."""
-    return f"{url}?options=-csearch_path%3D{schema}"
-
-
-@pytest.fixture(scope="session")
-def postgres_database(postgres_server: str) -> Iterator[str]:
-    """A database of this session's own on the test server, dropped at the end: its URL."""
-    name = f"podium_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    try:
-        admin = psycopg.connect(postgres_server, autocommit=True, connect_timeout=5)
-    except psycopg.Error as exc:
-        skip_or_fail(
-            f"no Postgres server at {postgres_server} ({exc}); set {POSTGRES_ENV} to test it"
-        )
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield with_database(postgres_server, name)
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@pytest.fixture
-async def postgres_url(postgres_database: str) -> str:
-    """A store URL of this test's own: a fresh, empty schema in the session's database."""
-    return await new_schema(postgres_database)
-
-
-async def new_schema(database_url: str) -> str:
-    """A fresh, empty schema in the session's database: the URL of a store kept in it."""
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    conn = await psycopg.AsyncConnection.connect(database_url, autocommit=True)
-    async with conn:
-        await conn.execute(f'CREATE SCHEMA "{schema}"')
-    return in_schema(database_url, schema)
 
 
 async def _postgres(_: Path, request: pytest.FixtureRequest) -> Backend:

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import psycopg
 import pytest
+from tests.pg_cluster import in_schema
 
 from podium.core.events import StepStarted
 from podium.errors import (
@@ -22,7 +23,7 @@ from podium.store import _pg_tx as tx
 from podium.store import open_store
 from podium.store.postgres import PostgresEventStore
 
-from .conftest import created, in_schema, later
+from .conftest import created, later
 from .pg_proxy import Proxy
 
 pytestmark = pytest.mark.timeout(120)

@@ -200,6 +200,14 @@ def resumed_at(url: str, run_id: str) -> list[float]:
     return [float(at) for (at,) in found]
 
 
+def lease_expiry(url: str, run_id: str) -> float | None:
+    with psycopg.connect(url) as conn:
+        found = conn.execute(
+            "SELECT lease_expires_at FROM runs WHERE run_id = %s", (run_id,)
+        ).fetchone()
+    return None if found is None or found[0] is None else float(found[0])
+
+
 @dataclass(frozen=True, slots=True)
 class RunRow:
     status: str

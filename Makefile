@@ -1,4 +1,7 @@
 # The whole set-up: `make demo` runs the quickstart; `make test` runs lint, types and every test.
+# The Postgres tests (the store's contract suite, tests/scale's chaos tests) use the machine's
+# cluster at 127.0.0.1:5432 or $PODIUM_TEST_POSTGRES_URL; without one they start a private cluster
+# from /usr/lib/postgresql/*/bin (tests/conftest.py), and skip only if Postgres is not installed.
 #
 # Installs come from the committed lock files in requirements/ (exact versions, every file hashed):
 #   runtime.txt  the runtime dependencies only: what `make demo` installs

@@ -31,8 +31,8 @@ pytestmark = pytest.mark.timeout(240)
 
 SEED = 20261203
 RUNS = 100
-KILLS = 6
-KILL_GAP_SECONDS = (0.5, 2.5)
+KILLS = 8
+KILL_GAP_SECONDS = (0.3, 2.0)
 FINISH_SECONDS = 150.0
 MAX_TAKEOVERS = 4  # the lead's recovery limit dead-letters a run after 5
 

@@ -234,28 +234,37 @@ def shell_case(seed: int, root: Path, *, before: float = 0.3, prefix: str = "sca
     """A seeded run of 3-5 shell steps (a chain with a fan-out), each recording its execution in
     the run's ledger; about half declared idempotent (the rest are interrupted by a crash)."""
     rng = random.Random(seed)
-    run_id = f"{prefix}-{seed:04d}-{uuid.uuid4().hex[:6]}"
-    steps: list[dict[str, Any]] = []
-    plans: dict[str, StepPlan] = {}
+    steps = []
     for index in range(rng.randint(3, 5)):
-        sid = f"s{index}"
-        needs = [f"s{rng.randrange(index)}"] if index else []
+        needs = (f"s{rng.randrange(index)}",) if index else ()
         idempotent = rng.random() < 0.5
-        wait = round(rng.uniform(0.0, before), 3)
-        step: dict[str, Any] = {
-            "id": sid,
-            "kind": "shell",
-            "shell": "sh",
-            "run": shell_command(wait, round(rng.uniform(0.0, before), 3), False),
-            "idempotent": idempotent,
-        }
-        if needs:
-            step["needs"] = needs
-        steps.append(step)
-        plans[sid] = StepPlan(sid, "shell", idempotent, tuple(needs))
-    case = Case(seed, run_id, root / run_id, {"name": f"{prefix}-{seed}", "steps": steps}, plans)
+        text = shell_command(
+            round(rng.uniform(0, before), 3), round(rng.uniform(0, before), 3), False
+        )
+        steps.append(shell_step(f"s{index}", text, idempotent=idempotent, needs=needs))
+    return case_of(root, f"{prefix}-{seed:04d}-{uuid.uuid4().hex[:6]}", steps, seed=seed)
+
+
+def case_of(root: Path, run_id: str, steps: list[dict[str, Any]], *, seed: int = 0) -> Case:
+    """A run of these shell steps (each with `id`, `idempotent`, maybe `needs`), written out."""
+    plans = {
+        step["id"]: StepPlan(step["id"], "shell", step["idempotent"], tuple(step.get("needs", ())))
+        for step in steps
+    }
+    workflow = {"name": run_id.split("-")[0], "steps": steps}
+    case = Case(seed, run_id, root / run_id, workflow, plans)
     write_case(case)
     return case
+
+
+def shell_step(
+    step_id: str, text: str, *, idempotent: bool, needs: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    step: dict[str, Any] = {"id": step_id, "kind": "shell", "shell": "sh", "run": text}
+    step["idempotent"] = idempotent
+    if needs:
+        step["needs"] = list(needs)
+    return step
 
 
 async def submit(url: str, cases: Iterable[Case]) -> None:

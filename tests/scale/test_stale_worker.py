@@ -13,14 +13,16 @@ import uuid
 from pathlib import Path
 
 import pytest
-from tests.crash.harness import SHELL_RECORD, Case, StepPlan, write_case
+from tests.crash.harness import SHELL_RECORD, Case
 
 from .fleet import (
     Fleet,
+    case_of,
     check_run,
     describe,
     event_rows,
     run_rows,
+    shell_step,
     submit,
     takeovers,
     wait_until,
@@ -33,29 +35,14 @@ RUNS = 3
 STEP_SECONDS = 3.0  # the first step is still running when the worker is frozen
 
 
-def _case(root: Path, name: str) -> Case:
+def _case(root: Path, run_id: str) -> Case:
     """s0 (idempotent) records itself, then takes a while; s1 (not idempotent) follows it."""
+    first = f"{SHELL_RECORD}\nsleep {STEP_SECONDS}\necho $tok"
     steps = [
-        {
-            "id": "s0",
-            "kind": "shell",
-            "shell": "sh",
-            "idempotent": True,
-            "run": f"{SHELL_RECORD}\nsleep {STEP_SECONDS}\necho $tok",
-        },
-        {
-            "id": "s1",
-            "kind": "shell",
-            "shell": "sh",
-            "idempotent": False,
-            "needs": ["s0"],
-            "run": f"{SHELL_RECORD}\necho $tok",
-        },
+        shell_step("s0", first, idempotent=True),
+        shell_step("s1", f"{SHELL_RECORD}\necho $tok", idempotent=False, needs=("s0",)),
     ]
-    plans = {"s0": StepPlan("s0", "shell", True), "s1": StepPlan("s1", "shell", False, ("s0",))}
-    case = Case(0, name, root / name, {"name": "frozen", "steps": steps}, plans)
-    write_case(case)
-    return case
+    return case_of(root, run_id, steps)
 
 
 def test_a_worker_thawed_after_its_lease_ran_out_gets_no_write_in(

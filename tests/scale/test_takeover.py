@@ -17,17 +17,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from tests.crash.harness import SHELL_RECORD, Case, StepPlan, write_case
+from tests.crash.harness import SHELL_RECORD, Case
 from tests.pg_cluster import new_schema
 
 from .fleet import (
     Fleet,
     can_run_elsewhere,
+    case_of,
     describe,
     event_rows,
     lease_expiry,
     resumed_at,
     run_rows,
+    shell_step,
     submit,
     takeovers,
     wait_until,
@@ -42,26 +44,10 @@ SLACK_SECONDS = 2.0  # SPEC §4: takeover after a worker dies <= TTL + 2 s
 elsewhere = pytest.mark.skipif(not can_run_elsewhere(), reason="needs root and unshare --uts")
 
 
-def _case(root: Path, name: str, steps: list[dict[str, object]]) -> Case:
-    plans = {
-        str(s["id"]): StepPlan(
-            str(s["id"]), "shell", bool(s["idempotent"]), tuple(s.get("needs", ()))
-        )  # type: ignore[arg-type]
-        for s in steps
-    }
-    case = Case(0, name, root / name, {"name": name, "steps": steps}, plans)
-    write_case(case)
-    return case
-
-
-def _hold(root: Path, name: str) -> Case:
+def _hold(root: Path, run_id: str) -> Case:
     """One non-idempotent step that records itself and then sleeps: the run stays in flight."""
-    run = f"{SHELL_RECORD}\nsleep 60\necho done"
-    return _case(
-        root,
-        name,
-        [{"id": "hold", "kind": "shell", "shell": "sh", "run": run, "idempotent": False}],
-    )
+    text = f"{SHELL_RECORD}\nsleep 60\necho done"
+    return case_of(root, run_id, [shell_step("hold", text, idempotent=False)])
 
 
 def _started(url: str, run_id: str) -> bool:

@@ -10,6 +10,7 @@ workspace (the crash harness's `SHELL_RECORD`), so `tests.crash.harness.walk_eve
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import random
 import shutil
@@ -58,6 +59,23 @@ def can_run_elsewhere() -> bool:
     return subprocess.run(probe, capture_output=True, timeout=10).returncode == 0
 
 
+@functools.cache
+def no_recovery_limit() -> tuple[str, ...]:
+    """`--max-recoveries 1000` where `podium worker` has it (a run taken over that many times is
+    dead-lettered): a test that kills workers again and again must not run into it."""
+    usage = subprocess.run(
+        [*PODIUM, "worker", "--help"], capture_output=True, text=True, timeout=60, env=_env()
+    )
+    return ("--max-recoveries", "1000") if "--max-recoveries" in usage.stdout else ()
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PODIUM_DB", "COLUMNS")}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
 def wait_until(
     condition: Callable[[], bool], what: str | Callable[[], str], seconds: float
 ) -> None:
@@ -104,6 +122,7 @@ class Fleet:
     folder: Path
     ttl_seconds: float = 5.0
     concurrency: int = 8
+    options: tuple[str, ...] = ()  # more `podium worker` options
     workers: list[Worker] = field(default_factory=list)
 
     def start(self, *, elsewhere: bool = False, ready: bool = True) -> Worker:
@@ -118,6 +137,7 @@ class Fleet:
             str(self.concurrency),
             "--drain",
             "1",
+            *self.options,
         ]
         if elsewhere:
             argv = [
@@ -129,9 +149,7 @@ class Fleet:
                 "sh",
                 *argv,
             ]
-        env = {k: v for k, v in os.environ.items() if k not in ("PODIUM_DB", "COLUMNS")}
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
-        env["PYTHONUNBUFFERED"] = "1"
+        env = _env()
         log = self.folder / f"worker-{len(self.workers):03d}.log"
         with log.open("wb") as sink:
             proc = subprocess.Popen(

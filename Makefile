@@ -72,8 +72,9 @@ reference: $(DEV)
 test-fast: $(DEV)
 	$(BIN)/pytest -q -m "not slow and not real and not chaos"
 
-# The crash harness at full size: 200 seeded runs SIGKILLed at random moments, in 8 shards.
-# `make test` runs its 10-run sample; CI runs this tier too.
+# The crash harness at full size: 200 seeded runs SIGKILLed at random moments, in 8 shards, and
+# 400 runs on 3 Postgres workers SIGKILLed 30 times (tests/scale). `make test` runs their smaller
+# sizes (10 runs; 100 runs and 8 kills); CI runs this tier too.
 test-chaos: $(DEV)
 	$(BIN)/pytest -q -m chaos
 

@@ -11,6 +11,7 @@ import asyncio
 import random
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -32,25 +33,40 @@ from .fleet import (
 pytestmark = pytest.mark.timeout(240)
 
 SEED = 20261203
-RUNS = 100
-KILLS = 8
 KILL_GAP_SECONDS = (0.3, 1.5)
 FINISH_SECONDS = 150.0
+
+
+@dataclass(frozen=True)
+class Size:
+    runs: int
+    workers: int
+    kills: int
 
 
 def test_sigkilled_workers_lose_no_run_and_repeat_no_committed_step(
     postgres_url: str, tmp_path: Path
 ) -> None:
+    _kill_workers(postgres_url, tmp_path, Size(runs=100, workers=2, kills=8))
+
+
+@pytest.mark.chaos
+@pytest.mark.timeout(600)
+def test_sigkilled_workers_at_full_size(postgres_url: str, tmp_path: Path) -> None:
+    _kill_workers(postgres_url, tmp_path, Size(runs=400, workers=3, kills=30))
+
+
+def _kill_workers(url: str, root: Path, size: Size) -> None:
     rng = random.Random(SEED)
-    cases = [shell_case(SEED + n, tmp_path) for n in range(RUNS)]
-    asyncio.run(submit(postgres_url, cases))
-    fleet = Fleet(postgres_url, tmp_path, concurrency=8, options=no_recovery_limit())
+    cases = [shell_case(SEED + n, root) for n in range(size.runs)]
+    asyncio.run(submit(url, cases))
+    fleet = Fleet(url, root, concurrency=8, options=no_recovery_limit())
     started = time.monotonic()
     tally: Counter[str] = Counter()
     try:
-        for worker in [fleet.start(ready=False) for _ in range(2)]:
+        for worker in [fleet.start(ready=False) for _ in range(size.workers)]:
             fleet.wait_ready(worker)
-        _drive(fleet, rng, tally)
+        _drive(fleet, rng, tally, size.kills)
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n{describe(fleet)}") from None
     finally:
@@ -58,22 +74,22 @@ def test_sigkilled_workers_lose_no_run_and_repeat_no_committed_step(
     seconds = time.monotonic() - started
     per_run = Counter[str]()
     for case in cases:
-        verdict = check_run(case, postgres_url)
+        verdict = check_run(case, url)
         tally.update(verdict.tally)
         per_run[case.run_id] = verdict.tally["takeovers"]
-    most = max(per_run.values())
     print(
-        f"\nworker kills: {RUNS} runs on 2 workers, {tally['kills']} SIGKILLs, {seconds:.1f} s; "
-        f"{tally['takeovers']} takeovers (at most {most} of one run), {tally['requeued']} "
-        f"steps requeued, {tally['interrupted']} interrupted ({tally['retry']} retried, "
-        f"{tally['skip']} skipped), {tally['executions']} executions, {tally['re_executions']} "
-        f"repeats of idempotent steps, {tally['cut_effects']} effects of attempts cut by a kill"
+        f"\nworker kills: {size.runs} runs on {size.workers} workers, {tally['kills']} SIGKILLs, "
+        f"{seconds:.1f} s; {tally['takeovers']} takeovers (at most {max(per_run.values())} of "
+        f"one run), {tally['requeued']} steps requeued, {tally['interrupted']} interrupted "
+        f"({tally['retry']} retried, {tally['skip']} skipped), {tally['executions']} executions, "
+        f"{tally['re_executions']} repeats of idempotent steps, {tally['cut_effects']} effects of "
+        "attempts cut by a kill"
     )
-    assert tally["kills"] >= KILLS // 2  # the runs may all finish before the last kills
+    assert tally["kills"] >= size.kills // 2  # the runs may all finish before the last kills
     assert tally["takeovers"] > 0  # the kills hit runs in flight
 
 
-def _drive(fleet: Fleet, rng: random.Random, tally: Counter[str]) -> None:
+def _drive(fleet: Fleet, rng: random.Random, tally: Counter[str], kills: int) -> None:
     """Kill and replace workers at seeded moments; settle interrupted steps; until all finish."""
     url = fleet.url
     deadline = time.monotonic() + FINISH_SECONDS
@@ -98,7 +114,7 @@ def _drive(fleet: Fleet, rng: random.Random, tally: Counter[str]) -> None:
                 tally[verb] += 1
         if decisions:
             asyncio.run(settle(url, decisions))
-        if tally["kills"] < KILLS and time.monotonic() >= next_kill:
+        if tally["kills"] < kills and time.monotonic() >= next_kill:
             victim = rng.choice(fleet.live())
             fleet.kill(victim)
             tally["kills"] += 1

@@ -33,6 +33,13 @@ pytestmark = pytest.mark.timeout(180)
 TTL_SECONDS = 5.0
 RUNS = 3
 STEP_SECONDS = 3.0  # the first step is still running when the worker is frozen
+SUCCESSORS_WORK = [
+    ("step.started", "s0"),  # s0 requeued (idempotent), then s1, and nothing else
+    ("step.succeeded", "s0"),
+    ("step.started", "s1"),
+    ("step.succeeded", "s1"),
+    ("run.completed", None),
+]
 
 
 def _case(root: Path, run_id: str) -> Case:
@@ -45,14 +52,15 @@ def _case(root: Path, run_id: str) -> Case:
     return case_of(root, run_id, steps)
 
 
+@pytest.mark.parametrize("thaw", ["while_the_successor_drives", "after_the_successor_is_done"])
 def test_a_worker_thawed_after_its_lease_ran_out_gets_no_write_in(
-    postgres_url: str, tmp_path: Path
+    postgres_url: str, tmp_path: Path, thaw: str
 ) -> None:
     fleet = Fleet(postgres_url, tmp_path, ttl_seconds=TTL_SECONDS, concurrency=RUNS)
     cases = [_case(tmp_path, f"frozen-{n}-{uuid.uuid4().hex[:6]}") for n in range(RUNS)]
     ids = [case.run_id for case in cases]
     try:
-        _freeze_and_thaw(fleet, cases, ids)
+        _freeze_and_thaw(fleet, cases, ids, early=thaw.startswith("while"))
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n{describe(fleet)}") from None
     finally:
@@ -61,7 +69,7 @@ def test_a_worker_thawed_after_its_lease_ran_out_gets_no_write_in(
         check_run(case, postgres_url)
 
 
-def _freeze_and_thaw(fleet: Fleet, cases: list[Case], ids: list[str]) -> None:
+def _freeze_and_thaw(fleet: Fleet, cases: list[Case], ids: list[str], *, early: bool) -> None:
     url = fleet.url
     frozen = fleet.start()
     asyncio.run(submit(url, cases))
@@ -72,6 +80,14 @@ def _freeze_and_thaw(fleet: Fleet, cases: list[Case], ids: list[str]) -> None:
     assert all((run_rows(url)[rid].owner or "").startswith(frozen.owner_prefix) for rid in ids)
     frozen_at = fleet.kill(frozen, signal.SIGSTOP)
     successor = fleet.start()
+    if early:  # thawed while the successor runs s0 again: both drive the runs for a while
+        wait_until(
+            lambda: all(takeovers(event_rows(url, rid)) for rid in ids),
+            "the successor to take the runs over",
+            30 + TTL_SECONDS,
+        )
+        assert all(run_rows(url)[rid].status == "running" for rid in ids)
+        fleet.kill(frozen, signal.SIGCONT)
     wait_until(
         lambda: all(run_rows(url)[rid].status == "succeeded" for rid in ids),
         "the successor to finish the frozen worker's runs",
@@ -83,7 +99,8 @@ def _freeze_and_thaw(fleet: Fleet, cases: list[Case], ids: list[str]) -> None:
         assert len(takeovers(logs[rid])) == 1, rid
         assert run_rows(url)[rid].epoch > epochs[rid], "the takeover did not bump the epoch"
 
-    fleet.kill(frozen, signal.SIGCONT)
+    if not early:
+        fleet.kill(frozen, signal.SIGCONT)
     refused = re.compile(r"the driver of run (\S+) stopped: .*(another driver|taken over)")
     wait_until(
         lambda: {m.group(1) for m in refused.finditer(frozen.output())} >= set(ids),
@@ -94,7 +111,11 @@ def _freeze_and_thaw(fleet: Fleet, cases: list[Case], ids: list[str]) -> None:
     assert frozen.alive(), frozen.output()
     assert "Traceback" not in frozen.output().split("stopped:")[0]  # no crash before the refusals
     for rid in ids:
-        assert event_rows(url, rid) == logs[rid], f"the thawed worker wrote to {rid}"
+        rows = event_rows(url, rid)
+        assert rows == logs[rid], f"the thawed worker wrote to {rid} after the successor's end"
+        taken = rows.index(takeovers(rows)[0])
+        after = [(row.kind, row.fields.get("step_id")) for row in rows[taken + 1 :]]
+        assert after == SUCCESSORS_WORK, f"{rid}: not only the successor's work after the takeover"
 
     # The thawed worker still works: alone now, it drives a new run to its end.
     fleet.kill(successor, signal.SIGTERM)

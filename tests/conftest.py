@@ -23,9 +23,9 @@ import pytest
 from tests.pg_cluster import (
     DEFAULT_POSTGRES,
     POSTGRES_ENV,
-    Cluster,
-    binaries,
+    PRIVATE,
     new_schema,
+    private_cluster,
     server_to_use,
     skip_or_fail,
     with_database,
@@ -35,23 +35,16 @@ from tests.pg_cluster import (
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str]:
     """A Postgres server's maintenance database, for tests to create databases on: its URL."""
-    chosen = server_to_use(os.environ.get(POSTGRES_ENV))
+    configured = os.environ.get(POSTGRES_ENV)
+    chosen = server_to_use(configured)
     if chosen is not None:
         yield chosen
         return
-    found = binaries()
-    if found is None:
-        skip_or_fail(
-            f"no Postgres server answers at {DEFAULT_POSTGRES} and no Postgres binaries "
-            f"(initdb, pg_ctl) are installed to start one: apt-get install postgresql, or set "
-            f"{POSTGRES_ENV} to a server's URL"
-        )
-    cluster = Cluster.create(found)
-    try:
-        cluster.start()
+    why = f"no Postgres server answers at {DEFAULT_POSTGRES} (nor is {POSTGRES_ENV} set)"
+    if configured == PRIVATE:
+        why = f"{POSTGRES_ENV}={PRIVATE} asks for a private cluster"
+    with private_cluster(why) as cluster:
         yield cluster.url
-    finally:
-        cluster.remove()
 
 
 @pytest.fixture(scope="session")

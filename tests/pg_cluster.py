@@ -19,6 +19,7 @@ import socket
 import subprocess
 import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,7 @@ class Cluster:
         self.data = root / "data"
         self.log = root / "postgres.log"
         self._as = _run_as()
+        self._started = False
 
     @classmethod
     def create(cls, bin_dir: Path | None = None) -> Cluster:
@@ -114,13 +116,22 @@ class Cluster:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def start(self) -> None:
-        options = (
-            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
-            " -c max_connections=300 -c shared_buffers=32MB"
-        )
-        self._ctl(
-            "start", "-w", "-t", str(START_TIMEOUT_SECONDS), "-l", str(self.log), "-o", options
-        )
+        """Start the server; a port taken meanwhile by another process is traded for a new one
+        (the first start only: a restart keeps its port, which the URLs name)."""
+        for attempt in range(3):
+            options = (
+                f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+                " -c max_connections=300 -c shared_buffers=32MB"
+            )
+            wait = ["-w", "-t", str(START_TIMEOUT_SECONDS)]
+            last = attempt == 2 or self._started
+            started = self._ctl("start", *wait, "-l", str(self.log), "-o", options, check=last)
+            if started.returncode == 0:
+                self._started = True
+                return
+            if "already in use" not in self.log_tail():
+                raise RuntimeError(f"pg_ctl start failed: {started.stderr}\n{self.log_tail()}")
+            self.port = free_port()
 
     def stop(self, mode: str = "fast") -> None:
         """Stop the server (`fast`: sessions are disconnected; `immediate`: as if it crashed)."""
@@ -192,6 +203,28 @@ def server_to_use(configured: str | None, default: str = DEFAULT_POSTGRES) -> st
     if configured:
         return configured
     return default if answers(default) else None
+
+
+@contextlib.contextmanager
+def private_cluster(why: str) -> Iterator[Cluster]:
+    """A started private cluster, removed afterwards; without binaries (or a user to run them
+    as) the test is skipped, or failed under PODIUM_REQUIRE_POSTGRES=1, saying `why` it needed
+    one."""
+    found = binaries()
+    if found is None:
+        skip_or_fail(
+            f"{why}, and no Postgres binaries (initdb, pg_ctl) are installed to start one: "
+            "apt-get install postgresql"
+        )
+    try:
+        cluster = Cluster.create(found)
+    except RuntimeError as exc:
+        skip_or_fail(f"{why}, and none could be started: {exc}")
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.remove()
 
 
 def skip_or_fail(reason: str) -> None:

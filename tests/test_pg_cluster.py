@@ -3,6 +3,8 @@ which server it picks, and a private cluster's life (start, restart, remove)."""
 
 from __future__ import annotations
 
+import socket
+
 import psycopg
 import pytest
 from tests.pg_cluster import PRIVATE, Cluster, binaries, free_port, server_to_use
@@ -41,3 +43,18 @@ def test_a_private_cluster_starts_restarts_and_is_removed() -> None:
         cluster.remove()
     assert not cluster.root.exists()
     assert server_to_use(None, default=cluster.url) is None
+
+
+@needs_binaries
+def test_a_port_taken_before_the_first_start_is_traded_for_a_free_one() -> None:
+    cluster = Cluster.create()
+    try:
+        with socket.socket() as squatter:
+            squatter.bind(("127.0.0.1", cluster.port))
+            squatter.listen()
+            taken = cluster.port
+            cluster.start()
+        assert cluster.port != taken
+        assert server_to_use(None, default=cluster.url) == cluster.url
+    finally:
+        cluster.remove()

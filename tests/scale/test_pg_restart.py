@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from tests.pg_cluster import Cluster, binaries, skip_or_fail
+from tests.pg_cluster import Cluster, private_cluster
 
 from .fleet import TERMINAL, Fleet, check_run, describe, run_rows, shell_case, submit, wait_until
 
@@ -26,15 +26,8 @@ FINISH_SECONDS = 90.0
 
 @pytest.fixture
 def cluster() -> Iterator[Cluster]:
-    found = binaries()
-    if found is None:
-        skip_or_fail("no Postgres binaries (initdb, pg_ctl) to start a private cluster")
-    private = Cluster.create(found)
-    try:
-        private.start()
+    with private_cluster("this test restarts its server: it needs a private cluster") as private:
         yield private
-    finally:
-        private.remove()
 
 
 def test_every_run_finishes_across_postgres_restarts(cluster: Cluster, tmp_path: Path) -> None:

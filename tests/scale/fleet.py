@@ -43,8 +43,9 @@ from tests.crash.harness import (
 from podium.runtime.engine import Engine
 
 ELSEWHERE = "podium-elsewhere"
-"""The host name of a worker started `elsewhere` (its own UTS namespace): another machine to the
-store, so its runs are taken over only when its lease runs out, never because its pid is gone."""
+"""The start of host names given to workers (`start(host=…)`, in a UTS namespace of their own):
+other machines to the store, whose runs are taken over when their leases run out, never because
+their pid is gone."""
 READY_TEXT = "worker driving up to"
 TERMINAL = ("succeeded", "failed", "cancelled")
 START_SECONDS = 30.0
@@ -95,7 +96,7 @@ def wait_until(
 class Worker:
     proc: subprocess.Popen[bytes]
     log: Path
-    elsewhere: bool
+    host: str | None  # its own host name, or None: this machine's
 
     @property
     def pid(self) -> int:
@@ -104,8 +105,7 @@ class Worker:
     @property
     def owner_prefix(self) -> str:
         """What the owner of this worker's leases starts with (`host:pid:`)."""
-        host = ELSEWHERE if self.elsewhere else os.uname().nodename
-        return f"{host}:{self.pid}:"
+        return f"{self.host or os.uname().nodename}:{self.pid}:"
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -125,7 +125,7 @@ class Fleet:
     options: tuple[str, ...] = ()  # more `podium worker` options
     workers: list[Worker] = field(default_factory=list)
 
-    def start(self, *, elsewhere: bool = False, ready: bool = True) -> Worker:
+    def start(self, *, host: str | None = None, ready: bool = True) -> Worker:
         argv = [
             *PODIUM,
             "worker",
@@ -139,16 +139,8 @@ class Fleet:
             "1",
             *self.options,
         ]
-        if elsewhere:
-            argv = [
-                "unshare",
-                "--uts",
-                "sh",
-                "-c",
-                f'hostname {ELSEWHERE} && exec "$@"',
-                "sh",
-                *argv,
-            ]
+        if host is not None:  # `exec`: the worker keeps the pid we know
+            argv = ["unshare", "--uts", "sh", "-c", f'hostname {host} && exec "$@"', "sh", *argv]
         env = _env()
         log = self.folder / f"worker-{len(self.workers):03d}.log"
         with log.open("wb") as sink:
@@ -161,7 +153,7 @@ class Fleet:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        worker = Worker(proc, log, elsewhere)
+        worker = Worker(proc, log, host)
         self.workers.append(worker)
         if ready:
             self.wait_ready(worker)

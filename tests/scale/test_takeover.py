@@ -2,8 +2,8 @@
 worker that comes back after its lease ran out (SIGSTOP, then SIGCONT) gets none of its writes
 in: the store refuses them (ConcurrencyError) and the worker logs and drops those runs.
 
-The victims of the takeover test run `elsewhere` (a host name of their own): to the store they
-are on another machine, so their runs are freed by the lease's TTL, not by their dead pid."""
+The workers of the takeover tests each have a host name of their own: to the store they are on
+other machines, so a dead one's runs are freed by the lease's TTL, not by its dead pid."""
 
 from __future__ import annotations
 
@@ -21,7 +21,9 @@ from tests.crash.harness import SHELL_RECORD, Case
 from tests.pg_cluster import new_schema
 
 from .fleet import (
+    ELSEWHERE,
     Fleet,
+    Worker,
     can_run_elsewhere,
     case_of,
     describe,
@@ -86,30 +88,39 @@ def _measure(database: str, root: Path, plan: Plan) -> list[float]:
 def _lane(
     url: str, root: Path, seed: int, plan: Plan, results: list[float], errors: list[str]
 ) -> None:
+    """Rounds of: the victim holds a run, a successor starts, the victim is SIGKILLed, the
+    successor takes the run over (and is the next round's victim)."""
     rng = random.Random(seed)
     fleet = Fleet(url, root, ttl_seconds=plan.ttl_seconds, concurrency=4)
     try:
+        victim = fleet.start(host=f"{ELSEWHERE}-{seed}-0")
         for round_no in range(plan.rounds):
             run_id = f"hold-{seed}-{round_no}-{uuid.uuid4().hex[:6]}"
-            results.append(_takeover(fleet, rng, run_id, plan.after_renewal))
+            successor = fleet.start(host=f"{ELSEWHERE}-{seed}-{round_no + 1}", ready=False)
+            results.append(_takeover(fleet, rng, run_id, victim, successor, plan.after_renewal))
+            victim = successor
     except Exception as exc:  # reported by the test, with the workers' logs
         errors.append(f"lane {seed}: {exc!r}\n{describe(fleet)}")
     finally:
         fleet.close()
 
 
-def _takeover(fleet: Fleet, rng: random.Random, run_id: str, after_renewal: bool) -> float:
-    """Start a victim elsewhere holding a run, a successor here, SIGKILL the victim (at a random
-    moment of its heartbeat period, or just after a renewal): the seconds until the successor's
-    `run.resumed`."""
+def _takeover(
+    fleet: Fleet,
+    rng: random.Random,
+    run_id: str,
+    victim: Worker,
+    successor: Worker,
+    after_renewal: bool,
+) -> float:
+    """The victim takes a new run; SIGKILL it (at a random moment of its heartbeat period, or
+    just after a renewal): the seconds until the successor's `run.resumed`."""
     url = fleet.url
-    victim = fleet.start(elsewhere=True)
-    case = _hold(fleet.folder, run_id)
-    asyncio.run(submit(url, [case]))
+    asyncio.run(submit(url, [_hold(fleet.folder, run_id)]))
     wait_until(lambda: _started(url, run_id), f"{victim.pid} to start {run_id}", 30)
     owner = run_rows(url)[run_id].owner or ""
     assert owner.startswith(victim.owner_prefix), owner
-    successor = fleet.start()
+    fleet.wait_ready(successor)
     if after_renewal:
         expiry = lease_expiry(url, run_id)
         wait_until(lambda: lease_expiry(url, run_id) != expiry, "a renewal", fleet.ttl_seconds)
@@ -122,7 +133,6 @@ def _takeover(fleet: Fleet, rng: random.Random, run_id: str, after_renewal: bool
     row = run_rows(url)[run_id]
     assert resumed.fields.get("interrupted") == ["hold"], resumed.fields
     assert (row.owner or "").startswith(successor.owner_prefix) or row.status == "waiting", row
-    fleet.kill(successor)
     return seconds
 
 

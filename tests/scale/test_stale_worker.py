@@ -21,6 +21,7 @@ from .fleet import (
     check_run,
     describe,
     event_rows,
+    resumed_at,
     run_rows,
     shell_step,
     submit,
@@ -93,10 +94,12 @@ def _freeze_and_thaw(fleet: Fleet, cases: list[Case], ids: list[str], *, early: 
         "the successor to finish the frozen worker's runs",
         30 + TTL_SECONDS,
     )
-    assert time.time() - frozen_at >= TTL_SECONDS  # not taken over before the lease ran out
     logs = {rid: event_rows(url, rid) for rid in ids}
     for rid in ids:
         assert len(takeovers(logs[rid])) == 1, rid
+        # not before the lease ran out: at least a TTL after its last renewal, a heartbeat
+        # (TTL / 3) at most before the freeze
+        assert resumed_at(url, rid)[0] - frozen_at >= TTL_SECONDS * 2 / 3 - 0.05, rid
         assert run_rows(url)[rid].epoch > epochs[rid], "the takeover did not bump the epoch"
 
     if not early:

@@ -1,4 +1,7 @@
 # The whole set-up: `make demo` runs the quickstart; `make test` runs lint, types and every test.
+# The Postgres tests (the store's contract suite, tests/scale's chaos tests) use the machine's
+# cluster at 127.0.0.1:5432 or $PODIUM_TEST_POSTGRES_URL; without one they start a private cluster
+# from /usr/lib/postgresql/*/bin (tests/conftest.py), and skip only if Postgres is not installed.
 #
 # Installs come from the committed lock files in requirements/ (exact versions, every file hashed):
 #   runtime.txt  the runtime dependencies only: what `make demo` installs
@@ -69,8 +72,9 @@ reference: $(DEV)
 test-fast: $(DEV)
 	$(BIN)/pytest -q -m "not slow and not real and not chaos"
 
-# The crash harness at full size: 200 seeded runs SIGKILLed at random moments, in 8 shards.
-# `make test` runs its 10-run sample; CI runs this tier too.
+# The crash harness at full size: 200 seeded runs SIGKILLed at random moments, in 8 shards, and
+# 400 runs on 3 Postgres workers SIGKILLed 30 times (tests/scale). `make test` runs their smaller
+# sizes (10 runs; 100 runs and 8 kills); CI runs this tier too.
 test-chaos: $(DEV)
 	$(BIN)/pytest -q -m chaos
 

@@ -4,25 +4,25 @@ A `Backend` is a store plus what the contract needs around it: a way to let time
 store's clock (a FakeClock for memory, real time for SQLite and Postgres, so TTLs there are short)
 and a second handle on the same data (another store object on the same file or database).
 
-Postgres: the server is $PODIUM_TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/
-postgres, the maintenance database). The session creates a database of its own there, each test a
-fresh schema in it (named in the URL's search_path), and the database is dropped at the end. With
-no server reachable the postgres cases are skipped, saying why (they fail instead when
-PODIUM_REQUIRE_POSTGRES=1, which .ci/run sets when the machine's cluster is up).
+Postgres: the server is the session's `postgres_server` (tests/conftest.py):
+$PODIUM_TEST_POSTGRES_URL, else the machine's cluster at 127.0.0.1:5432, else a private cluster
+the session starts (force one with PODIUM_TEST_POSTGRES_URL=private). The session creates a
+database of its own there, each test a fresh schema in it (named in the URL's search_path: the
+`postgres_url` fixture), and the database is dropped at the end. With no server and no binaries
+to start one the postgres cases are skipped, saying why (they fail instead when
+PODIUM_REQUIRE_POSTGRES=1, which .ci/run sets).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import psycopg
 import pytest
+from tests.pg_cluster import new_schema
 
 from podium.core.events import RunCreated
 from podium.store.base import EventStore
@@ -35,9 +35,6 @@ T0 = datetime(2026, 1, 1, 12, 0, 0, 123456, tzinfo=UTC)
 SHORT_SECONDS = 0.5
 """A TTL or timer that must not run out while a test looks (SQLite uses real time)."""
 PAST_SHORT_SECONDS = 0.6
-POSTGRES_ENV = "PODIUM_TEST_POSTGRES_URL"
-REQUIRE_POSTGRES_ENV = "PODIUM_REQUIRE_POSTGRES"  # 1: no server is a failure, not a skip
-DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 @dataclass
@@ -80,45 +77,6 @@ async def _sqlite(tmp_path: Path, _: pytest.FixtureRequest) -> Backend:
         return await SQLiteEventStore.open(path)
 
     return Backend("sqlite", await reopen(), asyncio.sleep, reopen)
-
-
-def with_database(url: str, database: str) -> str:
-    """`url` (libpq URL form, no query string) naming `database` instead."""
-    return url.rsplit("/", 1)[0] + "/" + database
-
-
-def in_schema(url: str, schema: str) -> str:
-    """`url` with its tables kept in `schema` (libpq's `options`, URL-encoded)."""
-    return f"{url}?options=-csearch_path%3D{schema}"
-
-
-@pytest.fixture(scope="session")
-def postgres_database() -> Iterator[str]:
-    """A database of this session's own on the test server, dropped at the end: its URL."""
-    server = os.environ.get(POSTGRES_ENV) or DEFAULT_POSTGRES
-    name = f"podium_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    try:
-        admin = psycopg.connect(server, autocommit=True, connect_timeout=5)
-    except psycopg.Error as exc:
-        reason = f"no Postgres server at {server} ({exc}); set {POSTGRES_ENV} to test it"
-        if os.environ.get(REQUIRE_POSTGRES_ENV) == "1":  # CI: a machine that has one
-            pytest.fail(reason)
-        pytest.skip(reason)
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield with_database(server, name)
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-async def new_schema(database_url: str) -> str:
-    """A fresh, empty schema in the session's database: the URL of a store kept in it."""
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    conn = await psycopg.AsyncConnection.connect(database_url, autocommit=True)
-    async with conn:
-        await conn.execute(f'CREATE SCHEMA "{schema}"')
-    return in_schema(database_url, schema)
 
 
 async def _postgres(_: Path, request: pytest.FixtureRequest) -> Backend:

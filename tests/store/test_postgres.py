@@ -21,20 +21,15 @@ from podium.errors import (
 )
 from podium.store.postgres import PostgresEventStore
 
-from .conftest import created, later, new_schema
+from .conftest import created, later
 from .test_many_processes import CHILD as CHILD_SQLITE
 
 pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture
-async def url(postgres_database: str) -> str:
-    return await new_schema(postgres_database)
-
-
-@pytest.fixture
-async def stores(url: str) -> AsyncIterator[list[PostgresEventStore]]:
-    opened = [await PostgresEventStore.open(url) for _ in range(3)]
+async def stores(postgres_url: str) -> AsyncIterator[list[PostgresEventStore]]:
+    opened = [await PostgresEventStore.open(postgres_url) for _ in range(3)]
     try:
         yield opened
     finally:
@@ -150,7 +145,7 @@ CHILD = CHILD_SQLITE.replace(
 
 
 async def test_processes_started_at_once_on_a_new_database_each_drive_their_run(
-    url: str, tmp_path: Path
+    postgres_url: str, tmp_path: Path
 ) -> None:
     """Separate processes, as `podium` commands on many machines would be: they migrate the new
     schema together, and each run is driven once."""
@@ -158,7 +153,13 @@ async def test_processes_started_at_once_on_a_new_database_each_drive_their_run(
     run_ids = [f"run_{i:03}" for i in range(PROCESSES)]
     children = [
         await asyncio.create_subprocess_exec(
-            sys.executable, "-c", CHILD, url, run_id, str(marks), stderr=asyncio.subprocess.PIPE
+            sys.executable,
+            "-c",
+            CHILD,
+            postgres_url,
+            run_id,
+            str(marks),
+            stderr=asyncio.subprocess.PIPE,
         )
         for run_id in run_ids
     ]
@@ -167,7 +168,7 @@ async def test_processes_started_at_once_on_a_new_database_each_drive_their_run(
     failures = [err.decode() for c, (_, err) in zip(children, results, strict=True) if c.returncode]
     assert failures == []
     assert Counter(marks.read_text().split()) == dict.fromkeys(run_ids, 1)
-    store = await PostgresEventStore.open(url)
+    store = await PostgresEventStore.open(postgres_url)
     try:
         records = await store.list_runs(limit=PROCESSES + 1)
         assert sorted(r.run_id for r in records) == run_ids

@@ -70,6 +70,7 @@ async def test_the_file_is_sound_and_in_wal_mode(db_path: Path) -> None:
             (2,),
             (3,),
             (4,),
+            (5,),
         ]
     conn.close()
 
@@ -108,7 +109,7 @@ async def test_a_database_from_a_newer_podium_is_refused(db_path: Path) -> None:
         conn.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (99, 0)")
     conn.close()
 
-    await _assert_refused(db_path, r"newer Podium \(schema 99, this one knows 4\); upgrade podium")
+    await _assert_refused(db_path, r"newer Podium \(schema 99, this one knows 5\); upgrade podium")
 
 
 async def _assert_refused(path: Path, match: str) -> None:

@@ -6,6 +6,7 @@ Never asserts on speed: timings depend on the machine.
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import sys
@@ -16,10 +17,29 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FIELDS = {
-    "workload", "digest", "nodes", "k", "makespan_s", "critical_path_s", "bound_s", "cp_ratio",
-    "k_ratio", "overhead_ms_per_step", "peak_rss_mb", "db_bytes",
+    "store", "workload", "digest", "nodes", "k", "makespan_s", "critical_path_s", "bound_s",
+    "cp_ratio", "k_ratio", "overhead_ms_per_step", "peak_rss_mb", "db_bytes",
     "db_bytes_per_step_beyond_output", "commits", "disk_commit_ms", "runs",
 }  # fmt: skip
+
+
+POSTGRES = (
+    os.environ.get("PODIUM_TEST_POSTGRES_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def postgres_server() -> str:
+    """The test server's URL; the test is skipped without one (failed under
+    PODIUM_REQUIRE_POSTGRES=1, as in tests/store/conftest.py)."""
+    psycopg = pytest.importorskip("psycopg")
+    try:
+        psycopg.connect(POSTGRES, connect_timeout=5).close()
+    except psycopg.Error as exc:
+        reason = f"no Postgres server at {POSTGRES} ({exc})"
+        if os.environ.get("PODIUM_REQUIRE_POSTGRES") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return POSTGRES
 
 
 def small_workload(n: int = 20, seed: int = 7) -> dict[str, Any]:
@@ -74,7 +94,8 @@ def test_figures_are_complete_and_consistent(tmp_path: Path) -> None:
     assert set(fig) == FIELDS
     cp, bound = bounds(workload, 3)
     n = len(workload["nodes"])
-    assert (fig["workload"], fig["nodes"], fig["k"], fig["runs"]) == ("tiny20", n, 3, 2)
+    assert (fig["store"], fig["workload"], fig["nodes"]) == ("sqlite", "tiny20", n)
+    assert (fig["k"], fig["runs"]) == (3, 2)
     assert len(fig["digest"]) == 64
     assert fig["critical_path_s"] == pytest.approx(cp, abs=1e-6)
     assert fig["bound_s"] == pytest.approx(bound, abs=1e-6)
@@ -89,6 +110,22 @@ def test_figures_are_complete_and_consistent(tmp_path: Path) -> None:
     assert fig["db_bytes_per_step_beyond_output"] == pytest.approx(beyond, abs=0.1)
     assert fig["commits"] > 0
     assert fig["peak_rss_mb"] > 0
+    assert fig["disk_commit_ms"] > 0
+
+
+def test_the_dag_benchmark_runs_on_postgres(tmp_path: Path) -> None:
+    server = postgres_server()
+    path = tmp_path / "tiny20.json"
+    path.write_text(json.dumps(small_workload()))
+
+    done = run_bench("--workload", str(path), "--store", "postgres", "--pg-url", server)
+
+    assert done.returncode == 0, done.stderr
+    fig = json.loads(done.stdout)
+    assert set(fig) == FIELDS
+    assert (fig["store"], fig["nodes"], fig["runs"]) == ("postgres", 20, 1)
+    assert fig["db_bytes"] > 0  # the tables grew beyond an empty store's
+    assert fig["commits"] is None  # Postgres counts no commits of its own
     assert fig["disk_commit_ms"] > 0
 
 

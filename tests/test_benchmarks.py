@@ -202,3 +202,27 @@ def test_the_parked_benchmark_holds_no_task_per_run() -> None:
     assert figures["status_waiting"] == figures["with_wake_at"] == 300
     assert figures["tasks_held"] <= 2
     assert figures["leases_held"] == 0
+
+
+def test_the_scale_benchmark_drives_runs_with_worker_processes() -> None:
+    server = postgres_server()
+    size = ["--runs", "6", "--steps", "3", "--workers", "1,2", "--concurrency", "4"]
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.scale", *size, "--pg-url", server],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert done.returncode == 0, done.stderr  # it exits 1 when a run or a worker failed
+    rounds = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [r["workers"] for r in rounds] == [1, 2]
+    for r in rounds:
+        assert (r["runs"], r["succeeded"], r["steps_succeeded"]) == (6, 6, 18)
+        assert r["worker_exit_codes"] == [0] * r["workers"]
+        assert r["steps_per_s"] > 0
+        assert r["runs_per_s"] > 0
+        assert r["first_step_latency_ms"]["p99"] >= r["first_step_latency_ms"]["p50"] >= 0
+        assert r["step_interval_ms"]["p50"] > 0
+        assert r["pg_commit_ms"] > 0

@@ -226,3 +226,21 @@ def test_the_scale_benchmark_drives_runs_with_worker_processes() -> None:
         assert r["first_step_latency_ms"]["p99"] >= r["first_step_latency_ms"]["p50"] >= 0
         assert r["step_interval_ms"]["p50"] > 0
         assert r["pg_commit_ms"] > 0
+
+
+def test_the_takeover_benchmark_times_a_killed_workers_runs() -> None:
+    server = postgres_server()
+    size = ["--runs", "2", "--iterations", "1", "--lease-ttl", "2"]
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.takeover", *size, "--pg-url", server],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert done.returncode == 0, done.stderr  # it exits 1 when a run is not taken over
+    fig = json.loads(done.stdout)
+    assert (fig["taken_over"], fig["iterations"], fig["lease_ttl_s"]) == (2, 1, 2.0)
+    took = fig["kill_to_resumed_s"]
+    assert 0 < took["min"] <= took["median"] <= took["max"]

@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import json
 import os
+import shlex
 import signal
 import statistics
 import subprocess
@@ -91,9 +92,17 @@ class Worker:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
-def start_worker(store: str, folder: Path, name: str, *options: str) -> Worker:
+def start_worker(
+    store: str, folder: Path, name: str, *options: str, hostname: str | None = None
+) -> Worker:
+    """`podium worker --store STORE OPTIONS…`; with `hostname`, in a UTS namespace of its own
+    that has that host name (`unshare --uts`, root only), so its lease owner names another
+    host, as a worker on another machine would: nobody here can see that its process died."""
     log = folder / f"{name}.log"
     argv = [sys.executable, "-m", "podium.cli", "worker", "--store", store, *options]
+    if hostname is not None:
+        script = f"hostname {shlex.quote(hostname)} && exec {shlex.join(argv)}"
+        argv = ["unshare", "--uts", "sh", "-c", script]  # exec: the pid is the worker's
     with log.open("wb") as out:
         proc = subprocess.Popen(
             argv,

@@ -9,8 +9,12 @@ started and waits until it says it is ready; then A is SIGKILLed. A takeover tim
 `run.resumed` (B's first turn on it, stamped by B) minus the instant of the kill, both on this
 host's clock. The figures are over every run of every iteration; B is stopped (SIGTERM) after.
 
-The lease outlives A's last heartbeat (every TTL / 3) by the TTL, so a run can be taken over
-between 2/3 TTL and TTL after the kill, plus however long B takes to notice and claim it.
+By default A runs under a host name of its own (a UTS namespace: `unshare --uts`, root only), as
+a worker on another machine: B cannot see that A's process died and must wait for the leases to
+run out. A lease outlives A's last heartbeat (every TTL / 3) by the TTL, so a run can be taken
+over between 2/3 TTL and TTL after the kill, plus however long B takes to notice and claim it.
+With `--same-host` both share this host's name, and B takes A's runs over as soon as it next
+claims and finds A's pid gone (store.base.owner_is_dead), whatever the TTL.
 Exits 1 if a run was not taken over in time (60 s).
 """
 
@@ -20,6 +24,7 @@ import argparse
 import asyncio
 import json
 import signal
+import socket
 import statistics
 import sys
 import tempfile
@@ -59,6 +64,13 @@ def runs_with(store_url: str, kind: str) -> dict[str, float]:
     return {run_id: float(at) for run_id, at in rows}
 
 
+def owner_hosts(store_url: str) -> set[str]:
+    """The host part of every lease owner in the store (owners are `host:pid:random`)."""
+    with psycopg.connect(store_url, autocommit=True) as conn:
+        rows = conn.execute("SELECT DISTINCT split_part(owner, ':', 1) FROM runs").fetchall()
+    return {host for (host,) in rows}
+
+
 def wait_for(store_url: str, kind: str, count: int, workers: list[Worker]) -> dict[str, float]:
     deadline = time.monotonic() + GIVE_UP_SECONDS
     while len(found := runs_with(store_url, kind)) < count:
@@ -76,16 +88,22 @@ async def submit(store_url: str, runs: int, workspace: Path) -> None:
         await asyncio.gather(*(engine.submit(workflow()) for _ in range(runs)))
 
 
-def iteration(database: str, runs: int, ttl: float, folder: Path, i: int) -> list[float]:
+def iteration(
+    database: str, runs: int, ttl: float, folder: Path, i: int, same_host: bool
+) -> list[float]:
     store = _pg.new_schema(database, f"t{i}")
     asyncio.run(open_and_close(store))
     options = ("--lease-ttl", f"{ttl:g}", "--concurrency", str(max(runs, 1)), "--drain", "0")
-    a = start_worker(store, folder, f"takeover-a{i}", *options)
+    elsewhere = None if same_host else "podium-bench-worker-a"
+    a = start_worker(store, folder, f"takeover-a{i}", *options, hostname=elsewhere)
     workers = [a]
     try:
         wait_ready([a])
         asyncio.run(submit(store, runs, folder))
         wait_for(store, "step.started", runs, workers)
+        hosts = owner_hosts(store)
+        if hosts != {elsewhere or socket.gethostname()}:
+            raise RuntimeError(f"worker A's leases name host(s) {sorted(hosts)}, not its own")
         b = start_worker(store, folder, f"takeover-b{i}", *options)
         workers.append(b)
         wait_ready([b])
@@ -106,6 +124,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=10, help="runs worker A holds when killed")
     parser.add_argument("--iterations", type=int, default=10)
     parser.add_argument("--lease-ttl", type=float, default=5.0, help="both workers' --lease-ttl")
+    parser.add_argument(
+        "--same-host",
+        action="store_true",
+        help="run A under this host's name: B sees its pid gone and need not wait for the TTL",
+    )
     parser.add_argument("--pg-url", help=f"the Postgres server (default ${_pg.URL_ENV})")
     args = parser.parse_args(argv)
     if args.runs < 1 or args.iterations < 1 or args.lease_ttl < 1:
@@ -119,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             tempfile.TemporaryDirectory(prefix="podium-takeover-") as tmp,
         ):
             for i in range(args.iterations):
-                found = iteration(database, args.runs, args.lease_ttl, Path(tmp), i)
+                found = iteration(database, args.runs, args.lease_ttl, Path(tmp), i, args.same_host)
                 times += found
                 per_iteration.append(round(max(found), 3))
     except RuntimeError as exc:
@@ -131,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
             {
                 "figure": "takeover",
                 "lease_ttl_s": args.lease_ttl,
+                "worker_a": "same host" if args.same_host else "own host name",
                 "runs_per_iteration": args.runs,
                 "iterations": args.iterations,
                 "taken_over": len(times),

@@ -38,7 +38,9 @@ class Waker:
         self._wake = wake
         self._claim = claim
         self._changed = changed
-        self._idle_check_seconds = min(idle_check_seconds, IDLE_CHECK_SECONDS)
+        self._idle_check_seconds = max(
+            CLAIM_INTERVAL_SECONDS, min(idle_check_seconds, IDLE_CHECK_SECONDS)
+        )
         self._heap: list[tuple[datetime, str]] = []
         self._due: dict[str, datetime] = {}
         self._nudge = asyncio.Event()

@@ -1,10 +1,13 @@
 """Run a shared DAG workload (../shared/bench/*.json) through the real engine, durably.
 
     python -m benchmarks.dag --workload ../shared/bench/layered200.json [--k 8] [--repeat 3]
+        [--store sqlite|postgres] [--pg-url URL]
 
 Every node becomes a `python` step that sleeps its `latency_s` and returns `output_bytes` bytes.
-The run goes through `Engine` with a SQLite store on a fresh file (WAL, synchronous=FULL), and
-one JSON line of figures is printed (see benchmarks/README.md for what each one means).
+The run goes through `Engine` with a fresh store: a SQLite file (WAL, synchronous=FULL), or with
+`--store postgres` a fresh schema in a database of the benchmark's own on the Postgres server
+(see benchmarks/_pg.py), and one JSON line of figures is printed (see benchmarks/README.md for
+what each one means).
 A malformed workload file exits with status 2 and a message saying what is wrong.
 """
 
@@ -27,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks import _pg
 from podium.runtime.engine import Engine
 from podium.steps.python import register
 
@@ -242,12 +246,15 @@ def disk_commit_seconds(folder: Path, commits: int = 30) -> float:
 class RunFigures:
     makespan_s: float
     db_bytes: int
-    commits: int
+    commits: int | None
     disk_commit_s: float = 0.0
 
 
-async def run_once(wl: Workload, workflow: dict[str, Any], db: Path, baseline: int) -> RunFigures:
-    engine = await Engine.open(db)
+async def run_once(
+    wl: Workload, workflow: dict[str, Any], store: str | Path
+) -> tuple[float, int | None]:
+    """The run's makespan and the write transactions the store counted (None if it counts none)."""
+    engine = await Engine.open(store)
     try:
         start = time.perf_counter()
         state = await engine.run(workflow, {})
@@ -261,8 +268,8 @@ async def run_once(wl: Workload, workflow: dict[str, Any], db: Path, baseline: i
             if s.status != "succeeded"
         ]
         raise RuntimeError(f"run {state.run_id} ended {state.status}; steps not done: {failed[:5]}")
-    commits = int(getattr(engine.store, "commits", 0))
-    return RunFigures(makespan, store_bytes(db) - baseline, commits)
+    commits = getattr(engine.store, "commits", None)
+    return makespan, None if commits is None else int(commits)
 
 
 def figures(wl: Workload, k: int | None, runs: list[RunFigures]) -> dict[str, Any]:
@@ -289,10 +296,15 @@ def figures(wl: Workload, k: int | None, runs: list[RunFigures]) -> dict[str, An
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "db_bytes": db_bytes,
         "db_bytes_per_step_beyond_output": round((db_bytes - n * wl.output_bytes) / n, 1),
-        "commits": int(statistics.median(r.commits for r in runs)),
+        "commits": _median_or_none([r.commits for r in runs]),
         "disk_commit_ms": round(statistics.median(r.disk_commit_s for r in runs) * 1000, 4),
         "runs": len(runs),
     }
+
+
+def _median_or_none(values: list[int | None]) -> int | None:
+    known = [v for v in values if v is not None]
+    return int(statistics.median(known)) if known else None
 
 
 async def bench(wl: Workload, k: int | None, db: Path | None, repeat: int) -> dict[str, Any]:
@@ -305,13 +317,33 @@ async def bench(wl: Workload, k: int | None, db: Path | None, repeat: int) -> di
             target = db if db is not None else scratch / f"run{i}.db"
             remove_store(target)  # fresh store for every run
             disk = disk_commit_seconds(scratch)
-            runs.append(await run_once(wl, workflow, target, baseline))
-            runs[-1].disk_commit_s = disk
+            makespan, commits = await run_once(wl, workflow, target)
+            runs.append(RunFigures(makespan, store_bytes(target) - baseline, commits, disk))
             if db is None:
                 remove_store(target)
-        return figures(wl, k, runs)
+        return {"store": "sqlite", **figures(wl, k, runs)}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+async def bench_postgres(wl: Workload, k: int | None, server: str, repeat: int) -> dict[str, Any]:
+    """As `bench`, each run on a fresh schema of a database made for it (dropped at the end);
+    `db_bytes` is the store's tables' `pg_total_relation_size` minus that of an empty store, and
+    `disk_commit_ms` the server's own single-row INSERT + COMMIT."""
+    workflow = build_workflow(wl, k)
+    with _pg.bench_database(server) as database:
+        empty = _pg.new_schema(database, "empty")
+        await (await Engine.open(empty)).close()
+        baseline = _pg.store_bytes(empty)
+        _pg.drop_schema(empty)
+        runs: list[RunFigures] = []
+        for _ in range(repeat):
+            store = _pg.new_schema(database, "run")
+            disk = _pg.commit_seconds(database)
+            makespan, commits = await run_once(wl, workflow, store)
+            runs.append(RunFigures(makespan, _pg.store_bytes(store) - baseline, commits, disk))
+            _pg.drop_schema(store)
+        return {"store": "postgres", **figures(wl, k, runs)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -322,11 +354,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--k", type=int, help="max_concurrency (default: unlimited)")
     parser.add_argument("--db", type=Path, help="store file (default: a fresh temporary file)")
     parser.add_argument("--repeat", type=int, default=1, help="runs; timings are medians")
+    parser.add_argument(
+        "--store", choices=("sqlite", "postgres"), default="sqlite", help="default: sqlite"
+    )
+    parser.add_argument(
+        "--pg-url",
+        help=f"the Postgres server for --store postgres (default ${_pg.URL_ENV}, else "
+        f"{_pg.DEFAULT_URL}); a database of the benchmark's own is made there and dropped",
+    )
     args = parser.parse_args(argv)
     if args.k is not None and args.k < 1:
         parser.error("--k must be at least 1")
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
+    if args.db is not None and args.store == "postgres":
+        parser.error("--db is the SQLite file; with --store postgres give --pg-url")
     if args.db is not None and any(p.exists() for p in _files(args.db)):
         parser.error(f"--db {args.db} exists; give a new path (each run needs a fresh store)")
     try:
@@ -335,8 +377,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: malformed workload: {exc}", file=sys.stderr)
         return 2
     try:
-        result = asyncio.run(bench(wl, args.k, args.db, args.repeat))
-    except RuntimeError as exc:
+        if args.store == "postgres":
+            server = _pg.server_url(args.pg_url)
+            result = asyncio.run(bench_postgres(wl, args.k, server, args.repeat))
+        else:
+            result = asyncio.run(bench(wl, args.k, args.db, args.repeat))
+    except (RuntimeError, _pg.psycopg.Error) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(result))

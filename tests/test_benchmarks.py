@@ -6,6 +6,7 @@ Never asserts on speed: timings depend on the machine.
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import sys
@@ -16,10 +17,29 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FIELDS = {
-    "workload", "digest", "nodes", "k", "makespan_s", "critical_path_s", "bound_s", "cp_ratio",
-    "k_ratio", "overhead_ms_per_step", "peak_rss_mb", "db_bytes",
+    "store", "workload", "digest", "nodes", "k", "makespan_s", "critical_path_s", "bound_s",
+    "cp_ratio", "k_ratio", "overhead_ms_per_step", "peak_rss_mb", "db_bytes",
     "db_bytes_per_step_beyond_output", "commits", "disk_commit_ms", "runs",
 }  # fmt: skip
+
+
+POSTGRES = (
+    os.environ.get("PODIUM_TEST_POSTGRES_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def postgres_server() -> str:
+    """The test server's URL; the test is skipped without one (failed under
+    PODIUM_REQUIRE_POSTGRES=1, as in tests/store/conftest.py)."""
+    psycopg = pytest.importorskip("psycopg")
+    try:
+        psycopg.connect(POSTGRES, connect_timeout=5).close()
+    except psycopg.Error as exc:
+        reason = f"no Postgres server at {POSTGRES} ({exc})"
+        if os.environ.get("PODIUM_REQUIRE_POSTGRES") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return POSTGRES
 
 
 def small_workload(n: int = 20, seed: int = 7) -> dict[str, Any]:
@@ -74,7 +94,8 @@ def test_figures_are_complete_and_consistent(tmp_path: Path) -> None:
     assert set(fig) == FIELDS
     cp, bound = bounds(workload, 3)
     n = len(workload["nodes"])
-    assert (fig["workload"], fig["nodes"], fig["k"], fig["runs"]) == ("tiny20", n, 3, 2)
+    assert (fig["store"], fig["workload"], fig["nodes"]) == ("sqlite", "tiny20", n)
+    assert (fig["k"], fig["runs"]) == (3, 2)
     assert len(fig["digest"]) == 64
     assert fig["critical_path_s"] == pytest.approx(cp, abs=1e-6)
     assert fig["bound_s"] == pytest.approx(bound, abs=1e-6)
@@ -89,6 +110,22 @@ def test_figures_are_complete_and_consistent(tmp_path: Path) -> None:
     assert fig["db_bytes_per_step_beyond_output"] == pytest.approx(beyond, abs=0.1)
     assert fig["commits"] > 0
     assert fig["peak_rss_mb"] > 0
+    assert fig["disk_commit_ms"] > 0
+
+
+def test_the_dag_benchmark_runs_on_postgres(tmp_path: Path) -> None:
+    server = postgres_server()
+    path = tmp_path / "tiny20.json"
+    path.write_text(json.dumps(small_workload()))
+
+    done = run_bench("--workload", str(path), "--store", "postgres", "--pg-url", server)
+
+    assert done.returncode == 0, done.stderr
+    fig = json.loads(done.stdout)
+    assert set(fig) == FIELDS
+    assert (fig["store"], fig["nodes"], fig["runs"]) == ("postgres", 20, 1)
+    assert fig["db_bytes"] > 0  # the tables grew beyond an empty store's
+    assert fig["commits"] is None  # Postgres counts no commits of its own
     assert fig["disk_commit_ms"] > 0
 
 
@@ -165,3 +202,47 @@ def test_the_parked_benchmark_holds_no_task_per_run() -> None:
     assert figures["status_waiting"] == figures["with_wake_at"] == 300
     assert figures["tasks_held"] <= 2
     assert figures["leases_held"] == 0
+
+
+def test_the_scale_benchmark_drives_runs_with_worker_processes() -> None:
+    server = postgres_server()
+    size = ["--runs", "6", "--steps", "3", "--workers", "1,2", "--concurrency", "4"]
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.scale", *size, "--pg-url", server],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert done.returncode == 0, done.stderr  # it exits 1 when a run or a worker failed
+    rounds = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [r["workers"] for r in rounds] == [1, 2]
+    for r in rounds:
+        assert (r["runs"], r["succeeded"], r["steps_succeeded"]) == (6, 6, 18)
+        assert r["worker_exit_codes"] == [0] * r["workers"]
+        assert r["steps_per_s"] > 0
+        assert r["runs_per_s"] > 0
+        assert r["first_step_latency_ms"]["p99"] >= r["first_step_latency_ms"]["p50"] >= 0
+        assert r["step_interval_ms"]["p50"] > 0
+        assert r["pg_commit_ms"] > 0
+
+
+def test_the_takeover_benchmark_times_a_killed_workers_runs() -> None:
+    server = postgres_server()
+    size = ["--runs", "2", "--iterations", "1", "--lease-ttl", "2"]
+    if os.geteuid() != 0:  # a host name of A's own needs `unshare --uts`
+        size.append("--same-host")
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.takeover", *size, "--pg-url", server],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert done.returncode == 0, done.stderr  # it exits 1 when a run is not taken over
+    fig = json.loads(done.stdout)
+    assert (fig["taken_over"], fig["iterations"], fig["lease_ttl_s"]) == (2, 1, 2.0)
+    took = fig["kill_to_resumed_s"]
+    assert 0 < took["min"] <= took["median"] <= took["max"]

@@ -146,10 +146,16 @@ class PostgresEventStore:
                     if not atomic:
                         return await call(conn, *args)
                     async with conn.transaction():
+                        # A write that is always a change says so first, so that what it does
+                        # last (the locked counter row, for event inserts) is followed at once
+                        # by COMMIT: NOTIFY is only delivered at commit, wherever it is sent.
+                        notify = (self._watch.channel, self._watch.origin)
+                        if changed is _always:
+                            await conn.execute(NOTIFY, notify)
                         result = await call(conn, *args)
                         announce = changed is not None and changed(result)
-                        if announce:
-                            await conn.execute(NOTIFY, (self._watch.channel, self._watch.origin))
+                        if announce and changed is not _always:
+                            await conn.execute(NOTIFY, notify)
                 break
             except psycopg.Error as exc:
                 if not pg.is_transient(exc, seen):

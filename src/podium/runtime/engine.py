@@ -148,9 +148,6 @@ class Engine:
             wake=self._wake,
             claim=self._claim if worker else None,
             changed=self._store_changed if worker else None,
-            # an expired lease is claimable once it lapses but nobody announces that: look at
-            # least as often as leases are renewed, so a dead worker's runs wait about the TTL
-            idle_check_seconds=self._policy.heartbeat_seconds,
         )
         self._settled: set[asyncio.Future[None]] = set()
         self.children = ChildRuns(self, workflows)  # `workflow` steps' child runs

@@ -32,18 +32,11 @@ class Waker:
         wake: Callable[[str], Awaitable[None]],
         claim: Callable[[], Awaitable[None]] | None = None,
         changed: Callable[[float], Awaitable[bool]] | None = None,
-        idle_check_seconds: float = IDLE_CHECK_SECONDS,
     ) -> None:
-        """`idle_check_seconds`: how long a worker's claims may pause when nothing changes in
-        the store, which bounds how long an expired lease (a dead worker's) goes unnoticed:
-        its expiry is no change anybody announces."""
         self._now = now
         self._wake = wake
         self._claim = claim
         self._changed = changed
-        self._idle_check_seconds = max(
-            CLAIM_INTERVAL_SECONDS, min(idle_check_seconds, IDLE_CHECK_SECONDS)
-        )
         self._heap: list[tuple[datetime, str]] = []
         self._due: dict[str, datetime] = {}
         self._nudge = asyncio.Event()
@@ -125,8 +118,7 @@ class Waker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._nudge.wait(), seconds)
             return
-        idle = self._idle_check_seconds
-        limit = idle if seconds is None else min(seconds, idle)
+        limit = IDLE_CHECK_SECONDS if seconds is None else min(seconds, IDLE_CHECK_SECONDS)
         # Listen from now: a change committed while we pause between claims still wakes us.
         changed = asyncio.ensure_future(self._changed(limit))
         try:

@@ -155,21 +155,23 @@ async def _spawn(
     try:
         return await asyncio.shield(starting)
     except asyncio.CancelledError:
-        proc = await _started(starting)
-        if proc is not None:
-            if proc.stdin is not None:
-                proc.stdin.close()
-            pipes = [p for p in (proc.stdout, proc.stderr) if p is not None]
-            await _terminate(proc, [asyncio.create_task(_discard(p)) for p in pipes])
+        stopping = asyncio.ensure_future(_stop_started(starting))
+        while not stopping.done():  # a second cancel (the run's driver stopping) must not
+            with contextlib.suppress(asyncio.CancelledError):  # leave the group running
+                await asyncio.shield(stopping)
         raise
 
 
-async def _started(starting: asyncio.Future[asyncio.subprocess.Process]) -> Any:
-    """The started child, or None if it could not start (then there is nothing to stop)."""
+async def _stop_started(starting: asyncio.Future[asyncio.subprocess.Process]) -> None:
+    """Once the child has started (if it could), stop its group and reap it and its pipes."""
     try:
-        return await starting
+        proc = await starting
     except Exception:
-        return None
+        return  # it could not start: nothing to stop
+    if proc.stdin is not None:
+        proc.stdin.close()
+    pipes = [p for p in (proc.stdout, proc.stderr) if p is not None]
+    await _terminate(proc, [asyncio.create_task(_discard(p)) for p in pipes])
 
 
 async def _discard(stream: asyncio.StreamReader) -> None:
@@ -330,6 +332,11 @@ async def _reap(proc: asyncio.subprocess.Process, tasks: list[asyncio.Task[Any]]
     _, pending = await asyncio.wait(tasks, timeout=TERMINATE_GRACE_SECONDS)
     for task in pending:
         task.cancel()
+    if pending:  # a process outside the group still holds a pipe: close our ends, or they leak
+        await asyncio.gather(*pending, return_exceptions=True)
+        transport = getattr(proc, "_transport", None)  # asyncio has no public way to close them
+        if transport is not None:
+            transport.close()
     for task in tasks:
         if task.done() and not task.cancelled():
             task.exception()  # retrieved, so asyncio does not log it

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
+import functools
 import os
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
@@ -32,7 +32,7 @@ from podium.core.redact import Redactor
 from podium.core.state import RunState
 from podium.errors import ConcurrencyError, LeaseHeldError, UsageError
 from podium.ids import RunId
-from podium.runtime import approvals, placement, threads
+from podium.runtime import approvals, placement, threads, workers
 from podium.runtime.bus import EventBus
 from podium.runtime.children import ChildRuns
 from podium.runtime.execution import ExecutionBackend, InProcessBackend
@@ -65,7 +65,6 @@ from podium.store.base import (
 EngineMode = Literal["local", "worker", "control"]
 MODES: tuple[EngineMode, ...] = ("local", "worker", "control")
 WAIT_POLL_SECONDS = 1.0
-_log = logging.getLogger("podium.engine")
 
 
 class Engine:
@@ -146,7 +145,7 @@ class Engine:
         self._waker = Waker(
             now=self.store.now,
             wake=self._wake,
-            claim=self._claim if worker else None,
+            claim=functools.partial(workers.claim, self) if worker else None,
             changed=self._store_changed if worker else None,
         )
         self._settled: set[asyncio.Future[None]] = set()
@@ -190,16 +189,9 @@ class Engine:
         await self.close()
 
     async def drain(self, seconds: float) -> list[str]:
-        """Take no more runs (no claims, no timed wake-ups) and give the runs this engine drives
-        up to `seconds` to finish or park; return the ids of those still driven then. `close`
-        gives those back: their drivers stop, their leases are released and their in-flight steps
-        are left for whoever takes the runs over."""
-        await self._waker.stop()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + max(seconds, 0.0)
-        while self._tasks and (left := deadline - loop.time()) > 0:
-            await asyncio.wait(list(self._tasks.values()), timeout=left)
-        return sorted(self._tasks)
+        """Take no more runs and give the ones in hand `seconds` to finish or park; the ids of
+        those still driven then, which `close` gives back (see runtime/workers.py)."""
+        return await workers.drain(self, seconds)
 
     async def close(self) -> None:
         """Stop driving (in-flight steps stay in flight for a later resume) and close the store.
@@ -492,7 +484,7 @@ class Engine:
         )
         self._drivers[state.run_id] = driver
         task = asyncio.create_task(self._drive(driver, resumed), name=state.run_id)
-        task.add_done_callback(_report_stop)
+        task.add_done_callback(workers.report_stop)
         self._tasks[state.run_id] = task
         self._notify()
 
@@ -547,32 +539,5 @@ class Engine:
         with contextlib.suppress(LeaseHeldError):
             await self.resume(run_id)
 
-    async def _claim(self) -> None:
-        free = self._max_runs - len(self._tasks)
-        if free <= 0:
-            return
-        ttl = self._policy.ttl_seconds
-        claims = await self.store.claim(
-            self._owner, limit=free, ttl_seconds=ttl, queues=self.queues
-        )
-        for claim in claims:
-            run_id = claim.lease.run_id
-            self._waker.forget(run_id)
-            async with self._resuming:  # a resume (an API call, a child's end) may race us
-                if run_id in self._tasks:  # it took the run meanwhile, under a newer epoch
-                    await self.store.release_lease(claim.lease)  # so this changes nothing
-                    continue
-                state = await committed_state(self.store, run_id)
-                self._adopt_run_defaults(state)
-                self._spawn(state, claim.lease, resumed=True)
-
     async def _store_changed(self, seconds: float) -> bool:
         return await self.store.wait_for_change(timeout_seconds=seconds)
-
-
-def _report_stop(task: asyncio.Task[RunState]) -> None:
-    """A driver that stopped with an error nobody awaits (a worker's) says so in the log."""
-    if task.cancelled() or (error := task.exception()) is None:
-        return
-    level = logging.WARNING if isinstance(error, ConcurrencyError) else logging.ERROR
-    _log.log(level, "the driver of run %s stopped: %s", task.get_name(), error, exc_info=error)

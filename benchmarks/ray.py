@@ -26,7 +26,7 @@ from typing import Any
 import ray
 
 import podium
-from podium.runtime.engine import Engine
+from benchmarks import sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,17 +49,7 @@ def chain(steps: int, execution: str) -> dict[str, Any]:
 
 async def run_once(workflow: dict[str, Any]) -> float:
     with tempfile.TemporaryDirectory(prefix="podium-ray-bench-") as folder:
-        engine = await Engine.open(Path(folder) / "podium.db", workspace=folder)
-        try:
-            start = time.perf_counter()
-            state = await engine.run(workflow, {})
-            elapsed = time.perf_counter() - start
-        finally:
-            await engine.close()
-    if state.status != "succeeded":
-        errors = [f"{sid}: {s.error}" for sid, s in state.steps.items() if s.status != "succeeded"]
-        raise RuntimeError(f"run {state.run_id} ended {state.status}: {errors[:3]}")
-    return elapsed
+        return await sandbox.run_once(workflow, Path(folder))
 
 
 def start_ray(cpus: int) -> float:

@@ -102,6 +102,7 @@ def test_status_and_age_choose_what_goes_and_json_lists_it(three_runs: Cli) -> N
         "created_at",
         "updated_at",
         "wake_at",
+        "queue",
     }
     assert sorted(listed(cli)) == ["new", "old"]
     assert json.loads(cli("prune", "--older-than", "41d", "--json").stdout) == []

@@ -51,6 +51,11 @@ def _queue_name(value: str) -> str:
         raise typer.BadParameter(str(exc)) from None
 
 
+def queue_names(values: list[str] | None) -> list[str] | None:
+    """`--queue NAME`, repeatable: each name checked as `--queue` is everywhere."""
+    return None if values is None else [_queue_name(value) for value in values]
+
+
 QueueOption = Annotated[
     str,
     typer.Option(

@@ -17,16 +17,15 @@ from podium.cli._session import (
     Session,
     StoreOption,
     execute,
+    queue_names,
     session,
 )
 from podium.config import CONFIG_ENV, load_config
 from podium.core.events import DEFAULT_QUEUE
 from podium.core.happenings import MAX_RECOVERIES
-from podium.errors import UsageError
 from podium.runtime.engine import Engine
 from podium.runtime.runner import LeasePolicy
 from podium.store import default_store_path
-from podium.store.base import check_queue
 
 
 def worker(
@@ -70,6 +69,7 @@ def worker(
         typer.Option(
             "--queue",
             metavar="NAME",
+            callback=queue_names,
             help="Claim only runs on this queue (`podium run --queue`); repeatable. "
             "Default: the runs submitted without one (queue `default`).",
         ),
@@ -100,11 +100,7 @@ def worker(
     lease = LeasePolicy(
         ttl_seconds=lease_ttl, heartbeat_seconds=lease_ttl / 3, max_recoveries=max_recoveries
     )
-    try:
-        wanted = [check_queue(name) for name in queues or [DEFAULT_QUEUE]]
-    except UsageError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--queue") from None
-    execute(here, _work(here, concurrency, drain, lease, wanted, ray))
+    execute(here, _work(here, concurrency, drain, lease, queues or [DEFAULT_QUEUE], ray))
 
 
 async def _work(

@@ -136,7 +136,6 @@ class RunDriver:
         self._protected = protected  # Podium's own files, refused to steps (runtime/protected.py)
         self._hooks = hooks
         self.lease = lease
-        self._crashed = lease.taken_from is not None  # its last driver died holding the run
         self.bus = bus
         self.parked_until: datetime | None = None
         self._store = store
@@ -211,7 +210,8 @@ class RunDriver:
         if resumed and self.state.running:
             stopped = await self._stop_leftovers()
             limit = self._policy.max_recoveries
-            first.append(TakenOver(stopped, crashed=self._crashed, max_recoveries=limit))
+            crashed = self.lease.taken_from is not None  # its last driver died holding the run
+            first.append(TakenOver(stopped, crashed=crashed, max_recoveries=limit))
         if self._hooks is not None:
             first += await self._hooks.on_start(self.state)
         return first + await self._signals()

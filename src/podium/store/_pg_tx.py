@@ -49,6 +49,9 @@ LAST_POSITION = "SELECT last FROM position_counter WHERE id = 1"
 _INSERT_SIGNAL = q(sql.INSERT_SIGNAL) + " RETURNING id"
 _ON_QUEUES = " AND r.queue = ANY(?)"  # a list of names, adapted to a text[]
 _SKIP_LOCKED = " FOR UPDATE OF r SKIP LOCKED"
+# (any queue, some queues) -> the claim queries, built once
+_CLAIM_FREE = (q(sql.claim_free("")) + _SKIP_LOCKED, q(sql.claim_free(_ON_QUEUES)) + _SKIP_LOCKED)
+_CLAIM_LOCAL = (q(sql.claim_local("")), q(sql.claim_local(_ON_QUEUES)))
 _SHARE_RUN = "SELECT 1 FROM runs WHERE run_id = %s FOR KEY SHARE"
 _LOCK_IF_UNCHANGED = "SELECT 1 FROM runs WHERE run_id = %s AND epoch = %s FOR UPDATE SKIP LOCKED"
 
@@ -245,11 +248,11 @@ async def claim(
     if nobody holds it and its epoch is still the one read, else passed over."""
     now = await db_now(conn)
     wanted: tuple[Any, ...] = () if queues is None else (list(queues),)
-    on_queues = _ON_QUEUES if wanted else ""
+    some = bool(wanted)
     free_params = sql.claim_free_params(now, limit, wanted)
-    free = await fetch_all(conn, q(sql.claim_free(on_queues)) + _SKIP_LOCKED, free_params)
+    free = await fetch_all(conn, _CLAIM_FREE[some], free_params)
     local_params = sql.claim_local_params(now, local_owner_prefix(), owner, wanted)
-    local = await fetch_all(conn, q(sql.claim_local(on_queues)), local_params)
+    local = await fetch_all(conn, _CLAIM_LOCAL[some], local_params)
     unlocked = {row[0] for row in local} - {row[0] for row in free}
     expires = now + ttl_seconds
     claims = []

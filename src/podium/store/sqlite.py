@@ -37,6 +37,9 @@ from podium.store.base import (
 )
 
 _ON_QUEUES = " AND r.queue IN (SELECT value FROM json_each(?))"  # one JSON array of names
+# (any queue, some queues) -> the claim queries, built once
+_CLAIM_FREE = (sql.claim_free(""), sql.claim_free(_ON_QUEUES))
+_CLAIM_LOCAL = (sql.claim_local(""), sql.claim_local(_ON_QUEUES))
 _WRITE_NOTHING = "UPDATE runs SET epoch = epoch WHERE 0"  # takes the write lock, changes nothing
 _CANNOT_WRITE = "this process cannot write to it, so it cannot drive or steer runs"
 _NOT_CREATED = "nothing was recorded and no run was created"
@@ -354,11 +357,11 @@ class SQLiteEventStore:
         self, owner: str, limit: int, queues: tuple[str, ...]
     ) -> list[sql.ClaimCandidate]:
         now = datetime.now(UTC).timestamp()
-        on_queues = _ON_QUEUES if queues else ""
+        some = bool(queues)
         free_params = sql.claim_free_params(now, limit, queues)
-        free = self._db.fetch_all(sql.claim_free(on_queues), free_params)
+        free = self._db.fetch_all(_CLAIM_FREE[some], free_params)
         local_params = sql.claim_local_params(now, local_owner_prefix(), owner, queues)
-        local = self._db.fetch_all(sql.claim_local(on_queues), local_params)
+        local = self._db.fetch_all(_CLAIM_LOCAL[some], local_params)
         return sql.claim_candidates(free, local, limit)
 
     def _claim(
